@@ -1,0 +1,40 @@
+# fruit-synth: `make report` and `make test` each create the environment (.venv) when it is missing
+# or when pyproject.toml changed since it was made.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?= demo
+
+.PHONY: env test report export check-sync nbtest pytest clean-report
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# The notebooks are the source: exporting them must leave fruit_synth/ exactly as committed.
+check-sync: env
+	$(BIN)/nbdev-export
+	@if [ -n "$$(git status --porcelain -- fruit_synth)" ]; then \
+	  git status --porcelain -- fruit_synth; \
+	  echo "fruit_synth/ is out of sync with nbs/: run 'make export' and commit the result"; exit 1; fi
+
+export: env
+	$(BIN)/nbdev-export
+
+nbtest: env
+	$(BIN)/nbdev-test --flags slow --timing
+
+pytest: env
+	$(BIN)/pytest
+
+test: check-sync nbtest pytest
+
+report: env
+	$(BIN)/fruit-synth report --profile $(PROFILE)
+	@echo "open report/index.html"
