@@ -1,0 +1,106 @@
+"""Bad input, generated on the fly: each case ends in a clear error or a counted, reported skip, never a traceback."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+
+CLASSES = ["-p", "classes=orange, kiwi", "-p", "plurals=oranges, kiwis"]
+
+
+def _photo(path: Path, colour, size=(64, 48), seed=0):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(colour) + rng.normal(0, 25, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
+
+
+def _cutout(path: Path, colour, seed=0, transparent=False):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    yy, xx = np.mgrid[:60, :60]
+    alpha = np.zeros((60, 60), np.uint8) if transparent else (((yy - 30) ** 2 + (xx - 30) ** 2 < 400) * 255).astype(np.uint8)
+    rgba = np.dstack([np.full((60, 60, 3), colour, np.uint8), alpha])
+    Image.fromarray(rgba, "RGBA").save(path)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Path:
+    "Real photos with every kind of bad file, RGBA cut-outs (one all-transparent), and backgrounds."
+    for name, colour in [("orange", (230, 130, 30)), ("kiwi", (110, 90, 50))]:
+        for i in range(4): _photo(tmp_path / f"real/{name}/{name}_{i}.jpg", colour, seed=i)
+        for i in range(3): _cutout(tmp_path / f"masks/{name}/cut_{i}.png", colour, seed=i)
+    real = tmp_path / "real/orange"
+    (real / "zero.jpg").write_bytes(b"")
+    (real / "notes.jpg").write_text("not a picture at all")
+    good = (real / "orange_0.jpg").read_bytes()
+    (real / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    Image.new("RGB", (3000, 3000), "orange").save(real / "huge.png")  # over the pixel limit set below
+    palette = Image.new("P", (50, 40), 1)
+    palette.putpalette([0, 0, 0] + [240, 140, 20] * 255)
+    palette.paste(0, (0, 0, 10, 40))
+    palette.save(real / "palette.png", transparency=0)
+    Image.new("CMYK", (50, 40), (0, 120, 240, 10)).save(real / "cmyk.jpg")
+    Image.fromarray((np.linspace(0, 65535, 50 * 40).reshape(40, 50)).astype(np.uint16)).save(real / "sixteen.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (60, 30), (230, 130, 30)).save(real / "rotated.jpg", exif=exif)
+    _cutout(tmp_path / "masks/kiwi/cut_empty.png", (110, 90, 50), transparent=True)
+    for i in range(3): _photo(tmp_path / f"bg/bg_{i}.jpg", (60 * i, 120, 200 - 50 * i), size=(80, 80), seed=10 + i)
+    return tmp_path
+
+
+def _args(world: Path, *extra: str) -> list[str]:
+    return ["sources", "--profile", "paper", *CLASSES, "-p", f"real_dir={world / 'real'}", "-p", f"mask_dir={world / 'masks'}",
+            "-p", f"backgrounds_dir={world / 'bg'}", "-p", f"work_dir={world / 'work'}", "-p", "test_per_class=3",
+            "-p", "masks_per_class=3", "-p", "min_backgrounds=2", "-p", "max_image_pixels=4000000", *extra]
+
+
+def test_bad_files_are_counted_and_reported_and_odd_formats_are_kept(world: Path):
+    result = run_cli(*_args(world))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    report = json.loads((world / "work/paper/sources.json").read_text())
+    reasons = {Path(row["path"]).name: row["reason"] for row in report["skipped"]}
+    assert "empty file" in reasons["zero.jpg"]
+    assert "not an image" in reasons["notes.jpg"]
+    assert "truncated" in reasons["truncated.jpg"]
+    assert "over the limit" in reasons["huge.png"] and "max_image_pixels" in reasons["huge.png"]
+    assert "cut_empty.png" in reasons  # the all-transparent cut-out is rejected with a reason
+    for name in ["zero.jpg", "notes.jpg", "truncated.jpg", "huge.png", "cut_empty.png"]:
+        assert name in result.stdout, f"{name} not reported on the terminal"
+    orange = next(row for row in report["classes"] if row["cls"] == "orange")
+    assert orange["real_found"] == 4 + 4  # the four good photos plus palette, CMYK, 16-bit and rotated
+    assert "skipped files: 5" in result.stdout
+
+
+def test_a_missing_class_folder_is_a_clear_error(world: Path):
+    (world / "real/kiwi").rename(world / "real/apple")
+    result = run_cli(*_args(world))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "real_dir" in result.stderr and "no class folder matching 'kiwi'" in result.stderr and "apple" in result.stderr
+
+
+def test_an_empty_cutout_folder_is_a_clear_error(world: Path):
+    for path in (world / "masks/kiwi").iterdir(): path.unlink()
+    result = run_cli(*_args(world))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "kiwi" in result.stderr and str(world / "masks") in result.stderr
+
+
+def test_too_few_real_photos_is_an_error_unless_allowed(world: Path):
+    result = run_cli(*_args(world, "-p", "test_per_class=50"))
+    assert result.returncode == 2 and "fewer than test_per_class = 50" in result.stderr and "allow_fewer" in result.stderr
+    allowed = run_cli(*_args(world, "-p", "test_per_class=50", "-p", "allow_fewer=true"))
+    assert allowed.returncode == 0 and "warning: class 'orange' has 8 usable real photos" in allowed.stdout
+
+
+def test_bad_settings_name_the_setting_and_what_is_expected(world: Path):
+    unknown = run_cli("settings", "-p", "test_per_clas=5")
+    assert unknown.returncode == 2 and "unknown setting 'test_per_clas'" in unknown.stderr and "test_per_class" in unknown.stderr
+    bad = run_cli("settings", "--profile", "paper", "-p", "val_fraction=2")
+    assert bad.returncode == 2 and "val_fraction: expected a number in [0.01, 0.9], found '2'" in bad.stderr
+    missing = run_cli(*_args(world, "-p", f"backgrounds_dir={world / 'nowhere'}"))
+    assert missing.returncode == 2 and "backgrounds_dir" in missing.stderr and "does not exist" in missing.stderr
