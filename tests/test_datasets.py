@@ -1,0 +1,136 @@
+"""Dataset generation through the CLI: determinism across workers, resume after SIGKILL, refusals, bad input."""
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import CLI, run_cli
+
+SMALL = ["--profile", "grocery", "-p", "n_per_class=6", "-p", "image_size=96"]
+
+
+def _records(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix == ".png"}
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> list[str]:
+    return ["-p", f"work_dir={tmp_path / 'work'}"]
+
+
+def test_same_settings_give_identical_files_whatever_the_number_of_workers(tmp_path, work, data):
+    one = run_cli("generate", "copy-paste", "--out", tmp_path / "one", "--jobs", "1", *SMALL, *work)
+    two = run_cli("generate", "copy-paste", "--out", tmp_path / "two", "--jobs", "2", *SMALL, *work)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    assert "30 images" in one.stdout and "samples.jpg" in one.stdout
+    assert _files(tmp_path / "one/copy_paste") == _files(tmp_path / "two/copy_paste")
+    assert (tmp_path / "one/copy_paste/manifest.jsonl").read_bytes() == (tmp_path / "two/copy_paste/manifest.jsonl").read_bytes()
+    record = _records(tmp_path / "one/copy_paste")[0]
+    assert record["objects"] and all(0 <= v <= 96 for v in record["objects"][0]["box"])
+
+
+def test_a_run_killed_halfway_resumes_to_exactly_the_uninterrupted_files(tmp_path, work, data):
+    args = ["--profile", "grocery", "-p", "n_per_class=40", "-p", "image_size=128", *work]
+    reference = run_cli("generate", "copy-paste", "--out", tmp_path / "reference", "--jobs", "2", *args)
+    assert reference.returncode == 0, reference.stderr
+    out = tmp_path / "killed"
+    process = subprocess.Popen([str(CLI), "generate", "copy-paste", "--out", str(out), "--jobs", "2", *args],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    manifest = out / "copy_paste/manifest.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not manifest.exists() or len(manifest.read_text().splitlines()) < 60):
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    written = len(manifest.read_text().splitlines())
+    assert 0 < written < 200, f"the kill came too late to test a resume ({written} images written)"
+    for path in (out / "copy_paste").rglob("*.png"):  # whatever is visible under a final name is a whole image
+        if not path.name.startswith("."): Image.open(path).load()
+    resumed = run_cli("generate", "copy-paste", "--out", out, "--jobs", "2", *args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _files(out / "copy_paste") == _files(tmp_path / "reference/copy_paste")
+    assert not [p for p in (out / "copy_paste").rglob(".*") if p.is_file()]  # no temporary files left
+
+
+def test_a_folder_with_other_data_is_refused_and_left_alone(tmp_path, work, data):
+    out = tmp_path / "out"
+    assert run_cli("generate", "copy-paste", "--out", out, *SMALL, *work).returncode == 0
+    before = _files(out / "copy_paste")
+    other = run_cli("generate", "copy-paste", "--out", out, *SMALL, "-p", "scale_max=0.5", *work)
+    assert other.returncode == 2 and "holds a different dataset" in other.stderr and "Traceback" not in other.stderr
+    assert _files(out / "copy_paste") == before
+    foreign = tmp_path / "foreign"
+    (foreign / "copy_paste").mkdir(parents=True)
+    (foreign / "copy_paste/holiday.jpg").write_bytes(b"precious")
+    refused = run_cli("generate", "copy-paste", "--out", foreign, *SMALL, *work)
+    assert refused.returncode == 2 and "not a fruit-synth dataset" in refused.stderr
+    assert (foreign / "copy_paste/holiday.jpg").read_bytes() == b"precious"
+
+
+def test_an_unwritable_output_folder_fails_before_any_work(tmp_path, work, data):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = run_cli("generate", "copy-paste", "--out", blocker / "datasets", *SMALL, *work)
+    assert result.returncode == 2 and "cannot write to output folder" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "work").exists()  # no cut-outs were made: the check came first
+
+
+def test_fewer_backgrounds_than_images_are_reused_and_reported(tmp_path, work, data):
+    few = tmp_path / "backgrounds"
+    few.mkdir()
+    for path in sorted((data / "backgrounds").glob("*.jpg"))[:3]: shutil.copy(path, few)
+    result = run_cli("generate", "copy-paste", "--out", tmp_path / "out", *SMALL, *work, "-p", f"backgrounds_dir={few}",
+                     "-p", "min_backgrounds=2")
+    assert result.returncode == 0, result.stderr
+    assert "note: 3 backgrounds for 6 images per class: 3 per class reuse a background" in result.stdout
+    used = {r["background"] for r in _records(tmp_path / "out/copy_paste")}
+    assert len(used) == 3
+
+
+def test_a_cutout_folder_with_a_class_missing_is_a_clear_error(tmp_path, work, data):
+    masks = tmp_path / "white"
+    for name in ["orange", "peach", "kiwi", "tomato"]: shutil.copytree(data / "white" / name, masks / name)
+    result = run_cli("generate", "copy-paste", "--out", tmp_path / "out", *SMALL, *work, "-p", f"mask_dir={masks}")
+    assert result.returncode == 2 and "mask_dir" in result.stderr and "no class folder matching 'banana'" in result.stderr
+
+
+def test_hybrid_refuses_clearly_while_a_source_dataset_is_missing(tmp_path, work, data):
+    result = run_cli("generate", "hybrid", "--out", tmp_path / "out", *SMALL, *work)
+    assert result.returncode == 2
+    assert "hybrid needs a complete copy_paste dataset" in result.stderr and "fruit-synth generate copy-paste" in result.stderr
+
+
+def test_disk_full_is_a_clean_error_and_a_rerun_resumes(tmp_path, monkeypatch, data):
+    from fruit_synth import datasets
+    from fruit_synth.settings import load_settings
+    settings = load_settings("grocery", {"work_dir": tmp_path / "work", "n_per_class": 3, "image_size": 64})
+    reference = datasets.generate_variant(settings, "copy_paste", tmp_path / "reference", jobs=1, progress=False)
+    real_save, calls = datasets.save_image, []
+    def failing_save(image, path, quality=90):
+        calls.append(path)
+        if len(calls) > 4: raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(image, path, quality)
+    monkeypatch.setattr(datasets, "save_image", failing_save)
+    with pytest.raises(datasets.DatasetError, match="disk full .* run the same command again"):
+        datasets.generate_variant(settings, "copy_paste", tmp_path / "full", jobs=1, progress=False)
+    monkeypatch.setattr(datasets, "save_image", real_save)
+    folder = datasets.generate_variant(settings, "copy_paste", tmp_path / "full", jobs=1, progress=False)
+    assert _files(folder) == _files(reference)
+
+
+def test_the_demo_profile_builds_its_world_on_a_fresh_clone(tmp_path):
+    demo = ["-p", f"work_dir={tmp_path / 'work'}", "-p", f"demo_dir={tmp_path / 'demo'}"]
+    result = run_cli("generate", "copy-paste", "--out", tmp_path / "cp", "-p", "n_per_class=6", *demo)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "demo/README.txt").is_file() and len(_records(tmp_path / "cp/copy_paste")) == 30
