@@ -1,0 +1,87 @@
+"""Copy-paste generation speed: the project's generator against a naive PIL script and against pure encoding.
+
+Generates 1000 images at 512x512 (200 per class) from cut-outs extracted from the real white-background photos
+and the real backgrounds in ../shared/data (or $FRUIT_SYNTH_DATA), in one process run, and prints images/s and
+the ratios the copy-paste issue sets as goals: >= 4x the naive reference and within 2x of the encode bound.
+
+    .venv/bin/python benchmarks/copy_paste.py [--per-class 200] [--size 512] [--jobs N]
+"""
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from fruit_synth.datasets import generate_variant, load_dataset
+from fruit_synth.images import encode_image
+from fruit_synth.settings import load_settings
+from fruit_synth.sources import cutout_library, usable_backgrounds
+
+
+def project_generator(settings, out: Path, jobs: int | None) -> float:
+    "Seconds for the project's generator to make the whole copy-paste dataset."
+    start = time.perf_counter()
+    generate_variant(settings, "copy_paste", out, jobs=jobs, progress=False)
+    return time.perf_counter() - start
+
+
+def naive_reference(backgrounds: list[Path], cutouts: dict[str, list[Path]], per_class: int, size: int, out: Path) -> float:
+    "Seconds for a plain single-process PIL script: open a background, paste cut-outs with their alpha, save."
+    rng = np.random.default_rng(0)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    for name, files in cutouts.items():
+        for index in range(per_class):
+            canvas = Image.open(backgrounds[rng.integers(len(backgrounds))]).convert("RGB").resize((size, size))
+            for _ in range(rng.integers(1, 5)):
+                cutout = Image.open(files[rng.integers(len(files))]).convert("RGBA")
+                scale = rng.uniform(0.25, 0.55) * size / max(cutout.size)
+                cutout = cutout.resize((max(1, int(cutout.width * scale)), max(1, int(cutout.height * scale))))
+                cutout = cutout.rotate(rng.uniform(-180, 180), expand=True)
+                x, y = rng.integers(0, max(1, size - cutout.width)), rng.integers(0, max(1, size - cutout.height))
+                canvas.paste(cutout, (int(x), int(y)), cutout)
+            canvas.save(out / f"{name}_{index:05d}.png")
+    return time.perf_counter() - start
+
+
+def encode_bound(images: list[Image.Image], count: int, suffix: str) -> float:
+    "Seconds to only encode `count` ready images in the dataset's format, as the project encodes them."
+    start = time.perf_counter()
+    for index in range(count): encode_image(images[index % len(images)], suffix)
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-class", type=int, default=200)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--jobs", type=int, default=None, help="project workers (default: all cores)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="fruit-synth-bench-"))
+    settings = load_settings("grocery", {"work_dir": work, "n_per_class": args.per_class, "image_size": args.size})
+    library, _ = cutout_library(settings, progress=False)  # a one-off stage, not part of generation
+    backgrounds = usable_backgrounds(settings).images
+    cutouts = {name: [r.path for r in records] for name, records in library.by_class().items()}
+    total = args.per_class * len(cutouts)
+
+    project = project_generator(settings, work / "project", args.jobs)
+    dataset = load_dataset(work / "project/copy_paste")
+    made = [Image.open(path) for path, _ in dataset.files()[:50]]
+    for image in made: image.load()
+    naive = naive_reference(backgrounds, cutouts, args.per_class, args.size, work / "naive")
+    encode = encode_bound(made, total, "." + settings.image_format)
+
+    print(f"{total} images at {args.size}x{args.size} ({settings.image_format}), {os.cpu_count()} cores, "
+          f"project jobs = {args.jobs or os.cpu_count()}")
+    print(f"{'':<34}{'seconds':>9}{'images/s':>10}")
+    for label, seconds in [("project generator", project), ("naive PIL script (1 process)", naive), ("encode bound (encoding only)", encode)]:
+        print(f"{label:<34}{seconds:>9.2f}{total / seconds:>10.1f}")
+    print(f"project vs naive: {naive / project:.2f}x faster (goal >= 4x)")
+    print(f"project vs encode bound: {project / encode:.2f}x the encoding time (goal <= 2x)")
+
+
+if __name__ == "__main__":
+    main()
