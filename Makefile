@@ -28,7 +28,7 @@ export: env
 	$(BIN)/nbdev-export
 
 nbtest: env
-	$(BIN)/nbdev-test --flags slow --timing
+	$(BIN)/nbdev-test --flags slow --timing --skip-file-re "^(experiment|explore)\.ipynb$$"
 
 pytest: env
 	$(BIN)/pytest
