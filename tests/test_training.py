@@ -1,0 +1,154 @@
+"Training and evaluation fed bad input on purpose, and one small run end to end (random init, 32 px)."
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fruit_synth import train
+from fruit_synth.datasets import generate
+from fruit_synth.models import ModelError, RESNET18_FILE, imagenet_model, resnet18_weights
+from fruit_synth.settings import load_settings
+
+CLASSES = ["orange", "kiwi", "banana"]
+
+
+class Swatches:
+    "Flat colour per class plus noise: a dataset that trains in seconds."
+    colours = {"orange": (240, 140, 20), "kiwi": (120, 100, 50), "banana": (250, 220, 60)}
+
+    def fingerprint(self) -> str: return "swatches-test-1"
+
+    def make(self, name, index, rng):
+        pixels = np.clip(np.array(self.colours[name]) + rng.normal(0, 30, (40, 40, 3)), 0, 255).astype(np.uint8)
+        return Image.fromarray(pixels), {}
+
+
+def toy_settings(**changes):
+    base = {"classes": ", ".join(CLASSES), "plurals": "oranges, kiwis, bananas", "val_fraction": 0.25, "backbone": "resnet18",
+            "pretrained": "false", "image_size": 32, "batch_size": 8, "epochs_grid": "1", "lr": 3e-3, "bootstrap": 100}
+    return load_settings("demo", {**base, **changes})
+
+
+def toy_dataset(root: Path, counts: dict[str, int]) -> Path:
+    return generate(Swatches(), root, "swatches", counts, toy_settings(), jobs=1, progress=False)
+
+
+def photos(folder: Path, names=CLASSES, per_class: int = 3) -> dict[str, list[Path]]:
+    "A few test 'photos' per class (class-coloured squares of another size)."
+    result = {}
+    for name in names:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        colour = Swatches.colours.get(name, (200, 50, 50))
+        result[name] = []
+        for index in range(per_class):
+            path = folder / name / f"{index}.jpg"
+            Image.new("RGB", (50, 60), colour).save(path)
+            result[name].append(path)
+    return result
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> tuple[Path, dict, dict]:
+    "One small trained run: (run folder, its metrics, its test photos)."
+    root = tmp_path_factory.mktemp("run")
+    folder = toy_dataset(root / "data", {name: 8 for name in CLASSES})
+    test = photos(root / "test")
+    metrics = train.train_and_select(folder, toy_settings(), root / "out", test, progress=False)
+    return root / "out", metrics, test
+
+
+def test_run_writes_every_file_and_the_schema(run):
+    out, metrics, test = run
+    assert {p.name for p in out.iterdir()} >= {"metrics.json", "predictions.csv", "model.pt", "confusion.png", "per_class_f1.png", "curves.png"}
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["schema"] == 1 and saved["classes"] == CLASSES and saved["test"]["images"] == 9
+    assert saved["dataset"]["train"] + saved["dataset"]["val"] == 24 and saved["dataset"]["fingerprint"]
+    selected = saved["selected"][0]["test"]
+    assert 0 <= selected["accuracy"] <= 1 and selected["accuracy_ci"][0] <= selected["accuracy"] <= selected["accuracy_ci"][1]
+    assert set(selected["per_class"]) == set(CLASSES) and np.array(selected["confusion"]).sum() == 9
+    assert saved["runs"][0]["history"][0].keys() == {"epoch", "train_loss", "train_acc", "val_loss", "val_acc"}
+    rows = list(csv.DictReader((out / "predictions.csv").open()))
+    assert len(rows) == 9 and list(rows[0]) == ["path", "true", "predicted", "p_orange", "p_kiwi", "p_banana"]
+    assert abs(sum(float(rows[0][f"p_{name}"]) for name in CLASSES) - 1) < 1e-3
+
+
+def test_evaluate_checkpoint_again_gives_the_same_numbers(run, tmp_path):
+    out, metrics, test = run
+    again = train.evaluate_checkpoint(out, test, tmp_path, toy_settings(backbone="efficientnet_lite0"))
+    assert again["backbone"] == "resnet18"  # the checkpoint's backbone, not the settings'
+    assert again["test"]["accuracy"] == pytest.approx(metrics["selected"][0]["test"]["accuracy"])
+    assert (tmp_path / "evaluation.json").is_file() and (tmp_path / "predictions.csv").is_file()
+
+
+def test_test_set_with_other_classes_is_refused(run, tmp_path):
+    out, _, _ = run
+    other = photos(tmp_path, ["orange", "kiwi", "peach"])
+    with pytest.raises(train.TrainingError, match=r"classes \['orange', 'kiwi', 'peach'\].*\['orange', 'kiwi', 'banana'\]"):
+        train.evaluate_checkpoint(out, other, tmp_path / "eval", toy_settings())
+
+
+def test_dataset_missing_a_class_is_refused(tmp_path):
+    folder = toy_dataset(tmp_path, {"orange": 4, "kiwi": 4})
+    with pytest.raises(train.TrainingError, match=rf"dataset '{folder}'.*missing: \['banana'\]"):
+        train.train_and_select(folder, toy_settings(), tmp_path / "out", photos(tmp_path / "test"), progress=False)
+
+
+def test_dataset_with_an_empty_split_is_refused(tmp_path):
+    folder = toy_dataset(tmp_path, {"orange": 4, "kiwi": 4, "banana": 1})
+    with pytest.raises(train.TrainingError, match=r"no val images of class\(es\) \['banana'\].*generate more"):
+        train.train_and_select(folder, toy_settings(), tmp_path / "out", photos(tmp_path / "test"), progress=False)
+
+
+def test_dataset_with_deleted_images_is_refused(tmp_path):
+    folder = toy_dataset(tmp_path, {name: 4 for name in CLASSES})
+    for path in (folder / "kiwi").glob("*.png"): path.unlink()
+    with pytest.raises(train.TrainingError, match=r"missing, e\.g\. '.*kiwi.*'; run the generate command again"):
+        train.train_and_select(folder, toy_settings(), tmp_path / "out", photos(tmp_path / "test"), progress=False)
+
+
+def test_test_photos_folder_missing_a_class_is_refused(tmp_path):
+    photos(tmp_path, ["orange", "kiwi"])
+    with pytest.raises(ValueError, match="banana"):
+        train.test_photos(toy_settings(), tmp_path)
+
+
+def test_corrupt_checkpoint_is_refused(run, tmp_path):
+    out, _, test = run
+    (tmp_path / "model.pt").write_bytes((out / "model.pt").read_bytes()[:3000])
+    with pytest.raises(train.TrainingError, match=rf"'{tmp_path / 'model.pt'}' cannot be read.*corrupt or truncated"):
+        train.evaluate_checkpoint(tmp_path, test, tmp_path / "eval", toy_settings())
+    (tmp_path / "model.pt").write_text("hello")
+    with pytest.raises(train.TrainingError, match="corrupt"):
+        train.load_checkpoint(tmp_path / "model.pt")
+
+
+def test_checkpoint_of_another_backbone_is_refused(run, tmp_path):
+    out, _, _ = run
+    payload = torch.load(out / "model.pt", weights_only=True)
+    payload["backbone"] = "efficientnet_lite0"  # resnet18 weights labelled as another backbone
+    torch.save(payload, tmp_path / "model.pt")
+    with pytest.raises(train.TrainingError, match=r"says backbone 'efficientnet_lite0'.*do not fit"):
+        train.load_checkpoint(tmp_path)
+    torch.save({"state_dict": payload["state_dict"]}, tmp_path / "plain.pt")
+    with pytest.raises(train.TrainingError, match="not a fruit-synth model checkpoint"):
+        train.load_checkpoint(tmp_path / "plain.pt")
+    with pytest.raises(train.TrainingError, match="no model checkpoint"):
+        train.load_checkpoint(tmp_path / "nowhere")
+
+
+def test_resnet18_weights_missing_offline_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(ModelError) as error:
+        imagenet_model("resnet18")
+    message = str(error.value)
+    assert str(tmp_path / "checkpoints" / RESNET18_FILE) in message
+    assert "https://download.pytorch.org/models/resnet18-f37072fd.pth" in message and "backbone=efficientnet_lite0" in message
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / RESNET18_FILE).write_bytes(b"truncated download")
+    assert resnet18_weights() == tmp_path / "checkpoints" / RESNET18_FILE
+    with pytest.raises(ModelError, match="cannot be read as PyTorch weights"):
+        imagenet_model("resnet18")
