@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROFILE ?= demo
 
-.PHONY: env test report export check-sync nbtest pytest clean-report
+.PHONY: env test report export check-sync nbtest pytest clean-report notebooks
 
 env: $(STAMP)
 
@@ -38,3 +38,8 @@ test: check-sync nbtest pytest
 report: env
 	$(BIN)/fruit-synth report --profile $(PROFILE)
 	@echo "open report/index.html"
+
+# Execute the notebooks in place with their outputs kept (pictures compressed), for readers on a code host.
+# NB="nbs/09_evaluate.ipynb nbs/10_report.ipynb" runs only those; the default is every notebook but experiment/explore.
+notebooks: env
+	$(BIN)/python tools/execute_notebooks.py $(NB)

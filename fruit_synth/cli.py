@@ -8,36 +8,91 @@ Docs: https://fruit-synth.github.io/fruit-synth/cli.html.md"""
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import shlex
 import sys
+import traceback
 from pathlib import Path
 
 
-from .settings import load_settings
+from .settings import find_settings_file, load_settings
 
 # %% auto #0
-__all__ = ['cmd_settings', 'cmd_sources', 'cmd_demo', 'cmd_generate', 'cmd_train', 'cmd_evaluate', 'cmd_report', 'cmd_run',
-           'build_parser', 'main']
+__all__ = ['SETTINGS_COMMANDS', 'settings_options', 'with_options', 'settings_origin', 'announce', 'absolute', 'CommandError',
+           'cmd_settings', 'cmd_sources', 'cmd_demo', 'chosen_variant', 'cmd_generate', 'check_dataset_folder',
+           'test_photos_given', 'cmd_train', 'cmd_evaluate', 'variant_names', 'cmd_report', 'cmd_run', 'OneLineParser',
+           'seed_value', 'build_parser', 'raised_here', 'os_error_line', 'main', 'cmd_sweep', 'add_sweep_command']
 
 # %% ../nbs/20_cli.ipynb #3c45741b
+SETTINGS_COMMANDS = ("settings", "sources", "generate", "train", "evaluate", "report", "run") # take the settings options
+
 def _settings_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="demo", help="section of settings.ini to use (default: demo)")
     parser.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one setting; repeat for more")
-    parser.add_argument("--settings", default=None, metavar="FILE", help="settings file (default: the project's settings.ini)")
+                        help="override one setting; repeat for more (paths are taken from the current folder)")
+    parser.add_argument("--settings", default=None, metavar="FILE", help="settings file (default: the nearest settings.ini "
+                        "up from the current folder, else the project's)")
 
 def _settings(args: argparse.Namespace):
     return load_settings(args.profile, args.overrides, args.settings)
 
+def settings_options(args: argparse.Namespace) -> str:
+    "The settings options of this command line (`--profile`, `-p`, `--settings`), to repeat in a suggested command."
+    if getattr(args, "profile", None) is None: return ""
+    parts = ["--profile", args.profile]
+    for override in args.overrides: parts += ["-p", override]
+    if args.settings: parts += ["--settings", str(Path(args.settings).absolute())]
+    return " " + shlex.join(parts)
+
+def with_options(message: str, args: argparse.Namespace) -> str:
+    "`message` with this command line's settings options added to every `fruit-synth ...` command it suggests."
+    options = settings_options(args)
+    def add(match: re.Match) -> str:
+        command = match.group(1)
+        words = command.split()
+        if len(words) < 3 or words[1] not in SETTINGS_COMMANDS or "--profile" in words or not options: return match.group(0)
+        return f"`{command}{options}`"
+    return re.sub(r"`(fruit-synth [^`]*)`", add, message)
+
+def settings_origin(settings, args: argparse.Namespace) -> str:
+    "Which settings file was read and why, for the first line a command prints."
+    source, here = settings.source, Path.cwd().resolve()
+    if args.settings: why = "given with --settings"
+    elif os.environ.get("FRUIT_SYNTH_SETTINGS"): why = "from $FRUIT_SYNTH_SETTINGS"
+    elif source.parent == here or source.parent in here.parents: why = "found up from the current folder"
+    else: why = (f"the package's own: no settings.ini in {here} or above; give --settings FILE to use yours, whose relative "
+                 f"paths (work_dir, ...) are taken from its folder")
+    return f"settings {source} [{settings.profile}] ({why})"
+
+def announce(args: argparse.Namespace, settings=None, **paths) -> None:
+    "Print on stderr which settings file is read and the absolute paths the command will use."
+    parts = [settings_origin(settings, args)] if settings is not None else []
+    if settings is not None: parts.append(f"work_dir {settings.work_dir}")
+    parts += [f"{name.replace('_', '-')} {path}" for name, path in paths.items() if path is not None]
+    print(f"fruit-synth {args.command}: " + "; ".join(parts), file=sys.stderr)
+
+def absolute(path: str | Path | None) -> Path | None:
+    "A path given on the command line, made absolute against the current folder."
+    return None if path is None else Path(path).expanduser().absolute()
+
 # %% ../nbs/20_cli.ipynb #db7330e8
+class CommandError(ValueError):
+    "A command line that cannot work as given (an option that does not fit another); the message says what to do."
+
 def cmd_settings(args: argparse.Namespace) -> int:
     "Print the resolved settings of a profile."
-    print(_settings(args).describe())
+    settings = _settings(args)
+    announce(args, settings)
+    print(settings.describe())
     return 0
 
 def cmd_sources(args: argparse.Namespace) -> int:
     "Scan and check every configured data source; print counts, skips and leakage exclusions."
     from fruit_synth.sources import check_sources
-    check = check_sources(_settings(args))
+    settings = _settings(args)
+    announce(args, settings)
+    check = check_sources(settings)
     print(check.summary())
     print(f"written: {check.stage_dir / 'sources.json'}")
     return 0
@@ -45,48 +100,132 @@ def cmd_sources(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     "Build the offline demo world."
     from fruit_synth.demo import ensure_demo_world
-    world = ensure_demo_world(Path(args.out), seed=args.seed)
-    print(f"demo world in {args.out}: " + ", ".join(f"{k} {v}" for k, v in world.get("counts", {}).items()))
+    out = absolute(args.out)
+    announce(args, out=out)
+    world = ensure_demo_world(out, seed=args.seed)
+    print(f"demo world in {out}: " + ", ".join(f"{k} {v}" for k, v in world.get("counts", {}).items()))
     return 0
+
+def chosen_variant(method: str, variant: str | None, out: Path | None = None) -> str:
+    "The variant `generate METHOD --variant VARIANT` makes; an error when the two disagree."
+    from fruit_synth.datasets import VARIANTS
+    method = method.replace("-", "_")
+    variant = (variant or method).replace("-", "_")
+    if variant not in VARIANTS:
+        raise CommandError(f"--variant {variant}: unknown variant; variants are: {', '.join(VARIANTS)}")
+    made_by = VARIANTS[variant]["method"]
+    if made_by != method:
+        own = [name for name, spec in VARIANTS.items() if spec["method"] == method]
+        where = f" --out {shlex.quote(str(out))}" if out is not None else ""
+        raise CommandError(f"--variant {variant} is made by {made_by.replace('_', '-')}, not {method.replace('_', '-')}: run "
+                           f"`fruit-synth generate {made_by.replace('_', '-')}{where} --variant {variant}`, or give a "
+                           f"{method.replace('_', '-')} variant ({', '.join(own)})")
+    return variant
 
 def cmd_generate(args: argparse.Namespace) -> int:
     "Make (or finish) one dataset variant."
-    from fruit_synth.datasets import generate_variant, load_dataset
-    variant = args.variant or args.method.replace("-", "_")
-    folder = generate_variant(_settings(args), variant, Path(args.out) if args.out else None, jobs=args.jobs)
-    dataset = load_dataset(folder)
+    from fruit_synth.datasets import (DatasetError, datasets_root, generate_variant, hold_dataset_lock, load_dataset,
+                                      release_dataset_lock)
+    from fruit_synth.outputs import check_outside_inputs
+    variant = chosen_variant(args.method, args.variant, absolute(args.out))
+    settings = _settings(args)
+    root = absolute(args.out) or datasets_root(settings)
+    check_outside_inputs(root, settings)
+    announce(args, settings, out=root / variant)
+    folder = generate_variant(settings, variant, root, jobs=args.jobs)
+    try: dataset = load_dataset(folder)
+    except DatasetError:  # a second `generate` on the same folder took over right after this one finished: wait for it
+        hold_dataset_lock(folder, progress=False)
+        try: dataset = load_dataset(folder)
+        finally: release_dataset_lock(folder)
     splits = {split: sum(r["split"] == split for r in dataset.records) for split in ("train", "val")}
     print(f"{variant}: {len(dataset.records)} images in {folder} (train {splits['train']}, val {splits['val']}); "
           f"sample grid: {folder / 'samples.jpg'}")
     for note in dataset.info.get("notes", []): print(f"note: {note}")
     return 0
 
+def check_dataset_folder(data: Path, args: argparse.Namespace) -> Path:
+    "`data` if it is a complete dataset folder; else an error whose suggested command works as printed."
+    from fruit_synth.datasets import DATASET_FILE, VARIANTS, read_json
+    options = settings_options(args)
+    if data.is_file():
+        raise CommandError(f"--data '{data}' is a file; expected a dataset folder made by `fruit-synth generate` (it holds {DATASET_FILE})")
+    info = read_json(data / DATASET_FILE)
+    if info is not None and info.get("complete"): return data
+    variant = data.name if data.name in VARIANTS else None
+    if variant is not None:
+        method = VARIANTS[variant]["method"].replace("_", "-")
+        named = f" --variant {variant}" if variant != VARIANTS[variant]["method"] else ""
+        command = f"fruit-synth generate {method} --out {shlex.quote(str(data.parent))}{named}{options}"
+    else:
+        command = f"fruit-synth generate copy-paste --out {shlex.quote(str(data.parent / 'datasets'))}{options}"
+    if info is not None:
+        raise CommandError(f"--data '{data}' is an incomplete dataset (its generation was interrupted); finish it with "
+                           f"`{command}`")
+    what = "does not exist" if not data.exists() else f"is not a fruit-synth dataset (no {DATASET_FILE})"
+    then = "" if variant else f", then give --data {shlex.quote(str(data.parent / 'datasets' / 'copy_paste'))}"
+    photos = " (to test on a folder of photos, give it as --test)" if data.is_dir() else ""
+    raise CommandError(f"--data '{data}' {what}{photos}; make a dataset with `{command}`{then}")
+
+def test_photos_given(args: argparse.Namespace, settings) -> dict | None:
+    "The photos of `--test` (every usable one, skips and notes printed), or None for the profile's own sample."
+    if args.test is None: return None
+    from fruit_synth.sources import test_folder
+    photos, lines = test_folder(settings, absolute(args.test))
+    for line in lines: print(line, file=sys.stderr)
+    return photos
+
 def cmd_train(args: argparse.Namespace) -> int:
     "Train on a dataset folder, keep the best run per seed, test on real photos, write metrics.json."
-    from fruit_synth.train import test_photos, train_and_select
+    from fruit_synth.outputs import check_outside_inputs, check_output, staged_output
     settings = _settings(args)
-    photos = test_photos(settings, Path(args.test) if args.test else None)
-    metrics = train_and_select(Path(args.data), settings, Path(args.out), photos)
+    data, out = check_dataset_folder(absolute(args.data), args), absolute(args.out)
+    check_output(out, "train")
+    check_outside_inputs(out, settings)
+    announce(args, settings, data=data, test=absolute(args.test), out=out)
+    from fruit_synth.train import test_photos, train_and_select
+    photos = test_photos_given(args, settings)
+    if photos is None: photos = test_photos(settings, None)
+    with staged_output(out, "train") as stage:  # an interrupted run leaves the earlier one in `out` as it was
+        metrics = train_and_select(data, settings, stage, photos)
     summary = metrics["summary"]
     print(f"test accuracy {summary['test_accuracy']['mean']:.3f} (95% CI {summary['test_accuracy']['ci'][0]:.3f}-"
           f"{summary['test_accuracy']['ci'][1]:.3f}), macro-F1 {summary['test_macro_f1']['mean']:.3f}; "
-          f"epochs chosen {summary['epochs_chosen']}; written: {Path(args.out) / 'metrics.json'}")
+          f"epochs chosen {summary['epochs_chosen']}; written: {out / 'metrics.json'}")
     return 0
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     "Test a kept model again on a folder of real photos (a sub-folder per class)."
-    from fruit_synth.train import evaluate_checkpoint, test_photos
+    from fruit_synth.outputs import check_outside_inputs, check_output, staged_output
     settings = _settings(args)
-    result = evaluate_checkpoint(Path(args.model), test_photos(settings, Path(args.test)), Path(args.out), settings)
+    model, out = absolute(args.model), absolute(args.out)
+    check_output(out, "evaluate")
+    check_outside_inputs(out, settings)
+    announce(args, settings, model=model, test=absolute(args.test), out=out)
+    photos = test_photos_given(args, settings)
+    from fruit_synth.train import evaluate_checkpoint
+    with staged_output(out, "evaluate") as stage:
+        result = evaluate_checkpoint(model, photos, stage, settings)
     test = result["test"]
     print(f"{test['images']} photos: accuracy {test['accuracy']:.3f}, macro-F1 {test['macro_f1']:.3f}; "
-          f"written: {Path(args.out) / 'evaluation.json'}")
+          f"written: {out / 'evaluation.json'}")
     return 0
+
+def variant_names(given: list[str] | None) -> list[str] | None:
+    "Variants as given on the command line: either spelling (`copy-paste`, `copy_paste`), each once, in order."
+    if not given: return None
+    return list(dict.fromkeys(name.strip().replace("-", "_") for name in given if name.strip()))
 
 def cmd_report(args: argparse.Namespace) -> int:
     "Run the stages and write the HTML report."
+    from fruit_synth.outputs import check_outside_inputs, claim_output
+    settings = _settings(args)
+    out = absolute(args.out) or Path(settings.report_dir)
+    check_outside_inputs(out, settings)
+    claim_output(out, "report")
+    announce(args, settings, out=out)
     from fruit_synth.report import write_report
-    page = write_report(_settings(args), Path(args.out) if args.out else None, args.variants, jobs=args.jobs)
+    page = write_report(settings, out, variant_names(args.variants), jobs=args.jobs)
     print(f"report written: {page}")
     return 0
 
@@ -94,16 +233,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     "Run the experiment notebook for one variant."
     from fruit_synth.report import chosen_variants, run_variant
     settings = _settings(args)
-    variant = chosen_variants(settings, [args.variant])[0]
-    runs = Path(args.out) if args.out else Path(settings.report_dir) / "runs"
+    variant = chosen_variants(settings, variant_names([args.variant]))[0]
+    runs = absolute(args.out) or Path(settings.report_dir) / "runs"
+    announce(args, settings, out=runs / variant)
     outcome = run_variant(settings, variant, runs)
     print(f"{variant}: {outcome.status}{': ' + outcome.reason if outcome.reason else ''}; outputs in {outcome.run_dir}")
     return 0 if outcome.status in ("ok", "reused") else 1
 
 # %% ../nbs/20_cli.ipynb #abb56adf
+class OneLineParser(argparse.ArgumentParser):
+    "An argument parser whose errors are one line on stderr (and exit status 2), with where to read more."
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+def seed_value(text: str) -> int:
+    "A seed given on the command line: an integer in [0, 2**32 - 1]."
+    try: value = int(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected an integer in [0, {2**32 - 1}], found {text!r}") from None
+    if not 0 <= value <= 2**32 - 1: raise argparse.ArgumentTypeError(f"expected an integer in [0, {2**32 - 1}], found {text!r}")
+    return value
+
 def build_parser() -> argparse.ArgumentParser:
     "The `fruit-synth` argument parser."
-    parser = argparse.ArgumentParser(prog="fruit-synth", description="Generated training images for real fruit photos: the study, end to end.")
+    parser = OneLineParser(prog="fruit-synth", description="Generated training images for real fruit photos: the study, end to end.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     show = commands.add_parser("settings", help="print the resolved settings")
     _settings_options(show)
@@ -113,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     sources.set_defaults(run=cmd_sources)
     demo = commands.add_parser("demo", help="build the offline demo world")
     demo.add_argument("--out", required=True, help="folder to build it in")
-    demo.add_argument("--seed", type=int, default=0, help="same seed, same files (default: 0)")
+    demo.add_argument("--seed", type=seed_value, default=0, help="same seed, same files (default: 0)")
     demo.set_defaults(run=cmd_demo)
     generate = commands.add_parser("generate", help="make a training dataset")
     generate.add_argument("method", choices=["copy-paste", "few-shot", "diffusion", "hybrid"], help="how the images are made")
@@ -145,23 +297,93 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="runs folder; the run goes to OUT/<variant> (default: <report_dir>/runs)")
     _settings_options(run)
     run.set_defaults(run=cmd_run)
+    add_sweep_command(commands)
     return parser
 
+_PACKAGE = Path(__file__).resolve().parent if "__file__" in globals() else None
+
+def raised_here(error: BaseException) -> bool:
+    "Whether `error` is the package's own: a ValueError subclass it defines, or a ValueError a package module raised."
+    if type(error).__module__.startswith("fruit_synth") or isinstance(error, CommandError): return True
+    frames = traceback.extract_tb(error.__traceback__)
+    return bool(frames) and _PACKAGE is not None and Path(frames[-1].filename).resolve().parent == _PACKAGE
+
+def os_error_line(error: OSError) -> str:
+    "An operating-system error (permission denied, a file in the way, a full disk) as one line with what to do."
+    if error.filename is None: return str(error)
+    what = error.strerror or type(error).__name__
+    return (f"cannot use '{error.filename}': {what}; choose a folder you can write to (--out, or -p work_dir=... "
+            f"for the stages' files) or change its permissions")
+
 def main(argv: list[str] | None = None) -> int:
-    "Entry point of the `fruit-synth` command."
+    "Entry point of the `fruit-synth` command: errors a user can cause are one line on stderr and exit status 2."
     args = build_parser().parse_args(argv)
+    def fail(message: str) -> int:
+        print(f"fruit-synth {args.command}: error: {with_options(message, args)}", file=sys.stderr)
+        return 2
     try:
         return args.run(args)
-    except ValueError as e:  # every error a user can cause is a ValueError subclass of this package (SettingsError, ...)
-        if not type(e).__module__.startswith("fruit_synth"): raise
-        print(f"fruit-synth {args.command}: error: {e}", file=sys.stderr)
-        return 2
+    except ValueError as e:  # every error a user can cause is a ValueError of this package (SettingsError, ...)
+        if not raised_here(e): raise
+        return fail(str(e))
     except KeyboardInterrupt:
-        print(f"fruit-synth {args.command}: interrupted", file=sys.stderr)
+        print(f"fruit-synth {args.command}: interrupted; finished outputs were left as they were", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+    except OSError as e:  # a read-only folder, a file where a folder should be, a demo world folder that holds other files
+        return fail(os_error_line(e) if e.filename is not None else str(e))
+
+# %% ../nbs/20_cli.ipynb #5d878bdc
+def cmd_sweep(args: argparse.Namespace) -> int:
+    "Run a grid of training runs over settings (or the profile's `sweeps`); write sweep.csv and a curve per varied setting."
+    from fruit_synth.sweep import SweepError, SweepSpec, check_variants, parse_sweeps, parse_vary, run_sweep
+    settings = _settings(args)
+    seeds = args.seeds or settings.seeds
+    if args.vary: specs = [SweepSpec(parse_vary(args.vary), check_variants(args.variants or ["copy_paste"]), seeds)]
+    else:
+        specs = parse_sweeps(settings.sweeps, seeds, settings.where("sweeps"))
+        if not specs:
+            raise SweepError(f"no --vary given and {settings.where('sweeps')} is empty; give e.g. "
+                             f"--vary n_per_class=25,50,100 --variants copy_paste few_shot")
+        if args.variants: specs = [SweepSpec(spec.axes, check_variants(args.variants), seeds) for spec in specs]
+    if args.out and len(specs) > 1:
+        raise SweepError(f"--out names one sweep folder but {settings.where('sweeps')} holds {len(specs)} sweeps; "
+                         f"leave out --out, or give the sweep with --vary")
+    mode = args.train_mode or (settings.train_mode if "train_mode" in settings.overrides else "auto")
+    announce(args, settings)
+    status = 0
+    for spec in specs:
+        result = run_sweep(settings, spec, absolute(args.out), mode, args.jobs)
+        failed = [row for row in result.rows if row["status"] == "failed"]
+        print(f"sweep {spec.name}: {len(result.rows)} runs, {len(failed)} failed; written: {result.folder / 'sweep.csv'}, "
+              + ", ".join(plot.name for plot in result.plots))
+        for row in failed[:5]: print(f"  failed: {row['variant']} seed {row['seed']}: {row['reason']}")
+        status = status or int(bool(failed))
+    return status
+
+def _seeds_value(text: str) -> int:
+    try: value = int(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected an integer in [1, 100], found {text!r}") from None
+    if not 1 <= value <= 100: raise argparse.ArgumentTypeError(f"expected an integer in [1, 100], found {text!r}")
+    return value
+
+def add_sweep_command(commands) -> None:
+    "Add `fruit-synth sweep` to the sub-commands."
+    sweep = commands.add_parser("sweep", help="curves: a grid of runs over settings, variants and seeds")
+    sweep.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
+                       help="a setting and its values, e.g. n_per_class=25,50,100; repeat for a grid "
+                            "(default: the profile's sweeps setting)")
+    sweep.add_argument("--variants", nargs="+", default=None, help="dataset variants, a line each (default: copy_paste, "
+                       "or the variants named in the sweeps setting)")
+    sweep.add_argument("--seeds", type=_seeds_value, default=None, help="runs per point (default: the seeds setting)")
+    sweep.add_argument("--train-mode", choices=["auto", "probe", "finetune"], default=None,
+                       help="probe, finetune, or auto: probe on a CPU, finetune on a GPU (default: auto, or -p train_mode=...)")
+    sweep.add_argument("--out", default=None, help="sweep folder (default: <work_dir>/<profile>/sweeps/<name>__<mode>)")
+    sweep.add_argument("--jobs", type=int, default=None, help="worker processes for generation (default: all cores)")
+    _settings_options(sweep)
+    sweep.set_defaults(run=cmd_sweep)
 
 # %% ../nbs/20_cli.ipynb #cc506784
 if __name__ == "__main__":  # `python -m fruit_synth.cli`, as `accelerate launch -m fruit_synth.cli` runs it

@@ -22,7 +22,7 @@ __all__ = ['PLACEMENTS', 'BLENDINGS', 'FOOTPRINT', 'LUMA', 'CopyPasteParams', 'p
            'Composition', 'compose_layers', 'compose', 'label_map']
 
 # %% ../nbs/05_copy_paste.ipynb #8b8e215f
-PLACEMENTS = ("sparse", "piles") # sparse: the study (no overlap); piles: fruits may partly hide each other
+PLACEMENTS = ("sparse", "piles", "bins") # sparse: the study (no overlap); piles: fruits may partly hide each other; bins: see `scenes`
 BLENDINGS = ("hard", "gaussian", "poisson", "mixed") # mixed: one of the other three, drawn per object
 FOOTPRINT = 0.1 # alpha above this is a fruit's footprint: what may not overlap, what counts as its area
 
@@ -48,10 +48,28 @@ class CopyPasteParams:
     blending: str = "gaussian" # "hard", "gaussian" (feathered alpha), "poisson" (seamless clone) or "mixed"
     shadow: bool = False # cast a soft drop shadow under each fruit
     tries: int = 30 # placement attempts per fruit before the image gets fewer fruits
+    bins_scale: tuple[float, float] = (0.14, 0.45) # bins: range of a fruit's longest side at mid-frame, relative to the canvas
+    bins_tilt: tuple[float, float] = (0.0, 0.6) # bins: range of the camera tilt (fruits at the top this much smaller than at the bottom)
+    bins_fill: float = 0.92 # bins: share of the grid's places that hold a fruit
+    bins_max_objects: int = 400 # bins: most fruits one image may need
+    bins_shading: float = 0.3 # bins: darkest contact shading
+    surroundings: tuple[str, ...] = ("backgrounds", "cardboard", "crate", "bin") # bins: surfaces the gaps show
+    distractors: float = 0.0 # bins: largest share of fruits of other classes, at the margins
+    colour_rule: str = "cutouts" # cutouts: hue jitter within the class's own cut-outs' spread; jitter: `hue` as it is
+    camera: tuple[str, ...] = () # camera realism applied last: any of lighting, noise, blur, jpeg
+    light_gradient: float = 0.2 # lighting: largest brightness gradient across the frame
+    white_balance: float = 0.12 # lighting: largest warm/cool shift of the light
+    vignette: float = 0.35 # lighting: largest darkening at the corners
+    noise_std: tuple[float, float] = (0.0, 0.04) # noise: range of the sensor noise std, share of the full range
+    blur_sigma: tuple[float, float] = (0.0, 1.2) # blur: range of the defocus or motion blur, pixels at 224 px
+    jpeg_quality: tuple[int, int] = (35, 95) # jpeg: range of the last JPEG quality
 
     def __post_init__(self):
         object.__setattr__(self, "pile_objects", tuple(int(value) for value in self.pile_objects))
         object.__setattr__(self, "pile_scale", tuple(float(value) for value in self.pile_scale))
+        for name, kind in (("bins_scale", float), ("bins_tilt", float), ("noise_std", float), ("blur_sigma", float),
+                           ("jpeg_quality", int), ("surroundings", str), ("camera", str)):
+            object.__setattr__(self, name, tuple(kind(value) for value in getattr(self, name)))
         problem = params_problem(self)
         if problem: raise ValueError(f"copy-paste parameters: {problem}")
 
@@ -76,9 +94,12 @@ def params_problem(params: CopyPasteParams) -> str:
               ("hue", 0, params.hue, 0, 0.5), ("rotation", 0, params.rotation, 0, 180),
               ("max_occlusion", 0, params.max_occlusion, 0, 0.95)]
     problem = next((problem for check in checks if (problem := _range_problem(*check))), "")
+    if not problem and params.placement == "bins":
+        from fruit_synth.scenes import bins_problem
+        problem = bins_problem(params)
     piles = params.placement == "piles"
     smallest = (params.pile_scale[0] if piles else params.scale_min) * params.image_size
-    if not problem and smallest < 8:
+    if not problem and smallest < 8 and params.placement != "bins":
         name = "pile_scale" if piles else "scale_min"
         problem = f"the smallest fruit would be {smallest:.1f} pixels long ({name} x image_size); need at least 8"
     return problem

@@ -23,17 +23,19 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .copy_paste import CopyPasteParams, compose, params_from_settings
+from .copy_paste import CopyPasteParams, params_from_settings
+from .scenes import class_params, compose_scene
 from .images import file_sha256, image_grid, open_image, save_image, write_bytes_atomic
 from .masks import Library
 from .settings import Settings
 
 # %% auto #0
-__all__ = ['VARIANTS', 'DATASET_FILE', 'MANIFEST_FILE', 'START_METHOD', 'image_seed', 'image_rng', 'DatasetError', 'read_json',
-           'write_json', 'check_writable', 'claim_folder', 'read_manifest', 'finished_images', 'assign_split', 'Job',
-           'generate', 'sample_grid', 'Dataset', 'generate_command', 'load_dataset', 'variant_settings',
-           'datasets_root', 'CopyPasteGenerator', 'FewShotGenerator', 'few_shot_sources', 'HybridGenerator',
-           'hybrid_picks', 'generate_variant']
+__all__ = ['VARIANTS', 'DATASET_FILE', 'MANIFEST_FILE', 'START_METHOD', 'REAL_SHARE', 'image_seed', 'image_rng', 'DatasetError',
+           'check_writable', 'claim_folder', 'lock_file', 'hold_dataset_lock', 'release_dataset_lock', 'read_manifest',
+           'finished_images', 'assign_split', 'Job', 'generate', 'sample_grid', 'Dataset', 'generate_command',
+           'load_dataset', 'variant_settings', 'datasets_root', 'CopyPasteGenerator', 'FewShotGenerator',
+           'few_shot_sources', 'HybridGenerator', 'hybrid_picks', 'generate_variant', 'oversampling', 'write_with_real',
+           'generate_with_real']
 
 # %% ../nbs/06_datasets.ipynb #2793d93d
 def image_seed(seed: int, variant: str, name: str, index: int) -> int:
@@ -55,6 +57,7 @@ VARIANTS: dict[str, dict] = {
     "copy_paste": {"method": "copy_paste"},
     "copy_paste_piles": {"method": "copy_paste", "placement": "piles"},
     "copy_paste_poisson": {"method": "copy_paste", "blending": "poisson"},
+    "copy_paste_bins": {"method": "copy_paste", "placement": "bins"},
     "diffusion": {"method": "diffusion"},
     "hybrid": {"method": "hybrid"},
 }
@@ -62,14 +65,7 @@ VARIANTS: dict[str, dict] = {
 # %% ../nbs/06_datasets.ipynb #1cff248c
 DATASET_FILE, MANIFEST_FILE = "dataset.json", "manifest.jsonl"
 
-def read_json(path: Path) -> dict | None:
-    "The JSON object in `path`, or None when it is missing or unreadable."
-    try: return json.loads(path.read_text())
-    except (OSError, ValueError): return None
-
-def write_json(data: dict, path: Path) -> None:
-    "Write `data` as JSON to `path` atomically."
-    write_bytes_atomic((json.dumps(data, indent=1, sort_keys=True) + "\n").encode(), path)
+from .images import read_json, write_json # their home is images; importable from here too
 
 def check_writable(folder: Path) -> None:
     "Create `folder` if needed and prove a file can be written there, before any work starts."
@@ -101,6 +97,42 @@ def claim_folder(folder: Path, # the dataset folder, <root>/<variant>
     write_json({**description, "variant": variant, "fingerprint": fingerprint, "complete": False,
                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}, folder / DATASET_FILE)
     return previous
+
+# %% ../nbs/06_datasets.ipynb #70e32c12
+import fcntl
+
+def lock_file(folder: Path) -> Path:
+    "The lock file of dataset `folder`: beside it, so the dataset folder holds nothing but the dataset."
+    folder = Path(folder).absolute()
+    return folder.parent / f".{folder.name}.generate.lock"
+_HELD_LOCKS: dict[str, int] = {} # lock file -> open descriptor, for the locks this process holds
+
+def hold_dataset_lock(folder: Path, # the dataset folder (it must exist)
+                      wait: bool = True, # wait for the holder to finish (False: raise a DatasetError at once)
+                      progress: bool = True, # say on stderr who holds it while waiting
+                     ) -> None:
+    "Take the lock of dataset `folder` for this process; while another process holds it, say which one and wait."
+    path = lock_file(folder)
+    if str(path) in _HELD_LOCKS: return
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try: fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip() or "unknown"
+        if not wait:
+            os.close(descriptor)
+            raise DatasetError(f"dataset '{folder}' is being written by process {holder} ({path}); wait for it to "
+                               f"finish or give another --out") from None
+        if progress: print(f"{Path(folder).name}: waiting for process {holder}, which is writing '{folder}' "
+                           f"(lock file {path})", file=sys.stderr, flush=True)
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+    _HELD_LOCKS[str(path)] = descriptor
+
+def release_dataset_lock(folder: Path) -> None:
+    "Give up this process's lock of dataset `folder` (also released when the process ends)."
+    descriptor = _HELD_LOCKS.pop(str(lock_file(folder)), None)
+    if descriptor is not None: os.close(descriptor)
 
 # %% ../nbs/06_datasets.ipynb #c2f83750
 def read_manifest(folder: Path) -> list[dict]:
@@ -225,6 +257,8 @@ def generate(generator, # has fingerprint() and make(name, index, rng) -> (PIL i
     processes = getattr(generator, "processes", None)
     rank, ranks = (processes.index, processes.count) if processes else (0, 1)
     if rank == 0:
+        check_writable(folder)
+        hold_dataset_lock(folder, progress=progress)  # released below, or when the process ends
         claim_folder(folder, variant, fingerprint, info)
         for name in counts: (folder / name).mkdir(exist_ok=True)
         _absorb_parts(folder)  # records of a multi-process run that was killed
@@ -267,7 +301,9 @@ def generate(generator, # has fingerprint() and make(name, index, rng) -> (PIL i
         bar.close()
     if processes: processes.wait()  # every process has written its images
     facts = generator.run_facts() if hasattr(generator, "run_facts") else {}
-    if rank == 0: _finish(folder, records + _absorb_parts(folder), counts, settings, variant, {**info, **facts})
+    if rank == 0:
+        _finish(folder, records + _absorb_parts(folder), counts, settings, variant, {**info, **facts})
+        release_dataset_lock(folder)
     if processes: processes.wait()  # no process returns before the dataset is complete
     return folder
 
@@ -277,7 +313,15 @@ def _finish(folder: Path, records: list[dict], counts: dict[str, int], settings:
     records.sort(key=lambda record: (class_order[record["class"]], record["index"]))
     assign_split(records, settings.val_fraction, settings.seed, variant)
     write_bytes_atomic("".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode(), folder / MANIFEST_FILE)
-    _remove_strays(folder, list(counts), {r["file"] for r in records})
+    keep = {r["file"] for r in records}
+    old = sum(1 for name in counts if (folder / name).is_dir() for path in (folder / name).iterdir()
+              if path.stem.isdigit() and f"{name}/{path.name}" not in keep)
+    _remove_strays(folder, list(counts), keep)
+    if old:  # a rerun with fewer images per class: say so, never delete silently
+        note = (f"removed {old} image(s) of an earlier run of '{folder}' that the dataset no longer holds "
+                f"(now {', '.join(f'{name} {count}' for name, count in counts.items())})")
+        print(f"{variant}: {note}", file=sys.stderr)
+        info["notes"] = [*info.get("notes", []), note]
     save_image(sample_grid(folder, records), folder / "samples.jpg")
     info.update(complete=True, images=len(records), updated=time.strftime("%Y-%m-%dT%H:%M:%S"))
     write_json({**read_json(folder / DATASET_FILE), **info}, folder / DATASET_FILE)
@@ -348,7 +392,7 @@ class CopyPasteGenerator:
     seed: int # the dataset seed
     variant: str # variant name (part of each image's seed)
     max_pixels: int | None = None # refuse larger backgrounds
-    version: str = "copy-paste-1" # bump when the images a given seed makes change
+    version: str = "copy-paste-2" # bump when the images a given seed makes change (2: scenes, camera, colour rule)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def fingerprint(self) -> str:
@@ -373,12 +417,23 @@ class CopyPasteGenerator:
         if key not in self._cache: self._cache[key] = [np.asarray(open_image(p, "RGBA")) for p in self.cutouts[name]]
         return self._cache[key]
 
+    def _class_params(self, name: str) -> CopyPasteParams:
+        "The parameters for class `name`: the colour rule applied to its cut-outs."
+        key = ("params", name)
+        if key not in self._cache: self._cache[key] = class_params(self.params, self._cutout_arrays(name))
+        return self._cache[key]
+
+    def _others(self, name: str) -> list[np.ndarray] | None:
+        "Cut-outs of the other classes, for bins distractors (None when there are none)."
+        if not (self.params.placement == "bins" and self.params.distractors): return None
+        return [array for other in self.cutouts if other != name for array in self._cutout_arrays(other)]
+
     def make(self, name: str, index: int, rng: np.random.Generator) -> tuple[Image.Image, dict]:
         "Image `index` of class `name` and what went into it."
         which = self.background_index(name, index)
         background = np.asarray(open_image(self.backgrounds[which], max_pixels=self.max_pixels))
-        image, details = compose(background, self._cutout_arrays(name), self.params, rng)
-        for item in details["objects"]: item["cutout_file"] = self.cutouts[name][item["cutout"]].name
+        image, details = compose_scene(background, self._cutout_arrays(name), self._class_params(name), rng, self._others(name))
+        details["cutout_files"] = [path.name for path in self.cutouts[name]]
         return image, {"background": str(self.backgrounds[which]), **details}
 
 # %% ../nbs/06_datasets.ipynb #293ffc21
@@ -451,6 +506,7 @@ def generate_variant(settings: Settings, # resolved settings of the profile
     method, settings = variant_settings(settings, variant)
     root = Path(root) if root is not None else datasets_root(settings)
     check_writable(root)
+    if method in ("plus_real", "real_only"): return generate_with_real(settings, variant, root, jobs, progress)
     if method == "diffusion":
         from fruit_synth.diffusion import diffusion_generator
         generator, counts, facts = diffusion_generator(settings, variant)
@@ -477,3 +533,84 @@ def generate_variant(settings: Settings, # resolved settings of the profile
                                f"{reused} per class reuse a background with another crop"] if reused else []}
             if reused and progress: print(f"{variant}: {facts['notes'][0]}", file=sys.stderr)
     return generate(generator, root, variant, counts, settings, jobs, progress, {"method": method, **facts})
+
+# %% ../nbs/06_datasets.ipynb #bae32643
+VARIANTS["copy_paste_plus_real"] = {"method": "plus_real"}
+VARIANTS["few_shot_real"] = {"method": "real_only"}
+REAL_SHARE = 1 / 3 # in mix mode, about this share of each class's training images are (repeated) real photos
+
+def oversampling(generated_train: int, # generated training images of a class
+                 real: int, # real photos of that class
+                ) -> int:
+    "How many times each real photo appears in mix mode, so that the real photos make about `REAL_SHARE` of the class."
+    if real == 0: return 0
+    return max(1, round(REAL_SHARE / (1 - REAL_SHARE) * generated_train / real))
+
+def _link(source: Path, target: Path) -> None:
+    "`target` as a hard link to `source` (a copy where links are not possible)."
+    import shutil
+    target.unlink(missing_ok=True)
+    try: os.link(source, target)
+    except OSError: shutil.copyfile(source, target)
+
+def write_with_real(folder: Path, # the dataset folder to write (<root>/<variant>)
+                    variant: str, # its variant name
+                    base: Dataset | None, # the generated dataset (None: real photos only)
+                    n_per_class: int | None, # its first n images per class, by index (None: all of them)
+                    real: dict[str, list[Path]], # real training photos per class
+                    settings: Settings, # classes, seed, val_fraction, real_mode
+                   ) -> Path:
+    "A complete dataset of generated images (first n per class) plus real photos in the training split; reused when unchanged."
+    folder = Path(folder)
+    generated = [r for r in (base.records if base else []) if n_per_class is None or r["index"] < n_per_class]
+    real_hashes = {name: [file_sha256(p) for p in paths] for name, paths in real.items()}
+    facts = {"base": str(base.folder) if base else None, "base_fingerprint": base.info.get("fingerprint") if base else None,
+             "n_per_class": n_per_class, "real_per_class": max((len(v) for v in real.values()), default=0),
+             "real_mode": settings.real_mode, "real_sha256": real_hashes, "val_fraction": settings.val_fraction, "seed": settings.seed}
+    fingerprint = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
+    previous = claim_folder(folder, variant, fingerprint, facts)
+    if previous and previous.get("complete"):
+        write_json({**previous, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}, folder / DATASET_FILE)
+        return folder
+    records = []
+    for record in generated:
+        target = f"{record['class']}/{record['index']:05d}{Path(record['file']).suffix}"
+        (folder / record["class"]).mkdir(exist_ok=True)
+        _link(base.folder / record["file"], folder / target)
+        records.append({**record, "file": target, "source": "generated", "from_file": str(base.folder / record["file"])})
+    assign_split(records, settings.val_fraction, settings.seed, variant)
+    for name in settings.classes:
+        paths = real.get(name, [])
+        train = sum(r["class"] == name and r["split"] == "train" for r in records)
+        copies = oversampling(train, len(paths)) if settings.real_mode == "mix" and train else 1
+        for number, (path, digest) in enumerate(zip(paths, real_hashes.get(name, []))):
+            (folder / name).mkdir(exist_ok=True)
+            target = f"{name}/real-{number:03d}{path.suffix.lower()}"
+            _link(path, folder / target)
+            records += [{"file": target, "class": name, "index": 100000 + number, "source": "real", "real_file": str(path),
+                         "sha256": digest, "split": "train", "copy": copy, "copies": copies} for copy in range(copies)]
+    counts = {name: sum(r["class"] == name for r in records) for name in settings.classes}
+    write_bytes_atomic("".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode(), folder / MANIFEST_FILE)
+    save_image(sample_grid(folder, [r for r in records if r.get("copy", 0) == 0]), folder / "samples.jpg")
+    info = {**read_json(folder / DATASET_FILE), "classes": list(settings.classes), "counts": counts, "method": VARIANTS.get(variant, {}).get("method"),
+            "complete": True, "images": len(records), "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    write_json(info, folder / DATASET_FILE)
+    return folder
+
+def generate_with_real(settings: Settings, # resolved settings (real_train_dir, real_per_class, real_mode, ...)
+                       variant: str, # copy_paste_plus_real or few_shot_real
+                       root: Path, # dataset root
+                       jobs: int | None = None, # worker processes for the copy-paste images
+                       progress: bool = True, # progress bars on stderr
+                      ) -> Path:
+    "Make (or reuse) the dataset of a variant with real photos; return its folder."
+    from fruit_synth.sources import real_train_photos
+    method = VARIANTS[variant]["method"]
+    if method == "real_only" and settings.real_per_class == 0:
+        raise DatasetError(f"{settings.where('real_per_class')} = 0: {variant} trains on real photos only, so it needs "
+                           f"at least 1 per class; set -p real_per_class=5 (for example)")
+    real = real_train_photos(settings)
+    base = None
+    if method == "plus_real":
+        base = load_dataset(generate_variant(settings, "copy_paste", Path(root) / f"{variant}-generated", jobs, progress))
+    return write_with_real(Path(root) / variant, variant, base, None, real, settings)

@@ -22,9 +22,9 @@ from .datasets import DatasetError, image_seed
 from .settings import Settings, prompt_templates
 
 # %% auto #0
-__all__ = ['DTYPES', 'HUB_TIMEOUT', 'DiffusionError', 'pick_device', 'pick_dtype', 'image_prompt', 'model_folder',
-           'load_pipeline', 'model_identity', 'scheduler_class', 'set_scheduler', 'Processes', 'current_processes',
-           'is_blank', 'pipeline_call', 'make_images', 'DiffusionGenerator', 'diffusion_generator']
+__all__ = ['DTYPES', 'HUB_TIMEOUT', 'DiffusionError', 'pick_dtype', 'image_prompt', 'model_folder', 'load_pipeline',
+           'model_identity', 'scheduler_class', 'set_scheduler', 'Processes', 'current_processes', 'is_blank',
+           'pipeline_call', 'make_images', 'DiffusionGenerator', 'diffusion_generator']
 
 # %% ../nbs/11_diffusion.ipynb #f12f26d7
 class DiffusionError(DatasetError):
@@ -32,17 +32,6 @@ class DiffusionError(DatasetError):
 
 # %% ../nbs/11_diffusion.ipynb #93ad45e2
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-
-def pick_device(setting: str, # the `device` setting: auto, cpu or cuda
-                assigned: str | None = None, # the device accelerate assigned to this process, if any
-               ) -> str:
-    "The torch device to run on: CUDA when asked for or present (accelerate's choice under `accelerate launch`)."
-    import torch
-    if setting == "cpu": return "cpu"
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise DiffusionError("device = cuda but no CUDA device is visible; use -p device=cpu (slow) or auto")
-    if assigned and assigned.startswith("cuda"): return assigned
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 def pick_dtype(setting: str, # the `sd_dtype` setting: auto, fp32, fp16 or bf16
                device: str, # where the pipeline runs
@@ -281,13 +270,18 @@ class DiffusionGenerator:
                 "processes": self.processes.count}
 
 # %% ../nbs/11_diffusion.ipynb #e7272cd5
+def _device(setting: str, assigned: str | None) -> str:
+    "The device name for the pipeline, from the project's one `models.pick_device` (torch loads only now)."
+    from fruit_synth.models import pick_device
+    return str(pick_device(setting, assigned))
+
 def diffusion_generator(settings: Settings, # resolved settings
                         variant: str = "diffusion", # variant name (part of each image's seed)
                         pipeline: Any = None, # an already loaded pipeline (default: load settings.sd_model)
                        ) -> tuple[DiffusionGenerator, dict[str, int], dict]:
     "The generator, images per class and dataset facts of a Stable Diffusion variant."
     processes = current_processes(cpu=settings.device == "cpu")
-    device = pick_device(settings.device, processes.device)
+    device = _device(settings.device, processes.device)
     dtype = pick_dtype(settings.sd_dtype, device)
     if pipeline is None:
         pipeline = load_pipeline(settings.sd_model, dtype, settings.safety_checker).to(device)

@@ -15,16 +15,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import scipy.linalg
+import scipy.stats
 import seaborn as sns
-from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+from sklearn.metrics import classification_report, confusion_matrix
 
 from .images import write_bytes_atomic
 
 # %% auto #0
-__all__ = ['METRICS_SCHEMA', 'METRICS_KEYS', 'classification_metrics', 'bootstrap_intervals', 'mean_std', 'write_predictions',
-           'frechet_distance', 'domain_gap', 'plot_confusion', 'plot_per_class_f1', 'plot_curves', 'summarise',
-           'check_metrics']
+__all__ = ['FRECHET_SIZES', 'METRICS_SCHEMA', 'METRICS_KEYS', 'classification_metrics', 'bootstrap_intervals', 'mean_std',
+           'write_predictions', 'frechet_distance', 'equal_size_distance', 'domain_gap', 'plot_confusion',
+           'plot_per_class_f1', 'plot_curves', 'summarise', 'near_chance', 'check_metrics']
 
 # %% ../nbs/09_evaluate.ipynb #ebc79946
 def classification_metrics(true: np.ndarray, # true class index per image
@@ -33,47 +33,61 @@ def classification_metrics(true: np.ndarray, # true class index per image
                           ) -> dict:
     "Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows: true)."
     labels = list(range(len(classes)))
-    precision, recall, f1, support = precision_recall_fscore_support(true, predicted, labels=labels, zero_division=0)
-    per_class = {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-                        "support": int(support[i])} for i, name in enumerate(classes)}
+    report = classification_report(true, predicted, labels=labels, target_names=classes, zero_division=0, output_dict=True)
+    per_class = {name: {"precision": float(report[name]["precision"]), "recall": float(report[name]["recall"]),
+                        "f1": float(report[name]["f1-score"]), "support": int(report[name]["support"])} for name in classes}
     return {"accuracy": float(np.mean(np.asarray(true) == np.asarray(predicted))) if len(true) else 0.0,
-            "macro_f1": float(f1_score(true, predicted, labels=labels, average="macro", zero_division=0)),
+            "macro_f1": float(report["macro avg"]["f1-score"]),
             "per_class": per_class,
             "confusion": confusion_matrix(true, predicted, labels=labels).tolist()}
 
 # %% ../nbs/09_evaluate.ipynb #73430b55
 def _macro_f1_from_counts(counts: np.ndarray) -> np.ndarray:
-    "Macro-F1 of each confusion matrix in `counts` (R, K, K)."
-    true_positive = np.diagonal(counts, axis1=1, axis2=2).astype(float)
-    predicted, actual = counts.sum(axis=1), counts.sum(axis=2)
+    "Macro-F1 of each confusion matrix in `counts` (..., K, K)."
+    true_positive = np.diagonal(counts, axis1=-2, axis2=-1).astype(float)
+    predicted, actual = counts.sum(axis=-2), counts.sum(axis=-1)
     denominator = predicted + actual
     f1 = np.divide(2 * true_positive, denominator, out=np.zeros_like(true_positive), where=denominator > 0)
-    return f1.mean(axis=1)
+    return f1.mean(axis=-1)
 
-def bootstrap_intervals(true: np.ndarray, # true class index per image
-                        predicted: np.ndarray, # predicted class index per image
+def _pooled_scores(true: np.ndarray, predicted: np.ndarray, classes: int, seeds: np.ndarray, photos: np.ndarray) -> np.ndarray:
+    "Mean accuracy and macro-F1 over the drawn `seeds` (B, s) on the drawn `photos` (B, n): shape (2, B)."
+    drawn = predicted[seeds[:, :, None], photos[:, None, :]]  # (B, s, n)
+    cells = true[photos][:, None, :] * classes + drawn
+    resamples, count = cells.shape[:2]
+    cells = cells + (np.arange(resamples * count) * classes * classes).reshape(resamples, count, 1)
+    counts = np.bincount(cells.ravel(), minlength=resamples * count * classes * classes)
+    counts = counts.reshape(resamples, count, classes, classes)
+    accuracy = np.trace(counts, axis1=-2, axis2=-1) / photos.shape[1]
+    return np.stack([accuracy.mean(axis=1), _macro_f1_from_counts(counts).mean(axis=1)])
+
+def bootstrap_intervals(true: np.ndarray, # true class index per photo, (n,)
+                        predicted: np.ndarray, # predicted class per photo: (n,) for one seed, (seeds, n) for several
                         classes: int, # number of classes
                         resamples: int = 1000, # bootstrap resamples
                         seed: int = 0, # seed of the resampling
                         level: float = 0.95, # coverage of the interval
                        ) -> dict[str, list[float]]:
-    "Percentile bootstrap intervals of accuracy and macro-F1: `{'accuracy_ci': [lo, hi], 'macro_f1_ci': [lo, hi]}`."
-    true, predicted = np.asarray(true), np.asarray(predicted)
-    if len(true) == 0 or resamples == 0: return {"accuracy_ci": [0.0, 0.0], "macro_f1_ci": [0.0, 0.0]}
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(true), size=(resamples, len(true)))
-    cells = true[picks] * classes + predicted[picks] + (np.arange(resamples) * classes * classes)[:, None]
-    counts = np.bincount(cells.ravel(), minlength=resamples * classes * classes).reshape(resamples, classes, classes)
-    accuracy = np.trace(counts, axis1=1, axis2=2) / len(true)
-    tail = (1 - level) / 2 * 100
-    interval = lambda values: [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
-    return {"accuracy_ci": interval(accuracy), "macro_f1_ci": interval(_macro_f1_from_counts(counts))}
+    "Percentile bootstrap intervals of accuracy and macro-F1 over photos and seeds: `{'accuracy_ci': [lo, hi], 'macro_f1_ci': [lo, hi]}`."
+    true, predicted = np.asarray(true, dtype=int), np.atleast_2d(np.asarray(predicted, dtype=int))
+    if true.size == 0 or resamples == 0: return {"accuracy_ci": [0.0, 0.0], "macro_f1_ci": [0.0, 0.0]}
+    photo_ids, seed_ids = np.arange(len(true)), np.arange(len(predicted))
+    if len(seed_ids) > 1:
+        data, statistic = (seed_ids, photo_ids), lambda seeds, photos, axis=-1: _pooled_scores(true, predicted, classes, seeds, photos)
+    else:
+        data, statistic = (photo_ids,), lambda photos, axis=-1: _pooled_scores(true, predicted, classes, np.zeros((len(photos), 1), int), photos)
+    result = scipy.stats.bootstrap(data, statistic, n_resamples=resamples, confidence_level=level, method="percentile",
+                                   vectorized=True, batch=max(1, 2_000_000 // (len(true) * len(seed_ids))),
+                                   rng=np.random.default_rng(seed))
+    low, high = result.confidence_interval
+    return {"accuracy_ci": [float(low[0]), float(high[0])], "macro_f1_ci": [float(low[1]), float(high[1])]}
 
 # %% ../nbs/09_evaluate.ipynb #41c502c9
-def mean_std(values: list[float]) -> dict[str, float]:
-    "Mean and (population, ddof=0) standard deviation; std 0 for a single value."
+def mean_std(values: list[float]) -> dict[str, float | None]:
+    "Mean, sample standard deviation (ddof=1; None for fewer than two values) and the count."
     values = np.asarray(values, dtype=float)
-    return {"mean": float(values.mean()) if len(values) else 0.0, "std": float(values.std()) if len(values) else 0.0}
+    return {"mean": float(values.mean()) if len(values) else 0.0,
+            "std": float(values.std(ddof=1)) if len(values) > 1 else None, "n": int(len(values))}
 
 # %% ../nbs/09_evaluate.ipynb #22a5aa1a
 def write_predictions(path: Path, # the CSV to write
@@ -91,19 +105,34 @@ def write_predictions(path: Path, # the CSV to write
     write_bytes_atomic(text.getvalue().encode(), path)
 
 # %% ../nbs/09_evaluate.ipynb #51ca001e
+FRECHET_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048)
+
 def frechet_distance(first: np.ndarray, # features of one set, (n1, d)
                      second: np.ndarray, # features of the other, (n2, d)
-                     eps: float = 1e-6, # added to the covariance diagonals
                     ) -> float:
-    "Fréchet distance between Gaussians fitted to the two feature sets."
+    "Fréchet distance between Gaussians fitted to the two feature sets (NaN for sets under two images)."
     first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
     if len(first) < 2 or len(second) < 2: return float("nan")
     mean_gap = first.mean(axis=0) - second.mean(axis=0)
-    identity = np.eye(first.shape[1]) * eps
-    cov_first, cov_second = np.cov(first, rowvar=False) + identity, np.cov(second, rowvar=False) + identity
-    root = scipy.linalg.sqrtm(cov_first @ cov_second)
-    root = np.real(root)  # numerical noise gives tiny imaginary parts
-    return float(max(0.0, mean_gap @ mean_gap + np.trace(cov_first) + np.trace(cov_second) - 2 * np.trace(root)))
+    centred_first, centred_second = first - first.mean(axis=0), second - second.mean(axis=0)
+    scale_first, scale_second = len(first) - 1, len(second) - 1
+    cross = np.linalg.svd(centred_first @ centred_second.T, compute_uv=False).sum() / np.sqrt(scale_first * scale_second)
+    traces = (centred_first ** 2).sum() / scale_first + (centred_second ** 2).sum() / scale_second
+    return float(max(0.0, mean_gap @ mean_gap + traces - 2 * cross))
+
+def equal_size_distance(first: np.ndarray, # features of one set, (n1, d)
+                        second: np.ndarray, # features of the other, (n2, d)
+                        size: int | None = None, # images drawn from each set (default: the smaller set's size)
+                        draws: int = 3, # random subsamples averaged (one when `size` takes a whole set)
+                        seed: int = 0, # seed of the subsampling
+                       ) -> float:
+    "Fréchet distance with both sets subsampled, without replacement, to `size` images, averaged over `draws`."
+    size = min(len(first), len(second)) if size is None else size
+    if size < 2 or size > min(len(first), len(second)): return float("nan")
+    if size == len(first) == len(second): return frechet_distance(first, second)
+    rng = np.random.default_rng(seed)
+    pick = lambda features: features[rng.choice(len(features), size, replace=False)]
+    return float(np.mean([frechet_distance(pick(first), pick(second)) for _ in range(draws)]))
 
 def domain_gap(train_features: np.ndarray, # (n_train, d) features of the training images
                train_labels: np.ndarray, # class index per training image
@@ -112,14 +141,18 @@ def domain_gap(train_features: np.ndarray, # (n_train, d) features of the traini
                classes: list[str], # class names
                backbone: str, # the feature extractor's name, recorded
               ) -> dict:
-    "Fréchet distance overall and per class, with the set sizes and feature dimension it was computed from."
-    per_class = {name: frechet_distance(train_features[train_labels == i], test_features[test_labels == i])
+    "Fréchet distance at equal sample sizes: overall, per class and on a ladder of sizes, with the sizes used."
+    train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    size = min(len(train_features), len(test_features))
+    per_class = {name: equal_size_distance(train_features[train_labels == i], test_features[test_labels == i])
                  for i, name in enumerate(classes)}
-    return {"overall": frechet_distance(train_features, test_features), "per_class": per_class, "features": backbone,
+    by_size = {str(n): equal_size_distance(train_features, test_features, n) for n in FRECHET_SIZES if n <= size}
+    return {"overall": equal_size_distance(train_features, test_features), "sample_size": int(size),
+            "by_size": by_size, "per_class": per_class, "features": backbone,
             "dimensions": int(train_features.shape[1]), "train_images": int(len(train_features)),
             "test_images": int(len(test_features)),
-            "note": "Fréchet distance of ImageNet features (not fine-tuned); sets smaller than the feature dimension "
-                    "have rank-deficient covariances and inflated distances: compare only sets of similar size"}
+            "note": "Fréchet distance of ImageNet features (not fine-tuned), both sets subsampled to the same size "
+                    "(sample_size; by_size: at each size of a ladder); compare variants at one size only"}
 
 # %% ../nbs/09_evaluate.ipynb #33d8c919
 def _save(figure: plt.Figure, path: Path) -> None:
@@ -149,10 +182,10 @@ def plot_per_class_f1(per_class: list[dict], # one per seed: {class: {"f1": ...}
                       classes: list[str], # class names
                       path: Path, # PNG to write
                      ) -> Path:
-    "Bars of test F1 per class (mean over seeds, with the spread of seeds as error bars)."
+    "Bars of test F1 per class (mean over seeds; error bars: standard deviation over seeds, ddof=1, none for one seed)."
     scores = np.array([[seed[name]["f1"] for name in classes] for seed in per_class])
     figure, axis = plt.subplots(figsize=(6, 3.4))
-    axis.bar(classes, scores.mean(axis=0), yerr=scores.std(axis=0) if len(scores) > 1 else None, color="#4c72b0", capsize=4)
+    axis.bar(classes, scores.mean(axis=0), yerr=scores.std(axis=0, ddof=1) if len(scores) > 1 else None, color="#4c72b0", capsize=4)
     axis.set(ylim=(0, 1), ylabel="F1 on real photos", title=f"per-class F1 ({len(scores)} seed{'s' * (len(scores) > 1)})")
     _save(figure, path)
     return path
@@ -180,16 +213,38 @@ METRICS_SCHEMA = 1
 METRICS_KEYS = ["schema", "variant", "profile", "classes", "backbone", "pretrained", "image_size", "epochs_grid", "lr",
                 "batch_size", "augment", "dataset", "test", "runs", "selected", "summary", "domain_gap", "files", "device", "seconds"]
 
+def _test_summary(selected: list[dict], key: str, intervals: dict | None) -> dict:
+    "Mean and spread of test `key` over seeds, with the pooled interval (or the one seed's) and what it covers."
+    spread = mean_std([s["test"][key] for s in selected])
+    if intervals is not None:
+        return {**spread, "ci": intervals[f"{key}_ci"], "ci_over": "photos and seeds" if len(selected) > 1 else "photos"}
+    if len(selected) == 1: return {**spread, "ci": selected[0]["test"][f"{key}_ci"], "ci_over": "photos"}
+    return {**spread, "ci": selected[0]["test"][f"{key}_ci"],
+            "ci_over": "photos, first seed only (the other seeds' predictions were not given)"}
+
 def summarise(selected: list[dict], # the `selected` entries, first seed first
+              true: np.ndarray | None = None, # true class per test photo (with `predicted`: pooled intervals)
+              predicted: list[np.ndarray] | None = None, # per seed, in `selected` order: predicted class per test photo
+              resamples: int = 1000, # bootstrap resamples of the pooled interval
+              seed: int = 0, # seed of the resampling
              ) -> dict:
-    "The `summary` block of metrics.json from the selected model of each seed."
-    first = selected[0]["test"]
-    summary = {"val_accuracy": mean_std([s["val"]["accuracy"] for s in selected]),
-               "val_macro_f1": mean_std([s["val"]["macro_f1"] for s in selected]),
-               "test_accuracy": {**mean_std([s["test"]["accuracy"] for s in selected]), "ci": first["accuracy_ci"]},
-               "test_macro_f1": {**mean_std([s["test"]["macro_f1"] for s in selected]), "ci": first["macro_f1_ci"]},
-               "epochs_chosen": [s["epochs"] for s in selected]}
-    return summary
+    "The `summary` block of metrics.json: means and spreads over seeds, test intervals pooled over photos and seeds."
+    intervals = None
+    if true is not None and predicted is not None:
+        classes = len(selected[0]["test"].get("confusion") or []) or int(max(np.max(true), np.max(predicted)) + 1)
+        intervals = bootstrap_intervals(true, np.stack(predicted), classes, resamples, seed)
+    return {"val_accuracy": mean_std([s["val"]["accuracy"] for s in selected]),
+            "val_macro_f1": mean_std([s["val"]["macro_f1"] for s in selected]),
+            "test_accuracy": _test_summary(selected, "accuracy", intervals),
+            "test_macro_f1": _test_summary(selected, "macro_f1", intervals),
+            "epochs_chosen": [s["epochs"] for s in selected]}
+
+def near_chance(accuracy: float, # a validation (or test) accuracy in [0, 1]
+                classes: int, # number of classes
+               ) -> bool:
+    "Whether `accuracy` is within a quarter of the way from chance (1/classes) to perfect: the model did not learn."
+    chance = 1 / classes
+    return accuracy < chance + (1 - chance) / 4
 
 def check_metrics(metrics: dict) -> dict:
     "`metrics` if it has every key of schema 1, else a ValueError naming the missing ones."

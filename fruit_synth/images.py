@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import imagehash
 import numpy as np
-import scipy.fft
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['DEFAULT_MAX_PIXELS', 'IMAGE_SUFFIXES', 'ImageError', 'convert_mode', 'open_image', 'encode_image',
-           'write_bytes_atomic', 'save_image', 'file_sha256', 'perceptual_hash', 'hash_distance', 'Skipped',
-           'ScanResult', 'list_files', 'scan_images', 'fit_square', 'image_grid']
+           'write_bytes_atomic', 'save_image', 'file_sha256', 'read_json', 'write_json', 'perceptual_hash',
+           'hash_distance', 'Skipped', 'ScanResult', 'list_files', 'scan_images', 'fit_square', 'image_grid']
 
 # %% ../nbs/01_images.ipynb #ccce789d
 DEFAULT_MAX_PIXELS = 64_000_000 # same default as the `max_image_pixels` setting
@@ -121,19 +122,23 @@ def save_image(image: Image.Image, # image to write
     return hashlib.sha256(data).hexdigest()
 
 def file_sha256(path: str | Path) -> str:
-    "sha256 of the file at `path`."
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""): digest.update(block)
-    return digest.hexdigest()
+    "sha256 of the file at `path` (read in blocks by `hashlib.file_digest`)."
+    with open(path, "rb") as handle: return hashlib.file_digest(handle, "sha256").hexdigest()
+
+# %% ../nbs/01_images.ipynb #6ee0be25
+def read_json(path: str | Path) -> dict | None:
+    "The JSON object in `path`, or None when it is missing or unreadable."
+    try: return json.loads(Path(path).read_text())
+    except (OSError, ValueError): return None
+
+def write_json(data: dict, path: str | Path) -> None:
+    "Write `data` as JSON to `path` atomically (indented, keys sorted, a final newline)."
+    write_bytes_atomic((json.dumps(data, indent=1, sort_keys=True) + "\n").encode(), path)
 
 # %% ../nbs/01_images.ipynb #b6712a9f
 def perceptual_hash(image: Image.Image) -> int:
-    "64-bit pHash of `image`: which low DCT frequencies of its 32x32 greyscale thumbnail are above their median."
-    thumb = np.asarray(image.convert("L").resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
-    low = scipy.fft.dctn(thumb, norm="ortho")[:8, :8].ravel()
-    bits = low > np.median(low)
-    return int("".join("1" if bit else "0" for bit in bits), 2)
+    "64-bit pHash of `image` (`imagehash.phash`) as an integer."
+    return int(str(imagehash.phash(image)), 16)
 
 def hash_distance(first: int, second: int) -> int:
     "Number of differing bits between two perceptual hashes."
@@ -201,6 +206,7 @@ def image_grid(rows: dict[str, list[Image.Image]], # row label -> images of that
                cell: int = 96, # edge of each tile, in pixels
                label_width: int = 80, # width of the label column
                gap: int = 4, # pixels between tiles
+               fill: tuple[int, int, int] = (255, 255, 255), # behind each picture (grey shows where cut-outs are transparent)
               ) -> Image.Image:
     "One row of tiles per label, the label written at the start of the row."
     columns = max((len(images) for images in rows.values()), default=1) or 1
@@ -211,5 +217,5 @@ def image_grid(rows: dict[str, list[Image.Image]], # row label -> images of that
         top = gap + row * (cell + gap)
         draw.text((6, top + cell // 2 - 6), str(label), fill=(30, 30, 30))
         for column, image in enumerate(images):
-            grid.paste(fit_square(image, cell), (label_width + gap + column * (cell + gap), top))
+            grid.paste(fit_square(image, cell, fill), (label_width + gap + column * (cell + gap), top))
     return grid

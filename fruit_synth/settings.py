@@ -8,17 +8,21 @@ Docs: https://fruit-synth.github.io/fruit-synth/settings.html.md"""
 from __future__ import annotations
 
 import configparser
+import difflib
 import hashlib
 import json
+import math
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 # %% auto #0
-__all__ = ['SCHEMA', 'SETTINGS_MARKER', 'AUGMENTATIONS', 'DEMO_FOLDERS', 'Setting', 'SettingsError', 'parse_value', 'expand_env',
-           'resolve_path', 'parse_override', 'check_key', 'find_settings_file', 'Settings', 'read_ini',
+__all__ = ['SCHEMA', 'LARGEST_INT', 'SETTINGS_MARKER', 'AUGMENTATIONS', 'SURROUNDINGS', 'CAMERA_EFFECTS', 'CLASS_NAME',
+           'DEMO_FOLDERS', 'Setting', 'SettingsError', 'parse_value', 'expand_env', 'resolve_path', 'parse_override',
+           'nearest_key', 'check_key', 'find_settings_file', 'Settings', 'read_text_utf8', 'ini_lines', 'read_ini',
            'prompt_templates', 'profiles', 'load_settings', 'class_folder_map']
 
 # %% ../nbs/00_settings.ipynb #9192d162
@@ -39,9 +43,10 @@ class Setting:
         what = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text",
                 "path": "a file or folder path", "list": "a comma-separated list",
                 "int_list": "a comma-separated list of integers", "float_list": "a comma-separated list of numbers"}[self.kind]
-        if self.low is not None and self.high is not None: what += f" in [{self.low:g}, {self.high:g}]"
-        elif self.low is not None: what += f" >= {self.low:g}"
-        elif self.high is not None: what += f" <= {self.high:g}"
+        shown = (lambda v: str(int(v))) if self.kind in ("int", "int_list") else (lambda v: f"{v:g}")
+        if self.low is not None and self.high is not None: what += f" in [{shown(self.low)}, {shown(self.high)}]"
+        elif self.low is not None: what += f" >= {shown(self.low)}"
+        elif self.high is not None: what += f" <= {shown(self.high)}"
         return what
 
 # %% ../nbs/00_settings.ipynb #2aa0a310
@@ -49,7 +54,7 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("classes", "list", "class names, lower-case; also the class folder names"),
     Setting("plurals", "list", "plural of each class name, in the same order (used in prompts)"),
     Setting("class_folders", "str", "extra folder names per class, e.g. `tomato = Tomatoes | Tomato heirloom; kiwi = Kiwifruit`"),
-    Setting("seed", "int", "seed every random choice derives from", low=0),
+    Setting("seed", "int", "seed every random choice derives from", low=0, high=2**32 - 1),
     Setting("demo", "bool", "use the offline demo world, built into demo_dir when missing"),
     Setting("demo_dir", "path", "where the demo world is built"),
     Setting("work_dir", "path", "where generated datasets, runs and caches are written"),
@@ -65,6 +70,8 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("min_backgrounds", "int", "fewest usable backgrounds accepted", low=1),
     Setting("leakage_max_distance", "int", "perceptual-hash distance (bits of 64) at or under which a test photo counts as a near-duplicate of a cut-out source", low=0, high=64),
     Setting("max_image_pixels", "int", "images with more pixels are refused as possible decompression bombs", low=1),
+    Setting("min_image_edge", "int", "real photos with a shorter side (pixels) are skipped and counted", low=1, high=4096),
+    Setting("max_aspect_ratio", "float", "real photos more than this many times longer than wide (or wider than long) are skipped and counted", low=1.0, high=100.0),
     Setting("variants", "list", "dataset variants the report runs: few_shot, copy_paste, copy_paste_piles, copy_paste_poisson, diffusion, hybrid"),
     Setting("n_per_class", "int", "generated training images per class", low=1),
     Setting("hybrid_from_copy_paste", "int", "copy-paste images per class in the hybrid set", low=0),
@@ -81,7 +88,22 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("contrast", "float", "copy-paste: colour jitter range of contrast", low=0, high=1),
     Setting("saturation", "float", "copy-paste: colour jitter range of saturation", low=0, high=1),
     Setting("hue", "float", "copy-paste: colour jitter range of hue", low=0, high=0.5),
-    Setting("placement", "choice", "copy-paste: sparse (the study: no overlap) or piles (smaller fruits that may occlude)", choices=("sparse", "piles")),
+    Setting("placement", "choice", "copy-paste: sparse (the study: no overlap), piles (smaller fruits that may occlude) or bins (the frame filled by one class, as in a crate)", choices=("sparse", "piles", "bins")),
+    Setting("bins_scale", "float_list", "copy-paste bins: range of a fruit's longest side at mid-frame, relative to the image edge", low=0.03, high=1.0),
+    Setting("bins_tilt", "float_list", "copy-paste bins: range of the camera tilt: how much smaller fruits at the top of the frame are than at the bottom (0: none)", low=0.0, high=0.9),
+    Setting("bins_fill", "float", "copy-paste bins: share of the places in the grid that hold a fruit", low=0.3, high=1.0),
+    Setting("bins_max_objects", "int", "copy-paste bins: most fruits one image may need; a bins_scale too small to fill the frame within it is an error", low=10, high=5000),
+    Setting("bins_shading", "float", "copy-paste bins: darkest contact shading where fruits touch and in the gaps (0: none)", low=0.0, high=0.9),
+    Setting("surroundings", "list", "copy-paste bins: surfaces the gaps show, drawn per image: backgrounds (crops of the background photos), cardboard, crate, bin"),
+    Setting("colour_rule", "choice", "copy-paste: cutouts (hue jitter kept within the spread of the class's own cut-outs) or jitter (the hue setting as it is)", choices=("cutouts", "jitter")),
+    Setting("camera", "list", "copy-paste camera realism, any of: lighting, noise, blur, jpeg (empty: none)"),
+    Setting("light_gradient", "float", "camera lighting: largest brightness gradient across the frame", low=0.0, high=0.2),
+    Setting("white_balance", "float", "camera lighting: largest warm/cool shift of the light's colour (red and blue gains 1 +- this)", low=0.0, high=0.5),
+    Setting("vignette", "float", "camera lighting: largest darkening at the corners", low=0.0, high=0.9),
+    Setting("noise_std", "float_list", "camera noise: range of the sensor noise std, share of the full range", low=0.0, high=0.3),
+    Setting("blur_sigma", "float_list", "camera blur: range of the defocus or motion blur, pixels at 224 px", low=0.0, high=8.0),
+    Setting("jpeg_quality", "int_list", "camera jpeg: range of the JPEG quality of the last re-encoding", low=5, high=100),
+    Setting("distractors", "float", "copy-paste bins: largest share of the fruits that are of other classes, at the margins (0: none)", low=0.0, high=0.4),
     Setting("max_occlusion", "float", "copy-paste piles: largest share of a fruit that later fruits may cover", low=0, high=0.9),
     Setting("pile_objects", "int_list", "copy-paste piles: fewest and most fruits per image", low=1, high=100),
     Setting("pile_scale", "float_list", "copy-paste piles: smallest and largest fruit size relative to the image edge", low=0.02, high=1.0),
@@ -96,7 +118,17 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("epochs_grid", "int_list", "epoch counts to train; the best by validation macro-F1 is kept", low=1, high=1000),
     Setting("seeds", "int", "training repeats with different seeds", low=1, high=100),
     Setting("batch_size", "int", "training batch size", low=1, high=4096),
-    Setting("augment", "list", "training augmentations, any of: rotation, blur, hflip, vflip (the study: all four)"),
+    Setting("augment", "list", "training augmentations, any of: rotation, blur, hflip, vflip (the study's four), crop, colour, noise, jpeg"),
+    Setting("augment_crop", "float", "training crop augmentation: smallest share of the image area a random resized crop keeps", low=0.05, high=1.0),
+    Setting("augment_colour", "float", "training colour augmentation: brightness, contrast and saturation range (hue: a tenth of it)", low=0.0, high=1.0),
+    Setting("augment_noise", "float", "training noise augmentation: largest Gaussian noise std, share of the full range", low=0.0, high=0.5),
+    Setting("augment_jpeg", "int", "training jpeg augmentation: lowest JPEG quality (half the images are re-encoded)", low=1, high=95),
+    Setting("fit", "choice", "how a non-square image becomes the square input: crop (keep the aspect ratio, cut the long side), pad or squash",
+            choices=("crop", "pad", "squash")),
+    Setting("label_smoothing", "float", "label smoothing of the training loss (0: none)", low=0.0, high=0.5),
+    Setting("head_epochs", "int", "linear probe, then fine-tune (LP-FT): epochs training the new head alone before the whole network (0: none)", low=0, high=100),
+    Setting("ema", "float", "decay of an exponential moving average of the weights, evaluated instead of the last weights (0: off)", low=0.0, high=0.99999),
+    Setting("tta", "choice", "test-time augmentation: none, or hflip (average the logits of each photo and its mirror image)", choices=("none", "hflip")),
     Setting("augment_rotation", "float", "largest random rotation during training, degrees", low=0, high=180),
     Setting("threads", "int", "CPU threads for training and evaluation (0: all cores)", low=0, high=512),
     Setting("cache_mb", "int", "memory for decoded training images, MB; beyond it images are decoded again each epoch", low=0),
@@ -114,6 +146,14 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("sd_dtype", "choice", "weights precision: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16",
             choices=("auto", "fp32", "fp16", "bf16")),
     Setting("safety_checker", "bool", "run the pipeline's safety checker (black images are regenerated with the next seed)"),
+    # sweeps, the linear probe and a few real photos (issue 13)
+    Setting("train_mode", "choice", "how a run trains: finetune the whole network, probe (frozen ImageNet features and a logistic regression), or auto (probe on a CPU, finetune on a CUDA GPU)",
+            choices=("finetune", "probe", "auto")),
+    Setting("real_train_dir", "path", "labelled real photos of the test domain to train on, a folder per class (variants copy_paste_plus_real and few_shot_real); kept out of the test sample"),
+    Setting("real_per_class", "int", "real training photos per class taken from real_train_dir (k)", low=0, high=10000),
+    Setting("real_mode", "choice", "how the real photos join the generated ones: mix (oversampled into training) or finetune (trained on after the generated set)",
+            choices=("mix", "finetune")),
+    Setting("sweeps", "str", "the sweeps `fruit-synth sweep` runs without --vary: `key=v1,v2,... @ variant variant; ...`"),
 ]}
 
 # %% ../nbs/00_settings.ipynb #82e2f014
@@ -122,6 +162,7 @@ class SettingsError(ValueError):
 
 # %% ../nbs/00_settings.ipynb #e0ca4f1f
 _TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
+LARGEST_INT = 2**63 - 1 # no integer setting may be larger: beyond it numpy and torch overflow
 
 def _split_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
@@ -152,8 +193,10 @@ def parse_value(setting: Setting, raw: str, where: str) -> Any:
         raise bad() from None
     numbers = value if isinstance(value, list) else [value]
     for number in numbers:
+        if isinstance(number, float) and not math.isfinite(number): raise bad(" (not a finite number)")
         if (setting.low is not None and number < setting.low) or (setting.high is not None and number > setting.high):
             raise bad()
+        if isinstance(number, int) and abs(number) > LARGEST_INT: raise bad(f" (larger than {LARGEST_INT})")
     return value
 
 # %% ../nbs/00_settings.ipynb #6dd26a7f
@@ -184,10 +227,17 @@ def parse_override(text: str) -> tuple[str, str]:
     check_key(key, f"override {text!r}")
     return key, value
 
-def check_key(key: str, where: str) -> None:
-    "Raise a `SettingsError` listing the valid keys when `key` is not a setting."
+def nearest_key(key: str) -> str | None:
+    "The known setting whose name is closest to `key` (a typo's likely meaning), or None."
+    close = difflib.get_close_matches(key.strip().lower(), list(SCHEMA), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+def check_key(key: str, where: str, line: str = "") -> None:
+    "Raise a `SettingsError` suggesting the nearest key, and listing the valid ones, when `key` is not a setting."
     if key not in SCHEMA:
-        raise SettingsError(f"{where}: unknown setting {key!r}; valid settings are: {', '.join(sorted(SCHEMA))}")
+        nearest = nearest_key(key)
+        hint = f"did you mean {nearest!r}? " if nearest else ""
+        raise SettingsError(f"{where}: unknown setting {key!r}{line}; {hint}valid settings are: {', '.join(sorted(SCHEMA))}")
 
 # %% ../nbs/00_settings.ipynb #845f6f5f
 SETTINGS_MARKER = "Experiment settings for fruit-synth"
@@ -200,8 +250,11 @@ def find_settings_file(path: str | Path | None = None) -> Path:
     "The `settings.ini` to read: `path`, `$FRUIT_SYNTH_SETTINGS`, the nearest one up from the working folder, or the project's."
     explicit = path or os.environ.get("FRUIT_SYNTH_SETTINGS")
     if explicit:
-        explicit = Path(explicit).expanduser()
-        if not explicit.is_file(): raise SettingsError(f"settings file {str(explicit)!r} does not exist")
+        explicit = Path(explicit).expanduser().absolute()
+        if explicit.is_dir():
+            hint = " (it holds a settings.ini: give that file)" if (explicit / "settings.ini").is_file() else ""
+            raise SettingsError(f"settings file '{explicit}' is a folder, expected a settings file{hint}")
+        if not explicit.is_file(): raise SettingsError(f"settings file '{explicit}' does not exist; give the path of a settings.ini")
         return explicit.resolve()
     here = Path.cwd().resolve()
     for folder in [here, *here.parents]:
@@ -218,7 +271,8 @@ class Settings:
     profile: str # section of settings.ini these came from
     values: dict[str, Any] # every setting, typed
     source: Path # the settings.ini they were read from
-    overrides: dict[str, str] = field(default_factory=dict) # the raw key=value overrides applied
+    overrides: dict[str, str] = field(default_factory=dict) # the raw key=value overrides applied (paths made absolute)
+    lines: dict[str, int] = field(default_factory=dict) # line of settings.ini each key's value was read from
 
     def __getattr__(self, name: str) -> Any:
         values = self.__dict__.get("values", {})
@@ -228,7 +282,8 @@ class Settings:
     def where(self, key: str) -> str:
         "Where `key`'s value came from, for error messages: `settings.ini [paper] real_dir` or `override real_dir`."
         if key in self.overrides: return f"override {key}={self.overrides[key]}"
-        return f"{self.source.name} [{self.profile}] {key}"
+        line = f" (line {self.lines[key]})" if key in self.lines else ""
+        return f"{self.source.name} [{self.profile}] {key}{line}"
 
     def require(self, key: str) -> Any:
         "The value of `key`, or an error saying it must be set for this step."
@@ -241,7 +296,7 @@ class Settings:
     def replace(self, **changes: Any) -> "Settings":
         "A copy with some values changed (already typed)."
         for key in changes: check_key(key, "Settings.replace")
-        return Settings(self.profile, {**self.values, **changes}, self.source, dict(self.overrides))
+        return Settings(self.profile, {**self.values, **changes}, self.source, dict(self.overrides), dict(self.lines))
 
     def to_dict(self) -> dict[str, Any]:
         "Values as JSON-friendly types (paths as strings)."
@@ -264,18 +319,76 @@ class Settings:
         return "\n".join(lines)
 
 # %% ../nbs/00_settings.ipynb #12a264c2
+def read_text_utf8(path: Path, what: str = "settings file") -> str:
+    "The text of `path`; a `SettingsError` naming the line and byte when it is not UTF-8, or when it is a folder."
+    path = Path(path)
+    if path.is_dir(): raise SettingsError(f"{what} '{path}' is a folder, expected a file")
+    data = path.read_bytes()
+    try: return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SettingsError(f"{path} line {line}, column {column}: byte 0x{data[e.start]:02x} is not UTF-8 text; "
+                            f"save the file as UTF-8 (in most editors: Save with encoding, UTF-8)") from None
+
+_HEADER = re.compile(r"\[([^\[\]]+)\]\s*(?:[#;].*)?")
+_ENTRY = re.compile(r"([^\s#;=:\[][^=:]*?)\s*[=:]")
+
+def ini_lines(text: str) -> dict[tuple[str, str], int]:
+    "(section, key) -> line number of each `key = value` line of a settings file's `text`."
+    found, section = {}, "DEFAULT"
+    for number, line in enumerate(text.splitlines(), 1):
+        header = _HEADER.fullmatch(line.strip()) if not line[:1].isspace() else None
+        if header: section = header.group(1).strip()
+        elif (entry := _ENTRY.match(line)): found.setdefault((section, entry.group(1).strip().lower()), number)
+    return found
+
+def _check_headers(path: Path, text: str) -> None:
+    "A line that starts like a section header but is not one (`[paper`) is an error naming it."
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.startswith("[") and not _HEADER.fullmatch(line.strip()):
+            raise SettingsError(f"{path} line {number}: broken section header {line.strip()!r}; expected a name in "
+                                f"square brackets on a line of its own, e.g. [grocery]")
+
+def _parse_error(path: Path, text: str, error: configparser.Error) -> SettingsError:
+    "A configparser error as one line with the line number, the offending text and what to do."
+    lines = text.splitlines()
+    def shown(number: int) -> str: return repr(lines[number - 1].strip()) if 0 < number <= len(lines) else ""
+    if isinstance(error, configparser.DuplicateOptionError):
+        first = ini_lines("\n".join(lines[:error.lineno - 1])).get((error.section, error.option))
+        return SettingsError(f"{path} line {error.lineno}: {shown(error.lineno)} sets {error.option!r} a second time in "
+                             f"[{error.section}]" + (f" (first set on line {first})" if first else "") + "; keep one of them")
+    if isinstance(error, configparser.DuplicateSectionError):
+        return SettingsError(f"{path} line {error.lineno}: section [{error.section}] appears a second time; merge the two")
+    if isinstance(error, configparser.MissingSectionHeaderError):
+        return SettingsError(f"{path} line {error.lineno}: {shown(error.lineno)} comes before any section header; "
+                             f"start the file with [DEFAULT]")
+    if isinstance(error, configparser.ParsingError) and error.errors:
+        number = error.errors[0][0]
+        return SettingsError(f"{path} line {number}: cannot read {shown(number)}; expected `key = value`, a "
+                             f"[section] header or a # comment")
+    return SettingsError(f"{path}: not a valid settings file ({error.message.splitlines()[0]})")
+
 def read_ini(path: Path) -> configparser.ConfigParser:
-    "Parse `path` as settings.ini, checking every key in every section is a known setting."
+    "Parse `path` as settings.ini, checking every key in every section is a known setting; errors name the line."
+    path = Path(path)
+    text = read_text_utf8(path)
+    _check_headers(path, text)
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=None)
-    try: parser.read_string(path.read_text(encoding="utf-8"), source=str(path))
-    except configparser.Error as e:
-        raise SettingsError(f"{path}: not a valid settings file ({e.message.splitlines()[0]})") from None
+    try: parser.read_string(text, source=str(path))
+    except configparser.Error as e: raise _parse_error(path, text, e) from None
+    lines = ini_lines(text)
+    parser.line_numbers = lines
     for section in ["DEFAULT", *parser.sections()]:
         for key in parser[section] if section != "DEFAULT" else parser.defaults():
-            check_key(key, f"{path.name} [{section}]")
+            line = lines.get((section, key))
+            check_key(key, f"{path.name} [{section}]", f" on line {line}" if line else "")
     return parser
 
-AUGMENTATIONS = ("rotation", "blur", "hflip", "vflip")
+AUGMENTATIONS = ("rotation", "blur", "hflip", "vflip", "crop", "colour", "noise", "jpeg") # training augmentations
+SURROUNDINGS = ("backgrounds", "cardboard", "crate", "bin") # copy-paste bins surfaces
+CAMERA_EFFECTS = ("lighting", "noise", "blur", "jpeg") # copy-paste camera realism
+CLASS_NAME = re.compile(r"\w[\w\- ]*") # a class name is a plain folder name: letters, digits, _, - and spaces
 
 def prompt_templates(settings: "Settings") -> list[str]:
     "The prompt templates: `prompt` split at `|`."
@@ -288,6 +401,10 @@ def profiles(path: str | Path | None = None) -> list[str]:
 def _check_together(settings: Settings) -> None:
     "Checks that involve more than one setting."
     classes, plurals = settings.classes, settings.plurals
+    for name in classes:
+        if not CLASS_NAME.fullmatch(name):
+            raise SettingsError(f"{settings.where('classes')}: class name {name!r} is not a plain folder name; expected "
+                                f"letters, digits, _, - and spaces only (class names become folder names)")
     if len(classes) < 2: raise SettingsError(f"{settings.where('classes')}: expected at least 2 classes, found {classes}")
     if len(set(classes)) != len(classes):
         raise SettingsError(f"{settings.where('classes')}: class names must be unique, found {classes}")
@@ -300,6 +417,15 @@ def _check_together(settings: Settings) -> None:
     unknown = sorted(set(settings.augment) - set(AUGMENTATIONS))
     if unknown:
         raise SettingsError(f"{settings.where('augment')}: expected any of {', '.join(AUGMENTATIONS)}, found {', '.join(unknown)}")
+    for key, allowed in (("surroundings", SURROUNDINGS), ("camera", CAMERA_EFFECTS)):
+        unknown = sorted(set(getattr(settings, key)) - set(allowed))
+        if unknown: raise SettingsError(f"{settings.where(key)}: expected any of {', '.join(allowed)}, found {', '.join(unknown)}")
+    if not settings.surroundings:
+        raise SettingsError(f"{settings.where('surroundings')}: expected at least one of {', '.join(SURROUNDINGS)}, found none")
+    for key in ("bins_scale", "bins_tilt", "noise_std", "blur_sigma", "jpeg_quality"):
+        values = getattr(settings, key)
+        if len(values) != 2 or values[0] > values[1]:
+            raise SettingsError(f"{settings.where(key)}: expected two values, low then high, found {', '.join(map(str, values)) or 'none'}")
     if settings.sd_size % 8:
         raise SettingsError(f"{settings.where('sd_size')}: expected a multiple of 8, found {settings.sd_size}")
     for low, high in [("min_objects", "max_objects"), ("scale_min", "scale_max")]:
@@ -334,16 +460,27 @@ def load_settings(profile: str = "demo", # section of settings.ini
     missing = [key for key in SCHEMA if key not in raw]
     if missing: raise SettingsError(f"{source.name} [{profile}]: missing settings {', '.join(missing)}; add them to [DEFAULT]")
     given = dict(pairs)
+    numbers = parser.line_numbers
+    lines = {key: numbers.get((profile, key)) or numbers.get(("DEFAULT", key)) for key in SCHEMA if key not in given}
+    lines = {key: line for key, line in lines.items() if line}
     values = {}
     for key, setting in SCHEMA.items():
         where = f"override {key}={given[key]}:" if key in given else f"{source.name} [{profile}]"
-        value = parse_value(setting, raw[key], where)
-        if setting.kind == "path" and value is not None: value = resolve_path(value, source.parent, f"{where} {key}")
+        try: value = parse_value(setting, raw[key], where)
+        except SettingsError as e:
+            if key in given or key not in lines: raise
+            raise SettingsError(f"{e} (line {lines[key]})") from None
+        if setting.kind == "path" and value is not None:
+            # a path given on the command line is the user's, relative to where they are; settings.ini's to its folder
+            base = Path.cwd() if key in given else source.parent
+            value = resolve_path(value, base, f"{where} {key}")
+            if key in given: given[key] = str(value)
         values[key] = value
+    for key in ("classes", "plurals"): values[key] = [unicodedata.normalize("NFC", name) for name in values[key]]
     if values["demo"]:
         for key, folder in DEMO_FOLDERS.items():
             if values[key] is None: values[key] = values["demo_dir"] / folder
-    settings = Settings(profile, values, source, given)
+    settings = Settings(profile, values, source, given, lines)
     _check_together(settings)
     return settings
 

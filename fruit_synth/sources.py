@@ -10,49 +10,100 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from PIL import Image
 
 from .images import ImageError, ScanResult, Skipped, hash_distance, scan_images
 from .settings import Settings, SettingsError, class_folder_map
 
 # %% auto #0
-__all__ = ['SOURCE_KEYS', 'folder_matches', 'find_class_folders', 'class_names', 'ClassImages', 'class_images', 'sample_key',
-           'seeded_order', 'Leak', 'find_leaks', 'TestSet', 'sample_test_set', 'find_backgrounds', 'SourcesCheck',
-           'stage_dir', 'prepare_world', 'cutout_library', 'usable_backgrounds', 'check_sources', 'test_sample']
+__all__ = ['GENERATED_MARKERS', 'MIN_IMAGE_EDGE', 'MAX_ASPECT_RATIO', 'SOURCE_KEYS', 'folder_matches', 'generated_marker',
+           'FolderSurvey', 'survey_folders', 'check_root', 'find_class_folders', 'class_names', 'ClassImages',
+           'is_mask_file', 'shape_problem', 'class_images', 'settings_class_images', 'sample_key', 'seeded_order',
+           'Leak', 'find_leaks', 'TestSet', 'sample_test_set', 'find_backgrounds', 'SourcesCheck', 'stage_dir',
+           'prepare_world', 'cutout_library', 'usable_backgrounds', 'check_sources', 'test_sample', 'real_train_photos',
+           'test_sample_without', 'test_folder']
 
 # %% ../nbs/02_sources.ipynb #d74f4ebe
 _SPLIT_FOLDERS = {"training", "train", "test", "testing", "validation", "val", "images", "fruits", "fruit"}
+GENERATED_MARKERS = ("dataset.json", "manifest.jsonl", "library.json") # files fruit-synth writes into folders it generates
+
+def _nfc(text: str) -> str: return unicodedata.normalize("NFC", text)
 
 def folder_matches(folder_name: str, names: list[str]) -> bool:
-    "Whether `folder_name` is one of `names` (case-insensitive; also `Name 3`, `Name A` variants and glob patterns)."
-    folder = folder_name.strip().lower()
-    for name in (n.lower() for n in names):
+    "Whether `folder_name` is one of `names` (case-insensitive, Unicode NFC; also `Name 3`, `Name A` variants and glob patterns)."
+    folder = _nfc(folder_name).strip().lower()
+    for name in (_nfc(n).lower() for n in names):
         if folder == name or fnmatch.fnmatch(folder, name): return True
         if re.fullmatch(re.escape(name) + r"[ _-]+(\d+|[a-z])", folder): return True
     return False
+
+def generated_marker(folder: Path) -> str | None:
+    "The file that shows `folder` was written by fruit-synth (a dataset or a cut-out library), or None."
+    return next((name for name in GENERATED_MARKERS if (Path(folder) / name).is_file()), None)
+
+@dataclass
+class FolderSurvey:
+    "What the top of a dataset root holds: class folders, generated folders left out, and folders that are no class."
+    found: dict[str, list[Path]] # class -> its folders
+    generated: list[Path] = field(default_factory=list) # fruit-synth datasets and libraries: never real photos
+    extra: list[Path] = field(default_factory=list) # folders that match no class (another class, notes, ...)
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+def survey_folders(root: Path, names: dict[str, list[str]]) -> FolderSurvey:
+    "Class folders one level under `root` (two under a split folder such as `Training/`); generated folders left out."
+    survey = FolderSurvey({name: [] for name in names})
+    def visit(folder: Path, depth: int):
+        for child in _subfolders(folder):
+            if generated_marker(child): survey.generated.append(child); continue
+            owners = [name for name, aliases in names.items() if folder_matches(child.name, aliases)]
+            if owners: survey.found[owners[0]].append(child)
+            elif depth == 1 and child.name.lower() in _SPLIT_FOLDERS: visit(child, 2)
+            else: survey.extra.append(child)
+    visit(root, 1)
+    return survey
+
+def _deeper(root: Path, names: list[str], depth: int = 3, limit: int = 5) -> list[str]:
+    "Folders matching `names` further down than a class folder may be (for the error that says where they are)."
+    hits, level = [], [root]
+    for _ in range(depth):
+        level = [child for folder in level for child in _subfolders(folder)]
+        hits += [p for p in level if folder_matches(p.name, names) and p.parent != root]
+    return [p.relative_to(root).as_posix() + (" (generated)" if generated_marker(p.parent) else "") for p in hits[:limit]]
+
+def check_root(root: Path, where: str) -> Path:
+    "`root` if it is a folder of real photos; an error when it is missing, a file, or a folder fruit-synth generated."
+    root = Path(root)
+    if root.is_file(): raise SettingsError(f"{where}: '{root}' is a file, expected a folder with a sub-folder per class")
+    if not root.is_dir(): raise SettingsError(f"{where}: folder '{root}' does not exist")
+    for folder in (root, root.parent):
+        marker = generated_marker(folder)
+        if marker:
+            raise SettingsError(f"{where}: '{root}' is {'inside ' if folder != root else ''}a folder fruit-synth generated "
+                                f"(it has {folder / marker}), not real photos; give the folder of your real photos")
+    return root
 
 def find_class_folders(root: str | Path, # dataset root
                        names: dict[str, list[str]], # class -> folder names that mean it
                        where: str = "folder", # the setting `root` came from, for errors
                       ) -> dict[str, list[Path]]:
-    "The folders under `root` (two levels deep at most) that belong to each class; an error names any class not found."
-    root = Path(root)
-    if not root.is_dir(): raise SettingsError(f"{where}: folder '{root}' does not exist")
-    found: dict[str, list[Path]] = {name: [] for name in names}
-    def visit(folder: Path, depth: int):
-        for child in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            owners = [name for name, aliases in names.items() if folder_matches(child.name, aliases)]
-            if owners: found[owners[0]].append(child)
-            elif depth < 2: visit(child, depth + 1)
-    visit(root, 1)
-    for name, folders in found.items():
+    "The class folders of `root` (one level down, or two under a split folder); an error names any class not found."
+    root = check_root(Path(root), where)
+    survey = survey_folders(root, names)
+    for name, folders in survey.found.items():
         if not folders:
-            present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+            present = [p.name for p in _subfolders(root)]
+            deeper = _deeper(root, names[name])
+            hint = (f"; class folders further down: {', '.join(deeper)}: give the folder that holds them" if deeper else "")
             raise SettingsError(f"{where}: folder '{root}' has no class folder matching '{name}' (found: "
-                                f"{', '.join(present[:20]) or 'no folders'}{', ...' if len(present) > 20 else ''}); "
+                                f"{', '.join(present[:20]) or 'no folders'}{', ...' if len(present) > 20 else ''}){hint}; "
                                 f"rename the folder or add `{name} = <folder name>` to class_folders")
-    return found
+    return survey.found
 
 def class_names(settings: Settings) -> dict[str, list[str]]:
     "For each class, the folder names that mean it: the class, its plural, and `class_folders` additions."
@@ -60,6 +111,8 @@ def class_names(settings: Settings) -> dict[str, list[str]]:
     return {name: [name, plural, *extra[name]] for name, plural in zip(settings.classes, settings.plurals)}
 
 # %% ../nbs/02_sources.ipynb #98fa5bfe
+MIN_IMAGE_EDGE, MAX_ASPECT_RATIO = 32, 4.0 # defaults of the min_image_edge and max_aspect_ratio settings
+
 @dataclass
 class ClassImages:
     "The usable images of each class under a root, the folders they came from, and every skipped file."
@@ -68,30 +121,88 @@ class ClassImages:
     images: dict[str, list[Path]]
     skipped: list[Skipped] = field(default_factory=list)
     hashes: dict[Path, int] = field(default_factory=dict)
+    generated: list[Path] = field(default_factory=list) # folders fruit-synth generated, left out
+    extra: list[Path] = field(default_factory=list) # folders that are no class, left out
 
     def counts(self) -> dict[str, int]:
         "Number of usable images per class."
         return {name: len(paths) for name, paths in self.images.items()}
+
+    def notes(self) -> list[str]:
+        "What was left out besides skipped files, and where a class came from more than one folder."
+        notes = []
+        if self.generated:
+            notes.append(f"left out {len(self.generated)} folder(s) fruit-synth generated (never real photos): "
+                         + ", ".join(p.relative_to(self.root).as_posix() for p in self.generated[:10]))
+        if self.extra:
+            notes.append(f"{len(self.extra)} folder(s) match no class and were not used: "
+                         + ", ".join(p.relative_to(self.root).as_posix() for p in self.extra[:10]))
+        for name, folders in self.folders.items():
+            if len(folders) > 1:
+                notes.append(f"class '{name}' is taken from {len(folders)} folders: "
+                             + ", ".join(p.relative_to(self.root).as_posix() for p in folders))
+        return notes
+
+def is_mask_file(path: Path) -> bool:
+    "Whether `path` is a mask file (`x.mask.png`, `x_mask.png`), never a photo."
+    return Path(path).stem.lower().endswith((".mask", "_mask"))
+
+def shape_problem(path: Path, # an image file that decodes
+                  min_edge: int = MIN_IMAGE_EDGE, # shortest side accepted, pixels
+                  max_aspect: float = MAX_ASPECT_RATIO, # longest side at most this many times the shortest
+                 ) -> str | None:
+    "Why the image in `path` is no photo to test or cut from (animated, tiny, a strip), or None."
+    try:
+        with Image.open(path) as image:
+            frames = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
+            width, height = image.size
+            kind = image.format
+    except Exception as e: return f"cannot be read ({type(e).__name__})"
+    if frames > 1: return f"animated image ({frames} frames, {kind} format); give still photos"
+    if min(width, height) < min_edge:
+        return f"{width}x{height} pixels: shorter side under min_image_edge = {min_edge}"
+    if max(width, height) / min(width, height) > max_aspect:
+        return (f"{width}x{height} pixels: aspect ratio {max(width, height) / min(width, height):.1f}, "
+                f"over max_aspect_ratio = {max_aspect:g}")
+    return None
 
 def class_images(root: str | Path, # dataset root
                  names: dict[str, list[str]], # class -> folder names
                  where: str = "folder", # the setting `root` came from
                  max_pixels: int | None = None, # larger images are skipped
                  hashes: bool = False, # compute perceptual hashes too
-                 exclude: tuple[str, ...] = (), # glob patterns of file names that are not photos (mask files)
+                 exclude: tuple[str, ...] = (), # glob patterns of file names that are not photos (mask files always are)
+                 min_edge: int = MIN_IMAGE_EDGE, # images with a shorter side are skipped
+                 max_aspect: float = MAX_ASPECT_RATIO, # images more elongated than this are skipped
                 ) -> ClassImages:
     "Scan the class folders of `root`: usable images per class, and skipped files with reasons."
-    folders = find_class_folders(root, names, where)
-    result = ClassImages(Path(root), folders, {name: [] for name in names})
-    for name, class_dirs in folders.items():
+    root = check_root(Path(root), where)
+    find_class_folders(root, names, where)
+    survey = survey_folders(root, names)
+    result = ClassImages(root, survey.found, {name: [] for name in names}, generated=survey.generated, extra=survey.extra)
+    for name, class_dirs in survey.found.items():
         for folder in class_dirs:
             scan: ScanResult = scan_images(folder, max_pixels=max_pixels, hashes=hashes)
             for path in scan.images:
-                if any(fnmatch.fnmatch(path.name.lower(), pattern) for pattern in exclude): continue
+                if is_mask_file(path) or any(fnmatch.fnmatch(path.name.lower(), pattern) for pattern in exclude): continue
+                problem = shape_problem(path, min_edge, max_aspect)
+                if problem:
+                    result.skipped.append(Skipped(path, problem))
+                    continue
                 result.images[name].append(path)
-            result.skipped += scan.skipped
-            result.hashes.update(scan.hashes)
+                if hashes: result.hashes[path] = scan.hashes[path]
+            result.skipped += [skip for skip in scan.skipped if not is_mask_file(skip.path)]
+    result.skipped.sort(key=lambda skip: skip.path)
     return result
+
+def settings_class_images(settings: Settings, # resolved settings (classes, size limits)
+                          root: Path, # the folder to scan
+                          where: str, # the setting or option it came from
+                          hashes: bool = False, # compute perceptual hashes too
+                         ) -> ClassImages:
+    "`class_images` of `root` with the limits the settings give (max_image_pixels, min_image_edge, max_aspect_ratio)."
+    return class_images(root, class_names(settings), where, settings.max_image_pixels, hashes,
+                        min_edge=settings.min_image_edge, max_aspect=settings.max_aspect_ratio)
 
 # %% ../nbs/02_sources.ipynb #c5b52e73
 def sample_key(seed: int, name: str, relative: str) -> str:
@@ -166,6 +277,7 @@ def find_backgrounds(folder: str | Path, # folder of fruit-free photos
                     ) -> ScanResult:
     "The usable background photos of `folder`; an error if there are fewer than `minimum`."
     folder = Path(folder)
+    if folder.is_file(): raise SettingsError(f"{where}: '{folder}' is a file, expected a folder of background photos")
     if not folder.is_dir(): raise SettingsError(f"{where}: folder '{folder}' does not exist")
     scan = scan_images(folder, max_pixels=max_pixels)
     if len(scan.images) < minimum:
@@ -227,6 +339,7 @@ class SourcesCheck:
                     cutout_sources=sorted({str(record.source) for record in self.library.cutouts}),
                     backgrounds=[str(p) for p in self.backgrounds.images],
                     skipped=[dict(where=where, path=str(path), reason=reason) for where, path, reason in self.skipped()],
+                    notes=self.notes(),
                     warnings=self.test.warnings)
 
     def summary(self) -> str:
@@ -244,11 +357,17 @@ class SourcesCheck:
         lines.append(f"left out of the test set as cut-out sources or their near-duplicates: {len(self.test.leaks)}")
         lines += [f"  {l.photo} ~ {l.source} (distance {l.distance})" for l in self.test.leaks]
         lines += [f"warning: {w}" for w in self.test.warnings]
+        lines += [f"note: {note}" for note in self.notes()]
         return "\n".join(lines)
+
+    def notes(self) -> list[str]:
+        "Folders left out of real_dir and mask_dir (generated, or no class), and classes taken from several folders."
+        return ([f"real_dir: {note}" for note in self.real.notes()]
+                + [f"mask_dir: {note}" for note in self.mask_candidates.notes()])
 
 SOURCE_KEYS = ("classes", "plurals", "class_folders", "seed", "demo", "demo_dir", "real_dir", "test_per_class", "allow_fewer",
                "mask_dir", "mask_method", "masks_per_class", "backgrounds_dir", "min_backgrounds", "leakage_max_distance",
-               "max_image_pixels") # the settings the sources stage depends on
+               "max_image_pixels", "min_image_edge", "max_aspect_ratio") # the settings the sources stage depends on
 
 def stage_dir(settings: Settings) -> Path:
     "The folder a profile's stages write into: `<work_dir>/<profile>`."
@@ -269,7 +388,9 @@ def cutout_library(settings: Settings, # resolved settings
     "The cut-out library of the profile, built from `mask_dir` into `<work_dir>/<profile>/cutouts` (reused when unchanged)."
     prepare_world(settings, progress)
     _say(progress)(f"cut-out candidates in {settings.require('mask_dir')}")
-    candidates = class_images(settings.mask_dir, class_names(settings), settings.where("mask_dir"), settings.max_image_pixels)
+    # a cut-out cropped tight may be small or long (a banana): only the real photos get the edge and shape limits
+    candidates = class_images(settings.mask_dir, class_names(settings), settings.where("mask_dir"), settings.max_image_pixels,
+                              min_edge=1, max_aspect=float("inf"))
     library = build_library(candidates.images, stage_dir(settings) / "cutouts", settings.masks_per_class,
                             seed=settings.seed, method=settings.mask_method, max_pixels=settings.max_image_pixels,
                             progress=progress)
@@ -289,7 +410,7 @@ def check_sources(settings: Settings, # resolved settings of one profile
     source_hashes = {record.source: perceptual_hash(open_image(record.source, max_pixels=settings.max_image_pixels))
                      for record in library.cutouts}
     _say(progress)(f"real photos in {settings.require('real_dir')}")
-    real = class_images(settings.real_dir, class_names(settings), settings.where("real_dir"), settings.max_image_pixels, hashes=True)
+    real = settings_class_images(settings, settings.real_dir, settings.where("real_dir"), hashes=True)
     test = sample_test_set(real, settings.test_per_class, settings.seed, source_hashes, settings.leakage_max_distance,
                            settings.allow_fewer, settings.where("test_per_class"))
     _say(progress)(f"backgrounds in {settings.backgrounds_dir}")
@@ -310,3 +431,57 @@ def test_sample(settings: Settings, progress: bool = True) -> dict[str, list[Pat
         if list(photos) == list(settings.classes) and all(p.is_file() for paths in photos.values() for p in paths):
             return photos
     return check_sources(settings, progress).test.photos
+
+# %% ../nbs/02_sources.ipynb #0518c26b
+def real_train_photos(settings: Settings, # real_train_dir, classes, seed, max_image_pixels
+                      per_class: int | None = None, # k (default: the real_per_class setting)
+                     ) -> dict[str, list[Path]]:
+    "The k real training photos per class from `real_train_dir`: the first k of a seeded order, the same whatever k is."
+    k = settings.real_per_class if per_class is None else per_class
+    if k == 0: return {name: [] for name in settings.classes}
+    found = class_images(settings.require("real_train_dir"), class_names(settings), settings.where("real_train_dir"),
+                         settings.max_image_pixels)
+    picks = {}
+    for name, paths in found.images.items():
+        if len(paths) < k:
+            raise SettingsError(f"{settings.where('real_train_dir')}: class '{name}' has {len(paths)} usable photos in "
+                                f"'{found.root}', fewer than real_per_class = {k}; lower real_per_class or add photos")
+        picks[name] = seeded_order(paths, found.root, settings.seed, f"real_train/{name}")[:k]
+    return picks
+
+def test_sample_without(settings: Settings, # resolved settings of the profile
+                        held: dict[str, list[Path]], # real training photos per class, to keep out of the test sample
+                        progress: bool = False, # print each step to stderr
+                       ) -> tuple[TestSet, dict[str, int]]:
+    "The test sample without cut-out sources, `held` photos and near-duplicates of either; and how many of each were left out."
+    library, _ = cutout_library(settings, progress)
+    pixels = settings.max_image_pixels
+    cutouts = {record.source: perceptual_hash(open_image(record.source, max_pixels=pixels)) for record in library.cutouts}
+    real = class_images(settings.require("real_dir"), class_names(settings), settings.where("real_dir"), pixels, hashes=True)
+    held_hashes = {path: real.hashes.get(path) or perceptual_hash(open_image(path, max_pixels=pixels))
+                   for paths in held.values() for path in paths}
+    from_test_folder = any(Path(settings.real_dir) in path.parents for path in held_hashes)
+    test = sample_test_set(real, settings.test_per_class, settings.seed, {**cutouts, **held_hashes}, settings.leakage_max_distance,
+                           settings.allow_fewer or from_test_folder, settings.where("test_per_class"))
+    counts = {"cutout_sources": sum(leak.source not in held_hashes for leak in test.leaks),
+              "real_train": sum(leak.source in held_hashes and leak.distance == 0 for leak in test.leaks),
+              "real_train_near_duplicates": sum(leak.source in held_hashes and leak.distance > 0 for leak in test.leaks)}
+    return test, counts
+
+# %% ../nbs/02_sources.ipynb #3de02e35
+def test_folder(settings: Settings, # resolved settings (classes, size limits)
+                folder: Path, # a folder with a sub-folder per class
+                where: str = "--test", # the option it came from, for errors
+               ) -> tuple[dict[str, list[Path]], list[str]]:
+    "Every usable photo of `folder` per class, and lines to show: skipped files (counted, with reasons) and notes."
+    found = settings_class_images(settings, Path(folder), where)
+    empty = [name for name, paths in found.images.items() if not paths]
+    if empty:
+        raise SettingsError(f"{where}: folder '{folder}' has no usable images of class(es) {', '.join(empty)} "
+                            f"({len(found.skipped)} files skipped); put photos in a sub-folder per class named like the class")
+    lines = [f"{where}: {sum(found.counts().values())} photos ("
+             + ", ".join(f"{name} {count}" for name, count in found.counts().items()) + f"), skipped files: {len(found.skipped)}"]
+    lines += [f"  skipped {skip.path}: {skip.reason}" for skip in found.skipped[:20]]
+    if len(found.skipped) > 20: lines.append(f"  ... and {len(found.skipped) - 20} more")
+    lines += [f"note: {where}: {note}" for note in found.notes()]
+    return {name: sorted(paths) for name, paths in found.images.items()}, lines

@@ -12,6 +12,7 @@ import os
 # on a busy 2-core machine); waiting passively costs little when they are not. Read when torch loads, so set first.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import dataclasses
 import io
 import json
 import math
@@ -26,20 +27,21 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 from . import evaluate
 from .datasets import Dataset, load_dataset
 from .images import open_image, write_bytes_atomic
 from .models import BackboneSpec, ModelError, backbone_spec, classifier, feature_extractor, to_input
-from .settings import Settings
+from .settings import AUGMENTATIONS, Settings
 
 # %% auto #0
-__all__ = ['AUGMENTATIONS', 'BLUR_KERNEL', 'BLUR_SIGMA', 'CHECKPOINT_FORMAT', 'TrainingError', 'pick_device', 'use_threads',
-           'describe_device', 'decode', 'ImageStore', 'prefetched', 'augment_batch', 'Split', 'check_classes',
-           'training_splits', 'seed_everything', 'predict', 'fit_epoch', 'train_run', 'save_checkpoint',
-           'load_checkpoint', 'test_photos', 'test_split', 'measure_domain_gap', 'train_and_select',
-           'evaluate_checkpoint']
+__all__ = ['FITS', 'BLUR_KERNEL', 'BLUR_SIGMA', 'JPEG_QUALITY_MAX', 'CHECKPOINT_FORMAT', 'TrainingError', 'pick_device',
+           'use_threads', 'describe_device', 'fit_square', 'decode', 'ImageStore', 'prefetched', 'augment_batch',
+           'augment_settings', 'Split', 'check_classes', 'training_splits', 'seed_everything', 'predict', 'fit_epoch',
+           'head_of', 'fit_head', 'train_run', 'save_checkpoint', 'load_checkpoint', 'test_photos', 'test_split',
+           'measure_domain_gap', 'training_recipe', 'run_flags', 'train_and_select', 'evaluate_checkpoint']
 
 # %% ../nbs/08_train.ipynb #cbe77aa8
 class TrainingError(ValueError):
@@ -65,13 +67,32 @@ def describe_device(device: torch.device) -> str:
     return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
 
 # %% ../nbs/08_train.ipynb #0a64c7c5
+FITS = ("crop", "pad", "squash") # how a photo that is not square becomes a square input
+
+def fit_square(image: Image.Image, # any RGB image
+               size: int, # edge of the square output
+               fit: str = "crop", # crop: keep the aspect ratio, cut the long side; pad: keep all, grey borders; squash: stretch
+              ) -> Image.Image:
+    "`image` as a `size` x `size` square, its aspect ratio kept (crop, pad) or not (squash)."
+    if fit not in FITS: raise TrainingError(f"setting fit: expected one of {', '.join(FITS)}, found {fit!r}")
+    width, height = image.size
+    if (width, height) == (size, size): return image
+    if fit == "squash" or width == height: return image.resize((size, size), resample=Image.BILINEAR, reducing_gap=None)
+    factor = size / (min(width, height) if fit == "crop" else max(width, height))
+    scaled = image.resize((max(1, round(width * factor)), max(1, round(height * factor))), resample=Image.BILINEAR)
+    if fit == "crop":
+        left, top = (scaled.width - size) // 2, (scaled.height - size) // 2
+        return scaled.crop((left, top, left + size, top + size))
+    square = Image.new("RGB", (size, size), (124, 116, 104))  # the ImageNet mean colour
+    square.paste(scaled, ((size - scaled.width) // 2, (size - scaled.height) // 2))
+    return square
+
 def decode(path: Path, # image file
            size: int, # edge of the square output
+           fit: str = "crop", # crop, pad or squash (see `fit_square`)
           ) -> torch.Tensor:
-    "The image at `path` resized to `size` x `size`, as a uint8 tensor (3, size, size)."
-    image = open_image(path)
-    if image.size != (size, size): image = image.resize((size, size), resample=2)  # bilinear, antialiased
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1)
+    "The image at `path` as a `size` x `size` uint8 tensor (3, size, size), made square by `fit`."
+    return torch.from_numpy(np.array(fit_square(open_image(path), size, fit))).permute(2, 0, 1)
 
 class ImageStore:
     "Image files as uint8 tensors, decoded and resized once and kept up to a memory budget."
@@ -79,8 +100,9 @@ class ImageStore:
                  size: int, # edge of the square tensors
                  budget_mb: float = 4096, # memory for kept images, MB
                  threads: int = 0, # decoding threads (0: all cores)
+                 fit: str = "crop", # how non-square images become square: crop, pad or squash
                 ):
-        self.files, self.size = [Path(f) for f in files], size
+        self.files, self.size, self.fit = [Path(f) for f in files], size, fit
         self.kept = int(min(len(self.files), budget_mb * 2**20 // (3 * size * size)))
         self.pixels = torch.empty((self.kept, 3, size, size), dtype=torch.uint8)
         self.ready = np.zeros(self.kept, dtype=bool)
@@ -99,7 +121,7 @@ class ImageStore:
         if len(missing):
             paths = [self.files[i] for i in indices[missing]]
             with ThreadPoolExecutor(min(self.threads, len(paths))) as pool:
-                tensors = list(pool.map(decode, paths, [self.size] * len(paths)))
+                tensors = list(pool.map(decode, paths, [self.size] * len(paths), [self.fit] * len(paths)))
             self.decoded += len(paths)
             for slot, tensor in zip(missing, tensors):
                 out[slot] = tensor
@@ -127,20 +149,26 @@ def prefetched(items: list, fetch: Callable) -> Iterator:
         yield pending.result()
 
 # %% ../nbs/08_train.ipynb #3609d3ec
-AUGMENTATIONS = ("rotation", "blur", "hflip", "vflip")
 BLUR_KERNEL, BLUR_SIGMA = 5, (0.1, 2.0)
+JPEG_QUALITY_MAX = 95 # the best JPEG quality the jpeg augmentation draws
 
-def _affine(count: int, augment: Iterable[str], rotation: float, generator: torch.Generator) -> torch.Tensor | None:
-    "Per-image 2x3 matrices (output to input coordinates) for rotation and flips; None when there is nothing to do."
-    augment = set(augment)
-    if not ({"hflip", "vflip"} & augment or ("rotation" in augment and rotation > 0)): return None
-    angles = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(rotation) if "rotation" in augment else torch.zeros(count)
+def _affine(count: int, augment: set[str], rotation: float, crop: float, generator: torch.Generator) -> torch.Tensor | None:
+    "Per-image 2x3 matrices (output to input coordinates) for random resized crops, rotation and flips; None for nothing."
+    if not ({"hflip", "vflip", "crop"} & augment or ("rotation" in augment and rotation > 0)): return None
+    def uniform(low, high): return low + torch.rand(count, generator=generator) * (high - low)
+    angles = uniform(-1, 1) * math.radians(rotation) if "rotation" in augment else torch.zeros(count)
     flip_x = torch.where(torch.rand(count, generator=generator) < 0.5, -1.0, 1.0) if "hflip" in augment else torch.ones(count)
     flip_y = torch.where(torch.rand(count, generator=generator) < 0.5, -1.0, 1.0) if "vflip" in augment else torch.ones(count)
+    scale_x, scale_y, shift_x, shift_y = torch.ones(count), torch.ones(count), torch.zeros(count), torch.zeros(count)
+    if "crop" in augment:  # a random region of crop..1 of the area, aspect 3:4..4:3, stretched to the full output
+        area, aspect = uniform(crop, 1.0), torch.exp(uniform(math.log(3 / 4), math.log(4 / 3)))
+        scale_x, scale_y = (area * aspect).sqrt().clamp(max=1), (area / aspect).sqrt().clamp(max=1)
+        shift_x, shift_y = uniform(-1, 1) * (1 - scale_x), uniform(-1, 1) * (1 - scale_y)
     cos, sin = torch.cos(angles), torch.sin(angles)
     theta = torch.zeros(count, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 1] = cos * flip_x, -sin * flip_x
-    theta[:, 1, 0], theta[:, 1, 1] = sin * flip_y, cos * flip_y
+    theta[:, 0, 0], theta[:, 0, 1] = cos * flip_x * scale_x, -sin * flip_x * scale_y
+    theta[:, 1, 0], theta[:, 1, 1] = sin * flip_y * scale_x, cos * flip_y * scale_y
+    theta[:, 0, 2], theta[:, 1, 2] = shift_x, shift_y
     return theta
 
 def _blur(images: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
@@ -155,28 +183,71 @@ def _blur(images: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     padded = F.pad(rows, (0, 0, radius, radius), mode="reflect")
     return sum(weights[:, k] * padded[..., k:k + height, :] for k in range(BLUR_KERNEL))
 
+_LUMA = torch.tensor([0.299, 0.587, 0.114])
+_HUE_GREY = torch.tensor([[0.213, 0.715, 0.072]] * 3)
+_HUE_COS = torch.tensor([[0.787, -0.715, -0.072], [-0.213, 0.285, -0.072], [-0.213, -0.715, 0.928]])
+_HUE_SIN = torch.tensor([[-0.213, -0.715, 0.928], [0.143, 0.140, -0.283], [-0.787, 0.715, 0.072]])
+
+def _colour(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    "Per-image brightness, contrast and saturation in [1-s, 1+s] and hue within s/10 of a turn, as one 3x3 matrix each."
+    count = len(images)
+    def factor(spread): return 1 + (torch.rand(count, generator=generator) * 2 - 1) * spread
+    brightness, contrast, saturation, hue = factor(strength), factor(strength), factor(strength), factor(strength / 10) - 1
+    angle = (2 * math.pi * hue).view(-1, 1, 1)
+    rotate = _HUE_GREY + torch.cos(angle) * _HUE_COS + torch.sin(angle) * _HUE_SIN
+    desaturate = saturation.view(-1, 1, 1) * torch.eye(3) + (1 - saturation).view(-1, 1, 1) * _LUMA.view(1, 1, 3)
+    matrix = (rotate @ desaturate) * (contrast * brightness).view(-1, 1, 1)
+    grey = torch.einsum("c,nchw->n", _LUMA.to(images.device), images) / images[0, 0].numel()
+    offset = ((1 - contrast) * brightness).to(images.device) * grey
+    return (torch.einsum("nij,njhw->nihw", matrix.to(images.device), images) + offset.view(-1, 1, 1, 1)).clamp_(0, 1)
+
+def _jpeg(images: torch.Tensor, lowest: int, generator: torch.Generator) -> torch.Tensor:
+    "Half the images re-encoded as JPEG at a random quality in [lowest, 95] (torchvision's encoder, CPU)."
+    from torchvision.io import decode_jpeg, encode_jpeg
+    chosen = torch.rand(len(images), generator=generator) < 0.5
+    qualities = torch.randint(lowest, JPEG_QUALITY_MAX + 1, (len(images),), generator=generator)
+    out = images.clone()
+    for index in torch.nonzero(chosen).flatten().tolist():
+        pixels = (images[index].cpu() * 255).round_().to(torch.uint8)
+        out[index] = decode_jpeg(encode_jpeg(pixels, quality=int(qualities[index]))).to(images.device, images.dtype) / 255
+    return out
+
 def augment_batch(pixels: torch.Tensor, # uint8 images (N, 3, H, W), on the training device
                   spec: BackboneSpec, # the backbone's normalisation
-                  augment: Iterable[str] = AUGMENTATIONS, # which of rotation, blur, hflip, vflip
+                  augment: Iterable[str] = ("rotation", "blur", "hflip", "vflip"), # any of settings.AUGMENTATIONS
                   rotation: float = 30, # largest rotation, degrees
                   generator: torch.Generator | None = None, # the run's random generator (CPU)
+                  crop: float = 0.35, # crop: smallest share of the image area a random crop keeps
+                  colour: float = 0.3, # colour: brightness, contrast and saturation range; hue range is a tenth of it
+                  noise: float = 0.04, # noise: largest standard deviation of Gaussian noise, share of the full range
+                  jpeg: int = 30, # jpeg: lowest quality of the JPEG re-encoding (half the images)
                  ) -> torch.Tensor:
-    "Randomly rotated, flipped and blurred copies of `pixels`, normalised for `spec`, channels-last."
-    augment = list(augment)
-    unknown = set(augment) - set(AUGMENTATIONS)
+    "Randomly cropped, rotated, flipped, blurred, recoloured, noisy and JPEG-compressed copies of `pixels`, normalised, channels-last."
+    augment = set(augment)
+    unknown = augment - set(AUGMENTATIONS)
     if unknown: raise TrainingError(f"setting augment: unknown augmentation(s) {sorted(unknown)}; use any of {', '.join(AUGMENTATIONS)}")
     count = len(pixels)
     images = pixels.float().div_(255)
-    theta = _affine(count, augment, rotation, generator)
+    theta = _affine(count, augment, rotation, crop, generator)
     if theta is not None:
         grid = F.affine_grid(theta.to(images.device), list(images.shape), align_corners=False)
-        images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        images = F.grid_sample(images, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     if "blur" in augment:
         sigmas = BLUR_SIGMA[0] + torch.rand(count, generator=generator) * (BLUR_SIGMA[1] - BLUR_SIGMA[0])
         images = _blur(images, sigmas.to(images.device))
+    if "colour" in augment and colour > 0: images = _colour(images, colour, generator)
+    if "noise" in augment and noise > 0:
+        sigmas = (torch.rand(count, generator=generator) * noise).view(-1, 1, 1, 1)
+        images = (images + torch.randn(images.shape, generator=generator).to(images.device) * sigmas.to(images.device)).clamp_(0, 1)
+    if "jpeg" in augment: images = _jpeg(images, jpeg, generator)
     mean = torch.tensor(spec.mean, device=images.device).view(1, 3, 1, 1)
     std = torch.tensor(spec.std, device=images.device).view(1, 3, 1, 1)
     return ((images - mean) / std).contiguous(memory_format=torch.channels_last)
+
+def augment_settings(settings: Settings) -> dict:
+    "The keyword arguments of `augment_batch` that the settings give."
+    return {"augment": settings.augment, "rotation": settings.augment_rotation, "crop": settings.augment_crop,
+            "colour": settings.augment_colour, "noise": settings.augment_noise, "jpeg": settings.augment_jpeg}
 
 # %% ../nbs/08_train.ipynb #aafb78eb
 @dataclass
@@ -202,6 +273,7 @@ def training_splits(data: Path, # a dataset folder (<root>/<variant>)
                     size: int, # image size
                     budget_mb: float = 4096, # decoded-image memory for both splits
                     threads: int = 0, # decoding threads
+                    fit: str = "crop", # how non-square images become square: crop, pad or squash
                    ) -> tuple[Dataset, Split, Split]:
     "The dataset in `data` and its train and val splits, checked: every class present in both, every file on disk."
     dataset = load_dataset(data)
@@ -222,7 +294,7 @@ def training_splits(data: Path, # a dataset folder (<root>/<variant>)
         splits.append(Split([path for path, _ in files], labels, None))
     share = len(splits[0].files) / max(1, len(splits[0].files) + len(splits[1].files))
     for split, part in zip(splits, (share, 1 - share)):
-        split.store = ImageStore(split.files, size, budget_mb * part, threads)
+        split.store = ImageStore(split.files, size, budget_mb * part, threads, fit)
     return dataset, splits[0], splits[1]
 
 # %% ../nbs/08_train.ipynb #b4678d97
@@ -243,6 +315,7 @@ def predict(model: nn.Module, # a classifier or feature extractor
             spec: BackboneSpec, # the backbone's normalisation
             device: torch.device, # where the model is
             batch_size: int = 64, # images per forward pass
+            tta: str = "none", # hflip: average the outputs for each image and its mirror image
            ) -> np.ndarray:
     "The model's outputs (logits or features) for every image of `store`, as float32 (N, outputs)."
     model.eval()
@@ -250,7 +323,9 @@ def predict(model: nn.Module, # a classifier or feature extractor
     with torch.inference_mode(), _autocast(device):
         for _, pixels in store.batches(batch_size):
             inputs = to_input(pixels.to(device, non_blocking=True), spec).contiguous(memory_format=torch.channels_last)
-            outputs.append(model(inputs).float().cpu())
+            output = model(inputs).float()
+            if tta == "hflip": output = (output + model(inputs.flip(-1)).float()) / 2
+            outputs.append(output.cpu())
     return torch.cat(outputs).numpy() if outputs else np.zeros((0, 0), np.float32)
 
 def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -266,31 +341,54 @@ def fit_epoch(model: nn.Module, # the classifier, on `device`, channels-last
               scaler: torch.amp.GradScaler, # loss scaling (active with fp16 on CUDA only)
               generator: torch.Generator, # the run's random generator
               device: torch.device, # where the model is
+              average: nn.Module | None = None, # a torch.optim.swa_utils.AveragedModel updated after each step
+              head_only: bool = False, # the backbone is frozen: keep its batch norm statistics as they are
              ) -> tuple[float, float]:
     "One pass over the shuffled, augmented training images; return the mean loss and the accuracy over its batches."
-    model.train()
+    model.train(not head_only)
     batch_size, labels = settings.batch_size, torch.from_numpy(train.labels)
     order = torch.randperm(len(train.files), generator=generator).numpy()
     if len(order) % batch_size == 1 and len(order) > 1: order = order[:-1]  # a batch of one breaks batch norm
     loss_sum, correct, seen = 0.0, 0, 0
     for indices, pixels in train.store.batches(batch_size, order):
-        inputs = augment_batch(pixels.to(device, non_blocking=True), spec, settings.augment, settings.augment_rotation, generator)
+        inputs = augment_batch(pixels.to(device, non_blocking=True), spec, generator=generator, **augment_settings(settings))
         targets = labels[indices].to(device)
         with _autocast(device):
             logits = model(inputs)
-            loss = F.cross_entropy(logits, targets)
+            loss = F.cross_entropy(logits, targets, label_smoothing=settings.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
         schedule.step()
+        if average is not None: average.update_parameters(model)
         loss_sum += loss.item() * len(indices)
         correct += (logits.argmax(dim=1) == targets).sum().item()
         seen += len(indices)
     return loss_sum / seen, correct / seen
 
 # %% ../nbs/08_train.ipynb #2461d8d5
-def train_run(settings: Settings, # backbone, pretrained, weights_path, lr, batch_size, augment, augment_rotation
+def head_of(model: nn.Module) -> nn.Module:
+    "The classifier's new head (the last linear layer)."
+    return model.fc if hasattr(model, "fc") else model.get_classifier()
+
+def _one_cycle(parameters, lr: float, steps: int):
+    "AdamW and a one-cycle schedule over `steps` steps."
+    optimizer = torch.optim.AdamW(parameters, lr=lr)
+    return optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(1, steps))
+
+def fit_head(model: nn.Module, train: Split, spec: BackboneSpec, settings: Settings, generator: torch.Generator,
+             device: torch.device, steps: int, scaler) -> None:
+    "The linear-probe stage of LP-FT: `head_epochs` epochs training the head alone, the backbone frozen (its batch norm too)."
+    for parameter in model.parameters(): parameter.requires_grad_(False)
+    head = head_of(model)
+    for parameter in head.parameters(): parameter.requires_grad_(True)
+    optimizer, schedule = _one_cycle(head.parameters(), settings.lr * 10, settings.head_epochs * steps)
+    for _ in range(settings.head_epochs):
+        fit_epoch(model, train, spec, settings, optimizer, schedule, scaler, generator, device, head_only=True)
+    for parameter in model.parameters(): parameter.requires_grad_(True)
+
+def train_run(settings: Settings, # backbone, pretrained, weights_path, lr, batch_size, augmentation, recipe settings
               classes: list[str], # output classes
               train: Split, # training images
               val: Split, # validation images
@@ -299,21 +397,24 @@ def train_run(settings: Settings, # backbone, pretrained, weights_path, lr, batc
               device: torch.device, # where to train
               progress: bool = True, # a line per epoch on stderr
              ) -> tuple[dict, nn.Module]:
-    "Train one model; return its run record (history, final validation metrics, seconds) and the model."
+    "Train one model (head first if `head_epochs`, weights averaged if `ema`); return its run record and the model."
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
     start = time.perf_counter()
     generator = seed_everything(seed)
     spec = backbone_spec(settings.backbone)
     model = classifier(settings.backbone, len(classes), settings.pretrained, settings.weights_path)
     model = model.to(device, memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr)
     batch_size = settings.batch_size
     steps = max(1, len(train.files) // batch_size + (len(train.files) % batch_size > 1))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr, total_steps=epochs * steps)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
+    if settings.head_epochs: fit_head(model, train, spec, settings, generator, device, steps, scaler)
+    optimizer, schedule = _one_cycle(model.parameters(), settings.lr, epochs * steps)
+    average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema), use_buffers=True) if settings.ema else None
+    evaluated = average.module if average is not None else model
     history = []
     for epoch in range(1, epochs + 1):
-        train_loss, train_acc = fit_epoch(model, train, spec, settings, optimizer, schedule, scaler, generator, device)
-        val_logits = predict(model, val.store, spec, device, batch_size * 2)
+        train_loss, train_acc = fit_epoch(model, train, spec, settings, optimizer, schedule, scaler, generator, device, average)
+        val_logits = predict(evaluated, val.store, spec, device, batch_size * 2)
         row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
                "val_loss": _cross_entropy(val_logits, val.labels), "val_acc": float(np.mean(val_logits.argmax(1) == val.labels))}
         history.append(row)
@@ -324,7 +425,7 @@ def train_run(settings: Settings, # backbone, pretrained, weights_path, lr, batc
     run = {"seed": seed, "epochs": epochs, "history": history,
            "val": {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}, "selected": False,
            "seconds": round(time.perf_counter() - start, 2)}
-    return run, model
+    return run, evaluated
 
 # %% ../nbs/08_train.ipynb #07cea134
 CHECKPOINT_FORMAT = "fruit-synth-model-1"
@@ -392,6 +493,7 @@ def test_split(test: dict[str, list[Path]], # class -> photos
                budget_mb: float = 4096, # decoded-image memory
                threads: int = 0, # decoding threads
                where: str = "the test set", # for the message
+               fit: str = "crop", # how non-square photos become square: crop, pad or squash
               ) -> Split:
     "The test photos as a split in the model's class order, after checking they have the model's classes."
     check_classes(test, classes, where, "test with photos of exactly the model's classes, or train a model for these classes")
@@ -399,13 +501,13 @@ def test_split(test: dict[str, list[Path]], # class -> photos
     if empty: raise TrainingError(f"{where} has no photos of class(es) {empty}; every class needs test photos")
     files = [path for name in classes for path in test[name]]
     labels = np.array([index for index, name in enumerate(classes) for _ in test[name]])
-    return Split(files, labels, ImageStore(files, size, budget_mb, threads))
+    return Split(files, labels, ImageStore(files, size, budget_mb, threads, fit))
 
 # %% ../nbs/08_train.ipynb #086a063e
 def _test_block(model: nn.Module, test: Split, spec: BackboneSpec, device: torch.device, classes: list[str],
                 settings: Settings, batch_size: int) -> tuple[dict, np.ndarray]:
     "Test metrics with bootstrap intervals, and the probabilities per test photo."
-    logits = predict(model, test.store, spec, device, batch_size)
+    logits = predict(model, test.store, spec, device, batch_size, getattr(settings, "tta", "none"))
     predicted = logits.argmax(1)
     scores = evaluate.classification_metrics(test.labels, predicted, classes)
     intervals = evaluate.bootstrap_intervals(test.labels, predicted, len(classes), settings.bootstrap, settings.seed)
@@ -428,6 +530,24 @@ def _select(runs: list[dict]) -> dict:
     "The run with the best validation macro-F1; ties go to fewer epochs."
     return max(runs, key=lambda run: (run["val"]["macro_f1"], -run["epochs"]))
 
+# %% ../nbs/08_train.ipynb #8d505d0a
+def training_recipe(settings: Settings) -> dict:
+    "The settings that make up the training recipe, as the run's metrics record them."
+    keys = ("backbone", "pretrained", "image_size", "fit", "lr", "batch_size", "epochs_grid", "augment", "augment_rotation",
+            "augment_crop", "augment_colour", "augment_noise", "augment_jpeg", "label_smoothing", "head_epochs", "ema", "tta")
+    return {key: getattr(settings, key) for key in keys}
+
+def run_flags(selected: list[dict], # the kept run of each seed, with its "val" block
+              classes: list[str], # the classes
+             ) -> list[str]:
+    "Warnings about runs that did not learn: validation accuracy on the generated images near chance."
+    chance, flags = 1 / len(classes), []
+    for run in selected:
+        if run["val"]["accuracy"] < min(1.0, 1.5 * chance):
+            flags.append(f"seed {run['seed']}: validation accuracy {run['val']['accuracy']:.2f} is near chance ({chance:.2f}): "
+                         f"the model did not learn its training set; raise lr, epochs or head_epochs")
+    return flags
+
 # %% ../nbs/08_train.ipynb #07a1484f
 def train_and_select(data: Path, # the training dataset folder (<root>/<variant>)
                      settings: Settings, # resolved settings
@@ -442,10 +562,10 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
     device, threads = pick_device(settings.device), settings.threads
     use_threads(threads)
     budget = settings.cache_mb
-    dataset, train, val = training_splits(data, classes, size, budget * 0.8, threads)
+    dataset, train, val = training_splits(data, classes, size, budget * 0.8, threads, settings.fit)
     source = "given photos"
     if test is None: test, source = test_photos(settings), f"profile [{settings.profile}] sample of {settings.real_dir}"
-    test_set = test_split(test, classes, size, budget * 0.2, threads)
+    test_set = test_split(test, classes, size, budget * 0.2, threads, fit=settings.fit)
     out.mkdir(parents=True, exist_ok=True)
     spec = backbone_spec(settings.backbone)
     runs, selected, kept_model, probabilities = [], [], None, None
@@ -463,7 +583,7 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
         if kept_model is None: kept_model, probabilities = model.cpu(), seed_probabilities
         del candidates
     save_checkpoint(kept_model, out / "model.pt", settings.backbone, classes, size, seed=selected[0]["seed"],
-                    epochs=selected[0]["epochs"], variant=data.name, pretrained=settings.pretrained)
+                    epochs=selected[0]["epochs"], variant=data.name, pretrained=settings.pretrained, fit=settings.fit, tta=settings.tta)
     evaluate.write_predictions(out / "predictions.csv", test_set.files, test_set.labels, probabilities, classes)
     evaluate.plot_confusion(selected[0]["test"]["confusion"], classes, out / "confusion.png",
                             title=f"{data.name}, seed {selected[0]['seed']}")
@@ -472,7 +592,8 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
     metrics = {"schema": evaluate.METRICS_SCHEMA, "variant": data.name, "profile": settings.profile, "classes": classes,
                "backbone": settings.backbone, "pretrained": settings.pretrained, "image_size": size,
                "epochs_grid": list(settings.epochs_grid), "lr": settings.lr, "batch_size": settings.batch_size,
-               "augment": list(settings.augment),
+               "augment": list(settings.augment), "recipe": training_recipe(settings),
+               "flags": run_flags(selected, classes),
                "dataset": {"folder": str(data), "train": len(train.files), "val": len(val.files),
                            "fingerprint": dataset.info.get("fingerprint")},
                "test": {"images": len(test_set.files), "per_class": {name: len(test[name]) for name in classes}, "source": source},
@@ -497,10 +618,13 @@ def evaluate_checkpoint(model_dir: Path, # a run folder holding model.pt (or the
     classes, size = info["classes"], info["image_size"]
     device = pick_device(settings.device)
     use_threads(settings.threads)
-    test_set = test_split(test, classes, size, settings.cache_mb, settings.threads, where=f"the test set for model '{model_dir}'")
-    spec = backbone_spec(info["backbone"])
+    facts = info.get("facts", {})
+    test_set = test_split(test, classes, size, settings.cache_mb, settings.threads, where=f"the test set for model '{model_dir}'",
+                          fit=facts.get("fit", "squash"))  # checkpoints from before the fit setting squashed
+    spec = dataclasses.replace(backbone_spec(info["backbone"]), mean=tuple(info["mean"]), std=tuple(info["std"]))  # the checkpoint's own
     model = model.to(device, memory_format=torch.channels_last)
-    block, probabilities = _test_block(model, test_set, spec, device, classes, settings, settings.batch_size * 2)
+    block, probabilities = _test_block(model, test_set, spec, device, classes, settings.replace(tta=facts.get("tta", "none")),
+                                       settings.batch_size * 2)
     out.mkdir(parents=True, exist_ok=True)
     evaluate.write_predictions(out / "predictions.csv", test_set.files, test_set.labels, probabilities, classes)
     evaluate.plot_confusion(block["confusion"], classes, out / "confusion.png", title=f"model {Path(model_dir).name}")

@@ -1,10 +1,12 @@
-"Shared fixtures: the project root, the real photos beside the checkout, and a way to run the CLI."
+"Shared fixtures: the project root, the real photos beside the checkout, a way to run the CLI, and the toy generator."
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("FRUIT_SYNTH_DATA", ROOT.parent / "shared" / "data")).resolve()
@@ -22,3 +24,20 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int 
     "Run the installed `fruit-synth` command and capture its output."
     return subprocess.run([str(CLI), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
+
+
+class Swatches:
+    "The tests' one toy generator: a flat colour per class plus noise, a dataset that trains in seconds."
+    colours = {"orange": (240, 140, 20), "kiwi": (120, 100, 50), "banana": (250, 220, 60)}
+
+    def fingerprint(self) -> str: return "swatches-test-1"
+
+    def make(self, name, index, rng):
+        pixels = np.clip(np.array(self.colours[name]) + rng.normal(0, 30, (40, 40, 3)), 0, 255).astype(np.uint8)
+        return Image.fromarray(pixels), {}
+
+
+@pytest.fixture
+def toy_generator() -> Swatches:
+    "The toy generator (see `Swatches`)."
+    return Swatches()

@@ -46,7 +46,7 @@ def world(tmp_path: Path) -> Path:
     Image.fromarray((np.linspace(0, 65535, 50 * 40).reshape(40, 50)).astype(np.uint16)).save(real / "sixteen.png")
     exif = Image.Exif()
     exif[0x0112] = 6
-    Image.new("RGB", (60, 30), (230, 130, 30)).save(real / "rotated.jpg", exif=exif)
+    Image.new("RGB", (80, 40), (230, 130, 30)).save(real / "rotated.jpg", exif=exif)  # 40 px: over min_image_edge
     # name the all-transparent cut-out so that the seeded candidate order tries it first: it must be rejected
     from fruit_synth.masks import candidate_order
     others = [tmp_path / f"masks/kiwi/cut_{i}.png" for i in range(3)]

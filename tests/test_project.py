@@ -1,4 +1,4 @@
-"The project's own shape: pins that agree, settings.ini's first line, the README's two commands, notebooks as the source."
+"The project's own shape: pins that agree, settings.ini's first line, the README's two commands, notebooks as the source and within their size budget."
 import json
 import re
 import tomllib
@@ -54,3 +54,13 @@ def test_every_module_comes_from_a_notebook():
 
 def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+NOTEBOOK_BUDGET_MB, ALL_NOTEBOOKS_BUDGET_MB = 1.5, 12.0  # outputs kept, pictures compressed by `make notebooks`
+
+
+def test_notebooks_with_their_outputs_stay_within_the_size_budget():
+    sizes = {path.name: path.stat().st_size / 1e6 for path in (ROOT / "nbs").glob("*.ipynb")}
+    over = {name: f"{size:.2f} MB" for name, size in sizes.items() if size > NOTEBOOK_BUDGET_MB}
+    assert not over, f"notebooks over {NOTEBOOK_BUDGET_MB} MB: {over}; make their pictures smaller (make notebooks compresses them)"
+    assert sum(sizes.values()) <= ALL_NOTEBOOKS_BUDGET_MB, f"nbs/ holds {sum(sizes.values()):.1f} MB of notebooks, over {ALL_NOTEBOOKS_BUDGET_MB} MB"

@@ -1,7 +1,12 @@
-"""The report end to end on a small demo run: stitched page, browser check in headless Chromium, the explorer notebook."""
+"""The report end to end on a small demo run: stitched page, browser check in headless Chromium, the explorer notebook,
+and the papermill command the experiment notebook documents, run exactly as printed."""
 import json
+import os
 import re
+import shlex
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import papermill
@@ -21,6 +26,9 @@ def report(tmp_path_factory) -> Path:
              "-p", "test_per_class=12", "-p", "epochs_grid=1", "-p", "hybrid_from_copy_paste=6", "-p", "hybrid_from_diffusion=6"]
     result = run_cli("report", "--out", base / "report", "--variants", *VARIANTS, *small)
     assert result.returncode == 0, result.stderr[-3000:]
+    for noise in ("without encryption", "Unable to parse line", "Passed unknown parameter"):
+        assert noise not in result.stderr, f"the report prints {noise!r}: {result.stderr[-2000:]}"
+    assert "report: where the time went" in result.stderr and "variant copy_paste" in result.stderr
     second = run_cli("report", "--out", base / "report", "--variants", *VARIANTS, *small)
     assert second.returncode == 0 and "copy_paste: unchanged, reusing" in second.stderr
     return base / "report"
@@ -35,8 +43,9 @@ def test_the_page_has_both_tables_the_skips_and_no_external_address(report: Path
     assert "diffusion</strong> — skipped: " in text and "sd_model" in text
     assert "hybrid</strong> — skipped: " in text
     assert not re.search(r"(?:src|href)=\"(?:https?:)?//", text)
-    metrics = json.loads((report / "runs/copy_paste/metrics.json").read_text())
-    assert 0 <= metrics["summary"]["test_accuracy"]["mean"] <= 1
+    assert re.search(r'<p class="answer">On \d+ demo-world test photos', text)
+    assert text.count('<tr class="chance">') == 2 and "± 0.0" not in text  # one seed: value and interval, no spread
+    assert text.count("Reused: made on") == 2  # the second report reused both runs and says from when
 
 
 def test_the_page_in_a_browser(report: Path):
@@ -72,3 +81,30 @@ def test_the_explorer_notebook_runs_headless(report: Path, tmp_path: Path):
     outputs = json.loads(out.read_text())["cells"]
     text = json.dumps(outputs)
     assert "2 finished run(s)" in text and "application/vnd.jupyter.widget-view+json" in text
+
+
+def _documented_command() -> str:
+    "The papermill command in the experiment notebook's header."
+    header = "".join(json.loads((ROOT / "nbs/experiment.ipynb").read_text())["cells"][0]["source"])
+    commands = [line.strip() for line in header.splitlines() if line.strip().startswith("papermill ")]
+    assert len(commands) == 1, f"expected one papermill command in the experiment notebook's header, found {commands}"
+    return commands[0]
+
+
+def test_the_documented_papermill_command_works_as_printed(report: Path, tmp_path: Path):
+    "Run the header's command word for word in a copy of the project folder whose demo world is the report's."
+    command = _documented_command()
+    (tmp_path / "nbs").symlink_to(ROOT / "nbs")
+    settings = (ROOT / "settings.ini").read_text()
+    settings = re.sub(r"(?m)^demo_dir = .*$", f"demo_dir = {report.parent / 'demo-world'}", settings)
+    (tmp_path / "settings.ini").write_text(settings)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("FRUIT_SYNTH_SETTINGS", None)
+    result = subprocess.run(shlex.split(command), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Unable to parse line" not in result.stderr and "Passed unknown parameter" not in result.stderr
+    out = json.loads((tmp_path / shlex.split(command)[2]).read_text())
+    text = json.dumps(out["cells"])
+    assert "test (real photos)" in text and "epochs_grid" in text
+    metrics = json.loads(next((tmp_path / "report" / "runs").glob("*/metrics.json")).read_text())
+    assert metrics["epochs_grid"] == [1] and len(metrics["summary"]["epochs_chosen"]) == 1  # the overrides took effect

@@ -8,23 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import Swatches
 from fruit_synth import train
 from fruit_synth.datasets import generate
 from fruit_synth.models import ModelError, RESNET18_FILE, imagenet_model, resnet18_weights
 from fruit_synth.settings import load_settings
 
 CLASSES = ["orange", "kiwi", "banana"]
-
-
-class Swatches:
-    "Flat colour per class plus noise: a dataset that trains in seconds."
-    colours = {"orange": (240, 140, 20), "kiwi": (120, 100, 50), "banana": (250, 220, 60)}
-
-    def fingerprint(self) -> str: return "swatches-test-1"
-
-    def make(self, name, index, rng):
-        pixels = np.clip(np.array(self.colours[name]) + rng.normal(0, 30, (40, 40, 3)), 0, 255).astype(np.uint8)
-        return Image.fromarray(pixels), {}
 
 
 def toy_settings(**changes):
@@ -150,5 +140,5 @@ def test_resnet18_weights_missing_offline_says_what_to_do(tmp_path, monkeypatch)
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / RESNET18_FILE).write_bytes(b"truncated download")
     assert resnet18_weights() == tmp_path / "checkpoints" / RESNET18_FILE
-    with pytest.raises(ModelError, match="cannot be read as PyTorch weights"):
+    with pytest.raises(ModelError, match="failed the hash check"):  # checked by name and hash before torch reads it
         imagenet_model("resnet18")

@@ -1,0 +1,97 @@
+"""Execute notebooks in place and keep their outputs, so a reader sees the pictures on a code host without running anything.
+
+    python tools/execute_notebooks.py                   # every nbs/*.ipynb except experiment and explore
+    python tools/execute_notebooks.py nbs/09_evaluate.ipynb nbs/10_report.ipynb
+
+Each notebook runs top to bottom in a fresh kernel (cwd nbs/), `#| slow` cells included, as `make test` runs them.
+Pictures are made small before the notebook is written back: PNG outputs wider than MAX_WIDTH pixels are scaled
+down, and any picture without transparency that is smaller as JPEG (quality JPEG_QUALITY) is stored as JPEG.
+Long text outputs keep their last MAX_TEXT characters. A notebook that fails is left unchanged and named at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from PIL import Image
+
+from fruit_synth.report import IpcKernelManager
+
+ROOT = Path(__file__).resolve().parent.parent
+SKIPPED = {"experiment.ipynb", "explore.ipynb"}  # parameterised by papermill; run by the report and its tests
+MAX_WIDTH, JPEG_QUALITY, MAX_TEXT = 1000, 80, 4000
+
+
+def small_picture(data: str) -> tuple[str, str]:
+    "A base64 PNG as (mime type, base64 data): scaled to MAX_WIDTH and stored as JPEG when that is smaller and opaque."
+    raw = base64.b64decode(data)
+    image = Image.open(io.BytesIO(raw))
+    image.load()
+    if image.width > MAX_WIDTH:
+        image = image.resize((MAX_WIDTH, round(image.height * MAX_WIDTH / image.width)), Image.Resampling.LANCZOS)
+    candidates = {"image/png": raw if image.size == Image.open(io.BytesIO(raw)).size else _encode(image, "PNG")}
+    if image.mode not in ("RGBA", "LA", "P") or image.getextrema()[-1][0] == 255:
+        candidates["image/jpeg"] = _encode(image.convert("RGB"), "JPEG")
+    mime = min(candidates, key=lambda key: len(candidates[key]))
+    return mime, base64.b64encode(candidates[mime]).decode()
+
+
+def _encode(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **({"quality": JPEG_QUALITY, "optimize": True} if fmt == "JPEG" else {"optimize": True}))
+    return buffer.getvalue()
+
+
+def compress_outputs(notebook: nbformat.NotebookNode) -> None:
+    "Make every picture small and trim long text outputs, in place."
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" in data:
+                mime, encoded = small_picture(data.pop("image/png"))
+                data[mime] = encoded
+                output.get("metadata", {}).pop("image/png", None)
+            if output.get("output_type") == "stream" and len(output.get("text", "")) > MAX_TEXT:
+                output["text"] = "[... earlier output trimmed ...]\n" + output["text"][-MAX_TEXT:]
+            if isinstance(data.get("text/plain"), str) and len(data["text/plain"]) > MAX_TEXT:
+                data["text/plain"] = data["text/plain"][:MAX_TEXT] + "\n[... trimmed ...]"
+
+
+def execute(path: Path, timeout: int = 1200) -> float:
+    "Run `path` top to bottom in a fresh kernel and write it back with small outputs; return the seconds it took."
+    start = time.perf_counter()
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", kernel_manager_class=IpcKernelManager,
+                            resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
+    compress_outputs(notebook)
+    nbformat.write(notebook, path)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: nbs/*.ipynb but experiment and explore)")
+    args = parser.parse_args(argv)
+    paths = args.notebooks or sorted(p for p in (ROOT / "nbs").glob("*.ipynb") if p.name not in SKIPPED)
+    failed = []
+    for path in paths:
+        try:
+            seconds = execute(path.resolve())
+            print(f"{path}: executed in {seconds:.0f} s, {path.stat().st_size / 1e6:.2f} MB with outputs", flush=True)
+        except CellExecutionError as error:
+            failed.append(path)
+            print(f"{path}: FAILED, left unchanged: {str(error).strip().splitlines()[-1][:300]}", file=sys.stderr, flush=True)
+    if failed: print(f"{len(failed)} notebook(s) failed: {', '.join(map(str, failed))}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
