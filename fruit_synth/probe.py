@@ -80,6 +80,7 @@ class FeatureCache:
     device: str = "auto" # auto, cpu or cuda
     batch_size: int = 64 # images per forward pass
     fit: str = "squash" # crop, pad or squash (the `fit` setting)
+    flip: bool = False # features of the mirror images (for flip test-time augmentation)
     computed: int = 0 # images whose features this object computed
     loaded: int = 0 # images whose features it read from disk
     seconds: float = 0.0 # time spent computing features (decoding included)
@@ -91,7 +92,7 @@ class FeatureCache:
         "The cache sub-folder: backbone, input size, geometry and weights."
         weights = "imagenet" if self.pretrained else "random0"
         if self.pretrained and self.weights_path: weights = "file-" + file_sha256(Path(self.weights_path))[:12]
-        return f"{self.backbone}-{self.size}px-{self.fit}-{GEOMETRY}-{weights}"
+        return f"{self.backbone}-{self.size}px-{self.fit}-{GEOMETRY}-{weights}" + ("-flipped" if self.flip else "")
 
     def path(self, digest: str) -> Path:
         "Where the features of the file with sha256 `digest` are kept."
@@ -129,6 +130,7 @@ class FeatureCache:
                 chunk = items[first:first + self.batch_size]
                 pixels = np.stack(list(pool.map(probe_input, [path for _, path in chunk], [self.size] * len(chunk), [self.fit] * len(chunk))))
                 batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).to(device)
+                if self.flip: batch = batch.flip(-1)
                 outputs = self._model(to_input(batch, spec).contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
                 for (digest, _), vector in zip(chunk, outputs):
                     self._memory[digest] = vector
@@ -146,7 +148,7 @@ def feature_cache(settings: Settings, # backbone, image_size, pretrained, weight
                  ) -> FeatureCache:
     "The feature cache the settings ask for."
     return FeatureCache(Path(folder) if folder else Path(settings.work_dir) / "features", settings.backbone,
-                        settings.image_size, settings.pretrained, settings.weights_path, settings.device,
+                        settings.values.get("input_size") or settings.image_size, settings.pretrained, settings.weights_path, settings.device,
                         fit=settings.values.get("fit") or "squash")
 
 # %% ../nbs/12_probe.ipynb #c8acf2fa
@@ -282,6 +284,7 @@ def probe_and_select(data: Path, # the training dataset folder (<root>/<variant>
                      domain_gap: bool = True, # measure the Fréchet distance to the test photos
                     ) -> dict:
     "Fit the probe for every seed, keep the best C by validation, test on real photos, write `metrics.json` to `out`."
+    from fruit_synth.train import run_flags
     start = time.perf_counter()
     data, out = Path(data), Path(out)
     classes = list(settings.classes)
@@ -300,6 +303,11 @@ def probe_and_select(data: Path, # the training dataset folder (<root>/<variant>
     test_files = [path for name in classes for path in test[name]]
     test_y = np.array([classes.index(name) for name in classes for _ in test[name]])
     test_x = cache.features(test_files, progress)
+    if getattr(settings, "tta", "none") == "hflip":  # test-time flips: the mean of each photo's and its mirror image's features
+        mirrored = FeatureCache(cache.folder, cache.backbone, cache.size, cache.pretrained, cache.weights_path, cache.device,
+                                cache.batch_size, cache.fit, flip=True)
+        mirrored._model = cache._model
+        test_x = (test_x + mirrored.features(test_files, progress)) / 2
     records = [r for r in dataset.records if (data / r["file"]).is_file()]
     if len(records) < len(dataset.records):
         raise ProbeError(f"dataset '{data}': {len(dataset.records) - len(records)} image file(s) listed in its manifest are "
@@ -353,6 +361,9 @@ def probe_and_select(data: Path, # the training dataset folder (<root>/<variant>
     metrics = {"schema": evaluate.METRICS_SCHEMA, "variant": data.name, "profile": settings.profile, "classes": classes,
                "backbone": settings.backbone, "pretrained": settings.pretrained, "image_size": settings.image_size,
                "epochs_grid": [], "lr": None, "batch_size": None, "augment": [], "train_mode": "probe",
+               "recipe": {"train_mode": "probe", "backbone": settings.backbone, "image_size": settings.image_size,
+                          "input_size": cache.size, "fit": cache.fit, "tta": getattr(settings, "tta", "none"), "c_grid": list(C_GRID)},
+               "flags": run_flags(selected, classes),
                "probe": {"c_grid": list(C_GRID), "chosen_by": runs[0]["chosen_by"], "real_mode": real_mode,
                          "geometry": f"{cache.fit}-{GEOMETRY}", "cache": str(cache.folder / cache.key), "features_computed": cache.computed,
                          "features_loaded": cache.loaded, "feature_seconds": round(cache.seconds, 2),

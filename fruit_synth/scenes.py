@@ -20,7 +20,7 @@ from .settings import CAMERA_EFFECTS, SURROUNDINGS
 # %% auto #0
 __all__ = ['OBJECT_FIELDS', 'surface', 'bins_layout', 'grid_count', 'bins_problem', 'contact_shading', 'hue_spread',
            'class_params', 'compose_bins', 'draw_camera', 'light_and_vignette', 'camera_transforms', 'take_photo',
-           'compose_scene']
+           'compose_scene', 'scene_ingredients', 'scene_ablation']
 
 # %% ../nbs/05a_scenes.ipynb #9fb7df98
 def _smooth_noise(shape: tuple[int, int], rng: np.random.Generator, cell: int) -> np.ndarray:
@@ -268,3 +268,26 @@ def compose_scene(background: np.ndarray, # RGB background photo, HxWx3 uint8
     if not shot: return composition.image, composition.record
     photo = take_photo(np.asarray(composition.image), shot)
     return Image.fromarray(photo), {**composition.record, "camera": shot}
+
+# %% ../nbs/05a_scenes.ipynb #d65abd00
+def _camera_without(camera: tuple[str, ...] | list[str], effects: set[str]) -> list[str]:
+    return [effect for effect in camera if effect not in effects]
+
+def scene_ingredients(settings) -> dict[str, dict]:
+    "What turning each ingredient of `copy_paste_bins` off means, as settings changes."
+    return {"depth": {"bins_tilt": [0.0, 0.0]}, "contact shading": {"bins_shading": 0.0},
+            "surroundings": {"surroundings": ["backgrounds"]},
+            "lighting": {"camera": _camera_without(settings.camera, {"lighting"})},
+            "camera noise, blur, JPEG": {"camera": _camera_without(settings.camera, {"noise", "blur", "jpeg"})},
+            "colour rule": {"colour_rule": "jitter"}}
+
+def scene_ablation(settings, # resolved settings of a profile with real test photos (e.g. grocery)
+                   seeds: tuple[int, ...] = (0, 1), # generation (and training) seeds
+                   variant: str = "copy_paste_bins", # the variant whose ingredients are turned off
+                  ) -> list[dict]:
+    "Real-photo accuracy of `variant` with everything on and with each ingredient off in turn (rows also in scenes.csv)."
+    from fruit_synth.train import ablation_runs
+    configurations = {"everything on": {}, **{f"without {key}": value for key, value in scene_ingredients(settings).items()}}
+    rows = ablation_runs(settings, configurations, variant, "scenes", seeds)
+    others = ablation_runs(settings, {"copy_paste_piles (for scale)": {}}, "copy_paste_piles", "scenes-piles", seeds)
+    return rows + others

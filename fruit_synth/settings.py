@@ -111,6 +111,7 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("shadow", "bool", "copy-paste: soft drop shadow under each fruit"),
     Setting("val_fraction", "float", "share of each generated set held out for validation", low=0.01, high=0.9),
     Setting("image_size", "int", "edge of the square images, in pixels", low=32, high=2048),
+    Setting("input_size", "int", "edge of the classifier's input, pixels: images and photos are resized to it (0: image_size)", low=0, high=2048),
     Setting("backbone", "choice", "classifier backbone", choices=("resnet18", "efficientnet_lite0")),
     Setting("pretrained", "bool", "start from ImageNet weights (false: random init, as a baseline)"),
     Setting("weights_path", "path", "a local file of backbone weights (ResNet18 offline)"),

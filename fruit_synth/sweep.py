@@ -99,7 +99,8 @@ def parse_sweeps(text: str, # the `sweeps` setting
 # %% ../nbs/13_sweep.ipynb #f0e16a3f
 TRAINING_KEYS = ("lr", "epochs_grid", "seeds", "batch_size", "augment", "augment_rotation", "threads", "cache_mb", "device",
                  "bootstrap", "backbone", "pretrained", "weights_path", "train_mode", "sweeps", "variants", "report_dir",
-                 "test_per_class", "allow_fewer", "real_dir") # settings that do not change a generated image
+                 "test_per_class", "allow_fewer", "real_dir", "input_size", "fit", "tta", "ema", "label_smoothing", "head_epochs",
+                 "augment_colour", "augment_crop", "augment_jpeg", "augment_noise") # settings that do not change a generated image
 REAL_KEYS = ("real_train_dir", "real_per_class", "real_mode")
 SUPERSET_METHODS = ("copy_paste", "few_shot", "plus_real") # image i of these does not depend on n_per_class
 

@@ -37,11 +37,13 @@ from .models import BackboneSpec, ModelError, backbone_spec, classifier, feature
 from .settings import AUGMENTATIONS, Settings
 
 # %% auto #0
-__all__ = ['FITS', 'BLUR_KERNEL', 'BLUR_SIGMA', 'JPEG_QUALITY_MAX', 'CHECKPOINT_FORMAT', 'TrainingError', 'pick_device',
-           'use_threads', 'describe_device', 'fit_square', 'decode', 'ImageStore', 'prefetched', 'augment_batch',
-           'augment_settings', 'Split', 'check_classes', 'training_splits', 'seed_everything', 'predict', 'fit_epoch',
-           'head_of', 'fit_head', 'train_run', 'save_checkpoint', 'load_checkpoint', 'test_photos', 'test_split',
-           'measure_domain_gap', 'training_recipe', 'run_flags', 'train_and_select', 'evaluate_checkpoint']
+__all__ = ['FITS', 'BLUR_KERNEL', 'BLUR_SIGMA', 'JPEG_QUALITY_MAX', 'CHECKPOINT_FORMAT', 'TRAINING_KEYS', 'TrainingError',
+           'pick_device', 'use_threads', 'describe_device', 'fit_square', 'decode', 'ImageStore', 'prefetched',
+           'augment_batch', 'augment_settings', 'Split', 'check_classes', 'training_splits', 'seed_everything',
+           'predict', 'fit_epoch', 'head_of', 'fit_head', 'train_run', 'save_checkpoint', 'load_checkpoint',
+           'test_photos', 'test_split', 'measure_domain_gap', 'training_recipe', 'run_flags', 'train_and_select',
+           'evaluate_checkpoint', 'generation_digest', 'same_settings', 'ablation_runs', 'ablation_table',
+           'recipe_ablation']
 
 # %% ../nbs/08_train.ipynb #cbe77aa8
 class TrainingError(ValueError):
@@ -533,7 +535,7 @@ def _select(runs: list[dict]) -> dict:
 # %% ../nbs/08_train.ipynb #8d505d0a
 def training_recipe(settings: Settings) -> dict:
     "The settings that make up the training recipe, as the run's metrics record them."
-    keys = ("backbone", "pretrained", "image_size", "fit", "lr", "batch_size", "epochs_grid", "augment", "augment_rotation",
+    keys = ("backbone", "pretrained", "image_size", "input_size", "fit", "lr", "batch_size", "epochs_grid", "augment", "augment_rotation",
             "augment_crop", "augment_colour", "augment_noise", "augment_jpeg", "label_smoothing", "head_epochs", "ema", "tta")
     return {key: getattr(settings, key) for key in keys}
 
@@ -556,9 +558,12 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
                      progress: bool = True, # a line per epoch on stderr
                     ) -> dict:
     "Train every (seed, epochs) run, keep the best per seed, test it on real photos, and write everything to `out`."
+    from fruit_synth.probe import probe_and_select, resolve_train_mode
+    if resolve_train_mode(settings.train_mode, settings.device) == "probe":  # a frozen backbone and a logistic regression
+        return probe_and_select(data, settings, out, test, progress)
     start = time.perf_counter()
     data, out = Path(data), Path(out)
-    classes, size = list(settings.classes), settings.image_size
+    classes, size = list(settings.classes), settings.input_size or settings.image_size
     device, threads = pick_device(settings.device), settings.threads
     use_threads(threads)
     budget = settings.cache_mb
@@ -636,3 +641,91 @@ def evaluate_checkpoint(model_dir: Path, # a run folder holding model.pt (or the
               "device": describe_device(device), "seconds": round(time.perf_counter() - start, 2)}
     write_bytes_atomic(json.dumps(result, indent=1).encode(), out / "evaluation.json")
     return result
+
+# %% ../nbs/08_train.ipynb #48e91091
+TRAINING_KEYS = ("lr", "epochs_grid", "batch_size", "augment", "augment_rotation", "augment_crop", "augment_colour",
+                 "augment_noise", "augment_jpeg", "fit", "label_smoothing", "head_epochs", "ema", "tta", "train_mode",
+                 "input_size", "seeds", "backbone", "pretrained", "weights_path", "threads", "cache_mb", "device", "bootstrap")
+
+def generation_digest(settings: Settings) -> str:
+    "A digest of the settings that shape generated images (all but the training ones): runs that share it share a dataset."
+    return settings.digest([key for key in settings.values if key not in TRAINING_KEYS])
+
+def same_settings(recorded: dict | None, # the settings a finished run recorded (`Settings.to_dict`)
+                  settings: Settings, # the settings of the run wanted now
+                 ) -> bool:
+    "Whether a finished run had these settings: every value it recorded is the same now (settings added since are ignored)."
+    if not recorded: return False
+    now = settings.to_dict()
+    return all(now.get(key, value) == value for key, value in recorded.items())
+
+def ablation_runs(settings: Settings, # resolved settings of a profile with real test photos
+                  configurations: dict[str, dict], # row name -> settings changes against `settings`
+                  variant: str, # the dataset variant trained
+                  name: str, # the ablation's name: its folder and CSV under <work_dir>/<profile>/ablation/
+                  seeds: tuple[int, ...] = (0, 1), # generation and training seeds
+                  progress: bool = True, # a line per run on stderr
+                 ) -> list[dict]:
+    "Real-photo accuracy per configuration and seed (finished runs are reused); rows also go to `<name>.csv`."
+    import csv
+    from fruit_synth.datasets import generate_variant
+    from fruit_synth.sources import test_sample
+    folder = Path(settings.work_dir) / settings.profile / "ablation"
+    photos, rows = test_sample(settings, progress=False), []
+    for row_name, changes in configurations.items():
+        for seed in seeds:
+            chosen = settings.replace(seed=seed, seeds=1, **changes)
+            tag = "".join(ch if ch.isalnum() else "_" for ch in row_name) + f"-seed{seed}"
+            run_dir = folder / name / tag
+            done = json.loads((run_dir / "ablation.json").read_text()) if (run_dir / "ablation.json").is_file() else {}
+            if not same_settings(done.get("settings"), chosen):
+                data = generate_variant(chosen, variant, folder / "datasets" / generation_digest(chosen), progress=False)
+                metrics = train_and_select(data, chosen, run_dir, photos, progress=False)
+                kept = metrics["selected"][0]
+                done = {"settings": chosen.to_dict(), "row": {
+                    "configuration": row_name, "seed": seed, "train_mode": metrics.get("train_mode", "finetune"),
+                    "test_accuracy": round(kept["test"]["accuracy"], 4), "ci_low": round(kept["test"]["accuracy_ci"][0], 4),
+                    "ci_high": round(kept["test"]["accuracy_ci"][1], 4), "test_macro_f1": round(kept["test"]["macro_f1"], 4),
+                    "val_accuracy": round(kept["val"]["accuracy"], 4), "test_photos": metrics["test"]["images"],
+                    "seconds": metrics["seconds"]}}
+                write_bytes_atomic(json.dumps(done, indent=1).encode(), run_dir / "ablation.json")
+            rows.append(done["row"])
+            if progress: print(f"{name} {tag}: test accuracy {done['row']['test_accuracy']:.3f}", file=sys.stderr)
+    with open(folder / f"{name}.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+def ablation_table(rows: list[dict]) -> list[dict]:
+    "Mean test accuracy per configuration over seeds, the mean of the per-seed 95% intervals, and the change against the first row."
+    names = list(dict.fromkeys(row["configuration"] for row in rows))
+    table = []
+    for row_name in names:
+        mine = [row for row in rows if row["configuration"] == row_name]
+        table.append({"configuration": row_name, "seeds": len(mine),
+                      "test accuracy %": round(100 * float(np.mean([r["test_accuracy"] for r in mine])), 1),
+                      "95% CI %": f"[{100 * np.mean([r['ci_low'] for r in mine]):.1f}, {100 * np.mean([r['ci_high'] for r in mine]):.1f}]",
+                      "val accuracy %": round(100 * float(np.mean([r["val_accuracy"] for r in mine])), 1)})
+    for row in table: row["change, points"] = round(row["test accuracy %"] - table[0]["test accuracy %"], 1)
+    return table
+
+def recipe_ablation(settings: Settings, # the grocery profile (or any with real test photos)
+                    seeds: tuple[int, ...] = (0, 1), # generation and training seeds
+                    variant: str = "copy_paste_bins", # the training set
+                   ) -> list[dict]:
+    "The recipe with each ingredient removed in turn, LP-FT and weight averaging added, and the probe beside it."
+    small = {"train_mode": "finetune", "n_per_class": 60, "epochs_grid": [5], "input_size": 0}
+    everything = ["rotation", "blur", "hflip", "vflip", "crop", "colour", "noise", "jpeg"]
+    recipe = {**small, "augment": everything, "label_smoothing": 0.1, "tta": "hflip"}
+    configurations = {
+        "probe at the input size (the profile's recipe)": {"train_mode": "probe", "n_per_class": 60},
+        "probe at the generation size": {"train_mode": "probe", "n_per_class": 60, "input_size": 0},
+        "fine-tune: all ingredients": recipe,
+        "fine-tune without crop, colour, noise, JPEG augmentation": {**recipe, "augment": ["rotation", "blur", "hflip", "vflip"]},
+        "fine-tune without label smoothing": {**recipe, "label_smoothing": 0.0},
+        "fine-tune without flip TTA": {**recipe, "tta": "none"},
+        "fine-tune with LP-FT (1 head epoch first)": {**recipe, "head_epochs": 1},
+        "fine-tune with EMA weights (0.98)": {**recipe, "ema": 0.98},
+    }
+    return ablation_runs(settings, configurations, variant, "recipe", seeds)

@@ -111,3 +111,17 @@ def test_bad_settings_name_the_setting_and_what_is_expected(world: Path):
     assert bad.returncode == 2 and "val_fraction: expected a number in [0.01, 0.9], found '2'" in bad.stderr
     missing = run_cli(*_args(world, "-p", f"backgrounds_dir={world / 'nowhere'}"))
     assert missing.returncode == 2 and "backgrounds_dir" in missing.stderr and "does not exist" in missing.stderr
+
+
+def test_bad_recipe_and_scene_settings_are_one_line_errors_naming_the_setting(tmp_path: Path, data):
+    fit = run_cli("settings", "--profile", "grocery", "-p", "fit=stretch")
+    assert fit.returncode == 2 and "fit" in fit.stderr and "crop, pad, squash" in fit.stderr and "Traceback" not in fit.stderr
+    for setting, value in (("bins_tilt", "0,1.5"), ("bins_fill", "2"), ("surroundings", "shelf"), ("camera", "flash")):
+        result = run_cli("settings", "--profile", "grocery", "-p", f"{setting}={value}")
+        assert result.returncode == 2 and setting in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    # a scale too small to fill the frame within bins_max_objects: the error names the setting and the count needed
+    small = run_cli("generate", "copy-paste", "--variant", "copy_paste_bins", "--out", tmp_path / "out", "--profile", "grocery",
+                    "-p", "n_per_class=2", "-p", "bins_scale=0.03,0.1", "-p", f"work_dir={tmp_path / 'work'}")
+    assert small.returncode == 2 and "Traceback" not in small.stderr, small.stderr
+    assert "bins_scale" in small.stderr and "needs" in small.stderr and "bins_max_objects = 400" in small.stderr

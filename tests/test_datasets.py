@@ -29,25 +29,29 @@ def work(tmp_path: Path) -> list[str]:
     return ["-p", f"work_dir={tmp_path / 'work'}"]
 
 
-def test_same_settings_give_identical_files_whatever_the_number_of_workers(tmp_path, work, data):
-    one = run_cli("generate", "copy-paste", "--out", tmp_path / "one", "--jobs", "1", *SMALL, *work)
-    two = run_cli("generate", "copy-paste", "--out", tmp_path / "two", "--jobs", "2", *SMALL, *work)
+@pytest.mark.parametrize("variant", ["copy_paste", "copy_paste_bins"])
+def test_same_settings_give_identical_files_whatever_the_number_of_workers(tmp_path, work, data, variant):
+    one = run_cli("generate", "copy-paste", "--variant", variant, "--out", tmp_path / "one", "--jobs", "1", *SMALL, *work)
+    two = run_cli("generate", "copy-paste", "--variant", variant, "--out", tmp_path / "two", "--jobs", "2", *SMALL, *work)
     assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
     assert "30 images" in one.stdout and "samples.jpg" in one.stdout
-    assert _files(tmp_path / "one/copy_paste") == _files(tmp_path / "two/copy_paste")
-    assert (tmp_path / "one/copy_paste/manifest.jsonl").read_bytes() == (tmp_path / "two/copy_paste/manifest.jsonl").read_bytes()
-    record = _records(tmp_path / "one/copy_paste")[0]
-    assert record["objects"] and all(0 <= v <= 96 for v in record["objects"][0]["box"])
+    assert _files(tmp_path / "one" / variant) == _files(tmp_path / "two" / variant)
+    assert (tmp_path / "one" / variant / "manifest.jsonl").read_bytes() == (tmp_path / "two" / variant / "manifest.jsonl").read_bytes()
+    record = _records(tmp_path / "one" / variant)[0]
+    assert record["objects"] and record["camera"]["jpeg"]  # every choice recorded, the camera's too
+    if variant == "copy_paste": assert all(0 <= v <= 96 for v in record["objects"][0]["box"])
+    else: assert record["placement"] == "bins" and record["coverage"] > 0.5 and len(record["objects"]) >= 10
 
 
-def test_a_run_killed_halfway_resumes_to_exactly_the_uninterrupted_files(tmp_path, work, data):
-    args = ["--profile", "grocery", "-p", "n_per_class=40", "-p", "image_size=128", *work]
+@pytest.mark.parametrize("variant", ["copy_paste", "copy_paste_bins"])
+def test_a_run_killed_halfway_resumes_to_exactly_the_uninterrupted_files(tmp_path, work, data, variant):
+    args = ["--variant", variant, "--profile", "grocery", "-p", "n_per_class=40", "-p", "image_size=128", *work]
     reference = run_cli("generate", "copy-paste", "--out", tmp_path / "reference", "--jobs", "2", *args)
     assert reference.returncode == 0, reference.stderr
     out = tmp_path / "killed"
     process = subprocess.Popen([str(CLI), "generate", "copy-paste", "--out", str(out), "--jobs", "2", *args],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    manifest = out / "copy_paste/manifest.jsonl"
+    manifest = out / variant / "manifest.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline and (not manifest.exists() or len(manifest.read_text().splitlines()) < 60):
         time.sleep(0.05)
@@ -55,12 +59,12 @@ def test_a_run_killed_halfway_resumes_to_exactly_the_uninterrupted_files(tmp_pat
     process.wait()
     written = len(manifest.read_text().splitlines())
     assert 0 < written < 200, f"the kill came too late to test a resume ({written} images written)"
-    for path in (out / "copy_paste").rglob("*.png"):  # whatever is visible under a final name is a whole image
+    for path in (out / variant).rglob("*.png"):  # whatever is visible under a final name is a whole image
         if not path.name.startswith("."): Image.open(path).load()
     resumed = run_cli("generate", "copy-paste", "--out", out, "--jobs", "2", *args)
     assert resumed.returncode == 0, resumed.stderr
-    assert _files(out / "copy_paste") == _files(tmp_path / "reference/copy_paste")
-    assert not [p for p in (out / "copy_paste").rglob(".*") if p.is_file()]  # no temporary files left
+    assert _files(out / variant) == _files(tmp_path / "reference" / variant)
+    assert not [p for p in (out / variant).rglob(".*") if p.is_file()]  # no temporary files left
 
 
 def test_a_folder_with_other_data_is_refused_and_left_alone(tmp_path, work, data):

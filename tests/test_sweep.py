@@ -20,7 +20,7 @@ TWO_CLASSES = ["-p", "classes=kiwi,banana", "-p", "plurals=kiwis,bananas"]
 
 def sweep_args(work: Path, out: Path) -> list[str]:
     return ["sweep", "--profile", "grocery", "-p", f"work_dir={work}", *TWO_CLASSES, "-p", "test_per_class=8",
-            "--vary", "n_per_class=4,8", "--variants", "copy_paste_piles", "few_shot", "--seeds", "2",
+            "-p", "input_size=64", "--vary", "n_per_class=4,8", "--variants", "copy_paste_piles", "few_shot", "--seeds", "2",
             "--train-mode", "probe", "--jobs", "1", "--out", str(out)]
 
 
@@ -34,7 +34,7 @@ def test_sweep_resumes_after_sigkill(tmp_path, data):
     work, killed, whole = tmp_path / "work", tmp_path / "killed", tmp_path / "whole"
     process = subprocess.Popen([str(CLI), *sweep_args(work, killed)], cwd=ROOT, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
+    deadline = time.time() + 900
     while not list((killed / "points").glob("*.json")) and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
@@ -46,7 +46,7 @@ def test_sweep_resumes_after_sigkill(tmp_path, data):
     resumed = run_cli(*sweep_args(work, killed))
     assert resumed.returncode == 0, resumed.stderr
     assert "8/8 points done" in resumed.stderr
-    overrides = [f"work_dir={work}", "classes=kiwi,banana", "plurals=kiwis,bananas", "test_per_class=8"]
+    overrides = [f"work_dir={work}", "classes=kiwi,banana", "plurals=kiwis,bananas", "test_per_class=8", "input_size=64"]
     spec = SweepSpec(parse_vary(["n_per_class=4,8"]), ["copy_paste_piles", "few_shot"], seeds=2)
     run_sweep(load_settings("grocery", overrides), spec, whole, "probe", jobs=1, progress=False)  # uninterrupted
     rows = table(killed)

@@ -64,13 +64,23 @@ def compress_outputs(notebook: nbformat.NotebookNode) -> None:
                 data["text/plain"] = data["text/plain"][:MAX_TEXT] + "\n[... trimmed ...]"
 
 
-def execute(path: Path, timeout: int = 1200) -> float:
-    "Run `path` top to bottom in a fresh kernel and write it back with small outputs; return the seconds it took."
+def is_ablation(cell) -> bool:
+    "A cell flagged `#| ablation`: half an hour of real-photo runs, executed by `make ablation` only."
+    return cell.cell_type == "code" and any(line.strip().replace(" ", "") == "#|ablation" for line in cell.source.splitlines()[:3])
+
+
+def execute(path: Path, timeout: int = 3600, ablation: bool = False) -> float:
+    """Run `path` top to bottom in a fresh kernel and write it back with small outputs; return the seconds it took.
+    Cells flagged `#| ablation` run only with `ablation`; otherwise they keep the outputs they have."""
     start = time.perf_counter()
     notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3", kernel_manager_class=IpcKernelManager,
+    kept = {cell.id: cell for cell in notebook.cells if is_ablation(cell) and not ablation}
+    runnable = nbformat.from_dict({**notebook, "cells": [cell for cell in notebook.cells if cell.id not in kept]})
+    client = NotebookClient(runnable, timeout=timeout, kernel_name="python3", kernel_manager_class=IpcKernelManager,
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute()
+    executed = {cell.id: cell for cell in runnable.cells}
+    notebook.cells = [kept.get(cell.id) or executed[cell.id] for cell in notebook.cells]
     compress_outputs(notebook)
     nbformat.write(notebook, path)
     return time.perf_counter() - start
@@ -79,12 +89,13 @@ def execute(path: Path, timeout: int = 1200) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: nbs/*.ipynb but experiment and explore)")
+    parser.add_argument("--ablation", action="store_true", help="also run the cells flagged `#| ablation` (about an hour)")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted(p for p in (ROOT / "nbs").glob("*.ipynb") if p.name not in SKIPPED)
     failed = []
     for path in paths:
         try:
-            seconds = execute(path.resolve())
+            seconds = execute(path.resolve(), ablation=args.ablation)
             print(f"{path}: executed in {seconds:.0f} s, {path.stat().st_size / 1e6:.2f} MB with outputs", flush=True)
         except CellExecutionError as error:
             failed.append(path)
