@@ -4,7 +4,7 @@ Cold: a fresh work folder (no datasets, no cut-out library, no cached features).
 sweep folder, so every dataset and feature is reused and only the probes are fitted again. Each phase runs the real
 `fruit-synth sweep` command; it prints wall time and the share spent generating images, computing features and
 fitting, from the timings the sweep records in sweep.json. Goals (issue 13): cold <= 5 min, warm <= 30 s on the
-2-core machine. The machine may be shared: run it under `nice -n 19` and read the numbers as upper bounds.
+2-core machine, at a 128 px input (INPUT_SIZE). The machine may be shared: run it under `nice -n 19` and read the numbers as upper bounds.
 
     nice -n 19 .venv/bin/python benchmarks/sweep.py [--work DIR] [--values 25,50,100,200,400] [--seeds 2]
 """
@@ -23,10 +23,16 @@ CLI = Path(sys.executable).parent / "fruit-synth"
 GOALS = {"cold": 300.0, "warm": 30.0}
 
 
+# The sweep machinery at the generation size (128 px): the grocery profile's own 288 px input costs about 5x the
+# feature time (a cold run of this grid then takes well over 5 minutes on 2 cores).
+INPUT_SIZE = 128
+
+
 def run_phase(name: str, work: Path, values: str, seeds: int, variants: list[str]) -> dict:
     "Run one sweep into <work>/<name>; return its wall time and recorded timings."
     out = work / f"sweep-{name}"
-    command = [str(CLI), "sweep", "--profile", "grocery", "-p", f"work_dir={work}", "--vary", f"n_per_class={values}",
+    command = [str(CLI), "sweep", "--profile", "grocery", "-p", f"work_dir={work}", "-p", f"input_size={INPUT_SIZE}",
+               "--vary", f"n_per_class={values}",
                "--variants", *variants, "--seeds", str(seeds), "--train-mode", "probe", "--out", str(out)]
     start = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)

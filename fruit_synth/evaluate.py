@@ -24,7 +24,7 @@ from .images import write_bytes_atomic
 # %% auto #0
 __all__ = ['FRECHET_SIZES', 'METRICS_SCHEMA', 'METRICS_KEYS', 'classification_metrics', 'bootstrap_intervals', 'mean_std',
            'write_predictions', 'frechet_distance', 'equal_size_distance', 'domain_gap', 'plot_confusion',
-           'plot_per_class_f1', 'plot_curves', 'summarise', 'near_chance', 'check_metrics']
+           'plot_per_class_f1', 'plot_curves', 'summarise', 'near_chance', 'check_metrics', 'ablation_table']
 
 # %% ../nbs/09_evaluate.ipynb #ebc79946
 def classification_metrics(true: np.ndarray, # true class index per image
@@ -252,3 +252,17 @@ def check_metrics(metrics: dict) -> dict:
     if missing or metrics.get("schema") != METRICS_SCHEMA:
         raise ValueError(f"metrics do not follow schema {METRICS_SCHEMA}: missing {missing}, schema {metrics.get('schema')}")
     return metrics
+
+# %% ../nbs/09_evaluate.ipynb #adaacd92
+def ablation_table(rows: list[dict]) -> list[dict]:
+    "Mean test accuracy per configuration over seeds, the mean of the per-seed 95% intervals, and the change against the first row."
+    names = list(dict.fromkeys(row["configuration"] for row in rows))
+    table = []
+    for row_name in names:
+        mine = [row for row in rows if row["configuration"] == row_name]
+        table.append({"configuration": row_name, "seeds": len(mine),
+                      "test accuracy %": round(100 * float(np.mean([r["test_accuracy"] for r in mine])), 1),
+                      "95% CI %": f"[{100 * np.mean([r['ci_low'] for r in mine]):.1f}, {100 * np.mean([r['ci_high'] for r in mine]):.1f}]",
+                      "val accuracy %": round(100 * float(np.mean([r["val_accuracy"] for r in mine])), 1)})
+    for row in table: row["change, points"] = round(row["test accuracy %"] - table[0]["test accuracy %"], 1)
+    return table

@@ -21,9 +21,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['DEFAULT_MAX_PIXELS', 'IMAGE_SUFFIXES', 'ImageError', 'convert_mode', 'open_image', 'encode_image',
+__all__ = ['DEFAULT_MAX_PIXELS', 'IMAGE_SUFFIXES', 'FITS', 'ImageError', 'convert_mode', 'open_image', 'encode_image',
            'write_bytes_atomic', 'save_image', 'file_sha256', 'read_json', 'write_json', 'perceptual_hash',
-           'hash_distance', 'Skipped', 'ScanResult', 'list_files', 'scan_images', 'fit_square', 'image_grid']
+           'hash_distance', 'Skipped', 'ScanResult', 'list_files', 'scan_images', 'fit_square', 'image_grid',
+           'square_input']
 
 # %% ../nbs/01_images.ipynb #ccce789d
 DEFAULT_MAX_PIXELS = 64_000_000 # same default as the `max_image_pixels` setting
@@ -219,3 +220,24 @@ def image_grid(rows: dict[str, list[Image.Image]], # row label -> images of that
         for column, image in enumerate(images):
             grid.paste(fit_square(image, cell, fill), (label_width + gap + column * (cell + gap), top))
     return grid
+
+# %% ../nbs/01_images.ipynb #bd7b57bd
+FITS = ("crop", "pad", "squash") # how a photo that is not square becomes a square input
+
+def square_input(image: Image.Image, # any RGB image
+               size: int, # edge of the square output
+               fit: str = "crop", # crop: keep the aspect ratio, cut the long side; pad: keep all, grey borders; squash: stretch
+              ) -> Image.Image:
+    "`image` as a `size` x `size` square, its aspect ratio kept (crop, pad) or not (squash)."
+    if fit not in FITS: raise ImageError(f"setting fit: expected one of {', '.join(FITS)}, found {fit!r}")
+    width, height = image.size
+    if (width, height) == (size, size): return image
+    if fit == "squash" or width == height: return image.resize((size, size), resample=Image.BILINEAR, reducing_gap=None)
+    factor = size / (min(width, height) if fit == "crop" else max(width, height))
+    scaled = image.resize((max(1, round(width * factor)), max(1, round(height * factor))), resample=Image.BILINEAR)
+    if fit == "crop":
+        left, top = (scaled.width - size) // 2, (scaled.height - size) // 2
+        return scaled.crop((left, top, left + size, top + size))
+    square = Image.new("RGB", (size, size), (124, 116, 104))  # the ImageNet mean colour
+    square.paste(scaled, ((size - scaled.width) // 2, (size - scaled.height) // 2))
+    return square

@@ -25,12 +25,12 @@ from PIL import Image
 
 from . import evaluate
 from .datasets import Dataset, assign_split, load_dataset
-from .images import file_sha256, open_image, write_bytes_atomic
+from .images import FITS, file_sha256, open_image, square_input, write_bytes_atomic
 from .settings import Settings
 
 # %% auto #0
-__all__ = ['TRAIN_MODES', 'GEOMETRY', 'FITS', 'C_GRID', 'resolve_train_mode', 'probe_input', 'FeatureCache', 'feature_cache',
-           'fit_probe', 'finetune_probe', 'ProbeError', 'probe_and_select']
+__all__ = ['TRAIN_MODES', 'GEOMETRY', 'C_GRID', 'resolve_train_mode', 'probe_input', 'FeatureCache', 'feature_cache', 'fit_probe',
+           'finetune_probe', 'ProbeError', 'probe_and_select']
 
 # %% ../nbs/12_probe.ipynb #11fe265d
 TRAIN_MODES = ("finetune", "probe")
@@ -49,25 +49,12 @@ def resolve_train_mode(mode: str, # finetune, probe or auto
 
 # %% ../nbs/12_probe.ipynb #7d4ffe80
 GEOMETRY = "g1" # version of the decoding below; change it when the pixels an image gives change
-FITS = ("crop", "pad", "squash")
-
 def probe_input(path: Path, # image file
                 size: int, # edge of the square input
                 fit: str = "squash", # crop (keep the aspect ratio, cut the long side), pad (grey borders) or squash
                ) -> np.ndarray:
-    "The image at `path` as the probe sees it: RGB, `size` x `size`, uint8 (size, size, 3); the geometry of `train.fit_square`."
-    image = open_image(path)
-    width, height = image.size
-    if (width, height) == (size, size): return np.asarray(image)
-    if fit == "squash" or width == height: return np.asarray(image.resize((size, size), resample=Image.BILINEAR, reducing_gap=None))
-    factor = size / (min(width, height) if fit == "crop" else max(width, height))
-    scaled = image.resize((max(1, round(width * factor)), max(1, round(height * factor))), resample=Image.BILINEAR)
-    if fit == "crop":
-        left, top = (scaled.width - size) // 2, (scaled.height - size) // 2
-        return np.asarray(scaled.crop((left, top, left + size, top + size)))
-    square = Image.new("RGB", (size, size), (124, 116, 104))  # the ImageNet mean colour
-    square.paste(scaled, ((size - scaled.width) // 2, (size - scaled.height) // 2))
-    return np.asarray(square)
+    "The image at `path` as the probe sees it: RGB, `size` x `size`, uint8 (size, size, 3), made square by `images.square_input`."
+    return np.asarray(square_input(open_image(path), size, fit))
 
 @dataclass
 class FeatureCache:
@@ -268,10 +255,7 @@ def _plot_c(runs: list[dict], path: Path) -> Path:
     axis.set(xscale="log", xlabel="C (inverse regularisation)", ylabel="validation macro-F1", ylim=(0, 1.02),
              title="probe: choosing C on the validation split")
     axis.legend(fontsize=7)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    write_bytes_atomic(buffer.getvalue(), path)
+    evaluate._save(figure, path)  # the one place figures are written
     return path
 
 def probe_and_select(data: Path, # the training dataset folder (<root>/<variant>)
@@ -313,7 +297,7 @@ def probe_and_select(data: Path, # the training dataset folder (<root>/<variant>
         raise ProbeError(f"dataset '{data}': {len(dataset.records) - len(records)} image file(s) listed in its manifest are "
                          f"missing; run the generate command again to restore them")
     features = dict(zip([r["file"] for r in records], cache.features([data / r["file"] for r in records], progress)))
-    fit_seconds, runs, selected, first = 0.0, [], [], None
+    fit_seconds, runs, selected, first, predicted_per_seed = 0.0, [], [], None, []
     # one BLAS thread: the fits are small, and threads that wait on each other collapse on a shared machine (6x slower)
     from threadpoolctl import threadpool_limits
     with threadpool_limits(1):
@@ -337,6 +321,7 @@ def probe_and_select(data: Path, # the training dataset folder (<root>/<variant>
                 real_x, real_y = as_xy(real)
                 model = finetune_probe(model, real_x, real_y, best["C"])
             probabilities = model.predict_proba(test_x)
+            predicted_per_seed.append(probabilities.argmax(axis=1))
             fit_seconds += time.perf_counter() - fit_start
             block = _test_block(test_y, probabilities, classes, settings)
             for run in candidates:
@@ -356,7 +341,7 @@ def probe_and_select(data: Path, # the training dataset folder (<root>/<variant>
         files.update(confusion="confusion.png", per_class_f1="per_class_f1.png", curves="curves.png")
     if domain_gap: gap = evaluate.domain_gap(train_x, train_y, test_x, test_y, classes, settings.backbone)
     else: gap = {"overall": None, "per_class": {}, "features": settings.backbone, "note": "not measured for this run"}
-    summary = evaluate.summarise(selected)
+    summary = evaluate.summarise(selected, test_y, predicted_per_seed, settings.bootstrap, settings.seed)
     summary["C_chosen"] = [s["C"] for s in selected]
     metrics = {"schema": evaluate.METRICS_SCHEMA, "variant": data.name, "profile": settings.profile, "classes": classes,
                "backbone": settings.backbone, "pretrained": settings.pretrained, "image_size": settings.image_size,

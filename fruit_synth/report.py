@@ -41,13 +41,14 @@ from .settings import Settings, SettingsError
 from .sources import SourcesCheck, check_sources
 
 # %% auto #0
-__all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'NOTEBOOK_STYLE', 'STUDY', 'RECIPE_KEYS', 'git_commit', 'package_versions',
-           'device_description', 'provenance', 'sources_pictures', 'templates', 'render', 'html_table', 'figure',
-           'demo_banner', 'sources_section', 'provenance_section', 'render_page', 'RunOutcome', 'IpcKernelManager',
-           'override_texts', 'experiment_notebook', 'source_hash', 'run_inputs', 'run_fingerprint', 'run_variant',
-           'notebook_html', 'spread_text', 'interval_text', 'results_rows', 'chance_row', 'results_table',
-           'answer_text', 'run_flags', 'run_recipe', 'recipe_rows', 'mistakes_grid', 'variant_section', 'common_size',
-           'domain_gap_section', 'chosen_variants', 'skipped_section', 'timing_rows', 'timing_text', 'write_report']
+__all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'NOTEBOOK_STYLE', 'STUDY', 'RECIPE_KEYS', 'ABLATIONS', 'git_commit',
+           'package_versions', 'device_description', 'provenance', 'sources_pictures', 'templates', 'render',
+           'html_table', 'figure', 'demo_banner', 'sources_section', 'provenance_section', 'render_page', 'RunOutcome',
+           'IpcKernelManager', 'override_texts', 'experiment_notebook', 'source_hash', 'run_inputs', 'run_fingerprint',
+           'run_variant', 'notebook_html', 'spread_text', 'interval_text', 'results_rows', 'chance_row',
+           'results_table', 'answer_text', 'run_flags', 'run_recipe', 'recipe_rows', 'mistakes_grid', 'variant_section',
+           'common_size', 'domain_gap_section', 'ablation_section', 'curves_section', 'chosen_variants',
+           'skipped_section', 'timing_rows', 'timing_text', 'write_report']
 
 # %% ../nbs/10_report.ipynb #f5db9ae9
 PACKAGES = ("fruit-synth", "torch", "torchvision", "timm", "diffusers", "numpy", "pillow", "scipy", "opencv-python-headless", "nbdev", "papermill")
@@ -509,6 +510,41 @@ def domain_gap_section(outcomes: list[RunOutcome], assets: Path) -> Markup:
             for name, distance, sizes, accuracy in points]
     return render("domain_gap.html", rows=rows, size_note=note)
 
+# %% ../nbs/10_report.ipynb #e4fad658
+ABLATIONS = {"scenes": ("Scenes: copy_paste_bins with each ingredient turned off", ("scenes", "scenes-piles")),
+             "recipe": ("Training recipe: each ingredient removed or added", ("recipe",))}
+
+def _ablation_rows(path: Path) -> list[dict]:
+    "The rows of an ablation CSV, numbers as numbers."
+    with open(path, newline="") as handle: rows = list(csv.DictReader(handle))
+    for row in rows:
+        for key in ("test_accuracy", "ci_low", "ci_high", "val_accuracy"): row[key] = float(row[key])
+    return rows
+
+def ablation_section(settings: Settings) -> Markup:
+    "Tables of the profile's finished ablations (nothing when there are none)."
+    from fruit_synth.evaluate import ablation_table
+    folder = Path(settings.work_dir) / settings.profile / "ablation"
+    tables = []
+    for title, names in ABLATIONS.values():
+        rows = [row for name in names if (folder / f"{name}.csv").is_file() for row in _ablation_rows(folder / f"{name}.csv")]
+        if rows:
+            table = ablation_table(rows)
+            tables.append({"title": title, "rows": table, "headers": {key: key for key in table[0]},
+                           "photos": rows[0].get("test_photos"), "mode": ", ".join(sorted({row.get("train_mode", "") for row in rows}))})
+    return render("ablation.html", tables=tables, folder=str(folder)) if tables else Markup("")
+
+def curves_section(settings: Settings, out: Path) -> Markup:
+    "The profile's finished sweeps: plots and tables (copied into `out/assets/sweeps`)."
+    from fruit_synth.sweep import profile_sweeps, sweep_html
+    parts = []
+    for folder in profile_sweeps(settings):
+        copy = out / "assets" / "sweeps" / folder.name
+        copy.mkdir(parents=True, exist_ok=True)
+        for path in [*folder.glob("curve_*.png"), folder / "sweep.csv", folder / "sweep.json"]: shutil.copy2(path, copy / path.name)
+        parts.append(Markup(sweep_html(copy, relative_to=out)))
+    return Markup("<h2>Curves</h2>") + Markup("").join(parts) if parts else Markup("")
+
 # %% ../nbs/10_report.ipynb #e61e90f0
 def chosen_variants(settings: Settings, variants: list[str] | None = None) -> list[str]:
     "The variants to run: `variants` or the `variants` setting, each checked."
@@ -575,7 +611,8 @@ def write_report(settings: Settings, # resolved settings of the profile to repor
                     skipped=skipped_section(outcomes), domain_gap=domain_gap_section(outcomes, out / "assets"),
                     variants=Markup("").join(variant_section(o, settings.classes, out) for o in finished),
                     sources=sources_section(check, pictures),
-                    provenance=provenance_section({**provenance(settings), "source": source_hash()}, settings))
+                    provenance=provenance_section({**provenance(settings), "source": source_hash()}, settings),
+                    ablations=ablation_section(settings), curves=curves_section(settings, out))
     flags = [dict(variant=o.variant, text=flag) for o in finished for flag in run_flags(o.metrics)]
     seeds = settings.seeds
     table_note = (("Mean ± standard deviation over seeds (ddof=1); the 95% interval is a bootstrap that resamples test photos "

@@ -72,6 +72,7 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("max_image_pixels", "int", "images with more pixels are refused as possible decompression bombs", low=1),
     Setting("min_image_edge", "int", "real photos with a shorter side (pixels) are skipped and counted", low=1, high=4096),
     Setting("max_aspect_ratio", "float", "real photos more than this many times longer than wide (or wider than long) are skipped and counted", low=1.0, high=100.0),
+    Setting("protocol", "str", "how the profile's settings were chosen, in a sentence or two: the report states it under the title"),
     Setting("variants", "list", "dataset variants the report runs: few_shot, copy_paste, copy_paste_piles, copy_paste_poisson, diffusion, hybrid"),
     Setting("n_per_class", "int", "generated training images per class", low=1),
     Setting("hybrid_from_copy_paste", "int", "copy-paste images per class in the hybrid set", low=0),

@@ -355,10 +355,8 @@ def plot_sweep(rows: list[dict], # the sweep's rows
     axis.set(xlabel=key, ylabel="test accuracy on real photos", ylim=(0, 1.02),
              title=f"{key} ({mode}; band: 95% bootstrap interval)")
     axis.legend(fontsize=7)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    write_bytes_atomic(buffer.getvalue(), path)
+    from fruit_synth import evaluate
+    evaluate._save(figure, path)  # the one place figures are written
     return path
 
 # %% ../nbs/13_sweep.ipynb #f8f87e62

@@ -31,32 +31,25 @@ from PIL import Image
 from torch import nn
 
 from . import evaluate
+from .evaluate import ablation_table
 from .datasets import Dataset, load_dataset
-from .images import open_image, write_bytes_atomic
-from .models import BackboneSpec, ModelError, backbone_spec, classifier, feature_extractor, to_input
+from .images import FITS, open_image, square_input, write_bytes_atomic
+from .models import BackboneSpec, ModelError, backbone_spec, classifier, feature_extractor, pick_device, to_input
 from .settings import AUGMENTATIONS, Settings
 
 # %% auto #0
-__all__ = ['FITS', 'BLUR_KERNEL', 'BLUR_SIGMA', 'JPEG_QUALITY_MAX', 'CHECKPOINT_FORMAT', 'TRAINING_KEYS', 'TrainingError',
-           'pick_device', 'use_threads', 'describe_device', 'fit_square', 'decode', 'ImageStore', 'prefetched',
-           'augment_batch', 'augment_settings', 'Split', 'check_classes', 'training_splits', 'seed_everything',
-           'predict', 'fit_epoch', 'head_of', 'fit_head', 'train_run', 'save_checkpoint', 'load_checkpoint',
-           'test_photos', 'test_split', 'measure_domain_gap', 'training_recipe', 'run_flags', 'train_and_select',
-           'evaluate_checkpoint', 'generation_digest', 'same_settings', 'ablation_runs', 'ablation_table',
-           'recipe_ablation']
+__all__ = ['BLUR_KERNEL', 'BLUR_SIGMA', 'JPEG_QUALITY_MAX', 'CHECKPOINT_FORMAT', 'TRAINING_KEYS', 'TrainingError', 'use_threads',
+           'describe_device', 'decode', 'ImageStore', 'prefetched', 'augment_batch', 'augment_settings', 'Split',
+           'check_classes', 'training_splits', 'seed_everything', 'predict', 'fit_epoch', 'head_of', 'fit_head',
+           'train_run', 'save_checkpoint', 'load_checkpoint', 'test_photos', 'test_split', 'measure_domain_gap',
+           'training_recipe', 'run_flags', 'train_and_select', 'evaluate_checkpoint', 'generation_digest',
+           'same_settings', 'ablation_runs', 'recipe_ablation']
 
 # %% ../nbs/08_train.ipynb #cbe77aa8
 class TrainingError(ValueError):
     "Training data, test photos or a checkpoint that cannot be used; the message names the folder or file and what to do."
 
 # %% ../nbs/08_train.ipynb #309cae3e
-def pick_device(setting: str = "auto", # auto, cpu or cuda
-               ) -> torch.device:
-    "The device to train on: CUDA when asked for or present (auto), else the CPU."
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device = cuda but no CUDA GPU is visible to PyTorch; set -p device=cpu or device=auto")
-    return torch.device("cuda" if setting != "cpu" and torch.cuda.is_available() else "cpu")
-
 def use_threads(threads: int = 0, # CPU threads (0: all cores)
                ) -> int:
     "Let PyTorch use `threads` CPU threads; return how many."
@@ -69,32 +62,12 @@ def describe_device(device: torch.device) -> str:
     return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
 
 # %% ../nbs/08_train.ipynb #0a64c7c5
-FITS = ("crop", "pad", "squash") # how a photo that is not square becomes a square input
-
-def fit_square(image: Image.Image, # any RGB image
-               size: int, # edge of the square output
-               fit: str = "crop", # crop: keep the aspect ratio, cut the long side; pad: keep all, grey borders; squash: stretch
-              ) -> Image.Image:
-    "`image` as a `size` x `size` square, its aspect ratio kept (crop, pad) or not (squash)."
-    if fit not in FITS: raise TrainingError(f"setting fit: expected one of {', '.join(FITS)}, found {fit!r}")
-    width, height = image.size
-    if (width, height) == (size, size): return image
-    if fit == "squash" or width == height: return image.resize((size, size), resample=Image.BILINEAR, reducing_gap=None)
-    factor = size / (min(width, height) if fit == "crop" else max(width, height))
-    scaled = image.resize((max(1, round(width * factor)), max(1, round(height * factor))), resample=Image.BILINEAR)
-    if fit == "crop":
-        left, top = (scaled.width - size) // 2, (scaled.height - size) // 2
-        return scaled.crop((left, top, left + size, top + size))
-    square = Image.new("RGB", (size, size), (124, 116, 104))  # the ImageNet mean colour
-    square.paste(scaled, ((size - scaled.width) // 2, (size - scaled.height) // 2))
-    return square
-
 def decode(path: Path, # image file
            size: int, # edge of the square output
-           fit: str = "crop", # crop, pad or squash (see `fit_square`)
+           fit: str = "crop", # crop, pad or squash (see `images.square_input`)
           ) -> torch.Tensor:
     "The image at `path` as a `size` x `size` uint8 tensor (3, size, size), made square by `fit`."
-    return torch.from_numpy(np.array(fit_square(open_image(path), size, fit))).permute(2, 0, 1)
+    return torch.from_numpy(np.array(square_input(open_image(path), size, fit))).permute(2, 0, 1)
 
 class ImageStore:
     "Image files as uint8 tensors, decoded and resized once and kept up to a memory budget."
@@ -449,6 +422,18 @@ def save_checkpoint(model: nn.Module, # the trained classifier
     write_bytes_atomic(buffer.getvalue(), path)
     return path
 
+def _misfit(payload: dict, model: nn.Module) -> str:
+    "Why a checkpoint's weights do not fit `model`, in a few words: the backbone they were made for, or the first misshapen weight."
+    names = set(payload["state_dict"])
+    for backbone in ("resnet18", "efficientnet_lite0"):
+        expected = set(classifier(backbone, 2, pretrained=False).state_dict())
+        if backbone != payload["backbone"] and len(expected & names) >= 0.9 * len(expected):
+            return f"its weights were made for {backbone}"
+    wanted = model.state_dict()
+    wrong = [name for name in wanted if name in names and payload["state_dict"][name].shape != wanted[name].shape]
+    if wrong: return f"{len(wrong)} of its weights have another shape (e.g. {wrong[0]}: {tuple(payload['state_dict'][wrong[0]].shape)})"
+    return f"{len(set(wanted) - names)} of the model's weights are missing from it"
+
 def load_checkpoint(path: Path, # a model.pt, or the folder that holds one
                    ) -> tuple[nn.Module, dict]:
     "The classifier saved in `path` (eval mode, CPU) and the checkpoint's description; clear errors for bad files."
@@ -467,11 +452,10 @@ def load_checkpoint(path: Path, # a model.pt, or the folder that holds one
     except ModelError as e: raise TrainingError(f"checkpoint '{path}': {e}") from None
     model = classifier(payload["backbone"], len(payload["classes"]), pretrained=False)
     try: model.load_state_dict(payload["state_dict"])
-    except RuntimeError as e:
-        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)[:200]
+    except RuntimeError:
         raise TrainingError(f"checkpoint '{path}' says backbone {payload['backbone']!r} with {len(payload['classes'])} "
-                            f"classes, but its weights do not fit that model ({first}); it was made by another backbone "
-                            f"or edited: train the model again") from None
+                            f"classes, but {_misfit(payload, model)}; evaluate it with the backbone it was trained with, "
+                            f"or train the model again") from None
     info = {key: value for key, value in payload.items() if key != "state_dict"}
     return model.eval(), info
 
@@ -573,7 +557,7 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
     test_set = test_split(test, classes, size, budget * 0.2, threads, fit=settings.fit)
     out.mkdir(parents=True, exist_ok=True)
     spec = backbone_spec(settings.backbone)
-    runs, selected, kept_model, probabilities = [], [], None, None
+    runs, selected, kept_model, probabilities, predicted_per_seed = [], [], None, None, []
     for k in range(settings.seeds):
         seed = settings.seed + k
         candidates = {}
@@ -585,6 +569,7 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
         best["selected"] = True
         block, seed_probabilities = _test_block(model.to(device), test_set, spec, device, classes, settings, settings.batch_size * 2)
         selected.append({"seed": seed, "epochs": best["epochs"], "val": best["val"], "test": block})
+        predicted_per_seed.append(seed_probabilities.argmax(1))
         if kept_model is None: kept_model, probabilities = model.cpu(), seed_probabilities
         del candidates
     save_checkpoint(kept_model, out / "model.pt", settings.backbone, classes, size, seed=selected[0]["seed"],
@@ -602,7 +587,8 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
                "dataset": {"folder": str(data), "train": len(train.files), "val": len(val.files),
                            "fingerprint": dataset.info.get("fingerprint")},
                "test": {"images": len(test_set.files), "per_class": {name: len(test[name]) for name in classes}, "source": source},
-               "runs": runs, "selected": selected, "summary": evaluate.summarise(selected),
+               "runs": runs, "selected": selected,
+               "summary": evaluate.summarise(selected, test_set.labels, predicted_per_seed, settings.bootstrap, settings.seed),
                "domain_gap": measure_domain_gap(settings, train, test_set, classes, device),
                "files": {"predictions": "predictions.csv", "model": "model.pt", "confusion": "confusion.png",
                          "per_class_f1": "per_class_f1.png", "curves": "curves.png"},
@@ -696,19 +682,6 @@ def ablation_runs(settings: Settings, # resolved settings of a profile with real
         writer.writeheader()
         writer.writerows(rows)
     return rows
-
-def ablation_table(rows: list[dict]) -> list[dict]:
-    "Mean test accuracy per configuration over seeds, the mean of the per-seed 95% intervals, and the change against the first row."
-    names = list(dict.fromkeys(row["configuration"] for row in rows))
-    table = []
-    for row_name in names:
-        mine = [row for row in rows if row["configuration"] == row_name]
-        table.append({"configuration": row_name, "seeds": len(mine),
-                      "test accuracy %": round(100 * float(np.mean([r["test_accuracy"] for r in mine])), 1),
-                      "95% CI %": f"[{100 * np.mean([r['ci_low'] for r in mine]):.1f}, {100 * np.mean([r['ci_high'] for r in mine]):.1f}]",
-                      "val accuracy %": round(100 * float(np.mean([r["val_accuracy"] for r in mine])), 1)})
-    for row in table: row["change, points"] = round(row["test accuracy %"] - table[0]["test accuracy %"], 1)
-    return table
 
 def recipe_ablation(settings: Settings, # the grocery profile (or any with real test photos)
                     seeds: tuple[int, ...] = (0, 1), # generation and training seeds
