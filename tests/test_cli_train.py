@@ -7,7 +7,8 @@ from conftest import run_cli
 
 
 def test_train_then_evaluate_a_kept_model(tmp_path: Path, data: Path):
-    settings = ["--profile", "grocery", "-p", f"work_dir={tmp_path / 'work'}", "-p", "epochs_grid=1", "-p", "image_size=64"]
+    settings = ["--profile", "grocery", "-p", f"work_dir={tmp_path / 'work'}", "-p", "epochs_grid=1", "-p", "image_size=64",
+                "-p", "input_size=0", "-p", "head_epochs=0", "-p", "train_mode=finetune"]  # a kept model: fine-tuning writes model.pt
     made = run_cli("generate", "few-shot", "--out", tmp_path / "datasets", *settings)
     assert made.returncode == 0, made.stderr
     trained = run_cli("train", "--data", tmp_path / "datasets/few_shot", "--out", tmp_path / "run", *settings)
