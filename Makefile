@@ -1,5 +1,6 @@
 # fruit-synth: `make report` and `make test` each create the environment (.venv) when it is missing
-# or when pyproject.toml changed since it was made.
+# or when pyproject.toml changed since it was made. `--no-compile`: pip would byte-compile every file of torch,
+# transformers and the rest at install time; Python compiles only the modules it imports, on first import.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -14,7 +15,7 @@ env: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev]'
 	@touch $(STAMP)
 
 # The notebooks are the source: exporting them must leave fruit_synth/ exactly as committed.

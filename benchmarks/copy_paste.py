@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fruit_synth.datasets import generate_variant, load_dataset
+from fruit_synth.datasets import load_dataset
+from fruit_synth.variants import generate_variant
 from fruit_synth.images import encode_image
 from fruit_synth.settings import load_settings
 from fruit_synth.sources import cutout_library, usable_backgrounds

@@ -6,7 +6,7 @@ supermarket photos, linked under distinct names until there are 1000 per class, 
 ResNet18 starts from random weights: its ImageNet weights cannot be downloaded here, and speed does not depend on them.
 
 - project: `train.fit_epoch` on a cold `ImageStore` (decoding included), and a second, warm epoch (from the cache);
-  `train.predict` on a cold store for evaluation;
+  `batches.predict` on a cold store for evaluation;
 - plain: torchvision `ImageFolder` over the same files, per-sample transforms (resize, the same rotation, blur and
   flips), `DataLoader` with 2 workers, the default memory format;
 - compute bound: the project's model and memory format on ready random tensors (forward + backward + step for
@@ -22,14 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from fruit_synth import train  # first: it sets how OpenMP threads wait, before torch loads
+from fruit_synth import batches, train  # first: batches sets how OpenMP threads wait, before torch loads
 import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision
 from torchvision import transforms
 
-from fruit_synth.datasets import generate_variant, load_dataset
+from fruit_synth.datasets import load_dataset
+from fruit_synth.variants import generate_variant
 from fruit_synth.models import backbone_spec, classifier
 from fruit_synth.settings import load_settings
 
@@ -45,7 +46,7 @@ def parts(model, steps):
 def project_training(files, labels, settings) -> tuple[float, float]:
     "Seconds for the project's first (cold: decoding) and second (warm) epoch."
     spec = backbone_spec("resnet18")
-    split = train.Split(files, labels, train.ImageStore(files, settings.image_size, settings.cache_mb))
+    split = batches.Split(files, labels, batches.ImageStore(files, settings.image_size, settings.cache_mb))
     model = classifier("resnet18", 5, pretrained=False).to(memory_format=torch.channels_last)
     optimizer, schedule = parts(model, 2 * (len(files) // BATCH + 1))
     scaler, generator, device = torch.amp.GradScaler("cuda", enabled=False), torch.Generator().manual_seed(0), torch.device("cpu")
@@ -97,9 +98,9 @@ def compute_training(count: int, size: int) -> float:
 
 def project_evaluation(files, size: int) -> float:
     model = classifier("resnet18", 5, pretrained=False).to(memory_format=torch.channels_last)
-    store = train.ImageStore(files, size)
+    store = batches.ImageStore(files, size)
     start = time.perf_counter()
-    train.predict(model, store, backbone_spec("resnet18"), torch.device("cpu"), EVAL_BATCH)
+    batches.predict(model, store, backbone_spec("resnet18"), torch.device("cpu"), EVAL_BATCH)
     return time.perf_counter() - start
 
 
@@ -142,7 +143,7 @@ def main():
     parser.add_argument("--test-images", type=int, default=5000)
     parser.add_argument("--size", type=int, default=224)
     args = parser.parse_args()
-    threads = train.use_threads(0)
+    threads = batches.use_threads(0)
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     settings = load_settings("grocery", {"image_size": args.size, "n_per_class": args.train_per_class, "work_dir": str(work),
                                          "batch_size": BATCH})

@@ -21,8 +21,9 @@ from .settings import find_settings_file, load_settings
 # %% auto #0
 __all__ = ['SETTINGS_COMMANDS', 'settings_options', 'with_options', 'settings_origin', 'announce', 'absolute', 'CommandError',
            'cmd_settings', 'cmd_sources', 'cmd_demo', 'chosen_variant', 'cmd_generate', 'check_dataset_folder',
-           'test_photos_given', 'cmd_train', 'cmd_evaluate', 'variant_names', 'cmd_report', 'cmd_run', 'OneLineParser',
-           'seed_value', 'build_parser', 'raised_here', 'os_error_line', 'main', 'cmd_sweep', 'add_sweep_command']
+           'test_photos_given', 'profile_sample', 'leak_checked', 'cmd_train', 'cmd_evaluate', 'variant_names',
+           'cmd_report', 'cmd_run', 'OneLineParser', 'seed_value', 'build_parser', 'raised_here', 'os_error_line',
+           'main', 'cmd_sweep', 'add_sweep_command']
 
 # %% ../nbs/20_cli.ipynb #3c45741b
 SETTINGS_COMMANDS = ("settings", "sources", "generate", "train", "evaluate", "report", "run") # take the settings options
@@ -107,25 +108,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 def chosen_variant(method: str, variant: str | None, out: Path | None = None) -> str:
-    "The variant `generate METHOD --variant VARIANT` makes; an error when the two disagree."
-    from fruit_synth.datasets import VARIANTS
+    "The variant `generate METHOD [--variant VARIANT]` makes (METHOD may be a variant's own name); an error when the two disagree."
+    from fruit_synth.variants import VARIANTS
     method = method.replace("-", "_")
+    if method not in VARIANTS:
+        raise CommandError(f"generate {method.replace('_', '-')}: unknown method or variant; give one of "
+                           f"{', '.join(name.replace('_', '-') for name in VARIANTS)}")
     variant = (variant or method).replace("-", "_")
     if variant not in VARIANTS:
         raise CommandError(f"--variant {variant}: unknown variant; variants are: {', '.join(VARIANTS)}")
     made_by = VARIANTS[variant]["method"]
-    if made_by != method:
+    if made_by != method and variant != method:
         own = [name for name, spec in VARIANTS.items() if spec["method"] == method]
         where = f" --out {shlex.quote(str(out))}" if out is not None else ""
         raise CommandError(f"--variant {variant} is made by {made_by.replace('_', '-')}, not {method.replace('_', '-')}: run "
-                           f"`fruit-synth generate {made_by.replace('_', '-')}{where} --variant {variant}`, or give a "
+                           f"`fruit-synth generate {variant.replace('_', '-')}{where}`, or give a "
                            f"{method.replace('_', '-')} variant ({', '.join(own)})")
     return variant
 
 def cmd_generate(args: argparse.Namespace) -> int:
     "Make (or finish) one dataset variant."
-    from fruit_synth.datasets import (DatasetError, datasets_root, generate_variant, hold_dataset_lock, load_dataset,
-                                      release_dataset_lock)
+    from fruit_synth.datasets import DatasetError, datasets_root, hold_dataset_lock, load_dataset, release_dataset_lock
+    from fruit_synth.variants import generate_variant
     from fruit_synth.outputs import check_outside_inputs
     variant = chosen_variant(args.method, args.variant, absolute(args.out))
     settings = _settings(args)
@@ -146,7 +150,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def check_dataset_folder(data: Path, args: argparse.Namespace) -> Path:
     "`data` if it is a complete dataset folder; else an error whose suggested command works as printed."
-    from fruit_synth.datasets import DATASET_FILE, VARIANTS, read_json
+    from fruit_synth.datasets import DATASET_FILE, read_json
+    from fruit_synth.variants import VARIANTS
     options = settings_options(args)
     if data.is_file():
         raise CommandError(f"--data '{data}' is a file; expected a dataset folder made by `fruit-synth generate` (it holds {DATASET_FILE})")
@@ -175,6 +180,25 @@ def test_photos_given(args: argparse.Namespace, settings) -> dict | None:
     for line in lines: print(line, file=sys.stderr)
     return photos
 
+def profile_sample(settings) -> dict:
+    "The profile's leakage-checked test sample, with what the leakage check could not see said on stderr."
+    from fruit_synth.sources import check_sources
+    check = check_sources(settings, progress=False)
+    for line in check.leakage_warnings: print(f"warning: {line}", file=sys.stderr)
+    return check.test.photos
+
+def leak_checked(settings, photos: dict, data: Path) -> dict:
+    "The `--test` photos without the training set's source photos and their near-duplicates; what was left out said on stderr."
+    from fruit_synth.datasets import load_dataset
+    from fruit_synth.sources import training_sources, without_leaks
+    sources, warnings = training_sources(settings, load_dataset(data).records)
+    kept, leaks = without_leaks(settings, photos, sources)
+    print(f"--test: left out as photos the training set was made from, or their near-duplicates: {len(leaks)}", file=sys.stderr)
+    for leak in leaks[:20]: print(f"  {leak.photo} ~ {leak.source} (distance {leak.distance})", file=sys.stderr)
+    if len(leaks) > 20: print(f"  ... and {len(leaks) - 20} more", file=sys.stderr)
+    for line in warnings: print(f"warning: {line}", file=sys.stderr)
+    return kept
+
 def cmd_train(args: argparse.Namespace) -> int:
     "Train on a dataset folder, keep the best run per seed, test on real photos, write metrics.json."
     from fruit_synth.outputs import check_outside_inputs, check_output, staged_output
@@ -183,9 +207,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_output(out, "train")
     check_outside_inputs(out, settings)
     announce(args, settings, data=data, test=absolute(args.test), out=out)
-    from fruit_synth.train import test_photos, train_and_select
+    from fruit_synth.train import train_and_select
     photos = test_photos_given(args, settings)
-    if photos is None: photos = test_photos(settings, None)
+    photos = leak_checked(settings, photos, data) if photos is not None else profile_sample(settings)
     with staged_output(out, "train") as stage:  # an interrupted run leaves the earlier one in `out` as it was
         metrics = train_and_select(data, settings, stage, photos)
     summary = metrics["summary"]
@@ -203,7 +227,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     check_outside_inputs(out, settings)
     announce(args, settings, model=model, test=absolute(args.test), out=out)
     photos = test_photos_given(args, settings)
-    from fruit_synth.train import evaluate_checkpoint
+    from fruit_synth.evaluate import evaluate_checkpoint
     with staged_output(out, "evaluate") as stage:
         result = evaluate_checkpoint(model, photos, stage, settings)
     test = result["test"]
@@ -268,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=seed_value, default=0, help="same seed, same files (default: 0)")
     demo.set_defaults(run=cmd_demo)
     generate = commands.add_parser("generate", help="make a training dataset")
-    generate.add_argument("method", choices=["copy-paste", "few-shot", "diffusion", "hybrid"], help="how the images are made")
+    generate.add_argument("method", metavar="METHOD", help="how the images are made: copy-paste, few-shot, diffusion or hybrid; "
+                          "or a variant's own name, e.g. copy-paste-piles (see --variant)")
     generate.add_argument("--out", default=None, help="dataset root; the dataset goes to OUT/<variant> (default: <work_dir>/<profile>/datasets)")
     generate.add_argument("--variant", default=None, help="a named variant, e.g. copy_paste_piles (default: the method's own)")
     generate.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
@@ -386,5 +411,5 @@ def add_sweep_command(commands) -> None:
     sweep.set_defaults(run=cmd_sweep)
 
 # %% ../nbs/20_cli.ipynb #cc506784
-if __name__ == "__main__":  # `python -m fruit_synth.cli`, as `accelerate launch -m fruit_synth.cli` runs it
+if __name__ == "__main__" and "ipykernel" not in sys.modules:  # `python -m fruit_synth.cli` (as `accelerate launch -m` runs it), not this notebook
     sys.exit(main())

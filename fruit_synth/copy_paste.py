@@ -194,8 +194,8 @@ def turn_cutout(rgba: np.ndarray, # HxWx4 uint8 cut-out
         matrix = cv2.getRotationMatrix2D(((width + 1) / 2, (height + 1) / 2), degrees, 1.0)
         matrix[0, 2] += (new_width - width - 2) / 2
         matrix[1, 2] += (new_height - height - 2) / 2
-        rgba = cv2.warpAffine(rgba, matrix, (new_width, new_height), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
+        rgba = cv2.warpAffine(rgba, matrix, (new_width, new_height), flags=cv2.INTER_LINEAR)  # the clear rim's colour
+        # is the fruit's edge, so the constant (black, clear) border outside it never reaches a visible pixel
     alpha = rgba[..., 3]
     left, top, width, height = cv2.boundingRect((alpha > FOOTPRINT * 255).astype(np.uint8))
     if width == 0: return np.zeros((1, 1, 3), np.uint8), np.zeros((1, 1), np.uint8)
@@ -400,11 +400,14 @@ def _as_rgba(cutout: Image.Image | np.ndarray) -> np.ndarray:
     return np.asarray(cutout if cutout.mode == "RGBA" else cutout.convert("RGBA"))
 
 def _shaped(cutout: np.ndarray, drawn: dict, size: int) -> tuple[np.ndarray, np.ndarray]:
-    "Fit `drawn`'s scale to the canvas (recording it), then resize, jitter, flip and rotate the cut-out."
+    "Fit `drawn`'s scale to the canvas (recording it), then resize and jitter (smaller first), flip and rotate the cut-out."
     height, width = cutout.shape[:2]
     drawn["scale"], drawn["downscaled"] = fit_scale((width, height), drawn["scale"], drawn["rotation"], size)
-    resized = resize_cutout(cutout, drawn["scale"] * size)
-    return turn_cutout(jitter_colours(resized, drawn["jitter"]), drawn["rotation"], drawn["hflip"], drawn["vflip"])
+    long_side = drawn["scale"] * size
+    if long_side > max(height, width):  # growing: jitter the fewer pixels first (a colour map and a resize commute)
+        shaped = resize_cutout(jitter_colours(cutout, drawn["jitter"]), long_side)
+    else: shaped = jitter_colours(resize_cutout(cutout, long_side), drawn["jitter"])
+    return turn_cutout(shaped, drawn["rotation"], drawn["hflip"], drawn["vflip"])
 
 def compose_layers(background: Image.Image | np.ndarray, # RGB background photo, any size (or HxWx3 uint8)
                    cutouts: list[Image.Image | np.ndarray], # RGBA cut-outs of one class, tightly cropped (or HxWx4 uint8)

@@ -13,54 +13,29 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Protocol
 
 import cv2
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .copy_paste import CopyPasteParams, params_from_settings
-from .scenes import class_params, compose_scene
 from .images import file_sha256, image_grid, open_image, save_image, write_bytes_atomic
-from .masks import Library
+from .seeds import image_rng, image_seed
 from .settings import Settings
 
 # %% auto #0
-__all__ = ['VARIANTS', 'DATASET_FILE', 'MANIFEST_FILE', 'START_METHOD', 'REAL_SHARE', 'image_seed', 'image_rng', 'DatasetError',
-           'check_writable', 'claim_folder', 'lock_file', 'hold_dataset_lock', 'release_dataset_lock', 'read_manifest',
-           'finished_images', 'assign_split', 'Job', 'generate', 'sample_grid', 'Dataset', 'generate_command',
-           'load_dataset', 'variant_settings', 'datasets_root', 'CopyPasteGenerator', 'FewShotGenerator',
-           'few_shot_sources', 'HybridGenerator', 'hybrid_picks', 'generate_variant', 'oversampling', 'write_with_real',
-           'generate_with_real']
-
-# %% ../nbs/06_datasets.ipynb #2793d93d
-def image_seed(seed: int, variant: str, name: str, index: int) -> int:
-    "The 64-bit seed of image `index` of class `name` in `variant`: it depends on nothing else."
-    digest = hashlib.sha256(f"{seed}/{variant}/{name}/{index}".encode()).digest()
-    return int.from_bytes(digest[:8], "little")
-
-def image_rng(seed: int, variant: str, name: str, index: int) -> np.random.Generator:
-    "A random generator for one image, seeded by `image_seed`."
-    return np.random.default_rng(image_seed(seed, variant, name, index))
+__all__ = ['DATASET_FILE', 'MANIFEST_FILE', 'START_METHOD', 'REAL_SHARE', 'DatasetError', 'check_writable', 'claim_folder',
+           'lock_file', 'hold_dataset_lock', 'release_dataset_lock', 'read_manifest', 'finished_images', 'assign_split',
+           'Generator', 'Job', 'generate', 'sample_grid', 'Dataset', 'generate_command', 'load_dataset',
+           'datasets_root', 'HybridGenerator', 'hybrid_picks', 'oversampling', 'write_with_real']
 
 # %% ../nbs/06_datasets.ipynb #4c56b1ea
 class DatasetError(ValueError):
     "A dataset folder that cannot be used or written; the message names it and says what to do."
-
-# %% ../nbs/06_datasets.ipynb #dcdabc6d
-VARIANTS: dict[str, dict] = {
-    "few_shot": {"method": "few_shot"},
-    "copy_paste": {"method": "copy_paste"},
-    "copy_paste_piles": {"method": "copy_paste", "placement": "piles"},
-    "copy_paste_poisson": {"method": "copy_paste", "blending": "poisson"},
-    "copy_paste_bins": {"method": "copy_paste", "placement": "bins"},
-    "diffusion": {"method": "diffusion"},
-    "hybrid": {"method": "hybrid"},
-}
 
 # %% ../nbs/06_datasets.ipynb #1cff248c
 DATASET_FILE, MANIFEST_FILE = "dataset.json", "manifest.jsonl"
@@ -169,6 +144,12 @@ def assign_split(records: list[dict], val_fraction: float, seed: int, variant: s
         for record in group: record["split"] = "val" if id(record) in val else "train"
     return records
 
+# %% ../nbs/06_datasets.ipynb #1b134535
+class Generator(Protocol):
+    "What `generate` needs of a generator (the variants' generators are in `variants` and `diffusion`)."
+    def fingerprint(self) -> str: ... # digest of everything that shapes the images: a changed one refuses the old folder
+    def make(self, name: str, index: int, rng: np.random.Generator) -> tuple[Image.Image, dict]: ... # image `index` of class `name`, and its record
+
 # %% ../nbs/06_datasets.ipynb #5e6d7820
 @dataclass
 class Job:
@@ -240,7 +221,7 @@ def _disk_full(error: OSError, folder: Path) -> DatasetError:
     return DatasetError(f"disk full while writing into '{folder}' ({error.strerror}); free some space and run the same "
                         f"command again: it resumes where it stopped")
 
-def generate(generator, # has fingerprint() and make(name, index, rng) -> (PIL image, dict)
+def generate(generator: Generator, # has fingerprint() and make(name, index, rng) -> (PIL image, dict)
              root: Path, # dataset root; the dataset goes to <root>/<variant>
              variant: str, # variant name (copy_paste, few_shot, ...)
              counts: dict[str, int], # images per class
@@ -352,9 +333,7 @@ class Dataset:
 
 def generate_command(folder: Path) -> str:
     "The command that makes (or finishes) the dataset at `folder` (`<root>/<variant>`)."
-    variant, method = folder.name, VARIANTS.get(folder.name, {}).get("method", folder.name)
-    named = f" --variant {variant}" if variant != method else ""
-    return f"fruit-synth generate {method.replace('_', '-')} --out {folder.parent}{named}"
+    return f"fruit-synth generate {folder.name.replace('_', '-')} --out {folder.parent}"  # the CLI takes a variant's name
 
 def load_dataset(folder: str | Path) -> Dataset:
     "Open a complete dataset folder; a clear error if it is missing, incomplete or not a dataset."
@@ -369,95 +348,9 @@ def load_dataset(folder: str | Path) -> Dataset:
     return Dataset(folder, info, read_manifest(folder))
 
 # %% ../nbs/06_datasets.ipynb #0f679221
-def variant_settings(settings: Settings, variant: str) -> tuple[str, Settings]:
-    "The method of `variant` and the settings it runs with."
-    if variant not in VARIANTS:
-        raise DatasetError(f"unknown variant {variant!r}; variants are: {', '.join(VARIANTS)}")
-    spec = dict(VARIANTS[variant])
-    method = spec.pop("method")
-    return method, settings.replace(**spec) if spec else settings
-
 def datasets_root(settings: Settings) -> Path:
     "Where a profile's datasets go unless `--out` says otherwise: `<work_dir>/<profile>/datasets`."
     return Path(settings.work_dir) / settings.profile / "datasets"
-
-# %% ../nbs/06_datasets.ipynb #c1047334
-@dataclass
-class CopyPasteGenerator:
-    "Makes copy-paste images of one class from the backgrounds and that class's cut-outs."
-    backgrounds: list[Path] # usable background photos
-    cutouts: dict[str, list[Path]] # class -> RGBA cut-out files
-    cutout_hashes: dict[str, list[str]] # class -> sha256 of each cut-out (part of the fingerprint)
-    params: CopyPasteParams # how to compose
-    seed: int # the dataset seed
-    variant: str # variant name (part of each image's seed)
-    max_pixels: int | None = None # refuse larger backgrounds
-    version: str = "copy-paste-2" # bump when the images a given seed makes change (2: scenes, camera, colour rule)
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
-
-    def fingerprint(self) -> str:
-        "Digest of everything that shapes the images."
-        backgrounds = [[path.name, path.stat().st_size] for path in self.backgrounds]
-        data = dict(version=self.version, params=asdict(self.params), seed=self.seed, backgrounds=backgrounds,
-                    cutouts=self.cutout_hashes)
-        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-    def background_index(self, name: str, index: int) -> int:
-        "Which background image `index` of class `name` uses: a seeded walk through all of them."
-        key = ("order", name)
-        if key not in self._cache:
-            rng = np.random.default_rng(image_seed(self.seed, self.variant, name, -1))
-            self._cache[key] = rng.permutation(len(self.backgrounds))
-        order = self._cache[key]
-        return int(order[index % len(order)])
-
-    def _cutout_arrays(self, name: str) -> list[np.ndarray]:
-        "The class's cut-outs as RGBA arrays, decoded once per process."
-        key = ("cutouts", name)
-        if key not in self._cache: self._cache[key] = [np.asarray(open_image(p, "RGBA")) for p in self.cutouts[name]]
-        return self._cache[key]
-
-    def _class_params(self, name: str) -> CopyPasteParams:
-        "The parameters for class `name`: the colour rule applied to its cut-outs."
-        key = ("params", name)
-        if key not in self._cache: self._cache[key] = class_params(self.params, self._cutout_arrays(name))
-        return self._cache[key]
-
-    def _others(self, name: str) -> list[np.ndarray] | None:
-        "Cut-outs of the other classes, for bins distractors (None when there are none)."
-        if not (self.params.placement == "bins" and self.params.distractors): return None
-        return [array for other in self.cutouts if other != name for array in self._cutout_arrays(other)]
-
-    def make(self, name: str, index: int, rng: np.random.Generator) -> tuple[Image.Image, dict]:
-        "Image `index` of class `name` and what went into it."
-        which = self.background_index(name, index)
-        background = np.asarray(open_image(self.backgrounds[which], max_pixels=self.max_pixels))
-        image, details = compose_scene(background, self._cutout_arrays(name), self._class_params(name), rng, self._others(name))
-        details["cutout_files"] = [path.name for path in self.cutouts[name]]
-        return image, {"background": str(self.backgrounds[which]), **details}
-
-# %% ../nbs/06_datasets.ipynb #293ffc21
-@dataclass
-class FewShotGenerator:
-    "Copies the cut-out source photos, one dataset image each."
-    sources: dict[str, list[Path]] # class -> source photos, in library order
-    version: str = "few-shot-1"
-
-    def fingerprint(self) -> str:
-        data = dict(version=self.version, sources={k: [file_sha256(p) for p in v] for k, v in self.sources.items()})
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
-
-    def make(self, name: str, index: int, rng: np.random.Generator) -> tuple[Image.Image, dict]:
-        source = self.sources[name][index]
-        return open_image(source), {"source": str(source), "source_sha256": file_sha256(source)}
-
-def few_shot_sources(library: Library) -> dict[str, list[Path]]:
-    "The distinct source photos of each class's cut-outs."
-    sources: dict[str, list[Path]] = {}
-    for record in library.cutouts:
-        paths = sources.setdefault(record.class_name, [])
-        if record.source not in paths: paths.append(record.source)
-    return sources
 
 # %% ../nbs/06_datasets.ipynb #ed6e8efe
 def _source_dataset(root: Path, variant: str, needed: int) -> Dataset | None:
@@ -494,49 +387,7 @@ def hybrid_picks(root: Path, classes: list[str], from_copy_paste: int, from_diff
             picks[name] += [(variant, dataset.folder / r["file"], r["sha256"]) for r in sorted(order[:count], key=_record_key)]
     return picks
 
-# %% ../nbs/06_datasets.ipynb #9500d301
-def generate_variant(settings: Settings, # resolved settings of the profile
-                     variant: str, # one of VARIANTS
-                     root: Path | None = None, # dataset root (default: datasets_root(settings))
-                     jobs: int | None = None, # worker processes (default: all cores)
-                     progress: bool = True, # progress bar and stage lines on stderr
-                    ) -> Path:
-    "Make (or finish, or reuse) the dataset of `variant`; return its folder."
-    from fruit_synth.sources import cutout_library, usable_backgrounds
-    method, settings = variant_settings(settings, variant)
-    root = Path(root) if root is not None else datasets_root(settings)
-    check_writable(root)
-    if method in ("plus_real", "real_only"): return generate_with_real(settings, variant, root, jobs, progress)
-    if method == "diffusion":
-        from fruit_synth.diffusion import diffusion_generator
-        generator, counts, facts = diffusion_generator(settings, variant)
-    elif method == "hybrid":
-        picks = hybrid_picks(root, settings.classes, settings.hybrid_from_copy_paste, settings.hybrid_from_diffusion, settings.seed)
-        generator, counts = HybridGenerator(picks), {name: len(items) for name, items in picks.items()}
-        facts = {"from_copy_paste": settings.hybrid_from_copy_paste, "from_diffusion": settings.hybrid_from_diffusion}
-    else:
-        library, _ = cutout_library(settings, progress)
-        if method == "few_shot":
-            sources = few_shot_sources(library)
-            generator, counts = FewShotGenerator(sources), {name: len(sources.get(name, [])) for name in settings.classes}
-            facts = {}
-        else:
-            backgrounds = usable_backgrounds(settings).images
-            groups = library.by_class()
-            generator = CopyPasteGenerator(backgrounds, {k: [r.path for r in v] for k, v in groups.items()},
-                                           {k: [r.sha256 for r in v] for k, v in groups.items()},
-                                           params_from_settings(settings), settings.seed, variant, settings.max_image_pixels)
-            counts = {name: settings.n_per_class for name in settings.classes}
-            reused = max(0, settings.n_per_class - len(backgrounds))
-            facts = {"params": asdict(generator.params), "backgrounds": len(backgrounds),
-                     "notes": [f"{len(backgrounds)} backgrounds for {settings.n_per_class} images per class: "
-                               f"{reused} per class reuse a background with another crop"] if reused else []}
-            if reused and progress: print(f"{variant}: {facts['notes'][0]}", file=sys.stderr)
-    return generate(generator, root, variant, counts, settings, jobs, progress, {"method": method, **facts})
-
 # %% ../nbs/06_datasets.ipynb #bae32643
-VARIANTS["copy_paste_plus_real"] = {"method": "plus_real"}
-VARIANTS["few_shot_real"] = {"method": "real_only"}
 REAL_SHARE = 1 / 3 # in mix mode, about this share of each class's training images are (repeated) real photos
 
 def oversampling(generated_train: int, # generated training images of a class
@@ -592,25 +443,7 @@ def write_with_real(folder: Path, # the dataset folder to write (<root>/<variant
     counts = {name: sum(r["class"] == name for r in records) for name in settings.classes}
     write_bytes_atomic("".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode(), folder / MANIFEST_FILE)
     save_image(sample_grid(folder, [r for r in records if r.get("copy", 0) == 0]), folder / "samples.jpg")
-    info = {**read_json(folder / DATASET_FILE), "classes": list(settings.classes), "counts": counts, "method": VARIANTS.get(variant, {}).get("method"),
+    info = {**read_json(folder / DATASET_FILE), "classes": list(settings.classes), "counts": counts, "method": "plus_real" if base else "real_only",
             "complete": True, "images": len(records), "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json(info, folder / DATASET_FILE)
     return folder
-
-def generate_with_real(settings: Settings, # resolved settings (real_train_dir, real_per_class, real_mode, ...)
-                       variant: str, # copy_paste_plus_real or few_shot_real
-                       root: Path, # dataset root
-                       jobs: int | None = None, # worker processes for the copy-paste images
-                       progress: bool = True, # progress bars on stderr
-                      ) -> Path:
-    "Make (or reuse) the dataset of a variant with real photos; return its folder."
-    from fruit_synth.sources import real_train_photos
-    method = VARIANTS[variant]["method"]
-    if method == "real_only" and settings.real_per_class == 0:
-        raise DatasetError(f"{settings.where('real_per_class')} = 0: {variant} trains on real photos only, so it needs "
-                           f"at least 1 per class; set -p real_per_class=5 (for example)")
-    real = real_train_photos(settings)
-    base = None
-    if method == "plus_real":
-        base = load_dataset(generate_variant(settings, "copy_paste", Path(root) / f"{variant}-generated", jobs, progress))
-    return write_with_real(Path(root) / variant, variant, base, None, real, settings)

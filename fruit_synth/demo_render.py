@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .datasets import image_rng
+from .seeds import image_rng
 
 # %% auto #0
 __all__ = ['CLASSES', 'RENDERER_VERSION', 'SURFACES', 'FRUIT_SCALE', 'SCENES', 'smooth_noise', 'fractal_noise', 'lookup',
@@ -24,7 +24,7 @@ __all__ = ['CLASSES', 'RENDERER_VERSION', 'SURFACES', 'FRUIT_SCALE', 'SCENES', '
 
 # %% ../nbs/04_demo_render.ipynb #58b085c0
 CLASSES = ("orange", "peach", "kiwi", "tomato", "banana")
-RENDERER_VERSION = 2 # bump whenever a change alters any rendered byte: old worlds are then rebuilt (2: seeds from datasets.image_rng)
+RENDERER_VERSION = 2 # bump whenever a change alters any rendered byte: old worlds are then rebuilt (2: seeds from image_rng, now in seeds)
 
 # %% ../nbs/04_demo_render.ipynb #721b6cf7
 def smooth_noise(rng: np.random.Generator, # source of randomness

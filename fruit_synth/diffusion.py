@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .datasets import DatasetError, image_seed
+from .datasets import DatasetError
+from .seeds import image_seed
 from .settings import Settings, prompt_templates
 
 # %% auto #0

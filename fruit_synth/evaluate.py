@@ -7,8 +7,13 @@ Docs: https://fruit-synth.github.io/fruit-synth/evaluate.html.md"""
 # %% ../nbs/09_evaluate.ipynb #e818676b
 from __future__ import annotations
 
+from . import batches  # first: it sets how OpenMP threads wait, before torch loads
+
 import csv
+import dataclasses
 import io
+import json
+import time
 from pathlib import Path
 
 import matplotlib
@@ -17,14 +22,22 @@ import matplotlib.pyplot as plt
 import numpy as np
 import scipy.stats
 import seaborn as sns
+import torch
 from sklearn.metrics import classification_report, confusion_matrix
+from torch import nn
 
+from .batches import (ImageStore, Split, TrainingError, check_classes, describe_device, load_checkpoint, predict,
+                                 use_threads)
 from .images import write_bytes_atomic
+from .models import BackboneSpec, ModelError, backbone_spec, feature_extractor, pick_device
+from .settings import Settings
+from .sources import check_sources, class_images, class_names
 
 # %% auto #0
 __all__ = ['FRECHET_SIZES', 'METRICS_SCHEMA', 'METRICS_KEYS', 'classification_metrics', 'bootstrap_intervals', 'mean_std',
            'write_predictions', 'frechet_distance', 'equal_size_distance', 'domain_gap', 'plot_confusion',
-           'plot_per_class_f1', 'plot_curves', 'summarise', 'near_chance', 'check_metrics', 'ablation_table']
+           'plot_per_class_f1', 'plot_curves', 'summarise', 'near_chance', 'check_metrics', 'ablation_table',
+           'test_photos', 'test_split', 'measure_domain_gap', 'evaluate_checkpoint']
 
 # %% ../nbs/09_evaluate.ipynb #ebc79946
 def classification_metrics(true: np.ndarray, # true class index per image
@@ -266,3 +279,87 @@ def ablation_table(rows: list[dict]) -> list[dict]:
                       "val accuracy %": round(100 * float(np.mean([r["val_accuracy"] for r in mine])), 1)})
     for row in table: row["change, points"] = round(row["test accuracy %"] - table[0]["test accuracy %"], 1)
     return table
+
+# %% ../nbs/09_evaluate.ipynb #3feb061d
+def test_photos(settings: Settings, # resolved settings (real_dir, test_per_class, ... for the profile's sample)
+                test_dir: Path | None = None, # a folder with a sub-folder per class: use all its images instead
+               ) -> dict[str, list[Path]]:
+    "The real test photos per class: the profile's leakage-checked sample, or every image of `test_dir`."
+    if test_dir is None: return check_sources(settings, progress=False).test.photos
+    found = class_images(test_dir, class_names(settings), "--test", settings.max_image_pixels)
+    empty = [name for name, paths in found.images.items() if not paths]
+    if empty:
+        raise TrainingError(f"test folder '{test_dir}' has no usable images of class(es) {empty}; "
+                            f"put them in a sub-folder per class named like the class")
+    return {name: sorted(paths) for name, paths in found.images.items()}
+
+def test_split(test: dict[str, list[Path]], # class -> photos
+               classes: list[str], # the model's classes, in output order
+               size: int, # image size
+               budget_mb: float = 4096, # decoded-image memory
+               threads: int = 0, # decoding threads
+               where: str = "the test set", # for the message
+               fit: str = "crop", # how non-square photos become square: crop, pad or squash
+              ) -> Split:
+    "The test photos as a split in the model's class order, after checking they have the model's classes."
+    check_classes(test, classes, where, "test with photos of exactly the model's classes, or train a model for these classes")
+    empty = [name for name in classes if not test[name]]
+    if empty: raise TrainingError(f"{where} has no photos of class(es) {empty}; every class needs test photos")
+    files = [path for name in classes for path in test[name]]
+    labels = np.array([index for index, name in enumerate(classes) for _ in test[name]])
+    return Split(files, labels, ImageStore(files, size, budget_mb, threads, fit))
+
+# %% ../nbs/09_evaluate.ipynb #77bee484
+def _test_block(model: nn.Module, test: Split, spec: BackboneSpec, device: torch.device, classes: list[str],
+                settings: Settings, batch_size: int) -> tuple[dict, np.ndarray]:
+    "Test metrics with bootstrap intervals, and the probabilities per test photo."
+    logits = predict(model, test.store, spec, device, batch_size, getattr(settings, "tta", "none"))
+    predicted = logits.argmax(1)
+    scores = classification_metrics(test.labels, predicted, classes)
+    intervals = bootstrap_intervals(test.labels, predicted, len(classes), settings.bootstrap, settings.seed)
+    block = {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], **intervals,
+             "per_class": scores["per_class"], "confusion": scores["confusion"]}
+    return block, torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+
+def measure_domain_gap(settings: Settings, train: Split, test: Split, classes: list[str], device: torch.device) -> dict:
+    "Fréchet distance between ImageNet features of the training images and of the test photos (see `evaluate`)."
+    try: extractor = feature_extractor(settings.backbone, pretrained=True, weights_path=settings.weights_path)
+    except ModelError as e:
+        return {"overall": None, "per_class": {}, "features": settings.backbone, "note": f"not measured: {e}"}
+    extractor = extractor.to(device, memory_format=torch.channels_last)
+    spec = backbone_spec(settings.backbone)
+    train_features = predict(extractor, train.store, spec, device, settings.batch_size * 2)
+    test_features = predict(extractor, test.store, spec, device, settings.batch_size * 2)
+    return domain_gap(train_features, train.labels, test_features, test.labels, classes, settings.backbone)
+
+# %% ../nbs/09_evaluate.ipynb #d2292964
+def evaluate_checkpoint(model_dir: Path, # a run folder holding model.pt (or the file itself)
+                        test: dict[str, list[Path]], # test photos per class
+                        out: Path, # where evaluation.json, predictions.csv and the figures go
+                        settings: Settings, # for threads, device, cache_mb, bootstrap and seed
+                       ) -> dict:
+    "Test a saved model on `test`; its backbone, classes and image size come from the checkpoint, not the settings."
+    start = time.perf_counter()
+    out = Path(out)
+    model, info = load_checkpoint(model_dir)
+    classes, size = info["classes"], info["image_size"]
+    device = pick_device(settings.device)
+    use_threads(settings.threads)
+    facts = info.get("facts", {})
+    test_set = test_split(test, classes, size, settings.cache_mb, settings.threads, where=f"the test set for model '{model_dir}'",
+                          fit=facts.get("fit", "squash"))  # checkpoints from before the fit setting squashed
+    spec = dataclasses.replace(backbone_spec(info["backbone"]), mean=tuple(info["mean"]), std=tuple(info["std"]))  # the checkpoint's own
+    model = model.to(device, memory_format=torch.channels_last)
+    block, probabilities = _test_block(model, test_set, spec, device, classes, settings.replace(tta=facts.get("tta", "none")),
+                                       settings.batch_size * 2)
+    out.mkdir(parents=True, exist_ok=True)
+    write_predictions(out / "predictions.csv", test_set.files, test_set.labels, probabilities, classes)
+    plot_confusion(block["confusion"], classes, out / "confusion.png", title=f"model {Path(model_dir).name}")
+    plot_per_class_f1([block["per_class"]], classes, out / "per_class_f1.png")
+    result = {"schema": 1, "model": str(model_dir), "backbone": info["backbone"], "classes": classes, "image_size": size,
+              "checkpoint": info.get("facts", {}), "test": {"images": len(test_set.files),
+              "per_class": {name: len(test[name]) for name in classes}, **block},
+              "files": {"predictions": "predictions.csv", "confusion": "confusion.png", "per_class_f1": "per_class_f1.png"},
+              "device": describe_device(device), "seconds": round(time.perf_counter() - start, 2)}
+    write_bytes_atomic(json.dumps(result, indent=1).encode(), out / "evaluation.json")
+    return result

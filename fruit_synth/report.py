@@ -34,7 +34,8 @@ from jupyter_core.paths import jupyter_runtime_dir
 from markupsafe import Markup
 from PIL import Image
 
-from .datasets import MANIFEST_FILE, VARIANTS, datasets_root
+from .datasets import MANIFEST_FILE, datasets_root
+from .variants import VARIANTS
 from .images import file_sha256, image_grid, open_image, save_image, write_bytes_atomic
 from .masks import cutout_grid
 from .settings import Settings, SettingsError
@@ -145,7 +146,7 @@ def sources_section(check: SourcesCheck, pictures: dict[str, str]) -> Markup:
     skipped = check.skipped()
     return render("sources.html", real_root=check.real.root, mask_dir=check.settings.mask_dir,
                   backgrounds=len(check.backgrounds.images), backgrounds_dir=check.settings.backgrounds_dir,
-                  classes=check.table(), warnings=check.test.warnings, leaks=leaks,
+                  classes=check.table(), warnings=check.test.warnings, leaks=leaks, leakage_warnings=check.leakage_warnings,
                   max_distance=check.settings.leakage_max_distance, pictures=pictures, skipped_count=len(skipped),
                   skipped=[dict(where=where, file=str(path), reason=reason) for where, path, reason in skipped[:200]])
 

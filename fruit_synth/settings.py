@@ -65,6 +65,7 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("mask_dir", "path", "photos or cut-outs to build the cut-out library from, a folder per class", required=True),
     Setting("mask_method", "choice", "how cut-outs are made: RGBA files, photos on a plain background, photo + mask file, or auto",
             choices=("auto", "rgba", "plain", "paired")),
+    Setting("cutout_originals", "path", "the original photos RGBA cut-outs were cut from (matched by file stem, a folder per class or one folder): the leakage check compares these with the test photos"),
     Setting("masks_per_class", "int", "cut-outs kept per class (the study: 5)", low=1),
     Setting("backgrounds_dir", "path", "fruit-free background photos", required=True),
     Setting("min_backgrounds", "int", "fewest usable backgrounds accepted", low=1),
@@ -155,6 +156,8 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("real_per_class", "int", "real training photos per class taken from real_train_dir (k)", low=0, high=10000),
     Setting("real_mode", "choice", "how the real photos join the generated ones: mix (oversampled into training) or finetune (trained on after the generated set)",
             choices=("mix", "finetune")),
+    Setting("real_epochs", "int", "real_mode = finetune: epochs on the k real photos per class after training on the generated set", low=1, high=1000),
+    Setting("real_lr", "float", "real_mode = finetune: learning rate of those epochs (cosine decay to 0, the same augmentations)", low=1e-7, high=1.0),
     Setting("sweeps", "str", "the sweeps `fruit-synth sweep` runs without --vary: `key=v1,v2,... @ variant variant; ...`"),
 ]}
 

@@ -24,8 +24,9 @@ __all__ = ['GENERATED_MARKERS', 'MIN_IMAGE_EDGE', 'MAX_ASPECT_RATIO', 'SOURCE_KE
            'FolderSurvey', 'survey_folders', 'check_root', 'find_class_folders', 'class_names', 'ClassImages',
            'is_mask_file', 'shape_problem', 'class_images', 'settings_class_images', 'sample_key', 'seeded_order',
            'Leak', 'find_leaks', 'TestSet', 'sample_test_set', 'find_backgrounds', 'SourcesCheck', 'stage_dir',
-           'prepare_world', 'cutout_library', 'usable_backgrounds', 'check_sources', 'test_sample', 'real_train_photos',
-           'test_sample_without', 'test_folder']
+           'prepare_world', 'cutout_library', 'usable_backgrounds', 'check_sources', 'CutoutOrigins', 'cutout_origins',
+           'test_sample', 'real_train_photos', 'test_sample_without', 'test_folder', 'training_sources',
+           'without_leaks']
 
 # %% ../nbs/02_sources.ipynb #d74f4ebe
 _SPLIT_FOLDERS = {"training", "train", "test", "testing", "validation", "val", "images", "fruits", "fruit"}
@@ -290,8 +291,8 @@ import json
 import sys
 
 from . import demo as demo_world
-from .images import open_image, perceptual_hash, write_bytes_atomic
-from .masks import Library, build_library
+from .images import IMAGE_SUFFIXES, open_image, perceptual_hash, write_bytes_atomic
+from .masks import Library, build_library, is_mask_file
 
 # %% ../nbs/02_sources.ipynb #47d82b8d
 @dataclass
@@ -304,6 +305,12 @@ class SourcesCheck:
     mask_candidates: ClassImages
     backgrounds: ScanResult
     world: dict | None = None # the demo world's description, when the profile uses it
+    origins: CutoutOrigins | None = None # the photos the cut-outs were cut from, as the leakage check saw them
+
+    @property
+    def leakage_warnings(self) -> list[str]:
+        "What the leakage check could not see (RGBA cut-outs without their original photos)."
+        return self.origins.warnings if self.origins else []
 
     @property
     def stage_dir(self) -> Path:
@@ -337,6 +344,9 @@ class SourcesCheck:
                     test_photos={name: [str(p) for p in paths] for name, paths in self.test.photos.items()},
                     leakage_excluded=[dict(photo=str(l.photo), source=str(l.source), distance=l.distance) for l in self.test.leaks],
                     cutout_sources=sorted({str(record.source) for record in self.library.cutouts}),
+                    cutout_originals={str(source): str(original) if original else None for source, original in
+                                      (self.origins.origins.items() if self.origins else []) if source != original},
+                    leakage_warnings=self.leakage_warnings,
                     backgrounds=[str(p) for p in self.backgrounds.images],
                     skipped=[dict(where=where, path=str(path), reason=reason) for where, path, reason in self.skipped()],
                     notes=self.notes(),
@@ -356,6 +366,7 @@ class SourcesCheck:
         if len(skipped) > 50: lines.append(f"  ... and {len(skipped) - 50} more (see sources.json)")
         lines.append(f"left out of the test set as cut-out sources or their near-duplicates: {len(self.test.leaks)}")
         lines += [f"  {l.photo} ~ {l.source} (distance {l.distance})" for l in self.test.leaks]
+        lines += [f"warning: {w}" for w in self.leakage_warnings]
         lines += [f"warning: {w}" for w in self.test.warnings]
         lines += [f"note: {note}" for note in self.notes()]
         return "\n".join(lines)
@@ -366,7 +377,7 @@ class SourcesCheck:
                 + [f"mask_dir: {note}" for note in self.mask_candidates.notes()])
 
 SOURCE_KEYS = ("classes", "plurals", "class_folders", "seed", "demo", "demo_dir", "real_dir", "test_per_class", "allow_fewer",
-               "mask_dir", "mask_method", "masks_per_class", "backgrounds_dir", "min_backgrounds", "leakage_max_distance",
+               "mask_dir", "mask_method", "cutout_originals", "masks_per_class", "backgrounds_dir", "min_backgrounds", "leakage_max_distance",
                "max_image_pixels", "min_image_edge", "max_aspect_ratio") # the settings the sources stage depends on
 
 def stage_dir(settings: Settings) -> Path:
@@ -407,22 +418,81 @@ def check_sources(settings: Settings, # resolved settings of one profile
     "Run the sources stage for `settings` and write `<work_dir>/<profile>/sources.json`."
     world = prepare_world(settings, progress)
     library, candidates = cutout_library(settings, progress)
-    source_hashes = {record.source: perceptual_hash(open_image(record.source, max_pixels=settings.max_image_pixels))
-                     for record in library.cutouts}
+    origins = cutout_origins(settings, library)
     _say(progress)(f"real photos in {settings.require('real_dir')}")
     real = settings_class_images(settings, settings.real_dir, settings.where("real_dir"), hashes=True)
-    test = sample_test_set(real, settings.test_per_class, settings.seed, source_hashes, settings.leakage_max_distance,
+    test = sample_test_set(real, settings.test_per_class, settings.seed, origins.hashes, settings.leakage_max_distance,
                            settings.allow_fewer, settings.where("test_per_class"))
     _say(progress)(f"backgrounds in {settings.backgrounds_dir}")
     backgrounds = usable_backgrounds(settings)
-    check = SourcesCheck(settings, real, test, library, candidates, backgrounds, world)
+    check = SourcesCheck(settings, real, test, library, candidates, backgrounds, world, origins)
     stage_dir(settings).mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(json.dumps(check.to_dict(), indent=1).encode(), stage_dir(settings) / "sources.json")
     return check
 
+# %% ../nbs/02_sources.ipynb #00677315
+@dataclass
+class CutoutOrigins:
+    "The photos the cut-outs were cut from, as the leakage check uses them."
+    origins: dict[Path, Path | None] # recorded source -> the photo it was cut from (None: an RGBA file whose original is unknown)
+    hashes: dict[Path, int] # the photos the test photos are checked against, with their perceptual hashes
+    warnings: list[str] # what the check cannot see, and what to do about it
+
+def _originals(settings: Settings) -> tuple[Path | None, dict[str, list[Path]]]:
+    "The `cutout_originals` folder and its image files by stem (mask files left out); (None, {}) when the setting is empty."
+    if not settings.cutout_originals: return None, {}
+    folder = Path(settings.cutout_originals)
+    if not folder.is_dir():
+        raise SettingsError(f"{settings.where('cutout_originals')}: folder '{folder}' does not exist; give the folder of the photos "
+                            f"the RGBA cut-outs were cut from (matched by file stem), or leave it empty")
+    by_stem: dict[str, list[Path]] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and not is_mask_file(path):
+            by_stem.setdefault(path.stem, []).append(path)
+    return folder, by_stem
+
+def cutout_origins(settings: Settings, # resolved settings (cutout_originals, classes, max_image_pixels)
+                   library: Library, # the cut-out library
+                  ) -> CutoutOrigins:
+    "The photo each cut-out was cut from (itself for a photo; the original of the same stem for an RGBA file), hashed, and warnings."
+    folder, by_stem = _originals(settings)
+    names = class_names(settings)
+    origins: dict[Path, Path | None] = {}
+    for record in library.cutouts:
+        if record.method != "rgba":
+            origins[record.source] = record.source
+            continue
+        found = by_stem.get(record.source.stem, [])
+        if len(found) > 1:  # the same stem in several folders: the one in a folder named like the class
+            wanted = {name.casefold() for name in names.get(record.class_name, [record.class_name])}
+            found = [path for path in found if wanted & {part.casefold() for part in path.relative_to(folder).parent.parts}]
+        origins[record.source] = found[0] if len(found) == 1 else None
+    pixels = settings.max_image_pixels
+    hashes = {photo: perceptual_hash(open_image(photo, max_pixels=pixels)) for photo in dict.fromkeys(
+              original or source for source, original in origins.items())}  # an unknown original: the RGBA file, as before
+    unknown = [source for source, original in origins.items() if original is None]
+    warnings = []
+    if unknown:
+        why = (f"no file of the same name in {settings.where('cutout_originals')} '{folder}'" if folder is not None
+               else f"{settings.where('cutout_originals')} is empty")
+        warnings.append(f"leakage check incomplete: {len(unknown)} of {len(origins)} cut-outs are RGBA files whose original photo "
+                        f"is unknown ({why}; e.g. {unknown[0].name}): the test photos are compared with the cut-outs "
+                        f"composited on white, which misses the photos they were cut from unless those had a plain white "
+                        f"background, so such a photo may be in the test set; set cutout_originals to the folder of the "
+                        f"photos they were cut from (matched by file stem)")
+    return CutoutOrigins(origins, hashes, warnings)
+
 # %% ../nbs/02_sources.ipynb #00b31a43
 def test_sample(settings: Settings, progress: bool = True) -> dict[str, list[Path]]:
-    "The leakage-checked real test photos per class: from `sources.json` when still valid, else by running the stage."
+    """The leakage-checked real test photos per class: from `sources.json` when still valid, else by running the stage.
+    With `real_per_class` > 0 the k real training photos of `real_train_dir` and their near-duplicates are left out too,
+    whatever the variant, so that every variant of a run is tested on the same photos and none on its own training photos."""
+    if settings.real_train_dir and settings.real_per_class > 0:
+        test, counts = test_sample_without(settings, real_train_photos(settings), progress)
+        if progress or any(counts.values()):
+            print(f"test sample: left out as real training photos (real_per_class = {settings.real_per_class}) or their "
+                  f"near-duplicates: {counts['real_train']} + {counts['real_train_near_duplicates']}", file=sys.stderr)
+        return test.photos
     path = stage_dir(settings) / "sources.json"
     try: saved = json.loads(path.read_text())
     except (OSError, ValueError): saved = None
@@ -456,7 +526,7 @@ def test_sample_without(settings: Settings, # resolved settings of the profile
     "The test sample without cut-out sources, `held` photos and near-duplicates of either; and how many of each were left out."
     library, _ = cutout_library(settings, progress)
     pixels = settings.max_image_pixels
-    cutouts = {record.source: perceptual_hash(open_image(record.source, max_pixels=pixels)) for record in library.cutouts}
+    cutouts = cutout_origins(settings, library).hashes
     real = class_images(settings.require("real_dir"), class_names(settings), settings.where("real_dir"), pixels, hashes=True)
     held_hashes = {path: real.hashes.get(path) or perceptual_hash(open_image(path, max_pixels=pixels))
                    for paths in held.values() for path in paths}
@@ -485,3 +555,33 @@ def test_folder(settings: Settings, # resolved settings (classes, size limits)
     if len(found.skipped) > 20: lines.append(f"  ... and {len(found.skipped) - 20} more")
     lines += [f"note: {where}: {note}" for note in found.notes()]
     return {name: sorted(paths) for name, paths in found.images.items()}, lines
+
+# %% ../nbs/02_sources.ipynb #62395457
+def training_sources(settings: Settings, # the profile: mask_dir, cutout_originals, leakage and size limits
+                     records: list[dict] = (), # the manifest records of the training dataset
+                     progress: bool = False, # print each step to stderr
+                    ) -> tuple[dict[Path, int], list[str]]:
+    "The photos a training set was made from, with their perceptual hashes, and warnings about what cannot be checked."
+    hashes, warnings = {}, []
+    if settings.mask_dir:
+        library, _ = cutout_library(settings, progress)
+        origins = cutout_origins(settings, library)
+        hashes.update(origins.hashes)
+        warnings += origins.warnings
+    else:
+        warnings.append(f"{settings.where('mask_dir')} is empty: the test photos were not compared with any cut-out source photo")
+    named = [record["source"] for record in records if "source_sha256" in record]  # few-shot: the photo itself
+    named += [record["real_file"] for record in records if "real_file" in record]  # real photos trained on
+    for path in dict.fromkeys(Path(name) for name in named):
+        if path not in hashes: hashes[path] = perceptual_hash(open_image(path, max_pixels=settings.max_image_pixels))
+    return hashes, warnings
+
+def without_leaks(settings: Settings, # leakage_max_distance, max_image_pixels
+                  photos: dict[str, list[Path]], # test photos per class
+                  sources: dict[Path, int], # the training set's source photos and their hashes (`training_sources`)
+                 ) -> tuple[dict[str, list[Path]], list[Leak]]:
+    "`photos` without the training sources and their near-duplicates; and the photos left out."
+    candidates = {path: perceptual_hash(open_image(path, max_pixels=settings.max_image_pixels)) for paths in photos.values() for path in paths}
+    leaks = find_leaks(candidates, sources, settings.leakage_max_distance)
+    leaked = {leak.photo for leak in leaks}
+    return {name: [path for path in paths if path not in leaked] for name, paths in photos.items()}, leaks

@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .datasets import VARIANTS, generate_variant, load_dataset, read_json, variant_settings, write_with_real
+from .datasets import load_dataset, read_json, write_with_real
+from .variants import VARIANTS, generate_variant, variant_settings
 from .images import write_bytes_atomic
 from .settings import SCHEMA, Settings, SettingsError, parse_value
 
@@ -100,7 +101,7 @@ def parse_sweeps(text: str, # the `sweeps` setting
 TRAINING_KEYS = ("lr", "epochs_grid", "seeds", "batch_size", "augment", "augment_rotation", "threads", "cache_mb", "device",
                  "bootstrap", "backbone", "pretrained", "weights_path", "train_mode", "sweeps", "variants", "report_dir",
                  "test_per_class", "allow_fewer", "real_dir", "input_size", "fit", "tta", "ema", "label_smoothing", "head_epochs",
-                 "augment_colour", "augment_crop", "augment_jpeg", "augment_noise") # settings that do not change a generated image
+                 "augment_colour", "augment_crop", "augment_jpeg", "augment_noise", "real_epochs", "real_lr") # settings that do not change a generated image
 REAL_KEYS = ("real_train_dir", "real_per_class", "real_mode")
 SUPERSET_METHODS = ("copy_paste", "few_shot", "plus_real") # image i of these does not depend on n_per_class
 

@@ -7,22 +7,16 @@ Docs: https://fruit-synth.github.io/fruit-synth/train.html.md"""
 # %% ../nbs/08_train.ipynb #ad5e01a8
 from __future__ import annotations
 
-import os
-# OpenMP threads that spin while waiting collapse when the cores are shared with other processes (10x slower
-# on a busy 2-core machine); waiting passively costs little when they are not. Read when torch loads, so set first.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from . import batches  # first: it sets how OpenMP threads wait, before torch loads
 
-import dataclasses
-import io
 import json
 import math
 import random
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -31,97 +25,19 @@ from PIL import Image
 from torch import nn
 
 from . import evaluate
-from .evaluate import ablation_table
+from .batches import (ImageStore, Split, TrainingError, _autocast, check_classes, describe_device, predict,
+                                 save_checkpoint, use_threads)
+from .evaluate import _test_block, ablation_table, measure_domain_gap, test_photos, test_split
 from .datasets import Dataset, load_dataset
 from .images import FITS, open_image, square_input, write_bytes_atomic
 from .models import BackboneSpec, ModelError, backbone_spec, classifier, feature_extractor, pick_device, to_input
 from .settings import AUGMENTATIONS, Settings
 
 # %% auto #0
-__all__ = ['BLUR_KERNEL', 'BLUR_SIGMA', 'JPEG_QUALITY_MAX', 'CHECKPOINT_FORMAT', 'TRAINING_KEYS', 'TrainingError', 'use_threads',
-           'describe_device', 'decode', 'ImageStore', 'prefetched', 'augment_batch', 'augment_settings', 'Split',
-           'check_classes', 'training_splits', 'seed_everything', 'predict', 'fit_epoch', 'head_of', 'fit_head',
-           'train_run', 'save_checkpoint', 'load_checkpoint', 'test_photos', 'test_split', 'measure_domain_gap',
-           'training_recipe', 'run_flags', 'train_and_select', 'evaluate_checkpoint', 'generation_digest',
+__all__ = ['BLUR_KERNEL', 'BLUR_SIGMA', 'JPEG_QUALITY_MAX', 'TRAINING_KEYS', 'augment_batch', 'augment_settings',
+           'training_splits', 'seed_everything', 'fit_epoch', 'head_of', 'fit_head', 'train_run', 'real_photos_split',
+           'real_recipe', 'fit_real', 'training_recipe', 'run_flags', 'train_and_select', 'generation_digest',
            'same_settings', 'ablation_runs', 'recipe_ablation']
-
-# %% ../nbs/08_train.ipynb #cbe77aa8
-class TrainingError(ValueError):
-    "Training data, test photos or a checkpoint that cannot be used; the message names the folder or file and what to do."
-
-# %% ../nbs/08_train.ipynb #309cae3e
-def use_threads(threads: int = 0, # CPU threads (0: all cores)
-               ) -> int:
-    "Let PyTorch use `threads` CPU threads; return how many."
-    count = threads or os.cpu_count() or 1
-    torch.set_num_threads(count)
-    return count
-
-def describe_device(device: torch.device) -> str:
-    "cpu, or cuda with the GPU's name."
-    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
-
-# %% ../nbs/08_train.ipynb #0a64c7c5
-def decode(path: Path, # image file
-           size: int, # edge of the square output
-           fit: str = "crop", # crop, pad or squash (see `images.square_input`)
-          ) -> torch.Tensor:
-    "The image at `path` as a `size` x `size` uint8 tensor (3, size, size), made square by `fit`."
-    return torch.from_numpy(np.array(square_input(open_image(path), size, fit))).permute(2, 0, 1)
-
-class ImageStore:
-    "Image files as uint8 tensors, decoded and resized once and kept up to a memory budget."
-    def __init__(self, files: list[Path], # the images, in index order
-                 size: int, # edge of the square tensors
-                 budget_mb: float = 4096, # memory for kept images, MB
-                 threads: int = 0, # decoding threads (0: all cores)
-                 fit: str = "crop", # how non-square images become square: crop, pad or squash
-                ):
-        self.files, self.size, self.fit = [Path(f) for f in files], size, fit
-        self.kept = int(min(len(self.files), budget_mb * 2**20 // (3 * size * size)))
-        self.pixels = torch.empty((self.kept, 3, size, size), dtype=torch.uint8)
-        self.ready = np.zeros(self.kept, dtype=bool)
-        self.threads = threads or os.cpu_count() or 1
-        self.decoded = 0 # images decoded so far (a kept image counts once)
-
-    def __len__(self) -> int: return len(self.files)
-
-    def batch(self, indices: list[int] | np.ndarray) -> torch.Tensor:
-        "The images at `indices`, (len(indices), 3, size, size) uint8."
-        indices = np.asarray(indices, dtype=np.int64)
-        hits = (indices < self.kept) & self.ready[np.minimum(indices, max(self.kept - 1, 0))] if self.kept else np.zeros(len(indices), bool)
-        out = torch.empty((len(indices), 3, self.size, self.size), dtype=torch.uint8)
-        if hits.any(): out[torch.from_numpy(np.flatnonzero(hits))] = self.pixels[torch.from_numpy(indices[hits])]
-        missing = np.flatnonzero(~hits)
-        if len(missing):
-            paths = [self.files[i] for i in indices[missing]]
-            with ThreadPoolExecutor(min(self.threads, len(paths))) as pool:
-                tensors = list(pool.map(decode, paths, [self.size] * len(paths), [self.fit] * len(paths)))
-            self.decoded += len(paths)
-            for slot, tensor in zip(missing, tensors):
-                out[slot] = tensor
-                index = indices[slot]
-                if index < self.kept:
-                    self.pixels[index] = tensor
-                    self.ready[index] = True
-        return out
-
-    def batches(self, batch_size: int, order: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-        "(indices, pixels) batches over `order` (default: all images in order), the next one fetched in the background."
-        order = np.arange(len(self)) if order is None else np.asarray(order)
-        chunks = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-        return prefetched(chunks, lambda chunk: (chunk, self.batch(chunk)))
-
-def prefetched(items: list, fetch: Callable) -> Iterator:
-    "`fetch(item)` for each item, computing the next one in a background thread while the caller uses the current."
-    if not items: return
-    with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(fetch, items[0])
-        for item in items[1:]:
-            ready = pending.result()
-            pending = pool.submit(fetch, item)
-            yield ready
-        yield pending.result()
 
 # %% ../nbs/08_train.ipynb #3609d3ec
 BLUR_KERNEL, BLUR_SIGMA = 5, (0.1, 2.0)
@@ -225,37 +141,21 @@ def augment_settings(settings: Settings) -> dict:
             "colour": settings.augment_colour, "noise": settings.augment_noise, "jpeg": settings.augment_jpeg}
 
 # %% ../nbs/08_train.ipynb #aafb78eb
-@dataclass
-class Split:
-    "The images of one split: files, class index per file, and their store."
-    files: list[Path]
-    labels: np.ndarray
-    store: ImageStore
-
-def check_classes(found: Iterable[str], # classes found in the data
-                  expected: list[str], # the model's or the settings' classes
-                  what: str, # the data, for the message
-                  fix: str, # what to do
-                 ) -> None:
-    "A `TrainingError` naming both lists when `found` and `expected` are not the same classes."
-    found = list(found)
-    if set(found) != set(expected):
-        raise TrainingError(f"{what} has classes {found} but the model's classes are {expected} "
-                            f"(missing: {sorted(set(expected) - set(found))}, extra: {sorted(set(found) - set(expected))}); {fix}")
-
 def training_splits(data: Path, # a dataset folder (<root>/<variant>)
                     classes: list[str], # the classes to train, in output order
                     size: int, # image size
                     budget_mb: float = 4096, # decoded-image memory for both splits
                     threads: int = 0, # decoding threads
                     fit: str = "crop", # how non-square images become square: crop, pad or squash
+                    real_apart: bool = False, # leave the real photos (manifest `source` real) out of train: real_mode = finetune
                    ) -> tuple[Dataset, Split, Split]:
     "The dataset in `data` and its train and val splits, checked: every class present in both, every file on disk."
     dataset = load_dataset(data)
     check_classes(dataset.classes, classes, f"dataset '{data}'", "generate it with the same classes, or set -p classes=...")
     splits = []
     for split in ("train", "val"):
-        files = dataset.files(split)
+        files = [(dataset.folder / r["file"], r["class"]) for r in dataset.records
+                 if r["split"] == split and not (real_apart and r.get("source") == "real")]
         counts = {name: sum(cls == name for _, cls in files) for name in classes}
         empty = [name for name, count in counts.items() if count == 0]
         if empty:
@@ -280,29 +180,6 @@ def seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
-def _autocast(device: torch.device):
-    "Mixed precision on CUDA (bf16 where supported, else fp16); nothing on the CPU."
-    if device.type != "cuda": return torch.autocast("cpu", enabled=False)
-    return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-
-def predict(model: nn.Module, # a classifier or feature extractor
-            store: ImageStore, # the images
-            spec: BackboneSpec, # the backbone's normalisation
-            device: torch.device, # where the model is
-            batch_size: int = 64, # images per forward pass
-            tta: str = "none", # hflip: average the outputs for each image and its mirror image
-           ) -> np.ndarray:
-    "The model's outputs (logits or features) for every image of `store`, as float32 (N, outputs)."
-    model.eval()
-    outputs = []
-    with torch.inference_mode(), _autocast(device):
-        for _, pixels in store.batches(batch_size):
-            inputs = to_input(pixels.to(device, non_blocking=True), spec).contiguous(memory_format=torch.channels_last)
-            output = model(inputs).float()
-            if tta == "hflip": output = (output + model(inputs.flip(-1)).float()) / 2
-            outputs.append(output.cpu())
-    return torch.cat(outputs).numpy() if outputs else np.zeros((0, 0), np.float32)
-
 def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item())
 
@@ -318,9 +195,10 @@ def fit_epoch(model: nn.Module, # the classifier, on `device`, channels-last
               device: torch.device, # where the model is
               average: nn.Module | None = None, # a torch.optim.swa_utils.AveragedModel updated after each step
               head_only: bool = False, # the backbone is frozen: keep its batch norm statistics as they are
+              frozen_norms: bool = False, # train every weight but keep batch norm statistics (and dropout off): a few photos
              ) -> tuple[float, float]:
     "One pass over the shuffled, augmented training images; return the mean loss and the accuracy over its batches."
-    model.train(not head_only)
+    model.train(not (head_only or frozen_norms))
     batch_size, labels = settings.batch_size, torch.from_numpy(train.labels)
     order = torch.randperm(len(train.files), generator=generator).numpy()
     if len(order) % batch_size == 1 and len(order) > 1: order = order[:-1]  # a batch of one breaks batch norm
@@ -402,116 +280,70 @@ def train_run(settings: Settings, # backbone, pretrained, weights_path, lr, batc
            "seconds": round(time.perf_counter() - start, 2)}
     return run, evaluated
 
-# %% ../nbs/08_train.ipynb #07cea134
-CHECKPOINT_FORMAT = "fruit-synth-model-1"
-
-def save_checkpoint(model: nn.Module, # the trained classifier
-                    path: Path, # file to write (atomically)
-                    backbone: str, # its backbone
-                    classes: list[str], # its classes, in output order
-                    image_size: int, # the size it was trained at
-                    **facts, # anything else to record (seed, epochs, variant, ...)
-                   ) -> Path:
-    "Write the model's state dict and everything needed to evaluate it to `path`."
-    spec = backbone_spec(backbone)
-    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    payload = {"format": CHECKPOINT_FORMAT, "backbone": backbone, "classes": list(classes), "image_size": image_size,
-               "mean": list(spec.mean), "std": list(spec.std), "state_dict": state, "facts": facts}
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    write_bytes_atomic(buffer.getvalue(), path)
-    return path
-
-def _misfit(payload: dict, model: nn.Module) -> str:
-    "Why a checkpoint's weights do not fit `model`, in a few words: the backbone they were made for, or the first misshapen weight."
-    names = set(payload["state_dict"])
-    for backbone in ("resnet18", "efficientnet_lite0"):
-        expected = set(classifier(backbone, 2, pretrained=False).state_dict())
-        if backbone != payload["backbone"] and len(expected & names) >= 0.9 * len(expected):
-            return f"its weights were made for {backbone}"
-    wanted = model.state_dict()
-    wrong = [name for name in wanted if name in names and payload["state_dict"][name].shape != wanted[name].shape]
-    if wrong: return f"{len(wrong)} of its weights have another shape (e.g. {wrong[0]}: {tuple(payload['state_dict'][wrong[0]].shape)})"
-    return f"{len(set(wanted) - names)} of the model's weights are missing from it"
-
-def load_checkpoint(path: Path, # a model.pt, or the folder that holds one
-                   ) -> tuple[nn.Module, dict]:
-    "The classifier saved in `path` (eval mode, CPU) and the checkpoint's description; clear errors for bad files."
-    path = Path(path)
-    if path.is_dir(): path = path / "model.pt"
-    if not path.is_file():
-        raise TrainingError(f"no model checkpoint at '{path}'; train one first (it is written as model.pt into the run folder)")
-    try: payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise TrainingError(f"'{path}' cannot be read as a model checkpoint ({type(e).__name__}); the file is corrupt or "
-                            f"truncated: train the model again") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise TrainingError(f"'{path}' is not a fruit-synth model checkpoint (expected format {CHECKPOINT_FORMAT}); "
-                            f"give the model.pt written by training")
-    try: backbone_spec(payload["backbone"])
-    except ModelError as e: raise TrainingError(f"checkpoint '{path}': {e}") from None
-    model = classifier(payload["backbone"], len(payload["classes"]), pretrained=False)
-    try: model.load_state_dict(payload["state_dict"])
-    except RuntimeError:
-        raise TrainingError(f"checkpoint '{path}' says backbone {payload['backbone']!r} with {len(payload['classes'])} "
-                            f"classes, but {_misfit(payload, model)}; evaluate it with the backbone it was trained with, "
-                            f"or train the model again") from None
-    info = {key: value for key, value in payload.items() if key != "state_dict"}
-    return model.eval(), info
-
-# %% ../nbs/08_train.ipynb #0c2cf52f
-def test_photos(settings: Settings, # resolved settings (real_dir, test_per_class, ... for the profile's sample)
-                test_dir: Path | None = None, # a folder with a sub-folder per class: use all its images instead
-               ) -> dict[str, list[Path]]:
-    "The real test photos per class: the profile's leakage-checked sample, or every image of `test_dir`."
-    from fruit_synth.sources import check_sources, class_images, class_names
-    if test_dir is None: return check_sources(settings, progress=False).test.photos
-    found = class_images(test_dir, class_names(settings), "--test", settings.max_image_pixels)
-    empty = [name for name, paths in found.images.items() if not paths]
-    if empty:
-        raise TrainingError(f"test folder '{test_dir}' has no usable images of class(es) {empty}; "
-                            f"put them in a sub-folder per class named like the class")
-    return {name: sorted(paths) for name, paths in found.images.items()}
-
-def test_split(test: dict[str, list[Path]], # class -> photos
-               classes: list[str], # the model's classes, in output order
-               size: int, # image size
-               budget_mb: float = 4096, # decoded-image memory
-               threads: int = 0, # decoding threads
-               where: str = "the test set", # for the message
-               fit: str = "crop", # how non-square photos become square: crop, pad or squash
-              ) -> Split:
-    "The test photos as a split in the model's class order, after checking they have the model's classes."
-    check_classes(test, classes, where, "test with photos of exactly the model's classes, or train a model for these classes")
-    empty = [name for name in classes if not test[name]]
-    if empty: raise TrainingError(f"{where} has no photos of class(es) {empty}; every class needs test photos")
-    files = [path for name in classes for path in test[name]]
-    labels = np.array([index for index, name in enumerate(classes) for _ in test[name]])
+# %% ../nbs/08_train.ipynb #f21de8b5
+def real_photos_split(dataset: Dataset, # a dataset whose manifest marks real photos with `source` real
+                      classes: list[str], # the classes, in output order
+                      size: int, # image size
+                      budget_mb: float = 256, # decoded-image memory
+                      threads: int = 0, # decoding threads
+                      fit: str = "crop", # how non-square photos become square: crop, pad or squash
+                     ) -> Split:
+    "The real photos of the dataset's training split, each once (mix mode lists a photo once per copy); empty if none."
+    records = {r["file"]: r for r in dataset.records if r.get("source") == "real" and r["split"] == "train"}
+    files = [dataset.folder / name for name in records]
+    missing = [path for path in files if not path.is_file()]
+    if missing:
+        raise TrainingError(f"dataset '{dataset.folder}': {len(missing)} real photo(s) listed in its manifest are missing, e.g. "
+                            f"'{missing[0]}'; run the generate command again to restore them")
+    labels = np.array([classes.index(r["class"]) for r in records.values()], dtype=np.int64)
     return Split(files, labels, ImageStore(files, size, budget_mb, threads, fit))
 
+def real_recipe(settings: Settings, # real_mode, real_epochs, real_lr
+                dataset: Dataset, # the training dataset
+               ) -> dict:
+    "What a run's recipe records about real photos: nothing without them in mix mode; else the mode, k and the second stage."
+    real = {r["file"] for r in dataset.records if r.get("source") == "real"}
+    generated = any(r.get("source") != "real" and r["split"] == "train" for r in dataset.records)
+    if not real and settings.real_mode == "mix": return {}
+    recipe = {"real_mode": settings.real_mode, "real_per_class": dataset.info.get("real_per_class", 0)}
+    if settings.real_mode == "mix": return recipe
+    if not real: return {**recipe, "real_stage": "skipped: the dataset holds no real photos (real_per_class = 0)"}
+    if not generated:
+        return {**recipe, "real_stage": "skipped: the dataset holds real photos only, trained on as the one stage"}
+    return {**recipe, "real_stage": "after the generated set", "real_epochs": settings.real_epochs, "real_lr": settings.real_lr}
+
+def fit_real(model: nn.Module, # the kept model of the generated set (changed in place)
+             real: Split, # the real photos, each once
+             val: Split, # the generated validation images
+             spec: BackboneSpec, # the backbone's normalisation
+             settings: Settings, # real_epochs, real_lr, batch_size, augmentation, label_smoothing
+             seed: int, # the run's seed
+             device: torch.device, # where to train
+             first_epoch: int = 1, # number of the first row (the generated epochs come before)
+             progress: bool = True, # a line per epoch on stderr
+            ) -> list[dict]:
+    "The second stage of real_mode = finetune: `real_epochs` epochs on the real photos alone, batch norm statistics kept; its history rows."
+    generator = seed_everything(seed)
+    model = model.to(device, memory_format=torch.channels_last)
+    for parameter in model.parameters(): parameter.requires_grad_(True)
+    batch_size = settings.batch_size
+    steps = max(1, len(real.files) // batch_size + (len(real.files) % batch_size > 1))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.real_lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.real_epochs * steps)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
+    history = []
+    for epoch in range(first_epoch, first_epoch + settings.real_epochs):
+        train_loss, train_acc = fit_epoch(model, real, spec, settings, optimizer, schedule, scaler, generator, device, frozen_norms=True)
+        val_logits = predict(model, val.store, spec, device, batch_size * 2)
+        row = {"epoch": epoch, "stage": "real", "train_loss": train_loss, "train_acc": train_acc,
+               "val_loss": _cross_entropy(val_logits, val.labels), "val_acc": float(np.mean(val_logits.argmax(1) == val.labels))}
+        history.append(row)
+        if progress:
+            print(f"seed {seed}, {len(real.files)} real photos: epoch {epoch}  train loss {train_loss:.3f} acc {train_acc:.3f}  "
+                  f"generated val loss {row['val_loss']:.3f} acc {row['val_acc']:.3f}", file=sys.stderr)
+    return history
+
 # %% ../nbs/08_train.ipynb #086a063e
-def _test_block(model: nn.Module, test: Split, spec: BackboneSpec, device: torch.device, classes: list[str],
-                settings: Settings, batch_size: int) -> tuple[dict, np.ndarray]:
-    "Test metrics with bootstrap intervals, and the probabilities per test photo."
-    logits = predict(model, test.store, spec, device, batch_size, getattr(settings, "tta", "none"))
-    predicted = logits.argmax(1)
-    scores = evaluate.classification_metrics(test.labels, predicted, classes)
-    intervals = evaluate.bootstrap_intervals(test.labels, predicted, len(classes), settings.bootstrap, settings.seed)
-    block = {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], **intervals,
-             "per_class": scores["per_class"], "confusion": scores["confusion"]}
-    return block, torch.softmax(torch.from_numpy(logits), dim=1).numpy()
-
-def measure_domain_gap(settings: Settings, train: Split, test: Split, classes: list[str], device: torch.device) -> dict:
-    "Fréchet distance between ImageNet features of the training images and of the test photos (see `evaluate`)."
-    try: extractor = feature_extractor(settings.backbone, pretrained=True, weights_path=settings.weights_path)
-    except ModelError as e:
-        return {"overall": None, "per_class": {}, "features": settings.backbone, "note": f"not measured: {e}"}
-    extractor = extractor.to(device, memory_format=torch.channels_last)
-    spec = backbone_spec(settings.backbone)
-    train_features = predict(extractor, train.store, spec, device, settings.batch_size * 2)
-    test_features = predict(extractor, test.store, spec, device, settings.batch_size * 2)
-    return evaluate.domain_gap(train_features, train.labels, test_features, test.labels, classes, settings.backbone)
-
 def _select(runs: list[dict]) -> dict:
     "The run with the best validation macro-F1; ties go to fewer epochs."
     return max(runs, key=lambda run: (run["val"]["macro_f1"], -run["epochs"]))
@@ -541,7 +373,7 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
                      test: dict[str, list[Path]] | None, # real test photos per class (None: the profile's sample)
                      progress: bool = True, # a line per epoch on stderr
                     ) -> dict:
-    "Train every (seed, epochs) run, keep the best per seed, test it on real photos, and write everything to `out`."
+    "Train every (seed, epochs) run, keep the best per seed (real_mode = finetune: then train it on the real photos), test it, write `out`."
     from fruit_synth.probe import probe_and_select, resolve_train_mode
     if resolve_train_mode(settings.train_mode, settings.device) == "probe":  # a frozen backbone and a logistic regression
         return probe_and_select(data, settings, out, test, progress)
@@ -551,7 +383,15 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
     device, threads = pick_device(settings.device), settings.threads
     use_threads(threads)
     budget = settings.cache_mb
-    dataset, train, val = training_splits(data, classes, size, budget * 0.8, threads, settings.fit)
+    real_part = real_recipe(settings, load_dataset(data))
+    apart = "real_epochs" in real_part  # real_mode = finetune: the real photos are a second stage, not in the first
+    dataset, train, val = training_splits(data, classes, size, budget * 0.8, threads, settings.fit, real_apart=apart)
+    real = real_photos_split(dataset, classes, size, budget * 0.05, threads, settings.fit) if apart else None
+    if progress and real is not None:
+        print(f"real_mode = finetune: {len(real.files)} real photos ({real_part['real_per_class']} per class) are left out of "
+              f"training on the generated set and fine-tuned on after it ({settings.real_epochs} epochs, lr {settings.real_lr:g}); "
+              f"the epochs are chosen on the generated validation split", file=sys.stderr)
+    elif progress and "real_stage" in real_part: print(f"real_mode = finetune: second stage {real_part['real_stage']}", file=sys.stderr)
     source = "given photos"
     if test is None: test, source = test_photos(settings), f"profile [{settings.profile}] sample of {settings.real_dir}"
     test_set = test_split(test, classes, size, budget * 0.2, threads, fit=settings.fit)
@@ -567,13 +407,23 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
             runs.append(run)
         best, model = candidates[_select([run for run, _ in candidates.values()])["epochs"]]
         best["selected"] = True
+        chosen = {"seed": seed, "epochs": best["epochs"], "val": best["val"]}
+        if real is not None:  # the second stage, on the kept model of the generated set
+            stage_start = time.perf_counter()
+            rows = fit_real(model, real, val, spec, settings, seed, device, len(best["history"]) + 1, progress)
+            best["history"] += rows
+            best["real_stage"] = chosen["real_stage"] = {
+                "photos": len(real.files), "epochs": settings.real_epochs, "lr": settings.real_lr,
+                "val_after": {"accuracy": rows[-1]["val_acc"], "loss": rows[-1]["val_loss"]},
+                "seconds": round(time.perf_counter() - stage_start, 2)}
         block, seed_probabilities = _test_block(model.to(device), test_set, spec, device, classes, settings, settings.batch_size * 2)
-        selected.append({"seed": seed, "epochs": best["epochs"], "val": best["val"], "test": block})
+        selected.append({**chosen, "test": block})
         predicted_per_seed.append(seed_probabilities.argmax(1))
         if kept_model is None: kept_model, probabilities = model.cpu(), seed_probabilities
         del candidates
     save_checkpoint(kept_model, out / "model.pt", settings.backbone, classes, size, seed=selected[0]["seed"],
-                    epochs=selected[0]["epochs"], variant=data.name, pretrained=settings.pretrained, fit=settings.fit, tta=settings.tta)
+                    epochs=selected[0]["epochs"], variant=data.name, pretrained=settings.pretrained, fit=settings.fit, tta=settings.tta,
+                    **({"real_epochs": settings.real_epochs, "real_lr": settings.real_lr} if real is not None else {}))
     evaluate.write_predictions(out / "predictions.csv", test_set.files, test_set.labels, probabilities, classes)
     evaluate.plot_confusion(selected[0]["test"]["confusion"], classes, out / "confusion.png",
                             title=f"{data.name}, seed {selected[0]['seed']}")
@@ -582,10 +432,11 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
     metrics = {"schema": evaluate.METRICS_SCHEMA, "variant": data.name, "profile": settings.profile, "classes": classes,
                "backbone": settings.backbone, "pretrained": settings.pretrained, "image_size": size,
                "epochs_grid": list(settings.epochs_grid), "lr": settings.lr, "batch_size": settings.batch_size,
-               "augment": list(settings.augment), "recipe": training_recipe(settings),
+               "augment": list(settings.augment), "recipe": {**training_recipe(settings), **real_part},
                "flags": run_flags(selected, classes),
-               "dataset": {"folder": str(data), "train": len(train.files), "val": len(val.files),
-                           "fingerprint": dataset.info.get("fingerprint")},
+               "dataset": {"folder": str(data), "train": len(train.files) + (len(real.files) if real is not None else 0),
+                           "val": len(val.files), "fingerprint": dataset.info.get("fingerprint"),
+                           "real_per_class": dataset.info.get("real_per_class", 0)},
                "test": {"images": len(test_set.files), "per_class": {name: len(test[name]) for name in classes}, "source": source},
                "runs": runs, "selected": selected,
                "summary": evaluate.summarise(selected, test_set.labels, predicted_per_seed, settings.bootstrap, settings.seed),
@@ -596,42 +447,11 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
     write_bytes_atomic(json.dumps(evaluate.check_metrics(metrics), indent=1).encode(), out / "metrics.json")
     return metrics
 
-# %% ../nbs/08_train.ipynb #250174b2
-def evaluate_checkpoint(model_dir: Path, # a run folder holding model.pt (or the file itself)
-                        test: dict[str, list[Path]], # test photos per class
-                        out: Path, # where evaluation.json, predictions.csv and the figures go
-                        settings: Settings, # for threads, device, cache_mb, bootstrap and seed
-                       ) -> dict:
-    "Test a saved model on `test`; its backbone, classes and image size come from the checkpoint, not the settings."
-    start = time.perf_counter()
-    out = Path(out)
-    model, info = load_checkpoint(model_dir)
-    classes, size = info["classes"], info["image_size"]
-    device = pick_device(settings.device)
-    use_threads(settings.threads)
-    facts = info.get("facts", {})
-    test_set = test_split(test, classes, size, settings.cache_mb, settings.threads, where=f"the test set for model '{model_dir}'",
-                          fit=facts.get("fit", "squash"))  # checkpoints from before the fit setting squashed
-    spec = dataclasses.replace(backbone_spec(info["backbone"]), mean=tuple(info["mean"]), std=tuple(info["std"]))  # the checkpoint's own
-    model = model.to(device, memory_format=torch.channels_last)
-    block, probabilities = _test_block(model, test_set, spec, device, classes, settings.replace(tta=facts.get("tta", "none")),
-                                       settings.batch_size * 2)
-    out.mkdir(parents=True, exist_ok=True)
-    evaluate.write_predictions(out / "predictions.csv", test_set.files, test_set.labels, probabilities, classes)
-    evaluate.plot_confusion(block["confusion"], classes, out / "confusion.png", title=f"model {Path(model_dir).name}")
-    evaluate.plot_per_class_f1([block["per_class"]], classes, out / "per_class_f1.png")
-    result = {"schema": 1, "model": str(model_dir), "backbone": info["backbone"], "classes": classes, "image_size": size,
-              "checkpoint": info.get("facts", {}), "test": {"images": len(test_set.files),
-              "per_class": {name: len(test[name]) for name in classes}, **block},
-              "files": {"predictions": "predictions.csv", "confusion": "confusion.png", "per_class_f1": "per_class_f1.png"},
-              "device": describe_device(device), "seconds": round(time.perf_counter() - start, 2)}
-    write_bytes_atomic(json.dumps(result, indent=1).encode(), out / "evaluation.json")
-    return result
-
 # %% ../nbs/08_train.ipynb #48e91091
 TRAINING_KEYS = ("lr", "epochs_grid", "batch_size", "augment", "augment_rotation", "augment_crop", "augment_colour",
                  "augment_noise", "augment_jpeg", "fit", "label_smoothing", "head_epochs", "ema", "tta", "train_mode",
-                 "input_size", "seeds", "backbone", "pretrained", "weights_path", "threads", "cache_mb", "device", "bootstrap")
+                 "input_size", "seeds", "backbone", "pretrained", "weights_path", "threads", "cache_mb", "device", "bootstrap",
+                 "real_epochs", "real_lr")
 
 def generation_digest(settings: Settings) -> str:
     "A digest of the settings that shape generated images (all but the training ones): runs that share it share a dataset."
@@ -654,7 +474,7 @@ def ablation_runs(settings: Settings, # resolved settings of a profile with real
                  ) -> list[dict]:
     "Real-photo accuracy per configuration and seed (finished runs are reused); rows also go to `<name>.csv`."
     import csv
-    from fruit_synth.datasets import generate_variant
+    from fruit_synth.variants import generate_variant
     from fruit_synth.sources import test_sample
     folder = Path(settings.work_dir) / settings.profile / "ablation"
     photos, rows = test_sample(settings, progress=False), []

@@ -20,6 +20,12 @@ def data() -> Path:
     return DATA
 
 
+@pytest.fixture(scope="session")
+def demo_world(tmp_path_factory) -> Path:
+    "One demo-world folder for the session: the first test that runs the demo profile with it builds the world there."
+    return tmp_path_factory.mktemp("demo-world")
+
+
 def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     "Run the installed `fruit-synth` command and capture its output."
     return subprocess.run([str(CLI), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout,

@@ -45,7 +45,7 @@ def test_same_settings_give_identical_files_whatever_the_number_of_workers(tmp_p
 
 @pytest.mark.parametrize("variant", ["copy_paste", "copy_paste_bins"])
 def test_a_run_killed_halfway_resumes_to_exactly_the_uninterrupted_files(tmp_path, work, data, variant):
-    args = ["--variant", variant, "--profile", "grocery", "-p", "n_per_class=40", "-p", "image_size=128", *work]
+    args = ["--variant", variant, "--profile", "grocery", "-p", "n_per_class=40", "-p", "image_size=96", *work]
     reference = run_cli("generate", "copy-paste", "--out", tmp_path / "reference", "--jobs", "2", *args)
     assert reference.returncode == 0, reference.stderr
     out = tmp_path / "killed"
@@ -118,8 +118,9 @@ def test_hybrid_refuses_clearly_while_a_source_dataset_is_missing(tmp_path, work
 def test_disk_full_is_a_clean_error_and_a_rerun_resumes(tmp_path, monkeypatch, data):
     from fruit_synth import datasets
     from fruit_synth.settings import load_settings
+    from fruit_synth.variants import generate_variant
     settings = load_settings("grocery", {"work_dir": tmp_path / "work", "n_per_class": 3, "image_size": 64})
-    reference = datasets.generate_variant(settings, "copy_paste", tmp_path / "reference", jobs=1, progress=False)
+    reference = generate_variant(settings, "copy_paste", tmp_path / "reference", jobs=1, progress=False)
     real_save, calls = datasets.save_image, []
     def failing_save(image, path, quality=90):
         calls.append(path)
@@ -127,14 +128,15 @@ def test_disk_full_is_a_clean_error_and_a_rerun_resumes(tmp_path, monkeypatch, d
         return real_save(image, path, quality)
     monkeypatch.setattr(datasets, "save_image", failing_save)
     with pytest.raises(datasets.DatasetError, match="disk full .* run the same command again"):
-        datasets.generate_variant(settings, "copy_paste", tmp_path / "full", jobs=1, progress=False)
+        generate_variant(settings, "copy_paste", tmp_path / "full", jobs=1, progress=False)
     monkeypatch.setattr(datasets, "save_image", real_save)
-    folder = datasets.generate_variant(settings, "copy_paste", tmp_path / "full", jobs=1, progress=False)
+    folder = generate_variant(settings, "copy_paste", tmp_path / "full", jobs=1, progress=False)
     assert _files(folder) == _files(reference)
 
 
-def test_the_demo_profile_builds_its_world_on_a_fresh_clone(tmp_path):
-    demo = ["-p", f"work_dir={tmp_path / 'work'}", "-p", f"demo_dir={tmp_path / 'demo'}"]
+def test_the_demo_profile_builds_its_world_on_a_fresh_clone(tmp_path, demo_world):
+    assert not any(demo_world.iterdir())  # nothing there yet: the test_report tests reuse the world built here
+    demo = ["-p", f"work_dir={tmp_path / 'work'}", "-p", f"demo_dir={demo_world}"]
     result = run_cli("generate", "copy-paste", "--out", tmp_path / "cp", "-p", "n_per_class=6", *demo)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "demo/README.txt").is_file() and len(_records(tmp_path / "cp/copy_paste")) == 30
+    assert (demo_world / "README.txt").is_file() and len(_records(tmp_path / "cp/copy_paste")) == 30

@@ -14,7 +14,8 @@ from PIL import Image
 from conftest import ROOT, run_cli
 from tiny_sd import save_tiny_pipeline
 
-from fruit_synth.datasets import generate, image_seed, load_dataset
+from fruit_synth.datasets import generate, load_dataset
+from fruit_synth.seeds import image_seed
 from fruit_synth.diffusion import diffusion_generator, is_blank
 from fruit_synth.settings import load_settings
 

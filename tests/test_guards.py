@@ -132,8 +132,10 @@ def test_tiny_strip_and_animated_images_are_skipped_with_a_counted_reason(world,
 def test_a_variant_made_by_another_method_is_an_error(world, capsys):
     status, _, err = cli(capsys, "generate", "diffusion", "--variant", "copy_paste", "--out", world / "ds", *small(world))
     one_line_error(status, err, "--variant copy_paste is made by copy-paste, not diffusion",
-                   f"fruit-synth generate copy-paste --out {world / 'ds'} --variant copy_paste --profile grocery")
+                   f"fruit-synth generate copy-paste --out {world / 'ds'} --profile grocery")
     assert not (world / "ds").exists()
+    status, _, err = cli(capsys, "generate", "copy-paste-heaps", "--out", world / "ds", *small(world))
+    one_line_error(status, err, "unknown method or variant; give one of few-shot, copy-paste")
 
 
 # 6. class names are plain folder names
@@ -270,7 +272,7 @@ def test_settings_file_errors_name_the_line_and_the_text(tmp_path, capsys, world
 # 13. no tracebacks
 def test_permission_errors_demo_folders_bad_seeds_and_plain_value_errors_are_one_line(tmp_path, capsys, monkeypatch):
     import fruit_synth.sources as sources
-    import fruit_synth.datasets as datasets
+    import fruit_synth.variants as variants
     from fruit_synth.copy_paste import CopyPasteParams
     def read_only(settings, progress=True):
         raise PermissionError(13, "Permission denied", str(tmp_path / "work/grocery/sources.json"))
@@ -283,7 +285,7 @@ def test_permission_errors_demo_folders_bad_seeds_and_plain_value_errors_are_one
     one_line_error(status, err, "holds files that are not a fruit-synth demo world")
     status, _, err = cli(capsys, "demo", "--out", tmp_path / "world", "--seed", "-1")
     one_line_error(status, err, "--seed: expected an integer in [0, 4294967295], found '-1'")
-    monkeypatch.setattr(datasets, "generate_variant", lambda *a, **k: CopyPasteParams(scale_min=0.9, scale_max=0.1))
+    monkeypatch.setattr(variants, "generate_variant", lambda *a, **k: CopyPasteParams(scale_min=0.9, scale_max=0.1))
     status, _, err = cli(capsys, "generate", "copy-paste", "--out", tmp_path / "ds", "--profile", "grocery")
     one_line_error(status, err, "copy-paste parameters")
 

@@ -19,10 +19,10 @@ VARIANTS = ["few_shot", "copy_paste", "diffusion", "hybrid"]
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> Path:
+def report(tmp_path_factory, demo_world) -> Path:
     "A small demo report: two variants train, diffusion and hybrid are skipped for want of weights."
     base = tmp_path_factory.mktemp("report")
-    small = ["-p", f"work_dir={base / 'work'}", "-p", f"demo_dir={base / 'demo-world'}", "-p", "n_per_class=12",
+    small = ["-p", f"work_dir={base / 'work'}", "-p", f"demo_dir={demo_world}", "-p", "n_per_class=12",
              "-p", "test_per_class=12", "-p", "epochs_grid=1", "-p", "hybrid_from_copy_paste=6", "-p", "hybrid_from_diffusion=6"]
     result = run_cli("report", "--out", base / "report", "--variants", *VARIANTS, *small)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -46,6 +46,7 @@ def test_the_page_has_both_tables_the_skips_and_no_external_address(report: Path
     assert re.search(r'<p class="answer">On \d+ demo-world test photos', text)
     assert text.count('<tr class="chance">') == 2 and "± 0.0" not in text  # one seed: value and interval, no spread
     assert text.count("Reused: made on") == 2  # the second report reused both runs and says from when
+    assert "<td>reused</td>" in text  # and its time table says the runs were reused, not trained again
 
 
 def test_the_page_in_a_browser(report: Path):
@@ -91,12 +92,12 @@ def _documented_command() -> str:
     return commands[0]
 
 
-def test_the_documented_papermill_command_works_as_printed(report: Path, tmp_path: Path):
+def test_the_documented_papermill_command_works_as_printed(report: Path, tmp_path: Path, demo_world: Path):
     "Run the header's command word for word in a copy of the project folder whose demo world is the report's."
     command = _documented_command()
     (tmp_path / "nbs").symlink_to(ROOT / "nbs")
     settings = (ROOT / "settings.ini").read_text()
-    settings = re.sub(r"(?m)^demo_dir = .*$", f"demo_dir = {report.parent / 'demo-world'}", settings)
+    settings = re.sub(r"(?m)^demo_dir = .*$", f"demo_dir = {demo_world}", settings)
     (tmp_path / "settings.ini").write_text(settings)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("FRUIT_SYNTH_SETTINGS", None)

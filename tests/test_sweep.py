@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image
 
 from conftest import CLI, ROOT, run_cli
-from fruit_synth.datasets import generate_variant, load_dataset
+from fruit_synth.datasets import load_dataset
+from fruit_synth.variants import generate_variant
 from fruit_synth.probe import FeatureCache
 from fruit_synth.settings import load_settings
 from fruit_synth.sweep import SweepSpec, parse_vary, point_dataset, run_sweep

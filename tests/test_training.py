@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from conftest import Swatches
-from fruit_synth import train
+from fruit_synth import batches, evaluate, train
+from fruit_synth.batches import TrainingError
 from fruit_synth.datasets import generate
 from fruit_synth.models import ModelError, RESNET18_FILE, imagenet_model, resnet18_weights
 from fruit_synth.settings import load_settings
@@ -68,7 +69,7 @@ def test_run_writes_every_file_and_the_schema(run):
 
 def test_evaluate_checkpoint_again_gives_the_same_numbers(run, tmp_path):
     out, metrics, test = run
-    again = train.evaluate_checkpoint(out, test, tmp_path, toy_settings(backbone="efficientnet_lite0"))
+    again = evaluate.evaluate_checkpoint(out, test, tmp_path, toy_settings(backbone="efficientnet_lite0"))
     assert again["backbone"] == "resnet18"  # the checkpoint's backbone, not the settings'
     assert again["test"]["accuracy"] == pytest.approx(metrics["selected"][0]["test"]["accuracy"])
     assert (tmp_path / "evaluation.json").is_file() and (tmp_path / "predictions.csv").is_file()
@@ -77,43 +78,43 @@ def test_evaluate_checkpoint_again_gives_the_same_numbers(run, tmp_path):
 def test_test_set_with_other_classes_is_refused(run, tmp_path):
     out, _, _ = run
     other = photos(tmp_path, ["orange", "kiwi", "peach"])
-    with pytest.raises(train.TrainingError, match=r"classes \['orange', 'kiwi', 'peach'\].*\['orange', 'kiwi', 'banana'\]"):
-        train.evaluate_checkpoint(out, other, tmp_path / "eval", toy_settings())
+    with pytest.raises(TrainingError, match=r"classes \['orange', 'kiwi', 'peach'\].*\['orange', 'kiwi', 'banana'\]"):
+        evaluate.evaluate_checkpoint(out, other, tmp_path / "eval", toy_settings())
 
 
 def test_dataset_missing_a_class_is_refused(tmp_path):
     folder = toy_dataset(tmp_path, {"orange": 4, "kiwi": 4})
-    with pytest.raises(train.TrainingError, match=rf"dataset '{folder}'.*missing: \['banana'\]"):
+    with pytest.raises(TrainingError, match=rf"dataset '{folder}'.*missing: \['banana'\]"):
         train.train_and_select(folder, toy_settings(), tmp_path / "out", photos(tmp_path / "test"), progress=False)
 
 
 def test_dataset_with_an_empty_split_is_refused(tmp_path):
     folder = toy_dataset(tmp_path, {"orange": 4, "kiwi": 4, "banana": 1})
-    with pytest.raises(train.TrainingError, match=r"no val images of class\(es\) \['banana'\].*generate more"):
+    with pytest.raises(TrainingError, match=r"no val images of class\(es\) \['banana'\].*generate more"):
         train.train_and_select(folder, toy_settings(), tmp_path / "out", photos(tmp_path / "test"), progress=False)
 
 
 def test_dataset_with_deleted_images_is_refused(tmp_path):
     folder = toy_dataset(tmp_path, {name: 4 for name in CLASSES})
     for path in (folder / "kiwi").glob("*.png"): path.unlink()
-    with pytest.raises(train.TrainingError, match=r"missing, e\.g\. '.*kiwi.*'; run the generate command again"):
+    with pytest.raises(TrainingError, match=r"missing, e\.g\. '.*kiwi.*'; run the generate command again"):
         train.train_and_select(folder, toy_settings(), tmp_path / "out", photos(tmp_path / "test"), progress=False)
 
 
 def test_test_photos_folder_missing_a_class_is_refused(tmp_path):
     photos(tmp_path, ["orange", "kiwi"])
     with pytest.raises(ValueError, match="banana"):
-        train.test_photos(toy_settings(), tmp_path)
+        evaluate.test_photos(toy_settings(), tmp_path)
 
 
 def test_corrupt_checkpoint_is_refused(run, tmp_path):
     out, _, test = run
     (tmp_path / "model.pt").write_bytes((out / "model.pt").read_bytes()[:3000])
-    with pytest.raises(train.TrainingError, match=rf"'{tmp_path / 'model.pt'}' cannot be read.*corrupt or truncated"):
-        train.evaluate_checkpoint(tmp_path, test, tmp_path / "eval", toy_settings())
+    with pytest.raises(TrainingError, match=rf"'{tmp_path / 'model.pt'}' cannot be read.*corrupt or truncated"):
+        evaluate.evaluate_checkpoint(tmp_path, test, tmp_path / "eval", toy_settings())
     (tmp_path / "model.pt").write_text("hello")
-    with pytest.raises(train.TrainingError, match="corrupt"):
-        train.load_checkpoint(tmp_path / "model.pt")
+    with pytest.raises(TrainingError, match="corrupt"):
+        batches.load_checkpoint(tmp_path / "model.pt")
 
 
 def test_checkpoint_of_another_backbone_is_refused(run, tmp_path):
@@ -121,14 +122,14 @@ def test_checkpoint_of_another_backbone_is_refused(run, tmp_path):
     payload = torch.load(out / "model.pt", weights_only=True)
     payload["backbone"] = "efficientnet_lite0"  # resnet18 weights labelled as another backbone
     torch.save(payload, tmp_path / "model.pt")
-    with pytest.raises(train.TrainingError, match=r"says backbone 'efficientnet_lite0'.*its weights were made for resnet18") as refused:
-        train.load_checkpoint(tmp_path)
+    with pytest.raises(TrainingError, match=r"says backbone 'efficientnet_lite0'.*its weights were made for resnet18") as refused:
+        batches.load_checkpoint(tmp_path)
     assert len(str(refused.value)) < 400  # one line a person reads, not the list of every weight
     torch.save({"state_dict": payload["state_dict"]}, tmp_path / "plain.pt")
-    with pytest.raises(train.TrainingError, match="not a fruit-synth model checkpoint"):
-        train.load_checkpoint(tmp_path / "plain.pt")
-    with pytest.raises(train.TrainingError, match="no model checkpoint"):
-        train.load_checkpoint(tmp_path / "nowhere")
+    with pytest.raises(TrainingError, match="not a fruit-synth model checkpoint"):
+        batches.load_checkpoint(tmp_path / "plain.pt")
+    with pytest.raises(TrainingError, match="no model checkpoint"):
+        batches.load_checkpoint(tmp_path / "nowhere")
 
 
 def test_resnet18_weights_missing_offline_says_what_to_do(tmp_path, monkeypatch):

@@ -1,0 +1,125 @@
+"""The leakage check end to end (issue 12): the test sample the experiment uses, `fruit-synth train --test`, RGBA cut-outs.
+
+A small demo world, and a real_dir that holds its "real" photos, the planted near-duplicate of a white photo, and the
+white photos themselves (as when cut-outs are made from the same photo collection the test photos come from). With
+test_per_class as large as a class folder, a photo the check misses is in the test sample."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fruit_synth.cli import main
+from fruit_synth.datasets import load_dataset
+from fruit_synth.demo import ensure_demo_world
+from fruit_synth.images import file_sha256
+from fruit_synth.settings import load_settings
+from fruit_synth import sources as stage  # `sources.test_sample` would be collected as a test if imported by name
+from fruit_synth.variants import generate_variant
+
+CLASSES = ["orange", "kiwi"]
+PER_CLASS = 6 + 1 + 3  # "real" photos, the planted near-duplicate, white photos
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    "A small demo world and `photos/`, its real photos, planted near-duplicates and white photos per class."
+    root = tmp_path_factory.mktemp("leakage")
+    ensure_demo_world(root / "world", seed=0, progress=False, workers=1, real_per_class=6, white_per_class=3,
+                      n_backgrounds=3, real_size=96, white_size=96, background_size=96)
+    for name in CLASSES:
+        shutil.copytree(root / "world/real" / name, root / "photos" / name)
+        for path in sorted((root / "world/white" / name).glob("*.jpg")): shutil.copy(path, root / "photos" / name)
+        assert len(list((root / "photos" / name).iterdir())) == PER_CLASS
+    return root
+
+
+def options(world: Path, work: str, **changes) -> dict:
+    "Settings of the small world: two classes, every photo of a class asked for, each white photo a cut-out source."
+    return {"demo": False, "classes": ", ".join(CLASSES), "plurals": "oranges, kiwis", "real_dir": str(world / "photos"),
+            "mask_dir": str(world / "world/white"), "backgrounds_dir": str(world / "world/backgrounds"), "min_backgrounds": 2,
+            "work_dir": str(world / work), "test_per_class": PER_CLASS, "allow_fewer": True, "masks_per_class": 3,
+            "image_size": 64, **changes}
+
+
+def few_shot_sources(settings, root: Path) -> set[str]:
+    "The sha256 of each source photo of the few-shot training set."
+    dataset = load_dataset(generate_variant(settings, "few_shot", root, jobs=1, progress=False))
+    return {record["source_sha256"] for record in dataset.records}
+
+
+def planted(world: Path, name: str) -> Path:
+    return world / "photos" / name / f"real_{name}_dup.jpg"
+
+
+def test_the_experiments_test_sample_holds_no_few_shot_source_and_no_planted_near_duplicate(world):
+    settings = load_settings("demo", options(world, "work-sample"))
+    photos = stage.test_sample(settings, progress=False)  # what nbs/experiment.ipynb tests on
+    sources = few_shot_sources(settings, world / "work-sample/datasets")
+    assert len(sources) == 3 * len(CLASSES)
+    assert file_sha256(world / "world/white/orange/white_orange_00.jpg") in sources  # what the planted photo copies
+    for name in CLASSES:
+        assert len(photos[name]) == 6, photos[name]  # the six "real" photos are kept
+        assert planted(world, name) not in photos[name]
+        assert not {file_sha256(path) for path in photos[name]} & sources
+
+
+def test_train_with_a_test_folder_leaves_out_the_photos_the_training_set_was_made_from(world, capsys, monkeypatch):
+    import fruit_synth.train as train
+    settings = options(world, "work-train")
+    data = generate_variant(load_settings("demo", settings), "few_shot", world / "work-train/datasets", jobs=1, progress=False)
+    sources = {record["source_sha256"] for record in load_dataset(data).records}
+    given = {}
+    def trained(data, settings, out, test, progress=True):
+        given.update(test)
+        (out / "metrics.json").write_text(json.dumps({"schema": 2, "selected": []}))
+        return {"summary": {"test_accuracy": {"mean": 0.5, "ci": [0.4, 0.6]}, "test_macro_f1": {"mean": 0.5}, "epochs_chosen": [1]}}
+    monkeypatch.setattr(train, "train_and_select", trained)
+    argv = ["train", "--data", data, "--out", world / "run", "--test", world / "photos", "--profile", "demo"]
+    argv += [part for key, value in settings.items() for part in ("-p", f"{key}={value}")]
+    capsys.readouterr()
+    status = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert status == 0, err
+    assert f"left out as photos the training set was made from, or their near-duplicates: {4 * len(CLASSES)}" in err
+    for name in CLASSES:
+        assert len(given[name]) == 6 and planted(world, name) not in given[name]
+        assert not {file_sha256(path) for path in given[name]} & sources
+
+
+def test_rgba_cutouts_without_their_originals_are_named_loudly_and_originals_close_the_hole(world, capsys):
+    from fruit_synth.report import sources_section
+    rgba = options(world, "work-rgba", mask_dir=str(world / "world/cutouts"))  # RGBA files named like the white photos
+    check = stage.check_sources(load_settings("demo", rgba), progress=False)
+    assert {record.method for record in check.library.cutouts} == {"rgba"}
+    warning = "leakage check incomplete: 6 of 6 cut-outs are RGBA files whose original photo is unknown"
+    assert warning in check.leakage_warnings[0] and "set cutout_originals" in check.leakage_warnings[0]
+    assert f"warning: {warning}" in check.summary()  # what `fruit-synth sources` prints
+    pictures = {"test": "t.jpg", "cutouts": "c.jpg", "backgrounds": "b.jpg", "leaks": "l.jpg"}
+    assert warning in sources_section(check, pictures)  # the report's leakage part
+    capsys.readouterr()
+    assert main(["sources", "--profile", "demo", *[p for k, v in rgba.items() for p in ("-p", f"{k}={v}")]]) == 0
+    assert f"warning: {warning}" in capsys.readouterr().out
+    settings = load_settings("demo", {**rgba, "cutout_originals": str(world / "world/white")})
+    check = stage.check_sources(settings, progress=False)
+    assert check.leakage_warnings == [] and warning not in check.summary()
+    photos = stage.test_sample(settings, progress=False)
+    sources = few_shot_sources(load_settings("demo", options(world, "work-rgba-fs")), world / "work-rgba-fs/datasets")
+    for name in CLASSES:
+        assert len(photos[name]) == 6 and planted(world, name) not in photos[name]
+        assert not {file_sha256(path) for path in photos[name]} & sources
+
+
+def test_the_k_real_training_photos_are_out_of_every_variants_test_sample(world):
+    "With real_per_class = k the experiment's test sample (shared by all variants of a run) holds none of the k photos."
+    settings = load_settings("demo", options(world, "work-real", real_train_dir=str(world / "photos"), real_per_class=2))
+    held = stage.real_train_photos(settings)
+    assert [len(paths) for paths in held.values()] == [2, 2]
+    photos = stage.test_sample(settings, progress=False)
+    sample = {path for paths in photos.values() for path in paths}
+    assert sample and not sample & {path for paths in held.values() for path in paths}
+    without_k = {path for paths in stage.test_sample(load_settings("demo", options(world, "work-real")),
+                                                     progress=False).values() for path in paths}
+    chosen = {path for paths in held.values() for path in paths}
+    assert chosen & without_k  # some of the k photos were in the sample without real_per_class: the check has work to do
+    assert sample == without_k - chosen
