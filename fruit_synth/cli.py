@@ -187,17 +187,17 @@ def profile_sample(settings) -> dict:
     for line in check.leakage_warnings: print(f"warning: {line}", file=sys.stderr)
     return check.test.photos
 
-def leak_checked(settings, photos: dict, data: Path) -> dict:
-    "The `--test` photos without the training set's source photos and their near-duplicates; what was left out said on stderr."
+def leak_checked(settings, photos: dict, data: Path, where: str = "--test") -> tuple[dict, int]:
+    "The test photos without the training set's source photos and their near-duplicates, and how many were left out (said on stderr)."
     from fruit_synth.datasets import load_dataset
     from fruit_synth.sources import training_sources, without_leaks
     sources, warnings = training_sources(settings, load_dataset(data).records)
     kept, leaks = without_leaks(settings, photos, sources)
-    print(f"--test: left out as photos the training set was made from, or their near-duplicates: {len(leaks)}", file=sys.stderr)
+    print(f"{where}: left out as photos the training set was made from, or their near-duplicates: {len(leaks)}", file=sys.stderr)
     for leak in leaks[:20]: print(f"  {leak.photo} ~ {leak.source} (distance {leak.distance})", file=sys.stderr)
     if len(leaks) > 20: print(f"  ... and {len(leaks) - 20} more", file=sys.stderr)
     for line in warnings: print(f"warning: {line}", file=sys.stderr)
-    return kept
+    return kept, len(leaks)
 
 def cmd_train(args: argparse.Namespace) -> int:
     "Train on a dataset folder, keep the best run per seed, test on real photos, write metrics.json."
@@ -207,11 +207,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_output(out, "train")
     check_outside_inputs(out, settings)
     announce(args, settings, data=data, test=absolute(args.test), out=out)
+    import json
     from fruit_synth.train import train_and_select
     photos = test_photos_given(args, settings)
-    photos = leak_checked(settings, photos, data) if photos is not None else profile_sample(settings)
+    # the profile's sample already leaves out the cut-out sources; the dataset's own sources (few-shot photos, k real
+    # training photos) are checked against whichever test photos are used
+    given = photos is not None
+    photos, left_out = leak_checked(settings, photos if given else profile_sample(settings), data, "--test" if given else "test sample")
     with staged_output(out, "train") as stage:  # an interrupted run leaves the earlier one in `out` as it was
         metrics = train_and_select(data, settings, stage, photos)
+        metrics["test"]["left_out_as_training_sources"] = left_out  # recorded beside the sample it shaped
+        (stage / "metrics.json").write_text(json.dumps(metrics, indent=1))
     summary = metrics["summary"]
     print(f"test accuracy {summary['test_accuracy']['mean']:.3f} (95% CI {summary['test_accuracy']['ci'][0]:.3f}-"
           f"{summary['test_accuracy']['ci'][1]:.3f}), macro-F1 {summary['test_macro_f1']['mean']:.3f}; "

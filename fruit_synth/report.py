@@ -325,6 +325,11 @@ def interval_text(entry: dict) -> str:
     "The 95% interval in %, `lo–hi`."
     return "{:.1f}–{:.1f}".format(*(100 * value for value in entry["ci"]))
 
+def _chosen(metrics: dict) -> str:
+    "What validation chose per seed: the epochs of a fine-tuning run, the regularisation C of a probe."
+    if metrics.get("train_mode") == "probe": return "probe, C " + ", ".join(f"{s['C']:g}" for s in metrics["selected"])
+    return ", ".join(map(str, metrics["summary"]["epochs_chosen"]))
+
 def results_rows(outcomes: list[RunOutcome], split: str) -> list[dict]:
     "One row per finished variant for the `val` or `test` table, the best mean per column marked."
     rows = []
@@ -335,7 +340,7 @@ def results_rows(outcomes: list[RunOutcome], split: str) -> list[dict]:
         accuracy, f1, seeds = summary[f"{split}_accuracy"], summary[f"{split}_macro_f1"], _seeds(summary)
         study = STUDY.get(outcome.variant)
         row = dict(variant=outcome.variant, accuracy=spread_text(accuracy, seeds), macro_f1=spread_text(f1, seeds),
-                   _accuracy=accuracy["mean"], _macro_f1=f1["mean"], epochs=", ".join(map(str, summary["epochs_chosen"])),
+                   _accuracy=accuracy["mean"], _macro_f1=f1["mean"], epochs=_chosen(metrics),
                    seeds=seeds, study=f"{study[0 if split == 'val' else 2]:g} / {study[1 if split == 'val' else 3]:g}" if study else "—")
         if split == "test": row.update(accuracy_ci=interval_text(accuracy), macro_f1_ci=interval_text(f1))
         rows.append(row)
@@ -355,7 +360,7 @@ def results_table(rows: list[dict], split: str, classes: int | None = None) -> M
     "The HTML table of `results_rows`, best values in bold, with a chance row when `classes` is given."
     columns = [("variant", "variant"), ("accuracy", "accuracy %"), ("macro_f1", "macro-F1 %")]
     if split == "test": columns += [("accuracy_ci", "accuracy 95% CI"), ("macro_f1_ci", "macro-F1 95% CI")]
-    columns += [("seeds", "seeds"), ("epochs", "epochs chosen"), ("study", "study: acc / F1 %")]
+    columns += [("seeds", "seeds"), ("epochs", "chosen on validation"), ("study", "study: acc / F1 %")]
     return render("results.html", split=split, columns=columns, rows=rows, chance=chance_row(classes) if classes else None)
 
 # %% ../nbs/10_report.ipynb #fccefbb6

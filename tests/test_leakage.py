@@ -73,7 +73,8 @@ def test_train_with_a_test_folder_leaves_out_the_photos_the_training_set_was_mad
     def trained(data, settings, out, test, progress=True):
         given.update(test)
         (out / "metrics.json").write_text(json.dumps({"schema": 2, "selected": []}))
-        return {"summary": {"test_accuracy": {"mean": 0.5, "ci": [0.4, 0.6]}, "test_macro_f1": {"mean": 0.5}, "epochs_chosen": [1]}}
+        return {"test": {}, "summary": {"test_accuracy": {"mean": 0.5, "ci": [0.4, 0.6]}, "test_macro_f1": {"mean": 0.5},
+                                        "epochs_chosen": [1]}}
     monkeypatch.setattr(train, "train_and_select", trained)
     argv = ["train", "--data", data, "--out", world / "run", "--test", world / "photos", "--profile", "demo"]
     argv += [part for key, value in settings.items() for part in ("-p", f"{key}={value}")]
@@ -85,6 +86,29 @@ def test_train_with_a_test_folder_leaves_out_the_photos_the_training_set_was_mad
     for name in CLASSES:
         assert len(given[name]) == 6 and planted(world, name) not in given[name]
         assert not {file_sha256(path) for path in given[name]} & sources
+    assert json.loads((world / "run/metrics.json").read_text())["test"]["left_out_as_training_sources"] == 4 * len(CLASSES)
+
+
+def test_train_without_a_test_folder_leaves_the_datasets_real_photos_out_of_the_profile_sample(world, capsys, monkeypatch):
+    "A dataset holding k real photos per class, trained without --test: the profile's sample holds none of them."
+    import fruit_synth.train as train
+    settings = options(world, "work-real-train", real_train_dir=str(world / "photos"), real_per_class=2)
+    data = generate_variant(load_settings("demo", settings), "few_shot_real", world / "work-real-train/datasets", jobs=1,
+                            progress=False)
+    real = {file_sha256(Path(record["real_file"])) for record in load_dataset(data).records if record.get("real_file")}
+    assert len(real) == 2 * len(CLASSES)
+    given = {}
+    def trained(data, settings, out, test, progress=True):
+        given.update(test)
+        return {"test": {}, "summary": {"test_accuracy": {"mean": 0.5, "ci": [0.4, 0.6]}, "test_macro_f1": {"mean": 0.5},
+                                        "epochs_chosen": [1]}}
+    monkeypatch.setattr(train, "train_and_select", trained)
+    argv = ["train", "--data", data, "--out", world / "run-real", "--profile", "demo"]
+    # the profile itself asks for no real photos: only the dataset's manifest says which were trained on
+    argv += [part for key, value in options(world, "work-real-train").items() for part in ("-p", f"{key}={value}")]
+    assert main([str(a) for a in argv]) == 0, capsys.readouterr().err
+    assert given and not {file_sha256(path) for paths in given.values() for path in paths} & real
+    assert json.loads((world / "run-real/metrics.json").read_text())["test"]["left_out_as_training_sources"] >= 1
 
 
 def test_rgba_cutouts_without_their_originals_are_named_loudly_and_originals_close_the_hole(world, capsys):
