@@ -64,3 +64,33 @@ def test_notebooks_with_their_outputs_stay_within_the_size_budget():
     over = {name: f"{size:.2f} MB" for name, size in sizes.items() if size > NOTEBOOK_BUDGET_MB}
     assert not over, f"notebooks over {NOTEBOOK_BUDGET_MB} MB: {over}; make their pictures smaller (make notebooks compresses them)"
     assert sum(sizes.values()) <= ALL_NOTEBOOKS_BUDGET_MB, f"nbs/ holds {sum(sizes.values()):.1f} MB of notebooks, over {ALL_NOTEBOOKS_BUDGET_MB} MB"
+
+
+def _package_imports(module: str, top_level_only: bool) -> set[str]:
+    "The fruit_synth modules `module` imports: at module level only, or anywhere in it (inside functions too)."
+    import ast
+    tree = ast.parse((ROOT / "fruit_synth" / f"{module}.py").read_text())
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    found = set()
+    for node in nodes:
+        if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").startswith("fruit_synth")):
+            name = (node.module or "").removeprefix("fruit_synth").lstrip(".")
+            found |= {name.split(".")[0]} if name else {alias.name for alias in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[1] for alias in node.names if alias.name.startswith("fruit_synth.")}
+    return found - {module, "_modidx", ""}
+
+
+def test_modules_import_each_other_without_a_cycle_and_datasets_knows_no_generator():
+    modules = [path.stem for path in (ROOT / "fruit_synth").glob("*.py") if not path.stem.startswith("_")]
+    graph = {module: _package_imports(module, top_level_only=True) & set(modules) for module in modules}
+    done, active = set(), []
+    def visit(module):
+        assert module not in active, f"import cycle: {' -> '.join(active[active.index(module):] + [module])}"
+        if module in done: return
+        active.append(module)
+        for other in sorted(graph[module]): visit(other)
+        active.pop(); done.add(module)
+    for module in sorted(graph): visit(module)
+    assert not _package_imports("datasets", top_level_only=False) & {"diffusion", "copy_paste", "scenes", "variants"}
+    assert not _package_imports("evaluate", top_level_only=False) & {"train"}
