@@ -216,8 +216,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     photos, left_out = leak_checked(settings, photos if given else profile_sample(settings), data, "--test" if given else "test sample")
     with staged_output(out, "train") as stage:  # an interrupted run leaves the earlier one in `out` as it was
         metrics = train_and_select(data, settings, stage, photos)
-        metrics["test"]["left_out_as_training_sources"] = left_out  # recorded beside the sample it shaped
-        (stage / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        recorded = json.loads((stage / "metrics.json").read_text())  # the count, beside the sample it shaped
+        recorded.setdefault("test", {})["left_out_as_training_sources"] = left_out
+        (stage / "metrics.json").write_text(json.dumps(recorded, indent=1))
     summary = metrics["summary"]
     print(f"test accuracy {summary['test_accuracy']['mean']:.3f} (95% CI {summary['test_accuracy']['ci'][0]:.3f}-"
           f"{summary['test_accuracy']['ci'][1]:.3f}), macro-F1 {summary['test_macro_f1']['mean']:.3f}; "

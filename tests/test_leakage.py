@@ -100,6 +100,7 @@ def test_train_without_a_test_folder_leaves_the_datasets_real_photos_out_of_the_
     given = {}
     def trained(data, settings, out, test, progress=True):
         given.update(test)
+        (out / "metrics.json").write_text(json.dumps({"schema": 2, "selected": []}))
         return {"test": {}, "summary": {"test_accuracy": {"mean": 0.5, "ci": [0.4, 0.6]}, "test_macro_f1": {"mean": 0.5},
                                         "epochs_chosen": [1]}}
     monkeypatch.setattr(train, "train_and_select", trained)
