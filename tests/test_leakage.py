@@ -64,11 +64,9 @@ def test_the_experiments_test_sample_holds_no_few_shot_source_and_no_planted_nea
         assert not {file_sha256(path) for path in photos[name]} & sources
 
 
-def test_train_with_a_test_folder_leaves_out_the_photos_the_training_set_was_made_from(world, capsys, monkeypatch):
+def fake_training(monkeypatch) -> dict:
+    "Replace training by a stand-in that keeps the test photos it is given (returned, filled in when `train` runs)."
     import fruit_synth.train as train
-    settings = options(world, "work-train")
-    data = generate_variant(load_settings("demo", settings), "few_shot", world / "work-train/datasets", jobs=1, progress=False)
-    sources = {record["source_sha256"] for record in load_dataset(data).records}
     given = {}
     def trained(data, settings, out, test, progress=True):
         given.update(test)
@@ -76,6 +74,14 @@ def test_train_with_a_test_folder_leaves_out_the_photos_the_training_set_was_mad
         return {"test": {}, "summary": {"test_accuracy": {"mean": 0.5, "ci": [0.4, 0.6]}, "test_macro_f1": {"mean": 0.5},
                                         "epochs_chosen": [1]}}
     monkeypatch.setattr(train, "train_and_select", trained)
+    return given
+
+
+def test_train_with_a_test_folder_leaves_out_the_photos_the_training_set_was_made_from(world, capsys, monkeypatch):
+    settings = options(world, "work-train")
+    data = generate_variant(load_settings("demo", settings), "few_shot", world / "work-train/datasets", jobs=1, progress=False)
+    sources = {record["source_sha256"] for record in load_dataset(data).records}
+    given = fake_training(monkeypatch)
     argv = ["train", "--data", data, "--out", world / "run", "--test", world / "photos", "--profile", "demo"]
     argv += [part for key, value in settings.items() for part in ("-p", f"{key}={value}")]
     capsys.readouterr()
@@ -91,19 +97,12 @@ def test_train_with_a_test_folder_leaves_out_the_photos_the_training_set_was_mad
 
 def test_train_without_a_test_folder_leaves_the_datasets_real_photos_out_of_the_profile_sample(world, capsys, monkeypatch):
     "A dataset holding k real photos per class, trained without --test: the profile's sample holds none of them."
-    import fruit_synth.train as train
     settings = options(world, "work-real-train", real_train_dir=str(world / "photos"), real_per_class=2)
     data = generate_variant(load_settings("demo", settings), "few_shot_real", world / "work-real-train/datasets", jobs=1,
                             progress=False)
     real = {file_sha256(Path(record["real_file"])) for record in load_dataset(data).records if record.get("real_file")}
     assert len(real) == 2 * len(CLASSES)
-    given = {}
-    def trained(data, settings, out, test, progress=True):
-        given.update(test)
-        (out / "metrics.json").write_text(json.dumps({"schema": 2, "selected": []}))
-        return {"test": {}, "summary": {"test_accuracy": {"mean": 0.5, "ci": [0.4, 0.6]}, "test_macro_f1": {"mean": 0.5},
-                                        "epochs_chosen": [1]}}
-    monkeypatch.setattr(train, "train_and_select", trained)
+    given = fake_training(monkeypatch)
     argv = ["train", "--data", data, "--out", world / "run-real", "--profile", "demo"]
     # the profile itself asks for no real photos: only the dataset's manifest says which were trained on
     argv += [part for key, value in options(world, "work-real-train").items() for part in ("-p", f"{key}={value}")]
