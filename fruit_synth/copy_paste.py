@@ -19,7 +19,7 @@ __all__ = ['PLACEMENTS', 'BLENDINGS', 'FOOTPRINT', 'LUMA', 'CopyPasteParams', 'p
            'crop_background', 'draw_object', 'rotated_size', 'fit_scale', 'resize_cutout', 'turn_cutout',
            'hue_rotation', 'colour_matrix', 'jitter_colours', 'random_position', 'find_spot', 'blend_weights',
            'blend_hard', 'feathered', 'blend_poisson', 'paste', 'draw_shadow', 'shadow_layer', 'cast_shadow',
-           'Composition', 'compose_layers', 'compose', 'label_map']
+           'Composition', 'cutout_pyramid', 'compose_layers', 'compose', 'label_map']
 
 # %% ../nbs/05_copy_paste.ipynb #8b8e215f
 PLACEMENTS = ("sparse", "piles", "bins") # sparse: the study (no overlap); piles: fruits may partly hide each other; bins: see `scenes`
@@ -180,20 +180,21 @@ def turn_cutout(rgba: np.ndarray, # HxWx4 uint8 cut-out
                 degrees: float = 0.0, # rotation, counter-clockwise
                 hflip: bool = False, # flip left-right
                 vflip: bool = False, # flip upside down
+                scale: float = 1.0, # resize by this factor in the same resampling (for growing: one pass over the large output)
                ) -> tuple[np.ndarray, np.ndarray]:
-    "The cut-out flipped and rotated without clipping, trimmed to its footprint: RGB (hxwx3) and alpha (hxw), uint8."
+    "The cut-out flipped, scaled and rotated without clipping, trimmed to its footprint: RGB (hxwx3) and alpha (hxw), uint8."
     if hflip and vflip: rgba = cv2.flip(rgba, -1)
     elif hflip: rgba = cv2.flip(rgba, 1)
     elif vflip: rgba = cv2.flip(rgba, 0)
-    if degrees % 360:
+    if degrees % 360 or scale != 1:
         height, width = rgba.shape[:2]
         rgba = cv2.copyMakeBorder(rgba, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
         rgba[[0, -1], :, 3] = 0
         rgba[:, [0, -1], 3] = 0
-        new_width, new_height = (math.ceil(side) + 2 for side in rotated_size(width, height, degrees))
-        matrix = cv2.getRotationMatrix2D(((width + 1) / 2, (height + 1) / 2), degrees, 1.0)
-        matrix[0, 2] += (new_width - width - 2) / 2
-        matrix[1, 2] += (new_height - height - 2) / 2
+        new_width, new_height = (math.ceil(side) + 2 for side in rotated_size(width * scale, height * scale, degrees))
+        matrix = cv2.getRotationMatrix2D(((width + 1) / 2, (height + 1) / 2), degrees, scale)
+        matrix[0, 2] += (new_width - 1) / 2 - (width + 1) / 2  # the centre goes to the centre
+        matrix[1, 2] += (new_height - 1) / 2 - (height + 1) / 2
         rgba = cv2.warpAffine(rgba, matrix, (new_width, new_height), flags=cv2.INTER_LINEAR)  # the clear rim's colour
         # is the fruit's edge, so the constant (black, clear) border outside it never reaches a visible pixel
     alpha = rgba[..., 3]
@@ -205,20 +206,23 @@ def turn_cutout(rgba: np.ndarray, # HxWx4 uint8 cut-out
 # %% ../nbs/05_copy_paste.ipynb #2bbe8e8d
 LUMA = np.array([0.299, 0.587, 0.114]) # grey as torchvision computes it
 
+_HUE_GREY = np.array([[0.213, 0.715, 0.072]] * 3)  # the hue-rotate matrix's parts (made once: dozens of fruits per image)
+_HUE_COSINE = np.array([[0.787, -0.715, -0.072], [-0.213, 0.285, -0.072], [-0.213, -0.715, 0.928]])
+_HUE_SINE = np.array([[-0.213, -0.715, 0.928], [0.143, 0.140, -0.283], [-0.787, 0.715, 0.072]])
+_GREY_ROWS = np.outer(np.ones(3), LUMA)
+
 def hue_rotation(turns: float) -> np.ndarray:
     "3x3 matrix turning colours' hue by `turns` of the colour wheel, keeping their luminance (hue-rotate)."
     angle = 2 * math.pi * turns
-    grey = np.array([[0.213, 0.715, 0.072]] * 3)
-    cosine_part = np.array([[0.787, -0.715, -0.072], [-0.213, 0.285, -0.072], [-0.213, -0.715, 0.928]])
-    sine_part = np.array([[-0.213, -0.715, 0.928], [0.143, 0.140, -0.283], [-0.787, 0.715, 0.072]])
-    return grey + math.cos(angle) * cosine_part + math.sin(angle) * sine_part
+    return _HUE_GREY + math.cos(angle) * _HUE_COSINE + math.sin(angle) * _HUE_SINE
 
 def colour_matrix(jitter: dict, # brightness, contrast and saturation factors, hue shift in turns
                   mean_grey: float, # the fruit's mean grey level before jitter, 0-255
                  ) -> np.ndarray:
     "3x4 affine colour matrix doing brightness, contrast (around `mean_grey`), saturation and hue in turn."
     brightness, contrast, saturation = jitter["brightness"], jitter["contrast"], jitter["saturation"]
-    desaturate = saturation * np.eye(3) + (1 - saturation) * np.outer(np.ones(3), LUMA)
+    desaturate = (1 - saturation) * _GREY_ROWS
+    desaturate[np.diag_indices(3)] += saturation
     linear = hue_rotation(jitter["hue"]) @ desaturate * (contrast * brightness)
     offset = (1 - contrast) * brightness * mean_grey  # both later steps keep grey colours grey
     return np.hstack([linear, np.full((3, 1), offset)])
@@ -394,19 +398,32 @@ class Composition:
     record: dict # everything about the image, JSON-friendly
     footprints: list[tuple[np.ndarray, int, int]] # (footprint, left, top) per placed fruit, in paste order
 
-def _as_rgba(cutout: Image.Image | np.ndarray) -> np.ndarray:
-    "A cut-out as an HxWx4 uint8 array."
-    if isinstance(cutout, np.ndarray): return cutout
+def _as_rgba(cutout: Image.Image | np.ndarray | tuple) -> np.ndarray | tuple:
+    "A cut-out as an HxWx4 uint8 array (a `cutout_pyramid` as it is)."
+    if isinstance(cutout, (np.ndarray, tuple)): return cutout
     return np.asarray(cutout if cutout.mode == "RGBA" else cutout.convert("RGBA"))
 
-def _shaped(cutout: np.ndarray, drawn: dict, size: int) -> tuple[np.ndarray, np.ndarray]:
-    "Fit `drawn`'s scale to the canvas (recording it), then resize and jitter (smaller first), flip and rotate the cut-out."
-    height, width = cutout.shape[:2]
+def cutout_pyramid(rgba: np.ndarray, # HxWx4 uint8 cut-out
+                   smallest: int = 24, # no level's long side below this
+                  ) -> tuple[np.ndarray, ...]:
+    "`rgba` and its halvings (area-averaged): any size is then one bilinear resampling of at most 2x from one level."
+    levels = [rgba]
+    while max(levels[-1].shape[:2]) // 2 >= smallest:
+        height, width = levels[-1].shape[:2]
+        levels.append(cv2.resize(levels[-1], ((width + 1) // 2, (height + 1) // 2), interpolation=cv2.INTER_AREA))
+    return tuple(levels)
+
+def _shaped(cutout: np.ndarray | tuple, drawn: dict, size: int) -> tuple[np.ndarray, np.ndarray]:
+    "Fit `drawn`'s scale to the canvas (recording it), then jitter, resize, flip and rotate the cut-out (or its `cutout_pyramid`)."
+    levels = cutout if isinstance(cutout, tuple) else (cutout,)
+    height, width = levels[0].shape[:2]
     drawn["scale"], drawn["downscaled"] = fit_scale((width, height), drawn["scale"], drawn["rotation"], size)
     long_side = drawn["scale"] * size
-    if long_side > max(height, width):  # growing: jitter the fewer pixels first (a colour map and a resize commute)
-        shaped = resize_cutout(jitter_colours(cutout, drawn["jitter"]), long_side)
-    else: shaped = jitter_colours(resize_cutout(cutout, long_side), drawn["jitter"])
+    source = next((level for level in levels if max(level.shape[:2]) <= 2 * long_side), None)  # the largest level at most 2x
+    if source is not None:  # jitter (a colour map and a resampling commute), then resize and turn in one bilinear pass
+        factor = long_side / max(source.shape[:2])
+        return turn_cutout(jitter_colours(source, drawn["jitter"]), drawn["rotation"], drawn["hflip"], drawn["vflip"], factor)
+    shaped = jitter_colours(resize_cutout(levels[-1], long_side), drawn["jitter"])  # shrinking more: area resampling first
     return turn_cutout(shaped, drawn["rotation"], drawn["hflip"], drawn["vflip"])
 
 def compose_layers(background: Image.Image | np.ndarray, # RGB background photo, any size (or HxWx3 uint8)

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .images import file_sha256, image_grid, open_image, save_image, write_bytes_atomic
+from .images import EncodedImage, file_sha256, image_grid, open_image, save_image, write_bytes_atomic
 from .seeds import image_rng, image_seed
 from .settings import Settings
 
@@ -148,7 +148,7 @@ def assign_split(records: list[dict], val_fraction: float, seed: int, variant: s
 class Generator(Protocol):
     "What `generate` needs of a generator (the variants' generators are in `variants` and `diffusion`)."
     def fingerprint(self) -> str: ... # digest of everything that shapes the images: a changed one refuses the old folder
-    def make(self, name: str, index: int, rng: np.random.Generator) -> tuple[Image.Image, dict]: ... # image `index` of class `name`, and its record
+    def make(self, name: str, index: int, rng: np.random.Generator) -> tuple[Image.Image | EncodedImage, dict]: ... # image `index` of class `name` (or its file, already encoded), and its record
 
 # %% ../nbs/06_datasets.ipynb #5e6d7820
 @dataclass
@@ -162,15 +162,22 @@ _WORKER_GENERATOR = None
 # (OpenCV's, OpenMP's) that the parent may already run, and can hang.
 START_METHOD = "forkserver" if sys.platform == "linux" else "spawn"
 
+def _worker_context():
+    "The start method's context; the fork server imports the generators' modules once, so each later worker starts warm."
+    context = get_context(START_METHOD)
+    if START_METHOD == "forkserver": context.set_forkserver_preload(["__main__", "fruit_synth.variants"])
+    return context
+
 def _init_worker(generator) -> None:
     "Give a worker process its generator; one OpenCV thread each, since the processes already fill the cores."
     global _WORKER_GENERATOR
     _WORKER_GENERATOR = generator
     cv2.setNumThreads(1)
 
-def _write_record(job: Job, image: Image.Image, details: dict, folder: Path, variant: str, seed: int, fingerprint: str,
-                  suffix: str) -> dict:
-    "Write one made image; return its manifest record."
+def _write_record(job: Job, image: Image.Image | EncodedImage, details: dict, folder: Path, variant: str, seed: int,
+                  fingerprint: str, suffix: str) -> dict:
+    "Write one made image (an already encoded one in its own format); return its manifest record."
+    if isinstance(image, EncodedImage): suffix = image.suffix.lstrip(".")
     relative = f"{job.name}/{job.index:05d}.{suffix}"
     digest = save_image(image, folder / relative, quality=95)
     return {"file": relative, "class": job.name, "index": job.index, "seed": image_seed(seed, variant, job.name, job.index),
@@ -263,7 +270,7 @@ def generate(generator: Generator, # has fingerprint() and make(name, index, rng
             if batched: results: Iterator[dict] = _make_batches(batches, done, generator, *common)
             elif jobs == 1: results = (_make_one(job, generator, *common) for job in todo)
             else:
-                pool = get_context(START_METHOD).Pool(jobs, _init_worker, (generator,))
+                pool = _worker_context().Pool(jobs, _init_worker, (generator,))
                 results = pool.imap_unordered(_worker_task, [(job, *common) for job in todo], chunksize=4)
             try:
                 for record in results:

@@ -22,9 +22,9 @@ from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['DEFAULT_MAX_PIXELS', 'IMAGE_SUFFIXES', 'FITS', 'ImageError', 'convert_mode', 'open_image', 'encode_image',
-           'write_bytes_atomic', 'save_image', 'file_sha256', 'read_json', 'write_json', 'perceptual_hash',
-           'hash_distance', 'Skipped', 'ScanResult', 'list_files', 'scan_images', 'fit_square', 'image_grid',
-           'square_input']
+           'write_bytes_atomic', 'EncodedImage', 'save_image', 'file_sha256', 'read_json', 'write_json',
+           'perceptual_hash', 'hash_distance', 'Skipped', 'ScanResult', 'list_files', 'scan_images', 'fit_square',
+           'image_grid', 'square_input']
 
 # %% ../nbs/01_images.ipynb #ccce789d
 DEFAULT_MAX_PIXELS = 64_000_000 # same default as the `max_image_pixels` setting
@@ -113,12 +113,30 @@ def write_bytes_atomic(data: bytes, path: str | Path) -> None:
         temporary.unlink(missing_ok=True)
         raise
 
-def save_image(image: Image.Image, # image to write
+@dataclass(frozen=True)
+class EncodedImage:
+    "An image kept as its file's bytes (a camera's last JPEG): `save_image` writes them as they are, never encoding twice."
+    data: bytes # the file's content
+    suffix: str # the suffix of its format, such as '.jpg'
+    width: int # pixels
+    height: int # pixels
+
+    def decode(self) -> Image.Image:
+        "The pixels, as reading the written file gives them."
+        image = Image.open(io.BytesIO(self.data))
+        image.load()
+        return image
+
+def save_image(image: Image.Image | EncodedImage, # image to write (an `EncodedImage` goes to a file of its own suffix)
                path: str | Path, # destination; its suffix picks the format
                quality: int = 90, # JPEG/WebP quality
               ) -> str:
     "Write `image` atomically to `path` and return the sha256 of the file's bytes."
-    data = encode_image(image, Path(path).suffix, quality)
+    if isinstance(image, EncodedImage):
+        if Path(path).suffix.lower() != image.suffix:
+            raise ValueError(f"cannot write an encoded {image.suffix} image to '{path}': give the file the suffix {image.suffix}")
+        data = image.data
+    else: data = encode_image(image, Path(path).suffix, quality)
     write_bytes_atomic(data, path)
     return hashlib.sha256(data).hexdigest()
 

@@ -15,7 +15,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .copy_paste import FOOTPRINT, Composition, CopyPasteParams, _shaped, compose_layers, crop_background, draw_object, paste
+from .copy_paste import (FOOTPRINT, Composition, CopyPasteParams, _shaped, blend_hard, blend_weights, compose_layers,
+                                    crop_background, draw_object, feathered)
+from .images import EncodedImage
 from .settings import CAMERA_EFFECTS, SURROUNDINGS
 
 # %% auto #0
@@ -28,6 +30,11 @@ def _smooth_noise(shape: tuple[int, int], rng: np.random.Generator, cell: int) -
     "Low-frequency noise (HxW float32, about unit variance): random values on a `cell`-pixel grid, interpolated."
     small = rng.standard_normal((max(2, shape[0] // cell), max(2, shape[1] // cell))).astype(np.float32)
     return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
+
+def _fine_noise(size: int, rng: np.random.Generator) -> np.ndarray:
+    "White noise (size x size float32, unit variance) from OpenCV's generator seeded by `rng`: three times faster than numpy's."
+    cv2.setRNGSeed(int(rng.integers(0, 2**31 - 1)))
+    return cv2.randn(np.empty((size, size), np.float32), 0, 1)
 
 def surface(kind: str, # one of SURROUNDINGS
             size: int, # edge of the square surface, pixels
@@ -43,19 +50,20 @@ def surface(kind: str, # one of SURROUNDINGS
         return cv2.convertScaleAbs(canvas, alpha=shade), {"kind": kind, "box": box, "shade": round(shade, 3)}
     if kind == "cardboard":
         base = np.array([rng.uniform(150, 200), rng.uniform(110, 150), rng.uniform(60, 95)], np.float32)
-        texture = 1 + 0.08 * _smooth_noise((size, size), rng, 16) + 0.04 * rng.standard_normal((size, size)).astype(np.float32)
+        texture = cv2.addWeighted(_smooth_noise((size, size), rng, 16), 0.08, _fine_noise(size, rng), 0.04, 1.0)
     elif kind == "crate":
         palette = [(40, 110, 60), (30, 30, 35), (50, 80, 150), (120, 120, 125), (170, 60, 40)]
         base = np.array(palette[int(rng.integers(len(palette)))], np.float32) * np.float32(rng.uniform(0.8, 1.2))
         pitch = max(6, int(size * rng.uniform(0.06, 0.14)))
-        y, x = np.ogrid[0:size, 0:size]
-        slots = ((x % pitch) < pitch * 0.6) & ((y % pitch) < pitch * 0.35)
-        texture = np.where(slots, 0.35, 1.0).astype(np.float32) * (1 + 0.05 * _smooth_noise((size, size), rng, 24))
+        steps = np.arange(size) % pitch
+        slots = (steps[:, None] < pitch * 0.35) & (steps[None, :] < pitch * 0.6)  # rows, columns
+        texture = np.where(slots, np.float32(0.35), np.float32(1.0))
+        texture *= cv2.addWeighted(_smooth_noise((size, size), rng, 24), 0.05, 0, 0, 1.0)
     elif kind == "bin":
         base = np.float32(rng.uniform(15, 45)) * np.array([1, rng.uniform(0.9, 1.1), rng.uniform(0.9, 1.15)], np.float32)
-        texture = 1 + 0.25 * _smooth_noise((size, size), rng, 12)
+        texture = cv2.addWeighted(_smooth_noise((size, size), rng, 12), 0.25, 0, 0, 1.0)
     else: raise ValueError(f"surroundings: unknown surface {kind!r}; use any of {', '.join(SURROUNDINGS)}")
-    return cv2.convertScaleAbs(texture[..., None] * base), {"kind": kind}  # rounded, saturated to 0-255
+    return cv2.convertScaleAbs(cv2.transform(texture, base.reshape(3, 1))), {"kind": kind}  # texture x colour, rounded, saturated to 0-255
 
 # %% ../nbs/05a_scenes.ipynb #6d0d105c
 def _side(y: float, size: int, scale: float, tilt: float) -> float:
@@ -108,16 +116,23 @@ def contact_shading(top_label: np.ndarray, # HxW int16: the fruit on top at each
     height, width = top_label.shape
     kept = (slice(trim, height - trim), slice(trim, width - trim))
     if strength <= 0: return np.ones((height - 2 * trim, width - 2 * trim), np.float32)
+    reach = min(trim, int(math.ceil(0.6 * fruit_size)))  # rims farther than this darken by under exp(-6) of `strength`
+    near = top_label[trim - reach:height - trim + reach, trim - reach:width - trim + reach]
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    inside = cv2.dilate(top_label, cross) == cv2.erode(top_label, cross)  # False where a neighbour shows another fruit
-    distance = cv2.distanceTransform(inside.view(np.uint8), cv2.DIST_L2, 3)[kept]
-    rim = 1 - strength * cv2.exp(distance * np.float32(-1 / max(1.0, 0.10 * fruit_size)))
-    fruit = top_label >= 0
+    inside = cv2.compare(cv2.dilate(near, cross), cv2.erode(near, cross), cv2.CMP_EQ)  # 0 where a neighbour shows another fruit
+    distance = cv2.distanceTransform(inside, cv2.DIST_L2, 3)[reach:near.shape[0] - reach, reach:near.shape[1] - reach]
+    rim = cv2.exp(distance * np.float32(-1 / max(1.0, 0.10 * fruit_size)))
+    rim *= -strength  # in place: 1 - strength * exp(-distance / (10% of a fruit))
+    rim += 1
+    fruit = (top_label >= 0).view(np.uint8)
     shrink = max(1, int(fruit_size // 16))  # a blur this wide loses nothing at lower resolution
     small = cv2.resize(fruit.astype(np.float32), (max(1, width // shrink), max(1, height // shrink)), interpolation=cv2.INTER_AREA)
     crowd = cv2.resize(cv2.GaussianBlur(small, (0, 0), max(1.0, 0.25 * fruit_size / shrink)), (width, height))[kept]
-    gap = np.clip(1 - 1.2 * strength * crowd, 0.2, 1)
-    return np.where(fruit[kept], rim, gap * rim)
+    gap = crowd * np.float32(-1.2 * strength)  # the gaps: darker where more fruit is near, never below 0.2
+    gap += 1
+    np.clip(gap, 0.2, 1, out=gap)
+    np.copyto(gap, np.float32(1), where=fruit[kept].view(bool))  # the fruits themselves: only their rims
+    return cv2.multiply(rim, gap)
 
 # %% ../nbs/05a_scenes.ipynb #0c67f5ee
 def hue_spread(cutouts: list[np.ndarray], # RGBA cut-outs of one class
@@ -152,11 +167,32 @@ def _distractor_spots(spots: list[tuple[float, float, float]], share: float, siz
     order = sorted(range(len(spots)), key=lambda i: spots[i][0] if side else -spots[i][0])
     return set(order[:count])
 
+def _inside(left: int, top: int, height: int, width: int, low: int, high: int) -> tuple[tuple[slice, slice], int, int]:
+    "The part of a `height` x `width` box at (`left`, `top`) inside the square [`low`, `high`): its slices, and its corner."
+    x0, y0 = max(0, low - left), max(0, low - top)
+    x1, y1 = max(x0, min(width, high - left)), max(y0, min(height, high - top))
+    return (slice(y0, y1), slice(x0, x1)), left + x0, top + y0
+
+def _paste_visible(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, left: int, top: int, hard: bool) -> None:
+    "Paste the part of a fruit that falls on the square `canvas` (its corner may lie outside): feathered as if whole."
+    size, (height, width) = canvas.shape[0], alpha.shape
+    if hard:
+        part, x, y = _inside(left, top, height, width, 0, size)
+        return blend_hard(canvas[y:y + part[0].stop - part[0].start, x:x + part[1].stop - part[1].start], rgb[part], alpha[part], 0, 0)
+    part, vx, vy = _inside(left, top, height, width, 0, size)
+    if part[0].stop == part[0].start or part[1].stop == part[1].start: return  # wholly outside the frame
+    sigma = max(0.6, 0.01 * max(height, width))  # `feathered`'s blur for the whole fruit
+    margin = int(math.ceil(4 * sigma))  # beyond the blur's reach: the cut changes no visible pixel
+    near, x, y = _inside(left, top, height, width, -margin, size + margin)
+    weights = feathered(alpha[near], sigma)
+    seen = (slice(vy - y, vy - y + part[0].stop - part[0].start), slice(vx - x, vx - x + part[1].stop - part[1].start))
+    blend_weights(canvas, np.ascontiguousarray(rgb[part]), np.ascontiguousarray(weights[seen]), vx, vy)
+
 def compose_bins(background: np.ndarray | Callable | None, # RGB background photo (for the 'backgrounds' surroundings), or a function that opens it
-                 cutouts: list[np.ndarray], # RGBA cut-outs of the class
+                 cutouts: list[np.ndarray | tuple], # RGBA cut-outs of the class (or their `cutout_pyramid`s)
                  params: CopyPasteParams, # bins_*, surroundings, blending, jitter
                  rng: np.random.Generator, # the source of every random choice
-                 others: list[np.ndarray] | None = None, # RGBA cut-outs of other classes, for distractors
+                 others: list[np.ndarray | tuple] | None = None, # RGBA cut-outs of other classes, for distractors
                 ) -> Composition:
     "A crate or bin filled by one class: a depth-ordered grid of fruits over a surface, with contact shading."
     if not cutouts: raise ValueError("compose_bins: no cut-outs given; pass the RGBA cut-outs of one class")
@@ -165,11 +201,11 @@ def compose_bins(background: np.ndarray | Callable | None, # RGB background phot
     scale, tilt = float(rng.uniform(*params.bins_scale)), float(rng.uniform(*params.bins_tilt))
     spots = bins_layout(size, scale, tilt, params.bins_fill, rng)
     strangers = _distractor_spots(spots, params.distractors, size, rng) if others and params.distractors else set()
-    pad = int(math.ceil(0.75 * max((s for _, _, s in spots), default=scale * size))) + 2
-    ground, ground_record = surface(kind, size, rng, background)
-    canvas = cv2.copyMakeBorder(ground, pad, pad, pad, pad, cv2.BORDER_REFLECT_101)
-    full = size + 2 * pad
-    top_label = np.full((full, full), -1, np.int16)
+    pad = int(math.ceil(0.75 * max((s for _, _, s in spots), default=scale * size))) + 2  # how far past the frame a fruit may lie
+    typical = float(np.median([s for _, _, s in spots])) if spots else scale * size
+    reach = min(pad, int(math.ceil(0.6 * typical)))  # the label map's margin: what contact shading sees past the frame
+    canvas, ground_record = surface(kind, size, rng, background)
+    top_label = np.full((size + 2 * reach, size + 2 * reach), -1, np.int16)
     rows = []
     for index in sorted(range(len(spots)), key=lambda i: (round(spots[i][1]), rng.random())):  # far rows first
         x, y, length = spots[index]
@@ -177,18 +213,19 @@ def compose_bins(background: np.ndarray | Callable | None, # RGB background phot
         drawn = draw_object(params, len(pool), (length / size, length / size), rng)
         rgb, alpha = _shaped(pool[drawn["cutout"]], drawn, size)
         height, width = alpha.shape
-        left = int(np.clip(round(x + pad - width / 2), 0, full - width))
-        top = int(np.clip(round(y + pad - height / 2), 0, full - height))
-        paste(canvas, rgb, alpha, left, top, "hard" if drawn["blending"] == "hard" else "gaussian")
-        top_label[top:top + height, left:left + width][alpha > FOOTPRINT * 255] = len(rows)
+        left = min(max(round(x - width / 2), -pad), size + pad - width)  # only the part in the frame is drawn
+        top = min(max(round(y - height / 2), -pad), size + pad - height)
+        _paste_visible(canvas, rgb, alpha, left, top, drawn["blending"] == "hard")
+        part, label_x, label_y = _inside(left + reach, top + reach, height, width, 0, size + 2 * reach)
+        mark = top_label[label_y:label_y + part[0].stop - part[0].start, label_x:label_x + part[1].stop - part[1].start]
+        mark[alpha[part] > FOOTPRINT * 255] = len(rows)
         jitter = drawn["jitter"]
         rows.append([drawn["cutout"], drawn["scale"], drawn["rotation"], int(drawn["hflip"]), int(drawn["vflip"]),
                      jitter["brightness"], jitter["contrast"], jitter["saturation"], jitter["hue"],
-                     left - pad, top - pad, left - pad + width, top - pad + height, int(index in strangers)])
-    typical = float(np.median([s for _, _, s in spots])) if spots else scale * size
-    shading = contact_shading(top_label, typical, params.bins_shading, trim=pad)
-    picture = cv2.multiply(canvas[pad:pad + size, pad:pad + size], cv2.cvtColor(shading, cv2.COLOR_GRAY2RGB), dtype=cv2.CV_8U)
-    inner = top_label[pad:pad + size, pad:pad + size]
+                     left, top, left + width, top + height, int(index in strangers)])
+    shading = contact_shading(top_label, typical, params.bins_shading, trim=reach)
+    picture = cv2.multiply(canvas, cv2.cvtColor(shading, cv2.COLOR_GRAY2RGB), dtype=cv2.CV_8U)
+    inner = top_label[reach:reach + size, reach:reach + size]
     seen = np.bincount(inner[inner >= 0].ravel(), minlength=len(rows))
     area = max(1, int((inner >= 0).sum()))
     record = {"image_size": size, "placement": "bins", "surroundings": ground_record, "scale": round(scale, 4),
@@ -245,7 +282,8 @@ def motion_kernel(length: int, # odd kernel edge, pixels
 
 def take_photo(pixels: np.ndarray, # HxWx3 uint8 scene
                shot: dict, # from `draw_camera`
-              ) -> np.ndarray:
+               keep_jpeg: bool = False, # return the camera's JPEG file as it is (an `EncodedImage`), not its decoded pixels
+              ) -> np.ndarray | EncodedImage:
     "`pixels` as the camera of `shot` takes them: light colour, vignetting and gradient, blur, noise, then JPEG."
     if not shot: return pixels
     rng = np.random.default_rng(shot["seed"])  # the details the record leaves out: gradient sign, motion direction
@@ -264,6 +302,7 @@ def take_photo(pixels: np.ndarray, # HxWx3 uint8 scene
         photo = cv2.add(photo, noise.reshape(height, width, 3), dtype=cv2.CV_8U)
     if "jpeg" in shot:
         _, data = cv2.imencode(".jpg", cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), (cv2.IMWRITE_JPEG_QUALITY, shot["jpeg"]))
+        if keep_jpeg: return EncodedImage(data.tobytes(), ".jpg", width, height)  # what a phone stores
         photo = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     return photo
 
@@ -273,14 +312,15 @@ def compose_scene(background: np.ndarray | Callable, # RGB background photo, HxW
                   params: CopyPasteParams, # how to compose (already `class_params` for the class)
                   rng: np.random.Generator, # the source of every random choice
                   others: list[np.ndarray] | None = None, # RGBA cut-outs of other classes (bins distractors)
-                 ) -> tuple[Image.Image, dict]:
+                  keep_jpeg: bool = False, # a camera that ends in JPEG gives its file (an `EncodedImage`): no second encoding
+                 ) -> tuple[Image.Image | EncodedImage, dict]:
     "One copy-paste image and its record: placement, then the camera."
     if params.placement == "bins": composition = compose_bins(background, cutouts, params, rng, others)
     else: composition = compose_layers(background() if callable(background) else background, cutouts, params, rng)
     shot = draw_camera(params, rng)
     if not shot: return composition.image, composition.record
-    photo = take_photo(np.asarray(composition.image), shot)
-    return Image.fromarray(photo), {**composition.record, "camera": shot}
+    photo = take_photo(np.asarray(composition.image), shot, keep_jpeg)
+    return photo if isinstance(photo, EncodedImage) else Image.fromarray(photo), {**composition.record, "camera": shot}
 
 # %% ../nbs/05a_scenes.ipynb #d65abd00
 def _camera_without(camera: tuple[str, ...] | list[str], effects: set[str]) -> list[str]:

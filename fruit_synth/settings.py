@@ -78,7 +78,7 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("n_per_class", "int", "generated training images per class", low=1),
     Setting("hybrid_from_copy_paste", "int", "copy-paste images per class in the hybrid set", low=0),
     Setting("hybrid_from_diffusion", "int", "Stable Diffusion images per class in the hybrid set", low=0),
-    Setting("image_format", "choice", "file format of generated images", choices=("png", "jpg")),
+    Setting("image_format", "choice", "file format of generated images (a copy-paste image whose camera ends in JPEG is stored as that JPEG)", choices=("png", "jpg")),
     Setting("min_objects", "int", "copy-paste: fewest fruits pasted per image", low=1, high=50),
     Setting("max_objects", "int", "copy-paste: most fruits pasted per image", low=1, high=50),
     Setting("scale_min", "float", "copy-paste: smallest fruit size, longest side relative to the image edge", low=0.02, high=1.0),

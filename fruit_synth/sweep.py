@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .datasets import load_dataset, read_json, write_with_real
-from .variants import VARIANTS, generate_variant, variant_settings
+from .variants import VARIANTS, generate_variant, generator_versions, variant_settings
 from .images import write_bytes_atomic
 from .settings import SCHEMA, Settings, SettingsError, parse_value
 
@@ -125,9 +125,9 @@ def grid(spec: SweepSpec) -> list[Point]:
             for combo in itertools.product(*spec.axes.values()) for seed in range(spec.seeds)]
 
 def _image_digest(settings: Settings, *also: str) -> str:
-    "Digest of the settings that shape generated images (plus `also`)."
+    "Digest of the settings that shape generated images (plus `also`) and of the generators' versions."
     keys = [k for k in SCHEMA if k not in TRAINING_KEYS + REAL_KEYS + ("n_per_class",) or k in also]
-    return settings.digest(keys)
+    return hashlib.sha256(f"{settings.digest(keys)}/{generator_versions()}".encode()).hexdigest()[:16]
 
 def point_dataset(settings: Settings, # the point's settings (varied values applied)
                   variant: str, # its variant
@@ -205,8 +205,8 @@ def _row(point: Point, result: dict) -> dict:
     return {**point.values, "variant": point.variant, "seed": result.get("seed"), **{k: result.get(k) for k in CSV_COLUMNS[2:]}}
 
 def _point_digest(settings: Settings, point: Point, mode: str, test: dict) -> str:
-    "What makes a point's result reusable: its settings, the train mode and the test photos."
-    data = {"settings": settings.to_dict(), "variant": point.variant, "mode": mode,
+    "What makes a point's result reusable: its settings, the generators' versions, the train mode and the test photos."
+    data = {"settings": settings.to_dict(), "generators": generator_versions(), "variant": point.variant, "mode": mode,
             "test": {name: [str(p) for p in paths] for name, paths in test.items()}}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -454,8 +454,11 @@ TRAINING_KEYS = ("lr", "epochs_grid", "batch_size", "augment", "augment_rotation
                  "real_epochs", "real_lr")
 
 def generation_digest(settings: Settings) -> str:
-    "A digest of the settings that shape generated images (all but the training ones): runs that share it share a dataset."
-    return settings.digest([key for key in settings.values if key not in TRAINING_KEYS])
+    "A digest of the settings that shape generated images (all but the training ones) and of the generators' versions: runs that share it share a dataset."
+    import hashlib
+    from fruit_synth.variants import generator_versions
+    keys = settings.digest([key for key in settings.values if key not in TRAINING_KEYS])
+    return hashlib.sha256(f"{keys}/{generator_versions()}".encode()).hexdigest()[:16]
 
 def same_settings(recorded: dict | None, # the settings a finished run recorded (`Settings.to_dict`)
                   settings: Settings, # the settings of the run wanted now
@@ -474,7 +477,7 @@ def ablation_runs(settings: Settings, # resolved settings of a profile with real
                  ) -> list[dict]:
     "Real-photo accuracy per configuration and seed (finished runs are reused); rows also go to `<name>.csv`."
     import csv
-    from fruit_synth.variants import generate_variant
+    from fruit_synth.variants import generate_variant, generator_versions
     from fruit_synth.sources import test_sample
     folder = Path(settings.work_dir) / settings.profile / "ablation"
     photos, rows = test_sample(settings, progress=False), []
@@ -484,11 +487,11 @@ def ablation_runs(settings: Settings, # resolved settings of a profile with real
             tag = "".join(ch if ch.isalnum() else "_" for ch in row_name) + f"-seed{seed}"
             run_dir = folder / name / tag
             done = json.loads((run_dir / "ablation.json").read_text()) if (run_dir / "ablation.json").is_file() else {}
-            if not same_settings(done.get("settings"), chosen):
+            if not (same_settings(done.get("settings"), chosen) and done.get("generators") == generator_versions()):
                 data = generate_variant(chosen, variant, folder / "datasets" / generation_digest(chosen), progress=False)
                 metrics = train_and_select(data, chosen, run_dir, photos, progress=False)
                 kept = metrics["selected"][0]
-                done = {"settings": chosen.to_dict(), "row": {
+                done = {"settings": chosen.to_dict(), "generators": generator_versions(), "row": {
                     "configuration": row_name, "seed": seed, "train_mode": metrics.get("train_mode", "finetune"),
                     "test_accuracy": round(kept["test"]["accuracy"], 4), "ci_low": round(kept["test"]["accuracy_ci"][0], 4),
                     "ci_high": round(kept["test"]["accuracy_ci"][1], 4), "test_macro_f1": round(kept["test"]["macro_f1"], 4),

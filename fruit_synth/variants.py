@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .copy_paste import CopyPasteParams, params_from_settings
+from .copy_paste import CopyPasteParams, cutout_pyramid, params_from_settings
 from .datasets import (DatasetError, HybridGenerator, check_writable, datasets_root, generate, hybrid_picks,
                                   load_dataset, write_with_real)
-from .diffusion import diffusion_generator
-from .images import file_sha256, open_image
+from .diffusion import DiffusionGenerator, diffusion_generator
+from .images import EncodedImage, file_sha256, open_image
 from .masks import Library
 from .scenes import class_params, compose_scene
 from .seeds import image_seed
@@ -30,7 +30,7 @@ from .sources import cutout_library, real_train_photos, usable_backgrounds
 # %% auto #0
 __all__ = ['VARIANTS', 'GENERATORS', 'WITH_REAL', 'variant_settings', 'CopyPasteGenerator', 'FewShotGenerator',
            'few_shot_sources', 'copy_paste_generator', 'few_shot_generator', 'hybrid_generator',
-           'stable_diffusion_generator', 'generate_variant', 'generate_with_real']
+           'stable_diffusion_generator', 'generator_versions', 'generate_variant', 'generate_with_real']
 
 # %% ../nbs/06b_variants.ipynb #aaded9c0
 VARIANTS: dict[str, dict] = {
@@ -64,7 +64,8 @@ class CopyPasteGenerator:
     seed: int # the dataset seed
     variant: str # variant name (part of each image's seed)
     max_pixels: int | None = None # refuse larger backgrounds
-    version: str = "copy-paste-3" # bump when the images a given seed makes change (2: scenes, camera, colour rule; 3: OpenCV camera)
+    version: str = "copy-paste-4" # bump when the images a given seed makes change (2: scenes, camera, colour rule; 3: OpenCV
+    # camera; 4: the camera's JPEG kept as the file, growing cut-outs resampled once, bins surfaces and shading faster)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def fingerprint(self) -> str:
@@ -89,22 +90,29 @@ class CopyPasteGenerator:
         if key not in self._cache: self._cache[key] = [np.asarray(open_image(p, "RGBA")) for p in self.cutouts[name]]
         return self._cache[key]
 
+    def _pyramids(self, name: str) -> list[tuple[np.ndarray, ...]]:
+        "The class's cut-outs with their halvings (`cutout_pyramid`), made once per process."
+        key = ("pyramids", name)
+        if key not in self._cache: self._cache[key] = [cutout_pyramid(array) for array in self._cutout_arrays(name)]
+        return self._cache[key]
+
     def _class_params(self, name: str) -> CopyPasteParams:
         "The parameters for class `name`: the colour rule applied to its cut-outs."
         key = ("params", name)
         if key not in self._cache: self._cache[key] = class_params(self.params, self._cutout_arrays(name))
         return self._cache[key]
 
-    def _others(self, name: str) -> list[np.ndarray] | None:
+    def _others(self, name: str) -> list[tuple[np.ndarray, ...]] | None:
         "Cut-outs of the other classes, for bins distractors (None when there are none)."
         if not (self.params.placement == "bins" and self.params.distractors): return None
-        return [array for other in self.cutouts if other != name for array in self._cutout_arrays(other)]
+        return [pyramid for other in self.cutouts if other != name for pyramid in self._pyramids(other)]
 
-    def make(self, name: str, index: int, rng: np.random.Generator) -> tuple[Image.Image, dict]:
-        "Image `index` of class `name` and what went into it."
+    def make(self, name: str, index: int, rng: np.random.Generator) -> tuple[Image.Image | EncodedImage, dict]:
+        "Image `index` of class `name` (the camera's JPEG file when it takes one) and what went into it."
         which = self.background_index(name, index)
         background = lambda: np.asarray(open_image(self.backgrounds[which], max_pixels=self.max_pixels))  # bins may not need it
-        image, details = compose_scene(background, self._cutout_arrays(name), self._class_params(name), rng, self._others(name))
+        image, details = compose_scene(background, self._pyramids(name), self._class_params(name), rng, self._others(name),
+                                       keep_jpeg=True)
         details["cutout_files"] = [path.name for path in self.cutouts[name]]
         return image, {"background": str(self.backgrounds[which]), **details}
 
@@ -167,6 +175,11 @@ def stable_diffusion_generator(settings: Settings, variant: str, root: Path, pro
 GENERATORS = {"copy_paste": copy_paste_generator, "few_shot": few_shot_generator, "hybrid": hybrid_generator,
               "diffusion": stable_diffusion_generator} # method -> (settings, variant, root, progress) -> (generator, counts, facts)
 WITH_REAL = ("plus_real", "real_only") # methods that mix in real photos (see `generate_with_real`)
+
+# %% ../nbs/06b_variants.ipynb #aac6bb61
+def generator_versions() -> str:
+    "Every generator's image-code version: part of each digest that decides whether finished images or results are reused."
+    return ",".join([CopyPasteGenerator.version, FewShotGenerator.version, DiffusionGenerator.version, HybridGenerator.version])
 
 # %% ../nbs/06b_variants.ipynb #efa6704b
 def generate_variant(settings: Settings, # resolved settings of the profile

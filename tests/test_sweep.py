@@ -1,4 +1,4 @@
-"`fruit-synth sweep`: resume after SIGKILL, datasets as supersets, the probe's feature cache, errors in --vary."
+"`fruit-synth sweep`: resume after SIGKILL, datasets as supersets, the probe's feature cache, errors in --vary, new image code."
 import csv
 import os
 import signal
@@ -93,3 +93,16 @@ def test_bad_vary_is_one_line_naming_it(tmp_path):
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and named in lines[0] and "--vary" in lines[0], result.stderr
     assert not (tmp_path / "grocery").exists()
+
+
+def test_new_image_code_is_never_reused_as_old(monkeypatch):
+    "A generator's version bump changes the digests by which sweeps and ablations reuse datasets and results."
+    from fruit_synth import sweep
+    from fruit_synth.train import generation_digest
+    from fruit_synth.variants import CopyPasteGenerator
+    settings = load_settings("grocery")
+    point = sweep.Point("copy_paste_bins", {"n_per_class": 4}, 0)
+    before = (generation_digest(settings), sweep._image_digest(settings), sweep._point_digest(settings, point, "probe", {}))
+    monkeypatch.setattr(CopyPasteGenerator, "version", "copy-paste-next")
+    after = (generation_digest(settings), sweep._image_digest(settings), sweep._point_digest(settings, point, "probe", {}))
+    assert all(old != new for old, new in zip(before, after)), (before, after)
