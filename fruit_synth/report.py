@@ -365,11 +365,12 @@ def results_table(rows: list[dict], split: str, classes: int | None = None) -> M
 
 # %% ../nbs/10_report.ipynb #fccefbb6
 def _with_interval(metrics: dict) -> str:
-    "Test accuracy as `64.9% (95% CI 58.0–71.0, 2 seeds)`."
+    "Test accuracy as `64.9 ± 1.0% (95% CI 58.0–71.0 over photos and training seeds; 2 training seeds, one dataset)`."
     entry, seeds = metrics["summary"]["test_accuracy"], _seeds(metrics["summary"])
-    over = "over photos and seeds" if entry.get("ci_over") == "photos and seeds" else "over photos"
+    over = "over photos and training seeds" if entry.get("ci_over") == "photos and seeds" else "over photos"
     mean = spread_text(entry, seeds) if seeds > 1 else f"{100 * entry['mean']:.1f}"
-    return f"{mean}% (95% CI {interval_text(entry)} {over}; {seeds} seed{'s' * (seeds > 1)})"
+    # the dataset is made once (settings.seed): how much another generation seed moves a result is not in the interval
+    return f"{mean}% (95% CI {interval_text(entry)} {over}; {seeds} training seed{'s' * (seeds > 1)}, one dataset)"
 
 def answer_text(outcomes: list[RunOutcome], # the runs, finished or not
                 settings: Settings, # the profile's settings
