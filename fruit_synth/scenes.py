@@ -21,9 +21,9 @@ from .images import EncodedImage
 from .settings import CAMERA_EFFECTS, SURROUNDINGS
 
 # %% auto #0
-__all__ = ['OBJECT_FIELDS', 'surface', 'bins_layout', 'grid_count', 'bins_problem', 'contact_shading', 'hue_spread',
-           'class_params', 'compose_bins', 'draw_camera', 'light_field', 'motion_kernel', 'take_photo', 'compose_scene',
-           'scene_ingredients', 'scene_ablation']
+__all__ = ['OBJECT_FIELDS', 'surface', 'bins_layout', 'grid_count', 'bins_problem', 'shading_reach', 'contact_shading',
+           'hue_spread', 'class_params', 'compose_bins', 'draw_camera', 'light_field', 'motion_kernel', 'take_photo',
+           'compose_scene', 'scene_ingredients', 'scene_ablation']
 
 # %% ../nbs/05a_scenes.ipynb #9fb7df98
 def _smooth_noise(shape: tuple[int, int], rng: np.random.Generator, cell: int) -> np.ndarray:
@@ -107,6 +107,10 @@ def bins_problem(params: CopyPasteParams) -> str:
     return ""
 
 # %% ../nbs/05a_scenes.ipynb #68784990
+def shading_reach(fruit_size: float) -> int:
+    "How far (pixels) a contact rim darkens: beyond 0.6 of a fruit, under exp(-6) of the shading's strength."
+    return int(math.ceil(0.6 * fruit_size))
+
 def contact_shading(top_label: np.ndarray, # HxW int16: the fruit on top at each pixel, -1 for the surface
                     fruit_size: float, # a typical fruit's long side, pixels
                     strength: float, # darkest shading, 0-1 (0: none)
@@ -116,7 +120,7 @@ def contact_shading(top_label: np.ndarray, # HxW int16: the fruit on top at each
     height, width = top_label.shape
     kept = (slice(trim, height - trim), slice(trim, width - trim))
     if strength <= 0: return np.ones((height - 2 * trim, width - 2 * trim), np.float32)
-    reach = min(trim, int(math.ceil(0.6 * fruit_size)))  # rims farther than this darken by under exp(-6) of `strength`
+    reach = min(trim, shading_reach(fruit_size))  # the label map past the picture that the rims need
     near = top_label[trim - reach:height - trim + reach, trim - reach:width - trim + reach]
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
     inside = cv2.compare(cv2.dilate(near, cross), cv2.erode(near, cross), cv2.CMP_EQ)  # 0 where a neighbour shows another fruit
@@ -167,26 +171,24 @@ def _distractor_spots(spots: list[tuple[float, float, float]], share: float, siz
     order = sorted(range(len(spots)), key=lambda i: spots[i][0] if side else -spots[i][0])
     return set(order[:count])
 
-def _inside(left: int, top: int, height: int, width: int, low: int, high: int) -> tuple[tuple[slice, slice], int, int]:
-    "The part of a `height` x `width` box at (`left`, `top`) inside the square [`low`, `high`): its slices, and its corner."
-    x0, y0 = max(0, low - left), max(0, low - top)
-    x1, y1 = max(x0, min(width, high - left)), max(y0, min(height, high - top))
-    return (slice(y0, y1), slice(x0, x1)), left + x0, top + y0
+def _inside(left: int, top: int, shape: tuple[int, int], size: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    "The part of a box of `shape` at (`left`, `top`) that lies inside the square [0, `size`): slices into the box, and into the square."
+    height, width = shape
+    x0, y0 = max(0, -left), max(0, -top)
+    x1, y1 = max(x0, min(width, size - left)), max(y0, min(height, size - top))
+    return (slice(y0, y1), slice(x0, x1)), (slice(top + y0, top + y1), slice(left + x0, left + x1))
 
 def _paste_visible(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, left: int, top: int, hard: bool) -> None:
     "Paste the part of a fruit that falls on the square `canvas` (its corner may lie outside): feathered as if whole."
-    size, (height, width) = canvas.shape[0], alpha.shape
-    if hard:
-        part, x, y = _inside(left, top, height, width, 0, size)
-        return blend_hard(canvas[y:y + part[0].stop - part[0].start, x:x + part[1].stop - part[1].start], rgb[part], alpha[part], 0, 0)
-    part, vx, vy = _inside(left, top, height, width, 0, size)
-    if part[0].stop == part[0].start or part[1].stop == part[1].start: return  # wholly outside the frame
-    sigma = max(0.6, 0.01 * max(height, width))  # `feathered`'s blur for the whole fruit
+    part, spot = _inside(left, top, alpha.shape, canvas.shape[0])
+    if alpha[part].size == 0: return  # wholly outside the frame
+    if hard: return blend_hard(canvas, rgb[part], alpha[part], spot[1].start, spot[0].start)
+    sigma = max(0.6, 0.01 * max(alpha.shape))  # `feathered`'s blur for the whole fruit
     margin = int(math.ceil(4 * sigma))  # beyond the blur's reach: the cut changes no visible pixel
-    near, x, y = _inside(left, top, height, width, -margin, size + margin)
+    near, _ = _inside(left + margin, top + margin, alpha.shape, canvas.shape[0] + 2 * margin)
     weights = feathered(alpha[near], sigma)
-    seen = (slice(vy - y, vy - y + part[0].stop - part[0].start), slice(vx - x, vx - x + part[1].stop - part[1].start))
-    blend_weights(canvas, np.ascontiguousarray(rgb[part]), np.ascontiguousarray(weights[seen]), vx, vy)
+    seen = tuple(slice(visible.start - blurred.start, visible.stop - blurred.start) for visible, blurred in zip(part, near))
+    blend_weights(canvas, np.ascontiguousarray(rgb[part]), np.ascontiguousarray(weights[seen]), spot[1].start, spot[0].start)
 
 def compose_bins(background: np.ndarray | Callable | None, # RGB background photo (for the 'backgrounds' surroundings), or a function that opens it
                  cutouts: list[np.ndarray | tuple], # RGBA cut-outs of the class (or their `cutout_pyramid`s)
@@ -203,7 +205,7 @@ def compose_bins(background: np.ndarray | Callable | None, # RGB background phot
     strangers = _distractor_spots(spots, params.distractors, size, rng) if others and params.distractors else set()
     pad = int(math.ceil(0.75 * max((s for _, _, s in spots), default=scale * size))) + 2  # how far past the frame a fruit may lie
     typical = float(np.median([s for _, _, s in spots])) if spots else scale * size
-    reach = min(pad, int(math.ceil(0.6 * typical)))  # the label map's margin: what contact shading sees past the frame
+    reach = min(pad, shading_reach(typical))  # the label map's margin: what contact shading sees past the frame
     canvas, ground_record = surface(kind, size, rng, background)
     top_label = np.full((size + 2 * reach, size + 2 * reach), -1, np.int16)
     rows = []
@@ -216,9 +218,8 @@ def compose_bins(background: np.ndarray | Callable | None, # RGB background phot
         left = min(max(round(x - width / 2), -pad), size + pad - width)  # only the part in the frame is drawn
         top = min(max(round(y - height / 2), -pad), size + pad - height)
         _paste_visible(canvas, rgb, alpha, left, top, drawn["blending"] == "hard")
-        part, label_x, label_y = _inside(left + reach, top + reach, height, width, 0, size + 2 * reach)
-        mark = top_label[label_y:label_y + part[0].stop - part[0].start, label_x:label_x + part[1].stop - part[1].start]
-        mark[alpha[part] > FOOTPRINT * 255] = len(rows)
+        part, spot = _inside(left + reach, top + reach, alpha.shape, size + 2 * reach)
+        top_label[spot][alpha[part] > FOOTPRINT * 255] = len(rows)
         jitter = drawn["jitter"]
         rows.append([drawn["cutout"], drawn["scale"], drawn["rotation"], int(drawn["hflip"]), int(drawn["vflip"]),
                      jitter["brightness"], jitter["contrast"], jitter["saturation"], jitter["hue"],

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .datasets import load_dataset, read_json, write_with_real
-from .variants import VARIANTS, generate_variant, generator_versions, variant_settings
+from .variants import VARIANTS, generate_variant, generator_versions, image_digest, variant_settings
 from .images import write_bytes_atomic
 from .settings import SCHEMA, Settings, SettingsError, parse_value
 
@@ -127,7 +127,7 @@ def grid(spec: SweepSpec) -> list[Point]:
 def _image_digest(settings: Settings, *also: str) -> str:
     "Digest of the settings that shape generated images (plus `also`) and of the generators' versions."
     keys = [k for k in SCHEMA if k not in TRAINING_KEYS + REAL_KEYS + ("n_per_class",) or k in also]
-    return hashlib.sha256(f"{settings.digest(keys)}/{generator_versions()}".encode()).hexdigest()[:16]
+    return image_digest(settings, keys)
 
 def point_dataset(settings: Settings, # the point's settings (varied values applied)
                   variant: str, # its variant

@@ -455,10 +455,8 @@ TRAINING_KEYS = ("lr", "epochs_grid", "batch_size", "augment", "augment_rotation
 
 def generation_digest(settings: Settings) -> str:
     "A digest of the settings that shape generated images (all but the training ones) and of the generators' versions: runs that share it share a dataset."
-    import hashlib
-    from fruit_synth.variants import generator_versions
-    keys = settings.digest([key for key in settings.values if key not in TRAINING_KEYS])
-    return hashlib.sha256(f"{keys}/{generator_versions()}".encode()).hexdigest()[:16]
+    from fruit_synth.variants import image_digest
+    return image_digest(settings, [key for key in settings.values if key not in TRAINING_KEYS])
 
 def same_settings(recorded: dict | None, # the settings a finished run recorded (`Settings.to_dict`)
                   settings: Settings, # the settings of the run wanted now

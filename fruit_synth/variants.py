@@ -30,7 +30,7 @@ from .sources import cutout_library, real_train_photos, usable_backgrounds
 # %% auto #0
 __all__ = ['VARIANTS', 'GENERATORS', 'WITH_REAL', 'variant_settings', 'CopyPasteGenerator', 'FewShotGenerator',
            'few_shot_sources', 'copy_paste_generator', 'few_shot_generator', 'hybrid_generator',
-           'stable_diffusion_generator', 'generator_versions', 'generate_variant', 'generate_with_real']
+           'stable_diffusion_generator', 'generator_versions', 'image_digest', 'generate_variant', 'generate_with_real']
 
 # %% ../nbs/06b_variants.ipynb #aaded9c0
 VARIANTS: dict[str, dict] = {
@@ -180,6 +180,12 @@ WITH_REAL = ("plus_real", "real_only") # methods that mix in real photos (see `g
 def generator_versions() -> str:
     "Every generator's image-code version: part of each digest that decides whether finished images or results are reused."
     return ",".join([CopyPasteGenerator.version, FewShotGenerator.version, DiffusionGenerator.version, HybridGenerator.version])
+
+def image_digest(settings: Settings, # resolved settings
+                 keys: list[str], # the settings that shape the images in question
+                ) -> str:
+    "A digest of `settings`' values for `keys` and of `generator_versions()`: datasets that share it hold the same images."
+    return hashlib.sha256(f"{settings.digest(keys)}/{generator_versions()}".encode()).hexdigest()[:16]
 
 # %% ../nbs/06b_variants.ipynb #efa6704b
 def generate_variant(settings: Settings, # resolved settings of the profile
