@@ -258,7 +258,7 @@ def _plot_c(runs: list[dict], path: Path) -> Path:
     evaluate._save(figure, path)  # the one place figures are written
     return path
 
-def probe_and_select(data: Path, # the training dataset folder (<root>/<variant>)
+def probe_and_select(data: Path | list[Path], # the training dataset folder (<root>/<variant>), or one per seed (`variants.seed_datasets`)
                      settings: Settings, # resolved settings (classes, backbone, image_size, seeds, real_mode, ...)
                      out: Path, # folder for metrics.json, predictions.csv and the figures
                      test: dict[str, list[Path]] | None = None, # real test photos per class (None: the profile's sample)
@@ -268,14 +268,15 @@ def probe_and_select(data: Path, # the training dataset folder (<root>/<variant>
                      domain_gap: bool = True, # measure the Fréchet distance to the test photos
                     ) -> dict:
     "Fit the probe for every seed, keep the best C by validation, test on real photos, write `metrics.json` to `out`."
-    from fruit_synth.train import run_flags
+    from fruit_synth.train import run_flags, seed_folders
     start = time.perf_counter()
-    data, out = Path(data), Path(out)
-    classes = list(settings.classes)
-    dataset = load_dataset(data)
-    if set(dataset.classes) != set(classes):
-        raise ProbeError(f"dataset '{data}' has classes {dataset.classes} but the settings' classes are {classes}; "
-                         f"generate it with the same classes, or set -p classes=...")
+    folders, out = seed_folders(data, settings.seeds), Path(out)
+    data, classes = folders[0], list(settings.classes)
+    for folder in folders:
+        dataset = load_dataset(folder)
+        if set(dataset.classes) != set(classes):
+            raise ProbeError(f"dataset '{folder}' has classes {dataset.classes} but the settings' classes are {classes}; "
+                             f"generate it with the same classes, or set -p classes=...")
     source = "given photos"
     if test is None:
         from fruit_synth.sources import test_sample
@@ -292,25 +293,32 @@ def probe_and_select(data: Path, # the training dataset folder (<root>/<variant>
                                 cache.batch_size, cache.fit, flip=True)
         mirrored._model = cache._model
         test_x = (test_x + mirrored.features(test_files, progress)) / 2
-    records = [r for r in dataset.records if (data / r["file"]).is_file()]
-    if len(records) < len(dataset.records):
-        raise ProbeError(f"dataset '{data}': {len(dataset.records) - len(records)} image file(s) listed in its manifest are "
-                         f"missing; run the generate command again to restore them")
-    features = dict(zip([r["file"] for r in records], cache.features([data / r["file"] for r in records], progress)))
+    sets = {}  # folder -> (dataset, records with files, features per file): each seed's training set, read once
+
+    def training_set(folder: Path) -> tuple[Dataset, list[dict], dict]:
+        if folder in sets: return sets[folder]
+        dataset = load_dataset(folder)
+        records = [r for r in dataset.records if (folder / r["file"]).is_file()]
+        if len(records) < len(dataset.records):
+            raise ProbeError(f"dataset '{folder}': {len(dataset.records) - len(records)} image file(s) listed in its manifest are "
+                             f"missing; run the generate command again to restore them")
+        sets[folder] = dataset, records, dict(zip([r["file"] for r in records], cache.features([folder / r["file"] for r in records], progress)))
+        return sets[folder]
     fit_seconds, runs, selected, first, predicted_per_seed = 0.0, [], [], None, []
     # one BLAS thread: the fits are small, and threads that wait on each other collapse on a shared machine (6x slower)
     from threadpoolctl import threadpool_limits
     with threadpool_limits(1):
         for k in range(settings.seeds):
-            seed = settings.seed + k
+            seed, folder = settings.seed + k, folders[k % len(folders)]
+            dataset, records, features = training_set(folder)
             same_split = seed == dataset.info.get("seed", settings.seed)
-            train, val = _split_labels(records, classes, None if same_split else seed, settings, dataset.info.get("variant", data.name))
+            train, val = _split_labels(records, classes, None if same_split else seed, settings, dataset.info.get("variant", folder.name))
             if real_mode == "finetune" and any(r.get("source") == "real" for r in train):
                 real = [r for r in train if r.get("source") == "real"]
                 train = [r for r in train if r.get("source") != "real"]
             else: real = []
             absent = sorted(set(classes) - {r["class"] for r in train})
-            if absent: raise ProbeError(f"dataset '{data}' has no training images of class(es) {absent}; generate more images per class")
+            if absent: raise ProbeError(f"dataset '{folder}' has no training images of class(es) {absent}; generate more images per class")
             as_xy = lambda rows: (np.stack([features[r["file"]] for r in rows]) if rows else np.zeros((0, test_x.shape[1]), np.float32),
                                   np.array([classes.index(r["class"]) for r in rows], dtype=int))
             (train_x, train_y), (val_x, val_y) = as_xy(train), as_xy(val)
@@ -331,6 +339,7 @@ def probe_and_select(data: Path, # the training dataset folder (<root>/<variant>
             if first is None: first = (probabilities, train_x, train_y, len(train) + len(real), len(val))
     out.mkdir(parents=True, exist_ok=True)
     probabilities, train_x, train_y, n_train, n_val = first
+    dataset = sets[data][0]
     evaluate.write_predictions(out / "predictions.csv", test_files, test_y, probabilities, classes)
     files = {"predictions": "predictions.csv"}
     if figures:
@@ -354,6 +363,7 @@ def probe_and_select(data: Path, # the training dataset folder (<root>/<variant>
                          "features_loaded": cache.loaded, "feature_seconds": round(cache.seconds, 2),
                          "fit_seconds": round(fit_seconds, 2)},
                "dataset": {"folder": str(data), "train": n_train, "val": n_val, "fingerprint": dataset.info.get("fingerprint"),
+                           "folders": [str(folder) for folder in folders],
                            "real_per_class": dataset.info.get("real_per_class", 0)},
                "test": {"images": len(test_files), "per_class": {name: len(test[name]) for name in classes}, "source": source},
                "runs": runs, "selected": selected, "summary": summary, "domain_gap": gap, "files": files,

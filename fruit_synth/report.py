@@ -365,12 +365,14 @@ def results_table(rows: list[dict], split: str, classes: int | None = None) -> M
 
 # %% ../nbs/10_report.ipynb #fccefbb6
 def _with_interval(metrics: dict) -> str:
-    "Test accuracy as `64.9 ± 1.0% (95% CI 58.0–71.0 over photos and training seeds; 2 training seeds, one dataset)`."
+    "Test accuracy as `64.9 ± 1.0% (95% CI 58.0–71.0 over photos and seeds; 2 seeds, each with its own generated set)`."
     entry, seeds = metrics["summary"]["test_accuracy"], _seeds(metrics["summary"])
-    over = "over photos and training seeds" if entry.get("ci_over") == "photos and seeds" else "over photos"
+    own_sets = seeds > 1 and len((metrics.get("dataset") or {}).get("folders") or [None]) == seeds  # seeds_vary = dataset
+    pooled = entry.get("ci_over") == "photos and seeds"
+    over = ("over photos and seeds" if own_sets else "over photos and training seeds") if pooled else "over photos"
     mean = spread_text(entry, seeds) if seeds > 1 else f"{100 * entry['mean']:.1f}"
-    # the dataset is made once (settings.seed): how much another generation seed moves a result is not in the interval
-    return f"{mean}% (95% CI {interval_text(entry)} {over}; {seeds} training seed{'s' * (seeds > 1)}, one dataset)"
+    what = f"{seeds} seeds, each with its own generated set" if own_sets else f"{seeds} training seed{'s' * (seeds > 1)}, one dataset"
+    return f"{mean}% (95% CI {interval_text(entry)} {over}; {what})"
 
 def answer_text(outcomes: list[RunOutcome], # the runs, finished or not
                 settings: Settings, # the profile's settings
@@ -622,11 +624,15 @@ def write_report(settings: Settings, # resolved settings of the profile to repor
                     ablations=ablation_section(settings), curves=curves_section(settings, out))
     flags = [dict(variant=o.variant, text=flag) for o in finished for flag in run_flags(o.metrics)]
     seeds = settings.seeds
+    own_sets = [o.variant for o in finished if len((o.metrics.get("dataset") or {}).get("folders") or [None]) > 1]
     table_note = (("Mean ± standard deviation over seeds (ddof=1); the 95% interval is a bootstrap that resamples test photos "
                    "and seeds together. " if seeds > 1 else "One seed: each value is that seed's, with no spread to show; "
                    "the 95% interval is a bootstrap over the test photos. ")
-                  + "The ± and the intervals cover training seeds and test photos only: every dataset comes from one "
-                  "generation seed. Best value per column in bold; the chance row is a uniform guess among the classes. "
+                  + (f"The ± and the intervals cover test photos and seeds; each seed of {', '.join(own_sets)} trained on "
+                     "its own generated set (seeds_vary = dataset), so for these they cover the generation seed too; the "
+                     "other variants have one training set. " if own_sets else "The ± and the intervals cover training seeds "
+                     "and test photos only: every dataset comes from one generation seed. ")
+                  + "Best value per column in bold; the chance row is a uniform guess among the classes. "
                   "The study's column is the reference study's single run on its own data.")
     total = time.perf_counter() - start
     timing = timing_rows(sources_seconds, outcomes, time.perf_counter() - page_start)

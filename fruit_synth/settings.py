@@ -120,6 +120,8 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("lr", "float", "peak learning rate of the one-cycle schedule", low=1e-7, high=1.0),
     Setting("epochs_grid", "int_list", "epoch counts to train; the best by validation macro-F1 is kept", low=1, high=1000),
     Setting("seeds", "int", "training repeats with different seeds", low=1, high=100),
+    Setting("seeds_vary", "choice", "what each seed changes: dataset (seed k also generates its own training set, so spreads and "
+            "intervals cover the generation seed) or training (one generated set, training seeds only)", choices=("dataset", "training")),
     Setting("batch_size", "int", "training batch size", low=1, high=4096),
     Setting("augment", "list", "training augmentations, any of: rotation, blur, hflip, vflip (the study's four), crop, colour, noise, jpeg"),
     Setting("augment_crop", "float", "training crop augmentation: smallest share of the image area a random resized crop keeps", low=0.05, high=1.0),

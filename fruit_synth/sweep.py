@@ -98,7 +98,7 @@ def parse_sweeps(text: str, # the `sweeps` setting
     return specs
 
 # %% ../nbs/13_sweep.ipynb #f0e16a3f
-TRAINING_KEYS = ("lr", "epochs_grid", "seeds", "batch_size", "augment", "augment_rotation", "threads", "cache_mb", "device",
+TRAINING_KEYS = ("lr", "epochs_grid", "seeds", "seeds_vary", "batch_size", "augment", "augment_rotation", "threads", "cache_mb", "device",
                  "bootstrap", "backbone", "pretrained", "weights_path", "train_mode", "sweeps", "variants", "report_dir",
                  "test_per_class", "allow_fewer", "real_dir", "input_size", "fit", "tta", "ema", "label_smoothing", "head_epochs",
                  "augment_colour", "augment_crop", "augment_jpeg", "augment_noise", "real_epochs", "real_lr") # settings that do not change a generated image

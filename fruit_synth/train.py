@@ -36,8 +36,8 @@ from .settings import AUGMENTATIONS, Settings
 # %% auto #0
 __all__ = ['BLUR_KERNEL', 'BLUR_SIGMA', 'JPEG_QUALITY_MAX', 'TRAINING_KEYS', 'augment_batch', 'augment_settings',
            'training_splits', 'seed_everything', 'fit_epoch', 'head_of', 'fit_head', 'train_run', 'real_photos_split',
-           'real_recipe', 'fit_real', 'training_recipe', 'run_flags', 'train_and_select', 'generation_digest',
-           'same_settings', 'ablation_runs', 'recipe_ablation']
+           'real_recipe', 'fit_real', 'training_recipe', 'run_flags', 'seed_folders', 'train_and_select',
+           'generation_digest', 'same_settings', 'ablation_runs', 'recipe_ablation']
 
 # %% ../nbs/08_train.ipynb #3609d3ec
 BLUR_KERNEL, BLUR_SIGMA = 5, (0.1, 2.0)
@@ -367,7 +367,16 @@ def run_flags(selected: list[dict], # the kept run of each seed, with its "val" 
     return flags
 
 # %% ../nbs/08_train.ipynb #07a1484f
-def train_and_select(data: Path, # the training dataset folder (<root>/<variant>)
+def seed_folders(data: Path | list[Path], # a dataset folder, or one per seed (`variants.seed_datasets`)
+                 seeds: int, # the seeds setting
+                ) -> list[Path]:
+    "The training set of each seed (one folder: all seeds share it); a clear error when the count does not match."
+    folders = [Path(folder) for folder in data] if isinstance(data, (list, tuple)) else [Path(data)]
+    if len(folders) not in (1, seeds):
+        raise ValueError(f"{len(folders)} training sets for seeds = {seeds}: give one set, or one per seed")
+    return folders
+
+def train_and_select(data: Path | list[Path], # the training dataset folder (<root>/<variant>), or one per seed (`variants.seed_datasets`)
                      settings: Settings, # resolved settings
                      out: Path, # folder for metrics.json, predictions.csv, model.pt and the figures
                      test: dict[str, list[Path]] | None, # real test photos per class (None: the profile's sample)
@@ -378,14 +387,16 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
     if resolve_train_mode(settings.train_mode, settings.device) == "probe":  # a frozen backbone and a logistic regression
         return probe_and_select(data, settings, out, test, progress)
     start = time.perf_counter()
-    data, out = Path(data), Path(out)
+    folders = seed_folders(data, settings.seeds)
+    data, out = folders[0], Path(out)
     classes, size = list(settings.classes), settings.input_size or settings.image_size
     device, threads = pick_device(settings.device), settings.threads
     use_threads(threads)
     budget = settings.cache_mb
     real_part = real_recipe(settings, load_dataset(data))
     apart = "real_epochs" in real_part  # real_mode = finetune: the real photos are a second stage, not in the first
-    dataset, train, val = training_splits(data, classes, size, budget * 0.8, threads, settings.fit, real_apart=apart)
+    share = budget * 0.8 / min(2, len(folders))  # a second seed's set is decoded while the first's is kept
+    dataset, train, val = training_splits(data, classes, size, share, threads, settings.fit, real_apart=apart)
     real = real_photos_split(dataset, classes, size, budget * 0.05, threads, settings.fit) if apart else None
     if progress and real is not None:
         print(f"real_mode = finetune: {len(real.files)} real photos ({real_part['real_per_class']} per class) are left out of "
@@ -401,8 +412,10 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
     for k in range(settings.seeds):
         seed = settings.seed + k
         candidates = {}
+        seed_train, seed_val = (train, val) if len(folders) == 1 or k == 0 else \
+            training_splits(folders[k], classes, size, share, threads, settings.fit, real_apart=apart)[1:]  # this seed's own set
         for epochs in settings.epochs_grid:
-            run, model = train_run(settings, classes, train, val, epochs, seed, device, progress)
+            run, model = train_run(settings, classes, seed_train, seed_val, epochs, seed, device, progress)
             candidates[epochs] = (run, model.cpu())
             runs.append(run)
         best, model = candidates[_select([run for run, _ in candidates.values()])["epochs"]]
@@ -410,7 +423,7 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
         chosen = {"seed": seed, "epochs": best["epochs"], "val": best["val"]}
         if real is not None:  # the second stage, on the kept model of the generated set
             stage_start = time.perf_counter()
-            rows = fit_real(model, real, val, spec, settings, seed, device, len(best["history"]) + 1, progress)
+            rows = fit_real(model, real, seed_val, spec, settings, seed, device, len(best["history"]) + 1, progress)
             best["history"] += rows
             best["real_stage"] = chosen["real_stage"] = {
                 "photos": len(real.files), "epochs": settings.real_epochs, "lr": settings.real_lr,
@@ -436,6 +449,7 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
                "flags": run_flags(selected, classes),
                "dataset": {"folder": str(data), "train": len(train.files) + (len(real.files) if real is not None else 0),
                            "val": len(val.files), "fingerprint": dataset.info.get("fingerprint"),
+                           "folders": [str(folder) for folder in folders],
                            "real_per_class": dataset.info.get("real_per_class", 0)},
                "test": {"images": len(test_set.files), "per_class": {name: len(test[name]) for name in classes}, "source": source},
                "runs": runs, "selected": selected,
@@ -450,7 +464,7 @@ def train_and_select(data: Path, # the training dataset folder (<root>/<variant>
 # %% ../nbs/08_train.ipynb #48e91091
 TRAINING_KEYS = ("lr", "epochs_grid", "batch_size", "augment", "augment_rotation", "augment_crop", "augment_colour",
                  "augment_noise", "augment_jpeg", "fit", "label_smoothing", "head_epochs", "ema", "tta", "train_mode",
-                 "input_size", "seeds", "backbone", "pretrained", "weights_path", "threads", "cache_mb", "device", "bootstrap",
+                 "input_size", "seeds", "seeds_vary", "backbone", "pretrained", "weights_path", "threads", "cache_mb", "device", "bootstrap",
                  "real_epochs", "real_lr")
 
 def generation_digest(settings: Settings) -> str:

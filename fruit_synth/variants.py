@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +28,10 @@ from .settings import Settings
 from .sources import cutout_library, real_train_photos, usable_backgrounds
 
 # %% auto #0
-__all__ = ['VARIANTS', 'GENERATORS', 'WITH_REAL', 'variant_settings', 'CopyPasteGenerator', 'FewShotGenerator',
+__all__ = ['VARIANTS', 'GENERATORS', 'WITH_REAL', 'RESEEDABLE', 'variant_settings', 'CopyPasteGenerator', 'FewShotGenerator',
            'few_shot_sources', 'copy_paste_generator', 'few_shot_generator', 'hybrid_generator',
-           'stable_diffusion_generator', 'generator_versions', 'image_digest', 'generate_variant', 'generate_with_real']
+           'stable_diffusion_generator', 'generator_versions', 'image_digest', 'generate_variant', 'seed_datasets',
+           'generate_with_real']
 
 # %% ../nbs/06b_variants.ipynb #aaded9c0
 VARIANTS: dict[str, dict] = {
@@ -188,19 +189,42 @@ def image_digest(settings: Settings, # resolved settings
     return hashlib.sha256(f"{settings.digest(keys)}/{generator_versions()}".encode()).hexdigest()[:16]
 
 # %% ../nbs/06b_variants.ipynb #efa6704b
+RESEEDABLE = ("copy_paste", "diffusion") # methods whose images another seed changes while their sources stay (see `seed_datasets`)
+
 def generate_variant(settings: Settings, # resolved settings of the profile
                      variant: str, # one of VARIANTS
                      root: Path | None = None, # dataset root (default: datasets_root(settings))
                      jobs: int | None = None, # worker processes (default: all cores)
                      progress: bool = True, # progress bar and stage lines on stderr
+                     images_seed: int | None = None, # copy-paste and diffusion: draw the images with this seed, the sources (cut-outs, backgrounds) with settings.seed
                     ) -> Path:
     "Make (or finish, or reuse) the dataset of `variant`; return its folder."
     method, settings = variant_settings(settings, variant)
     root = Path(root) if root is not None else datasets_root(settings)
     check_writable(root)
+    if images_seed is not None and images_seed != settings.seed and method not in RESEEDABLE:
+        raise DatasetError(f"{variant}: its images come from its sources alone, so another images seed cannot change them "
+                           f"(reseedable methods: {', '.join(RESEEDABLE)})")
     if method in WITH_REAL: return generate_with_real(settings, variant, root, jobs, progress)
     generator, counts, facts = GENERATORS[method](settings, variant, root, progress)
+    if images_seed is not None and images_seed != settings.seed:  # which photos are cut and tested stays the base seed's
+        facts = {**facts, "sources_seed": settings.seed}
+        if isinstance(generator, CopyPasteGenerator): generator = replace(generator, seed=images_seed, _cache={})
+        settings = settings.replace(seed=images_seed)
     return generate(generator, root, variant, counts, settings, jobs, progress, {"method": method, **facts})
+
+def seed_datasets(settings: Settings, # resolved settings: seed, seeds, seeds_vary
+                  variant: str, # one of VARIANTS
+                  root: Path | None = None, # dataset root of the first seed (default: datasets_root(settings)); seed s's is `<root>-seed<s>`
+                  jobs: int | None = None, # worker processes (default: all cores)
+                  progress: bool = True, # progress bars on stderr
+                 ) -> list[Path]:
+    "The training set of each seed: one per seed (seeds_vary = dataset, a reseedable method), else the one set all seeds share."
+    first = generate_variant(settings, variant, root, jobs, progress)
+    if settings.seeds_vary != "dataset" or settings.seeds == 1 or VARIANTS[variant]["method"] not in RESEEDABLE: return [first]
+    root = Path(root) if root is not None else datasets_root(settings)
+    return [first] + [generate_variant(settings, variant, root.with_name(f"{root.name}-seed{seed}"), jobs, progress, images_seed=seed)
+                      for seed in range(settings.seed + 1, settings.seed + settings.seeds)]
 
 # %% ../nbs/06b_variants.ipynb #9762f5a0
 def generate_with_real(settings: Settings, # resolved settings (real_train_dir, real_per_class, real_mode, ...)

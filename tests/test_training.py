@@ -1,6 +1,7 @@
 "Training and evaluation fed bad input on purpose, and one small run end to end (random init, 32 px)."
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,21 @@ def test_resnet18_weights_missing_offline_says_what_to_do(tmp_path, monkeypatch)
     assert resnet18_weights() == tmp_path / "checkpoints" / RESNET18_FILE
     with pytest.raises(ModelError, match="failed the hash check"):  # checked by name and hash before torch reads it
         imagenet_model("resnet18")
+
+
+@pytest.mark.parametrize("mode", ["finetune", "probe"])
+def test_each_seed_trains_on_its_own_set(tmp_path, mode):
+    "seeds_vary = dataset: seed k trains on folder k; the metrics name every folder; a count that fits no seed is refused."
+    settings = toy_settings(seeds=2, train_mode=mode, input_size=0)
+    folders = [generate(Swatches(), tmp_path / f"data{seed}", "swatches", {name: 8 for name in CLASSES},
+                        toy_settings(seed=seed), jobs=1, progress=False) for seed in (0, 1)]
+    assert (folders[0] / "manifest.jsonl").read_bytes() != (folders[1] / "manifest.jsonl").read_bytes()
+    metrics = train.train_and_select(folders, settings, tmp_path / "out", photos(tmp_path / "test"), progress=False)
+    assert metrics["dataset"]["folders"] == [str(folder) for folder in folders]
+    assert [s["seed"] for s in metrics["selected"]] == [0, 1]
+    assert metrics["summary"]["test_accuracy"]["ci_over"] == "photos and seeds"
+    with pytest.raises(ValueError, match="3 training sets for seeds = 2: give one set, or one per seed"):
+        train.train_and_select(folders + folders[:1], settings, tmp_path / "out3", photos(tmp_path / "test"), progress=False)
+    for path in (folders[1] / "kiwi").glob("*.png"): path.unlink()  # seed 1 reads the second set: its loss is found
+    with pytest.raises(ValueError, match=re.escape(str(folders[1]))):
+        train.train_and_select(folders, settings, tmp_path / "out4", photos(tmp_path / "test"), progress=False)
