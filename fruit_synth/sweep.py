@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .datasets import load_dataset, read_json, write_with_real
-from .variants import VARIANTS, generate_variant, generator_versions, image_digest, variant_settings
+from .variants import RESEEDABLE, VARIANTS, generate_variant, generator_versions, image_digest, variant_settings
 from .images import write_bytes_atomic
 from .settings import SCHEMA, Settings, SettingsError, parse_value
 
@@ -135,30 +135,35 @@ def point_dataset(settings: Settings, # the point's settings (varied values appl
                   largest: int, # the largest n_per_class any point of this variant asks for
                   jobs: int | None = None, # worker processes for generation
                   progress: bool = False, # generation progress on stderr
+                  images_seed: int | None = None, # a reseedable variant's images seed (seeds_vary = dataset); None: settings.seed
                  ) -> Path | None:
     "The dataset folder of a point, made or reused; None when it has no images (a real-photos-only variant with k = 0)."
     root = Path(root)
     method, _ = variant_settings(settings, variant)
-    name = f"{variant}-{_image_digest(settings, 'n_per_class', *REAL_KEYS)}"
+    if method not in RESEEDABLE or images_seed == settings.seed: images_seed = None
+    own = "" if images_seed is None else f"-images{images_seed}"  # this seed's own images: its own folders
+    name = f"{variant}-{_image_digest(settings, 'n_per_class', *REAL_KEYS)}{own}"
     if method == "real_only":
         if settings.real_per_class == 0: return None
         from fruit_synth.sources import real_train_photos
         return write_with_real(root / "points" / name, variant, None, None, real_train_photos(settings), settings)
     if method not in SUPERSET_METHODS:  # diffusion, hybrid: one dataset per point's settings
-        return generate_variant(settings, variant, root / "full" / name, jobs, progress)
+        return generate_variant(settings, variant, root / "full" / name, jobs, progress, images_seed)
     base_variant = "copy_paste" if method == "plus_real" else variant
     base_settings = settings.replace(n_per_class=max(largest, settings.n_per_class))
-    base_root = root / "full" / f"{base_variant}-{_image_digest(settings)}"
+    base_root = root / "full" / f"{base_variant}-{_image_digest(settings)}{own if method == 'copy_paste' else ''}"
     existing = read_json(base_root / base_variant / "dataset.json") or {}
     counts = existing.get("counts") or {}
     enough = existing.get("complete") and counts and min(counts.values()) >= base_settings.n_per_class
     if method == "few_shot": enough = existing.get("complete")
-    base_folder = base_root / base_variant if enough else generate_variant(base_settings, base_variant, base_root, jobs, progress)
+    base_folder = base_root / base_variant if enough else generate_variant(base_settings, base_variant, base_root, jobs, progress,
+                                                                           images_seed if method == "copy_paste" else None)
     real = {}
     if method == "plus_real":
         from fruit_synth.sources import real_train_photos
         real = real_train_photos(settings)
-    return write_with_real(root / "points" / name, variant, _load_base(base_folder), settings.n_per_class, real, settings)
+    written = settings if images_seed is None else settings.replace(seed=images_seed)  # the set records the seed of its images
+    return write_with_real(root / "points" / name, variant, _load_base(base_folder), settings.n_per_class, real, written)
 
 _BASES: dict[tuple, object] = {} # (folder, manifest mtime and size) -> Dataset, for the points of a sweep
 
@@ -218,7 +223,8 @@ def run_point(point: Point, settings: Settings, mode: str, test: dict, folder: P
               "test_images": sum(map(len, test.values()))}
     start = time.perf_counter()
     try:
-        data = point_dataset(settings, point.variant, datasets, largest, jobs)
+        data = point_dataset(settings, point.variant, datasets, largest, jobs,
+                             images_seed=seed if settings.seeds_vary == "dataset" else None)  # else every seed shares one set
         timings["generation"] = timings.get("generation", 0.0) + time.perf_counter() - start
         if data is None:
             return {**result, "status": "skipped", "reason": "no training images (k = 0 real photos and nothing generated)",

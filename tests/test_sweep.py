@@ -106,3 +106,18 @@ def test_new_image_code_is_never_reused_as_old(monkeypatch):
     monkeypatch.setattr(CopyPasteGenerator, "version", "copy-paste-next")
     after = (generation_digest(settings), sweep._image_digest(settings), sweep._point_digest(settings, point, "probe", {}))
     assert all(old != new for old, new in zip(before, after)), (before, after)
+
+
+def test_each_seed_of_a_point_has_its_own_images(tmp_path, data):
+    "seeds_vary = dataset: a point's seed 1 reads a set of its own, the same images generate_variant makes with images seed 1."
+    settings = load_settings("grocery", {"work_dir": tmp_path, "classes": "kiwi, banana", "plurals": "kiwis, bananas",
+                                         "n_per_class": 4})
+    first = load_dataset(point_dataset(settings, "copy_paste_bins", tmp_path / "sweep", largest=4, jobs=1))
+    second = load_dataset(point_dataset(settings, "copy_paste_bins", tmp_path / "sweep", largest=4, jobs=1, images_seed=1))
+    alone = load_dataset(generate_variant(settings, "copy_paste_bins", tmp_path / "alone", jobs=1, progress=False, images_seed=1))
+    assert first.folder != second.folder and (second.info["seed"], first.info["seed"]) == (1, 0)
+    assert (first.folder / first.records[0]["file"]).read_bytes() != (second.folder / second.records[0]["file"]).read_bytes()
+    for mine, theirs in zip(second.records, alone.records):
+        assert (second.folder / mine["file"]).read_bytes() == (alone.folder / theirs["file"]).read_bytes()
+    few = point_dataset(settings, "few_shot", tmp_path / "sweep", largest=4, jobs=1, images_seed=1)  # its images are its sources
+    assert few == point_dataset(settings, "few_shot", tmp_path / "sweep", largest=4, jobs=1)
