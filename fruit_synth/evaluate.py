@@ -267,8 +267,16 @@ def check_metrics(metrics: dict) -> dict:
     return metrics
 
 # %% ../nbs/09_evaluate.ipynb #adaacd92
+def _paired(rows: list[dict], first: list[dict]) -> np.ndarray | None:
+    "Per seed, a configuration's test accuracy less the first row's (seeds both have), or None under 3 shared seeds."
+    base = {row["seed"]: row["test_accuracy"] for row in first}
+    changes = [row["test_accuracy"] - base[row["seed"]] for row in rows if row["seed"] in base]
+    return np.array(changes) if len(changes) >= 3 else None
+
 def ablation_table(rows: list[dict]) -> list[dict]:
-    "Mean test accuracy per configuration over seeds, the mean of the per-seed 95% intervals, and the change against the first row."
+    """Mean test accuracy per configuration over seeds, the mean of the per-seed 95% intervals, and the change against the first row.
+    With 3 or more seeds shared by every row, also the change's standard error over the paired seeds and whether the
+    change is beyond twice it (the rule the grocery profile keeps a change by)."""
     names = list(dict.fromkeys(row["configuration"] for row in rows))
     table = []
     for row_name in names:
@@ -278,6 +286,14 @@ def ablation_table(rows: list[dict]) -> list[dict]:
                       "95% CI %": f"[{100 * np.mean([r['ci_low'] for r in mine]):.1f}, {100 * np.mean([r['ci_high'] for r in mine]):.1f}]",
                       "val accuracy %": round(100 * float(np.mean([r["val_accuracy"] for r in mine])), 1)})
     for row in table: row["change, points"] = round(row["test accuracy %"] - table[0]["test accuracy %"], 1)
+    first = [row for row in rows if row["configuration"] == names[0]]
+    paired = [_paired([row for row in rows if row["configuration"] == name], first) for name in names]
+    if len(names) > 1 and all(changes is not None for changes in paired):
+        from scipy.stats import sem
+        for row, changes in zip(table, paired):
+            error = 100 * float(sem(changes)) if changes.any() else 0.0
+            row["paired change ± SE"] = "—" if row is table[0] else f"{100 * changes.mean():+.1f} ± {error:.1f}"
+            row["beyond 2 SE"] = "—" if row is table[0] else ("yes" if abs(changes.mean()) > 2 * error / 100 else "no")
     return table
 
 # %% ../nbs/09_evaluate.ipynb #3feb061d

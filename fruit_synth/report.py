@@ -520,7 +520,8 @@ def domain_gap_section(outcomes: list[RunOutcome], assets: Path) -> Markup:
     return render("domain_gap.html", rows=rows, size_note=note)
 
 # %% ../nbs/10_report.ipynb #e4fad658
-ABLATIONS = {"scenes": ("Scenes: copy_paste_bins with each ingredient turned off", ("scenes", "scenes-piles")),
+ABLATIONS = {"scenes": ("Scenes: copy_paste_bins with each ingredient switched", ("scenes", "scenes-piles")),
+             "camera": ("Camera: copy_paste_bins over six generation seeds, each effect removed (the change is paired by seed)", ("camera",)),
              "recipe": ("Training recipe: each ingredient removed or added", ("recipe",))}
 
 def _ablation_rows(path: Path) -> list[dict]:

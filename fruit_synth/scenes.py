@@ -23,7 +23,7 @@ from .settings import CAMERA_EFFECTS, SURROUNDINGS
 # %% auto #0
 __all__ = ['OBJECT_FIELDS', 'surface', 'bins_layout', 'grid_count', 'bins_problem', 'shading_reach', 'contact_shading',
            'hue_spread', 'class_params', 'compose_bins', 'draw_camera', 'light_field', 'motion_kernel', 'take_photo',
-           'compose_scene', 'scene_ingredients', 'scene_ablation']
+           'compose_scene', 'scene_ingredients', 'scene_ablation', 'camera_rows', 'camera_ablation']
 
 # %% ../nbs/05a_scenes.ipynb #9fb7df98
 def _smooth_noise(shape: tuple[int, int], rng: np.random.Generator, cell: int) -> np.ndarray:
@@ -324,24 +324,41 @@ def compose_scene(background: np.ndarray | Callable, # RGB background photo, HxW
     return photo if isinstance(photo, EncodedImage) else Image.fromarray(photo), {**composition.record, "camera": shot}
 
 # %% ../nbs/05a_scenes.ipynb #d65abd00
-def _camera_without(camera: tuple[str, ...] | list[str], effects: set[str]) -> list[str]:
-    return [effect for effect in camera if effect not in effects]
+def _camera_switched(camera: tuple[str, ...] | list[str], name: str, effects: set[str]) -> tuple[str, dict]:
+    "A row that turns `effects` off when the camera has any of them, else on: its name and its settings change."
+    if any(effect in camera for effect in effects):
+        return f"without {name}", {"camera": [effect for effect in camera if effect not in effects]}
+    return f"with {name}", {"camera": [effect for effect in CAMERA_EFFECTS if effect in camera or effect in effects]}
 
 def scene_ingredients(settings) -> dict[str, dict]:
-    "What turning each ingredient of `copy_paste_bins` off means, as settings changes."
-    return {"depth": {"bins_tilt": [0.0, 0.0]}, "contact shading": {"bins_shading": 0.0},
-            "surroundings": {"surroundings": ["backgrounds"]},
-            "lighting": {"camera": _camera_without(settings.camera, {"lighting"})},
-            "camera noise, blur, JPEG": {"camera": _camera_without(settings.camera, {"noise", "blur", "jpeg"})},
-            "colour rule": {"colour_rule": "jitter"}}
+    "Each ingredient of `copy_paste_bins` switched against the profile, as row name -> settings changes: off when the profile has it, on when not (camera effects)."
+    return {"without depth": {"bins_tilt": [0.0, 0.0]}, "without contact shading": {"bins_shading": 0.0},
+            "without surroundings": {"surroundings": ["backgrounds"]},
+            **dict([_camera_switched(settings.camera, "lighting", {"lighting"}),
+                    _camera_switched(settings.camera, "camera noise, blur, JPEG", {"noise", "blur", "jpeg"})]),
+            "without colour rule": {"colour_rule": "jitter"}}
 
 def scene_ablation(settings, # resolved settings of a profile with real test photos (e.g. grocery)
                    seeds: tuple[int, ...] = (0, 1), # generation (and training) seeds
                    variant: str = "copy_paste_bins", # the variant whose ingredients are turned off
                   ) -> list[dict]:
-    "Real-photo accuracy of `variant` with everything on and with each ingredient off in turn (rows also in scenes.csv)."
+    "Real-photo accuracy of `variant` as the profile makes it and with each ingredient switched in turn (rows also in scenes.csv)."
     from fruit_synth.train import ablation_runs
-    configurations = {"everything on": {}, **{f"without {key}": value for key, value in scene_ingredients(settings).items()}}
+    configurations = {"the profile's scenes": {}, **scene_ingredients(settings)}
     rows = ablation_runs(settings, configurations, variant, "scenes", seeds)
     others = ablation_runs(settings, {"copy_paste_piles (for scale)": {}}, "copy_paste_piles", "scenes-piles", seeds)
     return rows + others
+
+def camera_rows() -> dict[str, dict]:
+    "The camera study's rows: all four effects on, each of noise, blur and JPEG off, lighting only, no camera."
+    rows = {"everything on": set(), "without noise": {"noise"}, "without blur": {"blur"}, "without jpeg": {"jpeg"},
+            "lighting only": {"noise", "blur", "jpeg"}, "no camera": set(CAMERA_EFFECTS)}
+    return {name: {"camera": [effect for effect in CAMERA_EFFECTS if effect not in off]} for name, off in rows.items()}
+
+def camera_ablation(settings, # resolved settings of a profile with real test photos (e.g. grocery)
+                    seeds: tuple[int, ...] = tuple(range(6)), # generation (and training) seeds: enough for a paired standard error
+                    variant: str = "copy_paste_bins", # the variant whose camera is switched
+                   ) -> list[dict]:
+    "Real-photo accuracy of `variant` for each row of `camera_rows`, whatever the profile's camera (rows also in camera.csv)."
+    from fruit_synth.train import ablation_runs
+    return ablation_runs(settings, camera_rows(), variant, "camera", seeds)

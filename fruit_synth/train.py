@@ -34,10 +34,10 @@ from .models import BackboneSpec, ModelError, backbone_spec, classifier, feature
 from .settings import AUGMENTATIONS, Settings
 
 # %% auto #0
-__all__ = ['BLUR_KERNEL', 'BLUR_SIGMA', 'JPEG_QUALITY_MAX', 'TRAINING_KEYS', 'augment_batch', 'augment_settings',
-           'training_splits', 'seed_everything', 'fit_epoch', 'head_of', 'fit_head', 'train_run', 'real_photos_split',
-           'real_recipe', 'fit_real', 'training_recipe', 'run_flags', 'seed_folders', 'train_and_select',
-           'generation_digest', 'same_settings', 'ablation_runs', 'recipe_ablation']
+__all__ = ['BLUR_KERNEL', 'BLUR_SIGMA', 'JPEG_QUALITY_MAX', 'TRAINING_KEYS', 'RESULT_FREE_KEYS', 'augment_batch',
+           'augment_settings', 'training_splits', 'seed_everything', 'fit_epoch', 'head_of', 'fit_head', 'train_run',
+           'real_photos_split', 'real_recipe', 'fit_real', 'training_recipe', 'run_flags', 'seed_folders',
+           'train_and_select', 'generation_digest', 'same_settings', 'ablation_runs', 'recipe_ablation']
 
 # %% ../nbs/08_train.ipynb #3609d3ec
 BLUR_KERNEL, BLUR_SIGMA = 5, (0.1, 2.0)
@@ -467,18 +467,20 @@ TRAINING_KEYS = ("lr", "epochs_grid", "batch_size", "augment", "augment_rotation
                  "input_size", "seeds", "seeds_vary", "backbone", "pretrained", "weights_path", "threads", "cache_mb", "device", "bootstrap",
                  "real_epochs", "real_lr")
 
+RESULT_FREE_KEYS = ("work_dir", "report_dir", "protocol") # settings that change where results go or how they are described, never a result
+
 def generation_digest(settings: Settings) -> str:
     "A digest of the settings that shape generated images (all but the training ones) and of the generators' versions: runs that share it share a dataset."
     from fruit_synth.variants import image_digest
-    return image_digest(settings, [key for key in settings.values if key not in TRAINING_KEYS])
+    return image_digest(settings, [key for key in settings.values if key not in TRAINING_KEYS + RESULT_FREE_KEYS])
 
 def same_settings(recorded: dict | None, # the settings a finished run recorded (`Settings.to_dict`)
                   settings: Settings, # the settings of the run wanted now
                  ) -> bool:
-    "Whether a finished run had these settings: every value it recorded is the same now (settings added since are ignored)."
+    "Whether a finished run had these settings: every value it recorded is the same now (settings added since, and where results are written or how they are described, are ignored)."
     if not recorded: return False
     now = settings.to_dict()
-    return all(now.get(key, value) == value for key, value in recorded.items())
+    return all(now.get(key, value) == value for key, value in recorded.items() if key not in RESULT_FREE_KEYS)
 
 def ablation_runs(settings: Settings, # resolved settings of a profile with real test photos
                   configurations: dict[str, dict], # row name -> settings changes against `settings`
