@@ -7,7 +7,7 @@ issues set as goals: copy-paste >= 4x the naive reference and within 2x of the e
 Two encode bounds: encoding the made images as the dataset stores them (a camera that ends in JPEG is stored as that
 JPEG, at its drawn quality) and as PNG (the image_format setting, what every image cost before).
 
-    .venv/bin/python benchmarks/copy_paste.py [--per-class 200] [--sizes 224,512] [--jobs N]
+    .venv/bin/python benchmarks/copy_paste.py [--per-class 200] [--sizes 224,512] [--jobs N] [--camera lighting,noise,blur,jpeg]
 """
 import argparse
 import os
@@ -77,10 +77,13 @@ def main():
     parser.add_argument("--per-class", type=int, default=200)
     parser.add_argument("--sizes", default="224,512", help="comma-separated image sizes")
     parser.add_argument("--jobs", type=int, default=None, help="project workers (default: all cores)")
+    parser.add_argument("--camera", default=None, help="camera effects, comma-separated, e.g. lighting,noise,blur,jpeg "
+                        "(default: the grocery profile's; with jpeg, the camera's JPEG is the stored file)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fruit-synth-bench-"))
     for size in [int(value) for value in args.sizes.split(",")]:
-        settings = load_settings("grocery", {"work_dir": work, "n_per_class": args.per_class, "image_size": size})
+        changes = {} if args.camera is None else {"camera": args.camera}
+        settings = load_settings("grocery", {"work_dir": work, "n_per_class": args.per_class, "image_size": size, **changes})
         library, _ = cutout_library(settings, progress=False)  # a one-off stage, not part of generation
         backgrounds = usable_backgrounds(settings).images
         cutouts = {name: [r.path for r in records] for name, records in library.by_class().items()}
