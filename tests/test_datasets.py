@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import CLI, run_cli
 
-SMALL = ["--profile", "grocery", "-p", "n_per_class=6", "-p", "image_size=96"]
+SMALL = ["--profile", "grocery", "-p", "n_per_class=6", "-p", "image_size=96", "-p", "camera=lighting,noise,blur,jpeg"]  # every effect
 
 
 def _records(folder: Path) -> list[dict]:
@@ -21,7 +21,10 @@ def _records(folder: Path) -> list[dict]:
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix == ".png"}
+    "Every image file of the classes' folders (PNG, or the camera's JPEG), by its path."
+    files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.glob("*/*")) if p.suffix in (".png", ".jpg")}
+    assert files, f"no images in {folder}"
+    return files
 
 
 @pytest.fixture
