@@ -191,6 +191,10 @@ def image_digest(settings: Settings, # resolved settings
 # %% ../nbs/06b_variants.ipynb #efa6704b
 RESEEDABLE = ("copy_paste", "diffusion") # methods whose images another seed changes while their sources stay (see `seed_datasets`)
 
+def _with_images_seed(generator, seed: int):
+    "`generator` drawing its images with `seed`: the copy-paste and diffusion generators keep their dataset seed as a field."
+    return replace(generator, seed=seed)
+
 def generate_variant(settings: Settings, # resolved settings of the profile
                      variant: str, # one of VARIANTS
                      root: Path | None = None, # dataset root (default: datasets_root(settings))
@@ -209,8 +213,7 @@ def generate_variant(settings: Settings, # resolved settings of the profile
     generator, counts, facts = GENERATORS[method](settings, variant, root, progress)
     if images_seed is not None and images_seed != settings.seed:  # which photos are cut and tested stays the base seed's
         facts = {**facts, "sources_seed": settings.seed}
-        if isinstance(generator, CopyPasteGenerator): generator = replace(generator, seed=images_seed, _cache={})
-        settings = settings.replace(seed=images_seed)
+        generator, settings = _with_images_seed(generator, images_seed), settings.replace(seed=images_seed)
     return generate(generator, root, variant, counts, settings, jobs, progress, {"method": method, **facts})
 
 def seed_datasets(settings: Settings, # resolved settings: seed, seeds, seeds_vary

@@ -186,3 +186,16 @@ def test_two_accelerate_processes_write_every_image_once_and_the_same_files(tmp_
     assert pixels(tmp_path / "one" / "diffusion") == pixels(folder)
     assert (tmp_path / "one/diffusion/manifest.jsonl").read_bytes() == (folder / "manifest.jsonl").read_bytes()
     assert json.loads((folder / "dataset.json").read_text())["processes"] == 2
+
+
+def test_each_seed_draws_its_own_diffusion_images(tmp_path, tiny_model):
+    "seeds_vary = dataset: the second seed's set comes from other noise, with the same prompts and the same pipeline."
+    from fruit_synth.datasets import load_dataset
+    from fruit_synth.variants import seed_datasets
+    folders = seed_datasets(tiny_settings(tiny_model, tmp_path, seeds=2, classes="orange,peach", plurals="oranges,peaches"),
+                            "diffusion", jobs=1, progress=False)
+    first, second = (load_dataset(folder) for folder in folders)
+    assert (first.info["seed"], second.info["seed"]) == (0, 1) and len(first.records) == len(second.records) == 4
+    assert [r["generator_seed"] for r in first.records] != [r["generator_seed"] for r in second.records]
+    assert [r["prompt"] for r in first.records] == [r["prompt"] for r in second.records]
+    assert pixels(folders[0]) != pixels(folders[1])
