@@ -335,7 +335,7 @@ def probe_and_select(data: Path | list[Path], # the training dataset folder (<ro
             for run in candidates:
                 runs.append({"seed": seed, "epochs": 0, "C": run["C"], "history": [], "val": run["val"],
                              "selected": run["selected"], "chosen_by": how})
-            selected.append({"seed": seed, "epochs": 0, "C": best["C"], "val": best["val"], "test": block})
+            selected.append({"seed": seed, "epochs": 0, "C": best["C"], "val": best["val"], "train_set": str(folder), "test": block})
             if first is None: first = (probabilities, train_x, train_y, len(train) + len(real), len(val))
     out.mkdir(parents=True, exist_ok=True)
     probabilities, train_x, train_y, n_train, n_val = first

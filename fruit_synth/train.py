@@ -370,10 +370,14 @@ def run_flags(selected: list[dict], # the kept run of each seed, with its "val" 
 def seed_folders(data: Path | list[Path], # a dataset folder, or one per seed (`variants.seed_datasets`)
                  seeds: int, # the seeds setting
                 ) -> list[Path]:
-    "The training set of each seed (one folder: all seeds share it); a clear error when the count does not match."
+    "The training set of each seed (one folder: all seeds share it); a clear error, before any training, when the count does not match or a set lost images."
     folders = [Path(folder) for folder in data] if isinstance(data, (list, tuple)) else [Path(data)]
     if len(folders) not in (1, seeds):
         raise ValueError(f"{len(folders)} training sets for seeds = {seeds}: give one set, or one per seed")
+    for folder in folders[1:]:  # the first is checked as it is read; a later seed's loss would show only after the first seed trained
+        lost = [record["file"] for record in load_dataset(folder).records if not (folder / record["file"]).is_file()]
+        if lost: raise ValueError(f"dataset '{folder}': {len(lost)} image file(s) listed in its manifest are missing, e.g. "
+                                  f"'{folder / lost[0]}'; run the generate command again to restore them")
     return folders
 
 def train_and_select(data: Path | list[Path], # the training dataset folder (<root>/<variant>), or one per seed (`variants.seed_datasets`)
@@ -420,7 +424,7 @@ def train_and_select(data: Path | list[Path], # the training dataset folder (<ro
             runs.append(run)
         best, model = candidates[_select([run for run, _ in candidates.values()])["epochs"]]
         best["selected"] = True
-        chosen = {"seed": seed, "epochs": best["epochs"], "val": best["val"]}
+        chosen = {"seed": seed, "epochs": best["epochs"], "val": best["val"], "train_set": str(folders[k % len(folders)])}
         if real is not None:  # the second stage, on the kept model of the generated set
             stage_start = time.perf_counter()
             rows = fit_real(model, real, seed_val, spec, settings, seed, device, len(best["history"]) + 1, progress)

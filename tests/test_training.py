@@ -156,10 +156,10 @@ def test_each_seed_trains_on_its_own_set(tmp_path, mode):
     assert (folders[0] / "manifest.jsonl").read_bytes() != (folders[1] / "manifest.jsonl").read_bytes()
     metrics = train.train_and_select(folders, settings, tmp_path / "out", photos(tmp_path / "test"), progress=False)
     assert metrics["dataset"]["folders"] == [str(folder) for folder in folders]
-    assert [s["seed"] for s in metrics["selected"]] == [0, 1]
+    assert [(s["seed"], s["train_set"]) for s in metrics["selected"]] == [(0, str(folders[0])), (1, str(folders[1]))]
     assert metrics["summary"]["test_accuracy"]["ci_over"] == "photos and seeds"
     with pytest.raises(ValueError, match="3 training sets for seeds = 2: give one set, or one per seed"):
         train.train_and_select(folders + folders[:1], settings, tmp_path / "out3", photos(tmp_path / "test"), progress=False)
-    for path in (folders[1] / "kiwi").glob("*.png"): path.unlink()  # seed 1 reads the second set: its loss is found
+    for path in (folders[1] / "kiwi").glob("*.png"): path.unlink()  # a later seed's lost images: found before any training
     with pytest.raises(ValueError, match=re.escape(str(folders[1]))):
         train.train_and_select(folders, settings, tmp_path / "out4", photos(tmp_path / "test"), progress=False)
