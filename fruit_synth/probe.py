@@ -272,11 +272,17 @@ def probe_and_select(data: Path | list[Path], # the training dataset folder (<ro
     start = time.perf_counter()
     folders, out = seed_folders(data, settings.seeds), Path(out)
     data, classes = folders[0], list(settings.classes)
+    sets = {}  # folder -> (dataset, its records with files): each seed's training set, read once and checked before any work
     for folder in folders:
         dataset = load_dataset(folder)
         if set(dataset.classes) != set(classes):
             raise ProbeError(f"dataset '{folder}' has classes {dataset.classes} but the settings' classes are {classes}; "
                              f"generate it with the same classes, or set -p classes=...")
+        records = [r for r in dataset.records if (folder / r["file"]).is_file()]
+        if len(records) < len(dataset.records):
+            raise ProbeError(f"dataset '{folder}': {len(dataset.records) - len(records)} image file(s) listed in its manifest are "
+                             f"missing; run the generate command again to restore them")
+        sets[folder] = dataset, records
     source = "given photos"
     if test is None:
         from fruit_synth.sources import test_sample
@@ -293,24 +299,17 @@ def probe_and_select(data: Path | list[Path], # the training dataset folder (<ro
                                 cache.batch_size, cache.fit, flip=True)
         mirrored._model = cache._model
         test_x = (test_x + mirrored.features(test_files, progress)) / 2
-    sets = {}  # folder -> (dataset, records with files, features per file): each seed's training set, read once
-
-    def training_set(folder: Path) -> tuple[Dataset, list[dict], dict]:
-        if folder in sets: return sets[folder]
-        dataset = load_dataset(folder)
-        records = [r for r in dataset.records if (folder / r["file"]).is_file()]
-        if len(records) < len(dataset.records):
-            raise ProbeError(f"dataset '{folder}': {len(dataset.records) - len(records)} image file(s) listed in its manifest are "
-                             f"missing; run the generate command again to restore them")
-        sets[folder] = dataset, records, dict(zip([r["file"] for r in records], cache.features([folder / r["file"] for r in records], progress)))
-        return sets[folder]
+    features_of = {}  # folder -> features per file, computed when a seed first needs that set
     fit_seconds, runs, selected, first, predicted_per_seed = 0.0, [], [], None, []
     # one BLAS thread: the fits are small, and threads that wait on each other collapse on a shared machine (6x slower)
     from threadpoolctl import threadpool_limits
     with threadpool_limits(1):
         for k in range(settings.seeds):
             seed, folder = settings.seed + k, folders[k % len(folders)]
-            dataset, records, features = training_set(folder)
+            dataset, records = sets[folder]
+            if folder not in features_of:
+                features_of[folder] = dict(zip([r["file"] for r in records], cache.features([folder / r["file"] for r in records], progress)))
+            features = features_of[folder]
             same_split = seed == dataset.info.get("seed", settings.seed)
             train, val = _split_labels(records, classes, None if same_split else seed, settings, dataset.info.get("variant", folder.name))
             if real_mode == "finetune" and any(r.get("source") == "real" for r in train):

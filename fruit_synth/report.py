@@ -364,10 +364,14 @@ def results_table(rows: list[dict], split: str, classes: int | None = None) -> M
     return render("results.html", split=split, columns=columns, rows=rows, chance=chance_row(classes) if classes else None)
 
 # %% ../nbs/10_report.ipynb #fccefbb6
+def _training_sets(metrics: dict) -> int:
+    "How many generated sets a run's seeds trained on (more than one: seeds_vary = dataset)."
+    return len((metrics.get("dataset") or {}).get("folders") or [None])
+
 def _with_interval(metrics: dict) -> str:
     "Test accuracy as `64.9 ± 1.0% (95% CI 58.0–71.0 over photos and seeds; 2 seeds, each with its own generated set)`."
     entry, seeds = metrics["summary"]["test_accuracy"], _seeds(metrics["summary"])
-    own_sets = seeds > 1 and len((metrics.get("dataset") or {}).get("folders") or [None]) == seeds  # seeds_vary = dataset
+    own_sets = seeds > 1 and _training_sets(metrics) == seeds
     pooled = entry.get("ci_over") == "photos and seeds"
     over = ("over photos and seeds" if own_sets else "over photos and training seeds") if pooled else "over photos"
     mean = spread_text(entry, seeds) if seeds > 1 else f"{100 * entry['mean']:.1f}"
@@ -625,7 +629,7 @@ def write_report(settings: Settings, # resolved settings of the profile to repor
                     ablations=ablation_section(settings), curves=curves_section(settings, out))
     flags = [dict(variant=o.variant, text=flag) for o in finished for flag in run_flags(o.metrics)]
     seeds = settings.seeds
-    own_sets = [o.variant for o in finished if len((o.metrics.get("dataset") or {}).get("folders") or [None]) > 1]
+    own_sets = [o.variant for o in finished if _training_sets(o.metrics) > 1]
     table_note = (("Mean ± standard deviation over seeds (ddof=1); the 95% interval is a bootstrap that resamples test photos "
                    "and seeds together. " if seeds > 1 else "One seed: each value is that seed's, with no spread to show; "
                    "the 95% interval is a bootstrap over the test photos. ")
