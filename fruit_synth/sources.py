@@ -24,9 +24,9 @@ __all__ = ['GENERATED_MARKERS', 'MIN_IMAGE_EDGE', 'MAX_ASPECT_RATIO', 'SOURCE_KE
            'FolderSurvey', 'survey_folders', 'check_root', 'find_class_folders', 'class_names', 'ClassImages',
            'is_mask_file', 'shape_problem', 'class_images', 'settings_class_images', 'sample_key', 'seeded_order',
            'Leak', 'find_leaks', 'TestSet', 'sample_test_set', 'find_backgrounds', 'SourcesCheck', 'stage_dir',
-           'prepare_world', 'cutout_library', 'usable_backgrounds', 'check_sources', 'CutoutOrigins', 'cutout_origins',
-           'test_sample', 'real_train_photos', 'test_sample_without', 'test_folder', 'training_sources',
-           'without_leaks']
+           'prepare_world', 'library_dir', 'cutout_library', 'usable_backgrounds', 'check_sources', 'CutoutOrigins',
+           'cutout_origins', 'test_sample', 'real_train_photos', 'test_sample_without', 'test_folder',
+           'training_sources', 'without_leaks']
 
 # %% ../nbs/02_sources.ipynb #d74f4ebe
 _SPLIT_FOLDERS = {"training", "train", "test", "testing", "validation", "val", "images", "fruits", "fruit"}
@@ -393,16 +393,20 @@ def prepare_world(settings: Settings, progress: bool = True) -> dict | None:
     _say(progress)(f"demo world in {settings.demo_dir}")
     return demo_world.ensure_demo_world(Path(settings.demo_dir), seed=settings.seed)
 
+def library_dir(settings: Settings) -> Path:
+    "Where the cut-outs of `settings` live: one folder per seed, count and method, so runs of other seeds (in parallel or not) never rebuild it under a run that reads it."
+    return stage_dir(settings) / "cutouts" / f"seed{settings.seed}-{settings.masks_per_class}-{settings.mask_method}"
+
 def cutout_library(settings: Settings, # resolved settings
                    progress: bool = True, # print each step to stderr
                   ) -> tuple[Library, ClassImages]:
-    "The cut-out library of the profile, built from `mask_dir` into `<work_dir>/<profile>/cutouts` (reused when unchanged)."
+    "The cut-out library of the profile, built from `mask_dir` into `<work_dir>/<profile>/cutouts/<its key>` (reused when unchanged)."
     prepare_world(settings, progress)
     _say(progress)(f"cut-out candidates in {settings.require('mask_dir')}")
     # a cut-out cropped tight may be small or long (a banana): only the real photos get the edge and shape limits
     candidates = class_images(settings.mask_dir, class_names(settings), settings.where("mask_dir"), settings.max_image_pixels,
                               min_edge=1, max_aspect=float("inf"))
-    library = build_library(candidates.images, stage_dir(settings) / "cutouts", settings.masks_per_class,
+    library = build_library(candidates.images, library_dir(settings), settings.masks_per_class,
                             seed=settings.seed, method=settings.mask_method, max_pixels=settings.max_image_pixels,
                             progress=progress)
     return library, candidates

@@ -225,6 +225,23 @@ def test_a_second_generate_on_the_same_folder_waits_for_the_first_and_a_smaller_
     assert len([path for path in (folder / "orange").iterdir() if path.stem.isdigit()]) == 2  # images: the camera keeps JPEGs
 
 
+def test_a_run_of_another_seed_never_rebuilds_the_cutouts_a_run_reads(world):
+    "Two runs in one work folder with other seeds (the ablations do this, in turn or side by side) each keep their own cut-outs."
+    from fruit_synth.settings import load_settings
+    from fruit_synth.sources import cutout_library
+    common = {"classes": "orange, kiwi", "plurals": "oranges, kiwis", "mask_dir": str(world / "white"),
+              "real_dir": str(world / "photos"), "backgrounds_dir": str(world / "bg"), "work_dir": str(world / "work"),
+              "masks_per_class": "2", "min_backgrounds": "2"}
+    first, _ = cutout_library(load_settings("grocery", {**common, "seed": "0"}), progress=False)
+    written = {path: path.stat().st_mtime_ns for path in first.out.rglob("*") if path.is_file()}
+    assert written and all(record.path.is_file() for record in first.cutouts)
+    second, _ = cutout_library(load_settings("grocery", {**common, "seed": "1"}), progress=False)
+    assert second.out != first.out and "seed1" in second.out.name
+    assert {path: path.stat().st_mtime_ns for path in first.out.rglob("*") if path.is_file()} == written  # untouched
+    again, _ = cutout_library(load_settings("grocery", {**common, "seed": "0"}), progress=False)
+    assert again.reused and again.out == first.out and {path: path.stat().st_mtime_ns for path in first.out.rglob("*") if path.is_file()} == written
+
+
 # 10. nan, inf and huge integers
 @pytest.mark.parametrize("override", ["lr=nan", "val_fraction=nan", "scale_min=nan", "pile_scale=nan, 0.3", "lr=inf",
                                       "seed=99999999999999999999999", "cache_mb=99999999999999999999999"])
