@@ -90,7 +90,10 @@ def open_image(path: str | Path, # image file
 # %% ../nbs/01_images.ipynb #34e739d6
 _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 _PNG_BY_OPENCV = {"RGB": cv2.COLOR_RGB2BGR, "RGBA": cv2.COLOR_RGBA2BGRA, "L": None} # modes OpenCV writes, and their conversion
-_PNG_OPTIONS = (cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE)
+# level 1, run-length strategy, the 'average' row filter for every row: 35-37 % faster than libpng choosing a filter per
+# row, files 3-5 % larger (generated scenes at 128, 224 and 512 px, measured on two cores)
+_PNG_OPTIONS = (cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+                cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_AVG)
 
 def encode_image(image: Image.Image, suffix: str, quality: int = 90) -> bytes:
     "`image` encoded in the format its file suffix names (JPEG at `quality`, PNG lossless)."
