@@ -35,8 +35,10 @@ export: env
 nbtest: env
 	$(BIN)/nbdev-test --flags slow --timing --skip-file-re "^(experiment|explore)\.ipynb$$"
 
+# pytest-xdist: one worker per core, each test file on one worker (a file's module fixtures, such as the report's
+# demo run, are made once); the slowest tests are listed at the end.
 pytest: env
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadfile --durations=12
 
 test: check-sync nbtest pytest
 
