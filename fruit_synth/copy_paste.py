@@ -56,10 +56,11 @@ class CopyPasteParams:
     surroundings: tuple[str, ...] = ("backgrounds", "cardboard", "crate", "bin") # bins: surfaces the gaps show
     distractors: float = 0.0 # bins: largest share of fruits of other classes, at the margins
     colour_rule: str = "cutouts" # cutouts: hue jitter within the class's own cut-outs' spread; jitter: `hue` as it is
-    camera: tuple[str, ...] = () # camera realism applied last: any of lighting, noise, blur, jpeg
+    camera: tuple[str, ...] = () # camera realism applied last: any of lighting, exposure, noise, blur, jpeg
     light_gradient: float = 0.2 # lighting: largest brightness gradient across the frame
     white_balance: float = 0.12 # lighting: largest warm/cool shift of the light
     vignette: float = 0.35 # lighting: largest darkening at the corners
+    exposure: tuple[float, float] = (0.8, 1.0) # exposure: range of the level (share of white) the brightest 2 % of pixels are brought to
     noise_std: tuple[float, float] = (0.0, 0.04) # noise: range of the sensor noise std, share of the full range
     blur_sigma: tuple[float, float] = (0.0, 1.2) # blur: range of the defocus or motion blur, pixels at 224 px
     jpeg_quality: tuple[int, int] = (35, 95) # jpeg: range of the last JPEG quality
@@ -67,7 +68,7 @@ class CopyPasteParams:
     def __post_init__(self):
         object.__setattr__(self, "pile_objects", tuple(int(value) for value in self.pile_objects))
         object.__setattr__(self, "pile_scale", tuple(float(value) for value in self.pile_scale))
-        for name, kind in (("bins_scale", float), ("bins_tilt", float), ("noise_std", float), ("blur_sigma", float),
+        for name, kind in (("bins_scale", float), ("bins_tilt", float), ("exposure", float), ("noise_std", float), ("blur_sigma", float),
                            ("jpeg_quality", int), ("surroundings", str), ("camera", str)):
             object.__setattr__(self, name, tuple(kind(value) for value in getattr(self, name)))
         problem = params_problem(self)

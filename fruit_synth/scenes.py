@@ -21,9 +21,10 @@ from .images import EncodedImage
 from .settings import CAMERA_EFFECTS, SURROUNDINGS
 
 # %% auto #0
-__all__ = ['OBJECT_FIELDS', 'surface', 'bins_layout', 'grid_count', 'bins_problem', 'shading_reach', 'contact_shading',
-           'hue_spread', 'class_params', 'compose_bins', 'draw_camera', 'light_field', 'motion_kernel', 'take_photo',
-           'compose_scene', 'scene_ingredients', 'scene_ablation', 'camera_rows', 'camera_ablation']
+__all__ = ['OBJECT_FIELDS', 'EXPOSURE_GAIN', 'surface', 'bins_layout', 'grid_count', 'bins_problem', 'shading_reach',
+           'contact_shading', 'hue_spread', 'class_params', 'compose_bins', 'draw_camera', 'light_field', 'exposed',
+           'motion_kernel', 'take_photo', 'compose_scene', 'scene_ingredients', 'scene_ablation', 'camera_rows',
+           'exposure_rows', 'camera_ablation', 'exposure_ablation']
 
 # %% ../nbs/05a_scenes.ipynb #9fb7df98
 def _smooth_noise(shape: tuple[int, int], rng: np.random.Generator, cell: int) -> np.ndarray:
@@ -237,7 +238,7 @@ def compose_bins(background: np.ndarray | Callable | None, # RGB background phot
     return Composition(Image.fromarray(picture), record, [])
 
 # %% ../nbs/05a_scenes.ipynb #4fa5be5b
-def draw_camera(params: CopyPasteParams, # camera, light_gradient, white_balance, vignette, noise_std, blur_sigma, jpeg_quality
+def draw_camera(params: CopyPasteParams, # camera, light_gradient, white_balance, vignette, exposure, noise_std, blur_sigma, jpeg_quality
                 rng: np.random.Generator, # the source of every random choice
                ) -> dict:
     "One photo's camera, as the image's record keeps it: only the effects `params.camera` turns on."
@@ -248,6 +249,7 @@ def draw_camera(params: CopyPasteParams, # camera, light_gradient, white_balance
         warm = float(rng.uniform(-params.white_balance, params.white_balance))  # > 0: warmer light, more red and less blue
         shot["white_balance"] = [round(1 + warm, 3), round(1 + float(rng.uniform(-0.3, 0.3)) * params.white_balance, 3), round(1 - warm, 3)]
         shot["vignette"] = round(float(rng.uniform(0, params.vignette)), 3)
+    if "exposure" in effects: shot["exposure"] = round(float(rng.uniform(*params.exposure)), 3)
     if "blur" in effects:
         sigma = float(rng.uniform(*params.blur_sigma)) * params.image_size / 224
         shot["blur"] = {"kind": "motion" if rng.random() < 0.3 else "defocus", "sigma": round(sigma, 3)}
@@ -271,6 +273,20 @@ def light_field(height: int, width: int, # the photo's size, pixels
     gains = (field[..., None] * np.asarray(shot["white_balance"])).astype(np.float32)
     return cv2.resize(gains, (width, height), interpolation=cv2.INTER_LINEAR)
 
+EXPOSURE_GAIN = (0.5, 3.0) # the most a metering camera darkens or brightens a scene
+
+def exposed(pixels: np.ndarray, # HxWx3 uint8 scene
+            gains: np.ndarray | None, # the light's gain at each pixel (HxWx3 float32, `light_field`), or None
+            level: float, # share of white that the brightest 2 % of the picture is brought to
+           ) -> np.ndarray | float:
+    "The gains with the camera's exposure folded in: metered on a sample of the lit scene, its 98th percentile of each pixel's brightest channel brought to `level`."
+    step = max(1, min(pixels.shape[:2]) // 96)  # about 96 x 96 samples: the percentile is as good, the cost constant
+    sample = pixels[::step, ::step].astype(np.float32)
+    if gains is not None: sample *= gains[::step, ::step]
+    bright = float(np.percentile(sample.max(axis=2), 98))
+    gain = min(EXPOSURE_GAIN[1], max(EXPOSURE_GAIN[0], level * 255 / max(bright, 1.0)))
+    return gain if gains is None else gains * np.float32(gain)
+
 def motion_kernel(length: int, # odd kernel edge, pixels
                   degrees: float, # direction of the motion
                  ) -> np.ndarray:
@@ -285,14 +301,16 @@ def take_photo(pixels: np.ndarray, # HxWx3 uint8 scene
                shot: dict, # from `draw_camera`
                keep_jpeg: bool = False, # return the camera's JPEG file as it is (an `EncodedImage`), not its decoded pixels
               ) -> np.ndarray | EncodedImage:
-    "`pixels` as the camera of `shot` takes them: light colour, vignetting and gradient, blur, noise, then JPEG."
+    "`pixels` as the camera of `shot` takes them: light colour, vignetting and gradient, exposure, blur, noise, then JPEG."
     if not shot: return pixels
     rng = np.random.default_rng(shot["seed"])  # the details the record leaves out: gradient sign, motion direction
     brighter_along, motion_degrees = bool(rng.random() < 0.5), float(rng.uniform(0, 360))
     height, width = pixels.shape[:2]
     photo = np.ascontiguousarray(pixels)
-    if "white_balance" in shot:
-        photo = cv2.multiply(photo, light_field(height, width, shot, brighter_along), dtype=cv2.CV_8U)
+    gains = light_field(height, width, shot, brighter_along) if "white_balance" in shot else None
+    if "exposure" in shot: gains = exposed(photo, gains, shot["exposure"])
+    if isinstance(gains, float): photo = cv2.convertScaleAbs(photo, alpha=gains)
+    elif gains is not None: photo = cv2.multiply(photo, gains, dtype=cv2.CV_8U)
     sigma = shot.get("blur", {}).get("sigma", 0)
     if sigma >= 0.3 and shot["blur"]["kind"] == "motion":
         photo = cv2.filter2D(photo, -1, motion_kernel(max(3, int(round(sigma * 3)) | 1), motion_degrees))
@@ -334,7 +352,7 @@ def scene_ingredients(settings) -> dict[str, dict]:
     "Each ingredient of `copy_paste_bins` switched against the profile, as row name -> settings changes: off when the profile has it, on when not (camera effects)."
     return {"without depth": {"bins_tilt": [0.0, 0.0]}, "without contact shading": {"bins_shading": 0.0},
             "without surroundings": {"surroundings": ["backgrounds"]},
-            **dict([_camera_switched(settings.camera, "lighting", {"lighting"}),
+            **dict([_camera_switched(settings.camera, "lighting", {"lighting"}), _camera_switched(settings.camera, "exposure", {"exposure"}),
                     _camera_switched(settings.camera, "camera noise, blur, JPEG", {"noise", "blur", "jpeg"})]),
             "without colour rule": {"colour_rule": "jitter"}}
 
@@ -350,10 +368,15 @@ def scene_ablation(settings, # resolved settings of a profile with real test pho
     return rows + others
 
 def camera_rows() -> dict[str, dict]:
-    "The camera study's rows: all four effects on, each of noise, blur and JPEG off, lighting only, no camera."
+    "The camera study's rows (its first stage): lighting, noise, blur and JPEG all on, each of the last three off, lighting only, no camera."
+    first = ("lighting", "noise", "blur", "jpeg")  # the effects there were then
     rows = {"everything on": set(), "without noise": {"noise"}, "without blur": {"blur"}, "without jpeg": {"jpeg"},
-            "lighting only": {"noise", "blur", "jpeg"}, "no camera": set(CAMERA_EFFECTS)}
-    return {name: {"camera": [effect for effect in CAMERA_EFFECTS if effect not in off]} for name, off in rows.items()}
+            "lighting only": {"noise", "blur", "jpeg"}, "no camera": set(first)}
+    return {name: {"camera": [effect for effect in first if effect not in off]} for name, off in rows.items()}
+
+def exposure_rows() -> dict[str, dict]:
+    "The camera study's second stage, run while lighting only looked chosen: lighting only against lighting with the metering exposure."
+    return {"lighting only": {"camera": ["lighting"]}, "lighting and exposure": {"camera": ["lighting", "exposure"]}}
 
 def camera_ablation(settings, # resolved settings of a profile with real test photos (e.g. grocery)
                     seeds: tuple[int, ...] = tuple(range(6)), # generation (and training) seeds: enough for a paired standard error
@@ -362,3 +385,11 @@ def camera_ablation(settings, # resolved settings of a profile with real test ph
     "Real-photo accuracy of `variant` for each row of `camera_rows`, whatever the profile's camera (rows also in camera.csv)."
     from fruit_synth.train import ablation_runs
     return ablation_runs(settings, camera_rows(), variant, "camera", seeds)
+
+def exposure_ablation(settings, # resolved settings of a profile with real test photos (e.g. grocery)
+                      seeds: tuple[int, ...] = tuple(range(6)), # generation (and training) seeds: enough for a paired standard error
+                      variant: str = "copy_paste_bins", # the variant whose camera is switched
+                     ) -> list[dict]:
+    "Real-photo accuracy of `variant` for each row of `exposure_rows`, whatever the profile's camera (rows also in exposure.csv)."
+    from fruit_synth.train import ablation_runs
+    return ablation_runs(settings, exposure_rows(), variant, "exposure", seeds)

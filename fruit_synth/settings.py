@@ -98,10 +98,11 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("bins_shading", "float", "copy-paste bins: darkest contact shading where fruits touch and in the gaps (0: none)", low=0.0, high=0.9),
     Setting("surroundings", "list", "copy-paste bins: surfaces the gaps show, drawn per image: backgrounds (crops of the background photos), cardboard, crate, bin"),
     Setting("colour_rule", "choice", "copy-paste: cutouts (hue jitter kept within the spread of the class's own cut-outs) or jitter (the hue setting as it is)", choices=("cutouts", "jitter")),
-    Setting("camera", "list", "copy-paste camera realism, any of: lighting, noise, blur, jpeg (empty: none)"),
+    Setting("camera", "list", "copy-paste camera realism, any of: lighting, exposure, noise, blur, jpeg (empty: none)"),
     Setting("light_gradient", "float", "camera lighting: largest brightness gradient across the frame", low=0.0, high=0.2),
     Setting("white_balance", "float", "camera lighting: largest warm/cool shift of the light's colour (red and blue gains 1 +- this)", low=0.0, high=0.5),
     Setting("vignette", "float", "camera lighting: largest darkening at the corners", low=0.0, high=0.9),
+    Setting("exposure", "float_list", "camera exposure: range of the level (share of white) that the brightest 2 % of the picture is brought to, as a phone meters a scene", low=0.3, high=1.0),
     Setting("noise_std", "float_list", "camera noise: range of the sensor noise std, share of the full range", low=0.0, high=0.3),
     Setting("blur_sigma", "float_list", "camera blur: range of the defocus or motion blur, pixels at 224 px", low=0.0, high=8.0),
     Setting("jpeg_quality", "int_list", "camera jpeg: range of the JPEG quality of the last re-encoding", low=5, high=100),
@@ -394,7 +395,7 @@ def read_ini(path: Path) -> configparser.ConfigParser:
 
 AUGMENTATIONS = ("rotation", "blur", "hflip", "vflip", "crop", "colour", "noise", "jpeg") # training augmentations
 SURROUNDINGS = ("backgrounds", "cardboard", "crate", "bin") # copy-paste bins surfaces
-CAMERA_EFFECTS = ("lighting", "noise", "blur", "jpeg") # copy-paste camera realism
+CAMERA_EFFECTS = ("lighting", "exposure", "noise", "blur", "jpeg") # copy-paste camera realism
 CLASS_NAME = re.compile(r"\w[\w\- ]*") # a class name is a plain folder name: letters, digits, _, - and spaces
 
 def prompt_templates(settings: "Settings") -> list[str]:
@@ -429,7 +430,7 @@ def _check_together(settings: Settings) -> None:
         if unknown: raise SettingsError(f"{settings.where(key)}: expected any of {', '.join(allowed)}, found {', '.join(unknown)}")
     if not settings.surroundings:
         raise SettingsError(f"{settings.where('surroundings')}: expected at least one of {', '.join(SURROUNDINGS)}, found none")
-    for key in ("bins_scale", "bins_tilt", "noise_std", "blur_sigma", "jpeg_quality"):
+    for key in ("bins_scale", "bins_tilt", "exposure", "noise_std", "blur_sigma", "jpeg_quality"):
         values = getattr(settings, key)
         if len(values) != 2 or values[0] > values[1]:
             raise SettingsError(f"{settings.where(key)}: expected two values, low then high, found {', '.join(map(str, values)) or 'none'}")

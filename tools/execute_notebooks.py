@@ -69,12 +69,14 @@ def is_ablation(cell) -> bool:
     return cell.cell_type == "code" and any(line.strip().replace(" ", "") == "#|ablation" for line in cell.source.splitlines()[:3])
 
 
-def execute(path: Path, timeout: int = 3600, ablation: bool = False) -> float:
+def execute(path: Path, timeout: int = 3600, ablation: bool | set[str] = False) -> float:
     """Run `path` top to bottom in a fresh kernel and write it back with small outputs; return the seconds it took.
-    Cells flagged `#| ablation` run only with `ablation`; otherwise they keep the outputs they have."""
+    Cells flagged `#| ablation` run only with `ablation` (True: all of them; a set: the cells of those ids); the others
+    keep the outputs they have."""
     start = time.perf_counter()
     notebook = nbformat.read(path, as_version=4)
-    kept = {cell.id: cell for cell in notebook.cells if is_ablation(cell) and not ablation}
+    chosen = (lambda cell: True) if ablation is True else (lambda cell: cell.id in (ablation or set()))
+    kept = {cell.id: cell for cell in notebook.cells if is_ablation(cell) and not chosen(cell)}
     runnable = nbformat.from_dict({**notebook, "cells": [cell for cell in notebook.cells if cell.id not in kept]})
     client = NotebookClient(runnable, timeout=timeout, kernel_name="python3", kernel_manager_class=IpcKernelManager,
                             resources={"metadata": {"path": str(path.parent)}})
@@ -90,12 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: nbs/*.ipynb but experiment and explore)")
     parser.add_argument("--ablation", action="store_true", help="also run the cells flagged `#| ablation` (about an hour)")
+    parser.add_argument("--ablation-cells", default="", metavar="ID,ID", help="run only these `#| ablation` cells (by cell id)")
     args = parser.parse_args(argv)
+    ablation = True if args.ablation else {cell for cell in args.ablation_cells.split(",") if cell}
     paths = args.notebooks or sorted(p for p in (ROOT / "nbs").glob("*.ipynb") if p.name not in SKIPPED)
     failed = []
     for path in paths:
         try:
-            seconds = execute(path.resolve(), ablation=args.ablation)
+            seconds = execute(path.resolve(), ablation=ablation)
             print(f"{path}: executed in {seconds:.0f} s, {path.stat().st_size / 1e6:.2f} MB with outputs", flush=True)
         except CellExecutionError as error:
             failed.append(path)
