@@ -526,7 +526,7 @@ def domain_gap_section(outcomes: list[RunOutcome], assets: Path) -> Markup:
 # %% ../nbs/10_report.ipynb #e4fad658
 ABLATIONS = {"scenes": ("Scenes: copy_paste_bins with each ingredient switched", ("scenes", "scenes-piles")),
              "camera": ("Camera: copy_paste_bins over six generation seeds, each effect removed (the change is paired by seed)", ("camera",)),
-             "exposure": ("Camera, second stage: the chosen camera (lighting only) with and without the metering exposure, six generation seeds", ("exposure",)),
+             "exposure": ("Camera, second stage: lighting only with and without the metering exposure, six generation seeds", ("exposure",)),
              "recipe": ("Training recipe: each ingredient removed or added", ("recipe",))}
 
 def _ablation_rows(path: Path) -> list[dict]:
