@@ -21,10 +21,10 @@ from .images import EncodedImage
 from .settings import CAMERA_EFFECTS, SURROUNDINGS
 
 # %% auto #0
-__all__ = ['OBJECT_FIELDS', 'EXPOSURE_GAIN', 'surface', 'bins_layout', 'grid_count', 'bins_problem', 'shading_reach',
-           'contact_shading', 'hue_spread', 'class_params', 'compose_bins', 'draw_camera', 'light_field', 'exposed',
-           'motion_kernel', 'take_photo', 'compose_scene', 'scene_ingredients', 'scene_ablation', 'camera_rows',
-           'exposure_rows', 'camera_ablation', 'exposure_ablation']
+__all__ = ['OBJECT_FIELDS', 'EXPOSURE_GAIN', 'CAMERA_STAGES', 'surface', 'bins_layout', 'grid_count', 'bins_problem',
+           'shading_reach', 'contact_shading', 'hue_spread', 'class_params', 'compose_bins', 'draw_camera',
+           'light_field', 'exposed', 'motion_kernel', 'take_photo', 'compose_scene', 'scene_ingredients',
+           'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation']
 
 # %% ../nbs/05a_scenes.ipynb #9fb7df98
 def _smooth_noise(shape: tuple[int, int], rng: np.random.Generator, cell: int) -> np.ndarray:
@@ -378,18 +378,13 @@ def exposure_rows() -> dict[str, dict]:
     "The camera study's second stage, run while lighting only looked chosen: lighting only against lighting with the metering exposure."
     return {"lighting only": {"camera": ["lighting"]}, "lighting and exposure": {"camera": ["lighting", "exposure"]}}
 
+CAMERA_STAGES = {"camera": camera_rows, "exposure": exposure_rows} # the camera study's stages: name -> its rows
+
 def camera_ablation(settings, # resolved settings of a profile with real test photos (e.g. grocery)
                     seeds: tuple[int, ...] = tuple(range(6)), # generation (and training) seeds: enough for a paired standard error
                     variant: str = "copy_paste_bins", # the variant whose camera is switched
+                    stage: str = "camera", # a key of CAMERA_STAGES: its rows, and the name of its folder and CSV
                    ) -> list[dict]:
-    "Real-photo accuracy of `variant` for each row of `camera_rows`, whatever the profile's camera (rows also in camera.csv)."
+    "Real-photo accuracy of `variant` for each row of the camera study's `stage`, whatever the profile's camera (rows also in `<stage>.csv`)."
     from fruit_synth.train import ablation_runs
-    return ablation_runs(settings, camera_rows(), variant, "camera", seeds)
-
-def exposure_ablation(settings, # resolved settings of a profile with real test photos (e.g. grocery)
-                      seeds: tuple[int, ...] = tuple(range(6)), # generation (and training) seeds: enough for a paired standard error
-                      variant: str = "copy_paste_bins", # the variant whose camera is switched
-                     ) -> list[dict]:
-    "Real-photo accuracy of `variant` for each row of `exposure_rows`, whatever the profile's camera (rows also in exposure.csv)."
-    from fruit_synth.train import ablation_runs
-    return ablation_runs(settings, exposure_rows(), variant, "exposure", seeds)
+    return ablation_runs(settings, CAMERA_STAGES[stage](), variant, stage, seeds)
