@@ -16,10 +16,11 @@ from PIL import Image
 
 # %% auto #0
 __all__ = ['PLACEMENTS', 'BLENDINGS', 'FOOTPRINT', 'LUMA', 'CopyPasteParams', 'params_problem', 'params_from_settings',
-           'crop_background', 'draw_object', 'rotated_size', 'fit_scale', 'resize_cutout', 'turn_cutout',
-           'hue_rotation', 'colour_matrix', 'jitter_colours', 'random_position', 'find_spot', 'blend_weights',
-           'blend_hard', 'feathered', 'blend_poisson', 'paste', 'draw_shadow', 'shadow_layer', 'cast_shadow',
-           'Composition', 'cutout_pyramid', 'compose_layers', 'compose', 'label_map']
+           'crop_background', 'draw_object', 'rotated_size', 'fit_scale', 'resize_cutout', 'with_clear_rim',
+           'turn_rimmed', 'turn_cutout', 'hue_rotation', 'colour_matrices', 'colour_matrix', 'mean_grey',
+           'jitter_colours', 'random_position', 'find_spot', 'blend_weights', 'blend_hard', 'feathered',
+           'blend_poisson', 'paste', 'draw_shadow', 'shadow_layer', 'cast_shadow', 'Composition', 'softened',
+           'CutoutPyramid', 'cutout_pyramid', 'as_pyramid', 'shape_cutout', 'compose_layers', 'compose', 'label_map']
 
 # %% ../nbs/05_copy_paste.ipynb #8b8e215f
 PLACEMENTS = ("sparse", "piles", "bins") # sparse: the study (no overlap); piles: fruits may partly hide each other; bins: see `scenes`
@@ -177,6 +178,37 @@ def resize_cutout(rgba: np.ndarray, # HxWx4 uint8 cut-out
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     return cv2.resize(rgba, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
 
+def with_clear_rim(rgba: np.ndarray, # HxWx4 uint8 cut-out
+                  ) -> np.ndarray:
+    "`rgba` with a one-pixel rim of its edge's colours, fully clear: resampling then never pulls black into a visible pixel."
+    rimmed = cv2.copyMakeBorder(rgba, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
+    rimmed[[0, -1], :, 3] = 0
+    rimmed[:, [0, -1], 3] = 0
+    return rimmed
+
+def turn_rimmed(rimmed: np.ndarray, # `with_clear_rim` of an HxWx4 uint8 cut-out
+                degrees: float = 0.0, # rotation, counter-clockwise
+                hflip: bool = False, # flip left-right
+                vflip: bool = False, # flip upside down
+                scale: float = 1.0, # resize by this factor in the same resampling (for growing: one pass over the large output)
+               ) -> np.ndarray:
+    "The rimmed cut-out flipped, scaled and rotated without clipping (one bilinear pass), trimmed to its footprint: hxwx4 uint8."
+    if hflip and vflip: rimmed = cv2.flip(rimmed, -1)  # flipping and rimming commute: the rim is the same on every side
+    elif hflip: rimmed = cv2.flip(rimmed, 1)
+    elif vflip: rimmed = cv2.flip(rimmed, 0)
+    rgba = rimmed
+    if degrees % 360 or scale != 1:
+        height, width = rimmed.shape[0] - 2, rimmed.shape[1] - 2
+        new_width, new_height = (math.ceil(side) + 2 for side in rotated_size(width * scale, height * scale, degrees))
+        matrix = cv2.getRotationMatrix2D(((width + 1) / 2, (height + 1) / 2), degrees, scale)
+        matrix[0, 2] += (new_width - 1) / 2 - (width + 1) / 2  # the centre goes to the centre
+        matrix[1, 2] += (new_height - 1) / 2 - (height + 1) / 2
+        rgba = cv2.warpAffine(rimmed, matrix, (new_width, new_height), flags=cv2.INTER_LINEAR)
+    _, footprint = cv2.threshold(rgba[..., 3], FOOTPRINT * 255, 255, cv2.THRESH_BINARY)
+    left, top, width, height = cv2.boundingRect(footprint)
+    if width == 0: return np.zeros((1, 1, 4), np.uint8)
+    return rgba[top:top + height, left:left + width]
+
 def turn_cutout(rgba: np.ndarray, # HxWx4 uint8 cut-out
                 degrees: float = 0.0, # rotation, counter-clockwise
                 hflip: bool = False, # flip left-right
@@ -184,24 +216,7 @@ def turn_cutout(rgba: np.ndarray, # HxWx4 uint8 cut-out
                 scale: float = 1.0, # resize by this factor in the same resampling (for growing: one pass over the large output)
                ) -> tuple[np.ndarray, np.ndarray]:
     "The cut-out flipped, scaled and rotated without clipping, trimmed to its footprint: RGB (hxwx3) and alpha (hxw), uint8."
-    if hflip and vflip: rgba = cv2.flip(rgba, -1)
-    elif hflip: rgba = cv2.flip(rgba, 1)
-    elif vflip: rgba = cv2.flip(rgba, 0)
-    if degrees % 360 or scale != 1:
-        height, width = rgba.shape[:2]
-        rgba = cv2.copyMakeBorder(rgba, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
-        rgba[[0, -1], :, 3] = 0
-        rgba[:, [0, -1], 3] = 0
-        new_width, new_height = (math.ceil(side) + 2 for side in rotated_size(width * scale, height * scale, degrees))
-        matrix = cv2.getRotationMatrix2D(((width + 1) / 2, (height + 1) / 2), degrees, scale)
-        matrix[0, 2] += (new_width - 1) / 2 - (width + 1) / 2  # the centre goes to the centre
-        matrix[1, 2] += (new_height - 1) / 2 - (height + 1) / 2
-        rgba = cv2.warpAffine(rgba, matrix, (new_width, new_height), flags=cv2.INTER_LINEAR)  # the clear rim's colour
-        # is the fruit's edge, so the constant (black, clear) border outside it never reaches a visible pixel
-    alpha = rgba[..., 3]
-    left, top, width, height = cv2.boundingRect((alpha > FOOTPRINT * 255).astype(np.uint8))
-    if width == 0: return np.zeros((1, 1, 3), np.uint8), np.zeros((1, 1), np.uint8)
-    trimmed = rgba[top:top + height, left:left + width]
+    trimmed = turn_rimmed(with_clear_rim(rgba), degrees, hflip, vflip, scale)
     return cv2.cvtColor(trimmed, cv2.COLOR_RGBA2RGB), np.ascontiguousarray(trimmed[..., 3])
 
 # %% ../nbs/05_copy_paste.ipynb #2bbe8e8d
@@ -210,30 +225,46 @@ LUMA = np.array([0.299, 0.587, 0.114]) # grey as torchvision computes it
 _HUE_GREY = np.array([[0.213, 0.715, 0.072]] * 3)  # the hue-rotate matrix's parts (made once: dozens of fruits per image)
 _HUE_COSINE = np.array([[0.787, -0.715, -0.072], [-0.213, 0.285, -0.072], [-0.213, -0.715, 0.928]])
 _HUE_SINE = np.array([[-0.213, -0.715, 0.928], [0.143, 0.140, -0.283], [-0.787, 0.715, 0.072]])
-_GREY_ROWS = np.outer(np.ones(3), LUMA)
 
 def hue_rotation(turns: float) -> np.ndarray:
     "3x3 matrix turning colours' hue by `turns` of the colour wheel, keeping their luminance (hue-rotate)."
     angle = 2 * math.pi * turns
     return _HUE_GREY + math.cos(angle) * _HUE_COSINE + math.sin(angle) * _HUE_SINE
 
+def colour_matrices(brightness: np.ndarray, contrast: np.ndarray, saturation: np.ndarray, # factors, one per fruit
+                    hue: np.ndarray, # hue shifts in turns, one per fruit
+                    mean_grey: np.ndarray, # each fruit's mean grey level before jitter, 0-255
+                   ) -> np.ndarray:
+    "nx3x4 affine colour matrices doing brightness, contrast (around `mean_grey`), saturation and hue in turn: all fruits at once."
+    angle = 2 * np.pi * np.asarray(hue, float)[:, None, None]
+    turn = _HUE_GREY + np.cos(angle) * _HUE_COSINE + np.sin(angle) * _HUE_SINE
+    saturation = np.asarray(saturation, float)[:, None, None]
+    # hue-turn @ desaturate, with desaturate = (1 - s) * grey rows + s * identity
+    linear = (1 - saturation) * turn.sum(axis=2, keepdims=True) * LUMA + saturation * turn
+    gain = np.asarray(contrast, float) * np.asarray(brightness, float)
+    matrices = np.empty((len(gain), 3, 4))
+    matrices[:, :, :3] = linear * gain[:, None, None]
+    matrices[:, :, 3] = ((1 - np.asarray(contrast, float)) * brightness * mean_grey)[:, None]  # both later steps keep grey grey
+    return matrices
+
 def colour_matrix(jitter: dict, # brightness, contrast and saturation factors, hue shift in turns
                   mean_grey: float, # the fruit's mean grey level before jitter, 0-255
                  ) -> np.ndarray:
     "3x4 affine colour matrix doing brightness, contrast (around `mean_grey`), saturation and hue in turn."
-    brightness, contrast, saturation = jitter["brightness"], jitter["contrast"], jitter["saturation"]
-    desaturate = (1 - saturation) * _GREY_ROWS
-    desaturate[np.diag_indices(3)] += saturation
-    linear = hue_rotation(jitter["hue"]) @ desaturate * (contrast * brightness)
-    offset = (1 - contrast) * brightness * mean_grey  # both later steps keep grey colours grey
-    return np.hstack([linear, np.full((3, 1), offset)])
+    values = [np.array([jitter[key]], float) for key in ("brightness", "contrast", "saturation", "hue")]
+    return colour_matrices(*values, np.array([mean_grey], float))[0]
+
+def mean_grey(rgba: np.ndarray, # HxWx4 uint8 cut-out
+             ) -> float:
+    "The cut-out's mean grey level (0-255) over its opaque pixels: what contrast turns around."
+    mean = cv2.mean(rgba, mask=(rgba[..., 3] >= 128).astype(np.uint8))
+    return float(LUMA @ mean[:3])
 
 def jitter_colours(rgba: np.ndarray, # HxWx4 uint8 cut-out
                    jitter: dict, # brightness, contrast and saturation factors, hue shift in turns
                   ) -> np.ndarray:
     "The cut-out with its colours jittered (alpha unchanged), in one pass."
-    mean = cv2.mean(rgba, mask=(rgba[..., 3] >= 128).astype(np.uint8))
-    affine = colour_matrix(jitter, float(LUMA @ mean[:3]))
+    affine = colour_matrix(jitter, mean_grey(rgba))
     matrix = np.zeros((4, 5))  # RGBA in, RGBA out, plus an offset column; alpha passes through
     matrix[:3, :3] = affine[:, :3]
     matrix[:3, 4] = affine[:, 3]
@@ -399,36 +430,69 @@ class Composition:
     record: dict # everything about the image, JSON-friendly
     footprints: list[tuple[np.ndarray, int, int]] # (footprint, left, top) per placed fruit, in paste order
 
-def _as_rgba(cutout: Image.Image | np.ndarray | tuple) -> np.ndarray | tuple:
-    "A cut-out as an HxWx4 uint8 array (a `cutout_pyramid` as it is)."
-    if isinstance(cutout, (np.ndarray, tuple)): return cutout
-    return np.asarray(cutout if cutout.mode == "RGBA" else cutout.convert("RGBA"))
+def softened(rgba: np.ndarray, # HxWx4 uint8 cut-out
+             ) -> np.ndarray:
+    "`rgba` with its alpha feathered as `feathered` does at this size (at least 0.8 px): fruits pasted at 0.5-1x of it keep a soft edge of about 1 % of their size."
+    soft = rgba.copy()
+    soft[..., 3] = cv2.min(rgba[..., 3], cv2.GaussianBlur(rgba[..., 3], (0, 0), max(0.8, 0.01 * max(rgba.shape[:2]))))
+    return soft
+
+@dataclass(frozen=True, eq=False)
+class CutoutPyramid:
+    "A cut-out made ready for many pastes, once per process: its halvings, each with a clear rim, and its mean grey."
+    levels: tuple[np.ndarray, ...] # the cut-out and its halvings (area-averaged), HxWx4 uint8
+    rimmed: tuple[np.ndarray, ...] # each level `with_clear_rim`
+    soft: tuple[np.ndarray, ...] # each level `softened`, `with_clear_rim`: what bins paste as it is, with no blur per fruit
+    grey: float # `mean_grey` of the cut-out
 
 def cutout_pyramid(rgba: np.ndarray, # HxWx4 uint8 cut-out
                    smallest: int = 24, # no level's long side below this
-                  ) -> tuple[np.ndarray, ...]:
-    "`rgba` and its halvings (area-averaged): any size is then one bilinear resampling of at most 2x from one level."
+                  ) -> CutoutPyramid:
+    "`rgba` and its halvings: any size is then one bilinear resampling of at most 2x from one level."
     levels = [rgba]
     while max(levels[-1].shape[:2]) // 2 >= smallest:
         height, width = levels[-1].shape[:2]
         levels.append(cv2.resize(levels[-1], ((width + 1) // 2, (height + 1) // 2), interpolation=cv2.INTER_AREA))
-    return tuple(levels)
+    return CutoutPyramid(tuple(levels), tuple(with_clear_rim(level) for level in levels),
+                         tuple(with_clear_rim(softened(level)) for level in levels), mean_grey(rgba))
 
-def _shaped(cutout: np.ndarray | tuple, drawn: dict, size: int) -> tuple[np.ndarray, np.ndarray]:
-    "Fit `drawn`'s scale to the canvas (recording it), then jitter, resize, flip and rotate the cut-out (or its `cutout_pyramid`)."
-    levels = cutout if isinstance(cutout, tuple) else (cutout,)
-    height, width = levels[0].shape[:2]
-    drawn["scale"], drawn["downscaled"] = fit_scale((width, height), drawn["scale"], drawn["rotation"], size)
-    long_side = drawn["scale"] * size
-    source = next((level for level in levels if max(level.shape[:2]) <= 2 * long_side), None)  # the largest level at most 2x
-    if source is not None:  # jitter (a colour map and a resampling commute), then resize and turn in one bilinear pass
-        factor = long_side / max(source.shape[:2])
-        return turn_cutout(jitter_colours(source, drawn["jitter"]), drawn["rotation"], drawn["hflip"], drawn["vflip"], factor)
-    shaped = jitter_colours(resize_cutout(levels[-1], long_side), drawn["jitter"])  # shrinking more: area resampling first
-    return turn_cutout(shaped, drawn["rotation"], drawn["hflip"], drawn["vflip"])
+def as_pyramid(cutout: Image.Image | np.ndarray | CutoutPyramid) -> CutoutPyramid:
+    "A cut-out (RGBA image or HxWx4 uint8 array) as its `cutout_pyramid` (a `CutoutPyramid` as it is)."
+    if isinstance(cutout, CutoutPyramid): return cutout
+    if not isinstance(cutout, np.ndarray): cutout = np.asarray(cutout if cutout.mode == "RGBA" else cutout.convert("RGBA"))
+    return cutout_pyramid(cutout)
+
+def shape_cutout(pyramid: CutoutPyramid, # the cut-out
+                 scale: float, # wanted longest side, relative to the canvas edge
+                 degrees: float, hflip: bool, vflip: bool, # the turn
+                 matrix: np.ndarray, # 3x4 colour matrix (`colour_matrices`)
+                 size: int, # edge of the canvas, pixels
+                 soft: bool = False, # from the `softened` levels: the alpha comes feathered
+                ) -> tuple[np.ndarray, np.ndarray, float, bool]:
+    "The cut-out resized, turned and colour-jittered: RGB (hxwx3), alpha (hxw), and the scale `fit_scale` left (and whether it shrank)."
+    height, width = pyramid.levels[0].shape[:2]
+    scale, shrunk = fit_scale((width, height), scale, degrees, size)
+    long_side = scale * size
+    for level, rimmed in zip(pyramid.levels, pyramid.soft if soft else pyramid.rimmed):
+        if max(level.shape[:2]) <= 2 * long_side:  # the largest level at most 2x: resize and turn in one bilinear pass
+            factor = long_side / max(level.shape[:2])
+            break
+    else:  # shrinking more: area resampling first
+        level = resize_cutout(pyramid.levels[-1], long_side)
+        rimmed, factor = with_clear_rim(softened(level) if soft else level), 1.0
+    trimmed = turn_rimmed(rimmed, degrees, hflip, vflip, factor)
+    # colours jittered after the turn, on the fruit's final pixels only (a colour map and a resampling commute but for rounding)
+    return cv2.transform(cv2.cvtColor(trimmed, cv2.COLOR_RGBA2RGB), matrix), np.ascontiguousarray(trimmed[..., 3]), scale, shrunk
+
+def _shaped(pyramid: CutoutPyramid, drawn: dict, size: int) -> tuple[np.ndarray, np.ndarray]:
+    "Fit `drawn`'s scale to the canvas (recording it), then resize, flip, rotate and jitter the cut-out."
+    matrix = colour_matrix(drawn["jitter"], pyramid.grey)
+    rgb, alpha, drawn["scale"], drawn["downscaled"] = shape_cutout(pyramid, drawn["scale"], drawn["rotation"], drawn["hflip"],
+                                                                    drawn["vflip"], matrix, size)
+    return rgb, alpha
 
 def compose_layers(background: Image.Image | np.ndarray, # RGB background photo, any size (or HxWx3 uint8)
-                   cutouts: list[Image.Image | np.ndarray], # RGBA cut-outs of one class, tightly cropped (or HxWx4 uint8)
+                   cutouts: list[Image.Image | np.ndarray | CutoutPyramid], # RGBA cut-outs of one class, tightly cropped (or HxWx4 uint8, or their pyramids)
                    params: CopyPasteParams, # how to compose
                    rng: np.random.Generator, # the source of every random choice
                   ) -> Composition:
@@ -442,8 +506,8 @@ def compose_layers(background: Image.Image | np.ndarray, # RGB background photo,
     scale_range = params.pile_scale if piles else (params.scale_min, params.scale_max)
     shadow = draw_shadow(rng) if params.shadow else None
     drawn = [draw_object(params, len(cutouts), scale_range, rng) for _ in range(requested)]
-    arrays = {index: _as_rgba(cutouts[index]) for index in sorted({one["cutout"] for one in drawn})}
-    shaped = [_shaped(arrays[one["cutout"]], one, size) for one in drawn]
+    pyramids = {index: as_pyramid(cutouts[index]) for index in sorted({one["cutout"] for one in drawn})}
+    shaped = [_shaped(pyramids[one["cutout"]], one, size) for one in drawn]
     order = range(requested) if piles else sorted(range(requested), key=lambda index: -shaped[index][1].size)
     labels = np.full((size, size), -1, np.int16)
     visible, areas, neighbours, placed = [], [], [], []

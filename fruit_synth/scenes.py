@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .copy_paste import (FOOTPRINT, Composition, CopyPasteParams, _shaped, blend_hard, blend_weights, compose_layers,
-                                    crop_background, draw_object, feathered)
+from .copy_paste import (BLENDINGS, FOOTPRINT, Composition, CopyPasteParams, CutoutPyramid, as_pyramid, blend_hard,
+                                    blend_weights, colour_matrices, compose_layers, crop_background, shape_cutout)
 from .images import EncodedImage
 from .settings import CAMERA_EFFECTS, SURROUNDINGS
 
@@ -76,22 +76,25 @@ def bins_layout(size: int, # edge of the canvas, pixels
                 tilt: float, # camera tilt: fruits at the top are this much smaller than at the bottom
                 fill: float, # share of the grid's places that hold a fruit
                 rng: np.random.Generator, # the source of every random choice
-               ) -> list[tuple[float, float, float]]:
-    "Fruit centres and long sides (x, y, pixels) that fill a `size` canvas, row by row from the top; some lie past the edges."
-    spots, row = [], 0
-    y = -0.25 * _side(0, size, scale, tilt)
+               ) -> np.ndarray:
+    "Fruit centres and long sides (n x 3: x, y, pixels) that fill a `size` canvas, row by row from the top; some lie past the edges."
+    columns, rows, lengths = [], [], []
+    y, row = -0.25 * _side(0, size, scale, tilt), 0
     while y < size + 0.3 * _side(size, size, scale, tilt):
         length = _side(y, size, scale, tilt)
         step = 0.78 * length
-        x = -0.3 * length + (0.5 * step if row % 2 else 0) + rng.uniform(-0.2, 0.2) * step
-        while x < size + 0.3 * length:
-            if rng.random() < fill:
-                spots.append((x + rng.uniform(-0.15, 0.15) * length, y + rng.uniform(-0.15, 0.15) * length,
-                              length * rng.uniform(0.88, 1.12)))
-            x += step
+        first = -0.3 * length + (0.5 * step if row % 2 else 0) + rng.uniform(-0.2, 0.2) * step
+        count = max(0, math.ceil((size + 0.3 * length - first) / step))  # places up to 0.3 of a fruit past the right edge
+        columns.append(first + step * np.arange(count))
+        rows.append(np.full(count, y))
+        lengths.append(np.full(count, length))
         y += 0.62 * length
         row += 1
-    return spots
+    x, y, length = (np.concatenate(parts) for parts in (columns, rows, lengths))
+    kept = rng.random(len(x)) < fill
+    x, y, length = x[kept], y[kept], length[kept]
+    shift = rng.uniform(-0.15, 0.15, (2, len(x))) * length  # each fruit off its place, and of its own size
+    return np.stack([x + shift[0], y + shift[1], length * rng.uniform(0.88, 1.12, len(x))], axis=1)
 
 def grid_count(size: int, scale: float, tilt: float) -> int:
     "How many places `bins_layout` makes at full fill: the number of fruits `scale` needs to cover the canvas."
@@ -164,76 +167,89 @@ def class_params(params: CopyPasteParams, # the generator's parameters
 OBJECT_FIELDS = ("cutout", "scale", "rotation", "hflip", "vflip", "brightness", "contrast", "saturation", "hue",
                  "left", "top", "right", "bottom", "distractor")
 
-def _distractor_spots(spots: list[tuple[float, float, float]], share: float, size: int, rng: np.random.Generator) -> set[int]:
-    "Places at one side of the frame that take fruits of other classes: at most `share` of all."
+def _distractor_spots(spots: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    "Which places (bool per row of `spots`), at one side of the frame, take fruits of other classes: at most `share` of all."
     count = int(math.floor(rng.uniform(0, share) * len(spots)))
-    if count == 0: return set()
+    chosen = np.zeros(len(spots), bool)
+    if count == 0: return chosen
     side = rng.random() < 0.5
-    order = sorted(range(len(spots)), key=lambda i: spots[i][0] if side else -spots[i][0])
-    return set(order[:count])
+    chosen[np.argsort(spots[:, 0] if side else -spots[:, 0], kind="stable")[:count]] = True
+    return chosen
 
-def _inside(left: int, top: int, shape: tuple[int, int], size: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
-    "The part of a box of `shape` at (`left`, `top`) that lies inside the square [0, `size`): slices into the box, and into the square."
-    height, width = shape
+def _inside(left: int, top: int, height: int, width: int, size: int) -> tuple[int, int, int, int]:
+    "The part (x0, y0, x1, y1, in the box's own pixels) of a `height` x `width` box at (`left`, `top`) inside the square [0, `size`)."
     x0, y0 = max(0, -left), max(0, -top)
-    x1, y1 = max(x0, min(width, size - left)), max(y0, min(height, size - top))
-    return (slice(y0, y1), slice(x0, x1)), (slice(top + y0, top + y1), slice(left + x0, left + x1))
+    return x0, y0, max(x0, min(width, size - left)), max(y0, min(height, size - top))
 
 def _paste_visible(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, left: int, top: int, hard: bool) -> None:
-    "Paste the part of a fruit that falls on the square `canvas` (its corner may lie outside): feathered as if whole."
-    part, spot = _inside(left, top, alpha.shape, canvas.shape[0])
-    if alpha[part].size == 0: return  # wholly outside the frame
-    if hard: return blend_hard(canvas, rgb[part], alpha[part], spot[1].start, spot[0].start)
-    sigma = max(0.6, 0.01 * max(alpha.shape))  # `feathered`'s blur for the whole fruit
-    margin = int(math.ceil(4 * sigma))  # beyond the blur's reach: the cut changes no visible pixel
-    near, _ = _inside(left + margin, top + margin, alpha.shape, canvas.shape[0] + 2 * margin)
-    weights = feathered(alpha[near], sigma)
-    seen = tuple(slice(visible.start - blurred.start, visible.stop - blurred.start) for visible, blurred in zip(part, near))
-    blend_weights(canvas, np.ascontiguousarray(rgb[part]), np.ascontiguousarray(weights[seen]), spot[1].start, spot[0].start)
+    "Paste the part of a fruit that falls on the square `canvas` (its corner may lie outside), `alpha` as its opacity (already feathered)."
+    x0, y0, x1, y1 = _inside(left, top, *alpha.shape, canvas.shape[0])
+    if x1 == x0 or y1 == y0: return  # wholly outside the frame
+    rgb, alpha = rgb[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
+    if hard: return blend_hard(canvas, rgb, alpha, left + x0, top + y0)
+    weights = alpha.astype(np.float32)
+    weights *= np.float32(1 / 255)
+    blend_weights(canvas, np.ascontiguousarray(rgb), weights, left + x0, top + y0)
 
 def compose_bins(background: np.ndarray | Callable | None, # RGB background photo (for the 'backgrounds' surroundings), or a function that opens it
-                 cutouts: list[np.ndarray | tuple], # RGBA cut-outs of the class (or their `cutout_pyramid`s)
+                 cutouts: list[np.ndarray | CutoutPyramid], # RGBA cut-outs of the class (or their `cutout_pyramid`s)
                  params: CopyPasteParams, # bins_*, surroundings, blending, jitter
                  rng: np.random.Generator, # the source of every random choice
-                 others: list[np.ndarray | tuple] | None = None, # RGBA cut-outs of other classes, for distractors
+                 others: list[np.ndarray | CutoutPyramid] | None = None, # RGBA cut-outs of other classes, for distractors
                 ) -> Composition:
     "A crate or bin filled by one class: a depth-ordered grid of fruits over a surface, with contact shading."
     if not cutouts: raise ValueError("compose_bins: no cut-outs given; pass the RGBA cut-outs of one class")
+    cutouts = [as_pyramid(cutout) for cutout in cutouts]
     size = params.image_size
     kind = params.surroundings[int(rng.integers(len(params.surroundings)))]
     scale, tilt = float(rng.uniform(*params.bins_scale)), float(rng.uniform(*params.bins_tilt))
     spots = bins_layout(size, scale, tilt, params.bins_fill, rng)
-    strangers = _distractor_spots(spots, params.distractors, size, rng) if others and params.distractors else set()
-    pad = int(math.ceil(0.75 * max((s for _, _, s in spots), default=scale * size))) + 2  # how far past the frame a fruit may lie
-    typical = float(np.median([s for _, _, s in spots])) if spots else scale * size
+    count = len(spots)
+    strangers = (_distractor_spots(spots, params.distractors, rng) if others and params.distractors else np.zeros(count, bool))
+    if strangers.any(): others = [as_pyramid(cutout) for cutout in others]
+    pad = int(math.ceil(0.75 * (spots[:, 2].max() if count else scale * size))) + 2  # how far past the frame a fruit may lie
+    typical = float(np.median(spots[:, 2])) if count else scale * size
     reach = min(pad, shading_reach(typical))  # the label map's margin: what contact shading sees past the frame
     canvas, ground_record = surface(kind, size, rng, background)
+    # every fruit's choices at once, from the ranges `draw_object` draws from one by one (cut-out, turn, flips, jitter, blending)
+    jitter = [np.round(rng.uniform(1 - spread, 1 + spread, count), 4) for spread in (params.brightness, params.contrast, params.saturation)]
+    jitter.append(np.round(rng.uniform(-params.hue, params.hue, count), 4))
+    pool_size = np.where(strangers, len(others or ()), len(cutouts))
+    which = np.minimum((rng.random(count) * pool_size).astype(int), pool_size - 1)
+    rotation = np.round(rng.uniform(-params.rotation, params.rotation, count), 2)
+    hflip = (rng.random(count) < 0.5) & params.hflip
+    vflip = (rng.random(count) < 0.5) & params.vflip
+    mixed = params.blending == "mixed"  # one of the other three per fruit
+    blending = np.array(BLENDINGS[:3])[rng.integers(0, 3, count)] if mixed else np.full(count, params.blending)
+    order = np.lexsort((rng.random(count), np.round(spots[:, 1])))  # far rows first, ties in random order
+    pyramids = [(others if stranger else cutouts)[index] for stranger, index in zip(strangers.tolist(), which.tolist())]
+    matrices = colour_matrices(*jitter, np.array([pyramid.grey for pyramid in pyramids]))
     top_label = np.full((size + 2 * reach, size + 2 * reach), -1, np.int16)
-    rows = []
-    for index in sorted(range(len(spots)), key=lambda i: (round(spots[i][1]), rng.random())):  # far rows first
-        x, y, length = spots[index]
-        pool = others if index in strangers else cutouts
-        drawn = draw_object(params, len(pool), (length / size, length / size), rng)
-        rgb, alpha = _shaped(pool[drawn["cutout"]], drawn, size)
+    fitted, boxes = [0.0] * count, [(0, 0, 0, 0)] * count
+    x, y, length, hard = spots[:, 0].tolist(), spots[:, 1].tolist(), spots[:, 2].tolist(), (blending == "hard").tolist()
+    turns, hflips, vflips = rotation.tolist(), hflip.tolist(), vflip.tolist()
+    for rank, i in enumerate(order.tolist()):  # `rank` is the fruit's number in the label map
+        rgb, alpha, fitted[i], _ = shape_cutout(pyramids[i], round(length[i] / size, 4), turns[i], hflips[i], vflips[i],
+                                                matrices[i], size, soft=True)
         height, width = alpha.shape
-        left = min(max(round(x - width / 2), -pad), size + pad - width)  # only the part in the frame is drawn
-        top = min(max(round(y - height / 2), -pad), size + pad - height)
-        _paste_visible(canvas, rgb, alpha, left, top, drawn["blending"] == "hard")
-        part, spot = _inside(left + reach, top + reach, alpha.shape, size + 2 * reach)
-        top_label[spot][alpha[part] > FOOTPRINT * 255] = len(rows)
-        jitter = drawn["jitter"]
-        rows.append([drawn["cutout"], drawn["scale"], drawn["rotation"], int(drawn["hflip"]), int(drawn["vflip"]),
-                     jitter["brightness"], jitter["contrast"], jitter["saturation"], jitter["hue"],
-                     left, top, left + width, top + height, int(index in strangers)])
+        left = min(max(round(x[i] - width / 2), -pad), size + pad - width)  # only the part in the frame is drawn
+        top = min(max(round(y[i] - height / 2), -pad), size + pad - height)
+        _paste_visible(canvas, rgb, alpha, left, top, hard[i])
+        x0, y0, x1, y1 = _inside(left + reach, top + reach, height, width, size + 2 * reach)
+        top_label[top + reach + y0:top + reach + y1, left + reach + x0:left + reach + x1][alpha[y0:y1, x0:x1] > FOOTPRINT * 255] = rank
+        boxes[i] = (left, top, left + width, top + height)
     shading = contact_shading(top_label, typical, params.bins_shading, trim=reach)
     picture = cv2.multiply(canvas, cv2.cvtColor(shading, cv2.COLOR_GRAY2RGB), dtype=cv2.CV_8U)
     inner = top_label[reach:reach + size, reach:reach + size]
-    seen = np.bincount(inner[inner >= 0].ravel(), minlength=len(rows))
+    seen = np.bincount(inner[inner >= 0].ravel(), minlength=count)  # visible pixels per rank
     area = max(1, int((inner >= 0).sum()))
+    columns = [which, np.array(fitted), rotation, hflip.astype(int), vflip.astype(int), *jitter, *np.array(boxes, int).reshape(count, 4).T,
+               strangers.astype(int)]
+    rows = [list(row) for row in zip(*(column[order].tolist() for column in columns))]  # in paste order, as the label map
     record = {"image_size": size, "placement": "bins", "surroundings": ground_record, "scale": round(scale, 4),
               "tilt": round(tilt, 4), "fill": params.bins_fill, "shading": params.bins_shading, "hue_range": params.hue,
-              "requested": len(spots), "placed": int((seen > 0).sum()), "coverage": round(float((inner >= 0).mean()), 4),
-              "distractor_share": round(float(sum(seen[i] for i in range(len(rows)) if rows[i][-1]) / area), 4),
+              "requested": count, "placed": int((seen > 0).sum()), "coverage": round(float((inner >= 0).mean()), 4),
+              "distractor_share": round(float(seen[strangers[order]].sum() / area), 4),
               "object_fields": list(OBJECT_FIELDS), "objects": rows}
     return Composition(Image.fromarray(picture), record, [])
 

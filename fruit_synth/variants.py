@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .copy_paste import CopyPasteParams, cutout_pyramid, params_from_settings
+from .copy_paste import CopyPasteParams, CutoutPyramid, cutout_pyramid, params_from_settings
 from .datasets import (DatasetError, HybridGenerator, check_writable, datasets_root, generate, hybrid_picks,
                                   load_dataset, write_with_real)
 from .diffusion import DiffusionGenerator, diffusion_generator
@@ -65,8 +65,9 @@ class CopyPasteGenerator:
     seed: int # the dataset seed
     variant: str # variant name (part of each image's seed)
     max_pixels: int | None = None # refuse larger backgrounds
-    version: str = "copy-paste-4" # bump when the images a given seed makes change (2: scenes, camera, colour rule; 3: OpenCV
-    # camera; 4: the camera's JPEG kept as the file, growing cut-outs resampled once, bins surfaces and shading faster)
+    version: str = "copy-paste-5" # bump when the images a given seed makes change (2: scenes, camera, colour rule; 3: OpenCV
+    # camera; 4: the camera's JPEG kept as the file, growing cut-outs resampled once, bins surfaces and shading faster;
+    # 5: colours jittered after the turn, bins draw all fruits' choices at once and paste alphas feathered per pyramid level)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def fingerprint(self) -> str:
@@ -91,7 +92,7 @@ class CopyPasteGenerator:
         if key not in self._cache: self._cache[key] = [np.asarray(open_image(p, "RGBA")) for p in self.cutouts[name]]
         return self._cache[key]
 
-    def _pyramids(self, name: str) -> list[tuple[np.ndarray, ...]]:
+    def _pyramids(self, name: str) -> list[CutoutPyramid]:
         "The class's cut-outs with their halvings (`cutout_pyramid`), made once per process."
         key = ("pyramids", name)
         if key not in self._cache: self._cache[key] = [cutout_pyramid(array) for array in self._cutout_arrays(name)]
@@ -103,7 +104,7 @@ class CopyPasteGenerator:
         if key not in self._cache: self._cache[key] = class_params(self.params, self._cutout_arrays(name))
         return self._cache[key]
 
-    def _others(self, name: str) -> list[tuple[np.ndarray, ...]] | None:
+    def _others(self, name: str) -> list[CutoutPyramid] | None:
         "Cut-outs of the other classes, for bins distractors (None when there are none)."
         if not (self.params.placement == "bins" and self.params.distractors): return None
         return [pyramid for other in self.cutouts if other != name for pyramid in self._pyramids(other)]
