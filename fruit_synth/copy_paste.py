@@ -23,7 +23,8 @@ __all__ = ['PLACEMENTS', 'BLENDINGS', 'FOOTPRINT', 'LUMA', 'CopyPasteParams', 'p
            'CutoutPyramid', 'cutout_pyramid', 'as_pyramid', 'shape_cutout', 'compose_layers', 'compose', 'label_map']
 
 # %% ../nbs/05_copy_paste.ipynb #8b8e215f
-PLACEMENTS = ("sparse", "piles", "bins") # sparse: the study (no overlap); piles: fruits may partly hide each other; bins: see `scenes`
+PLACEMENTS = ("sparse", "piles", "bins", "mixed") # sparse: the study (no overlap); piles: fruits may partly hide each other;
+# bins: see `scenes`; mixed: bins or piles, drawn per image (half each)
 BLENDINGS = ("hard", "gaussian", "poisson", "mixed") # mixed: one of the other three, drawn per object
 FOOTPRINT = 0.1 # alpha above this is a fruit's footprint: what may not overlap, what counts as its area
 
@@ -42,7 +43,7 @@ class CopyPasteParams:
     contrast: float = 0.2 # contrast factor in [1-c, 1+c], around the fruit's mean grey
     saturation: float = 0.2 # saturation factor in [1-s, 1+s]
     hue: float = 0.02 # hue shift in [-h, h], in turns of the colour wheel
-    placement: str = "sparse" # "sparse" (the study: no overlap) or "piles"
+    placement: str = "sparse" # one of PLACEMENTS
     max_occlusion: float = 0.4 # piles: most of each fruit's area that later fruits may cover
     pile_objects: tuple[int, int] = (5, 12) # piles: fewest and most fruits drawn per image
     pile_scale: tuple[float, float] = (0.15, 0.3) # piles: range of a fruit's longest side, relative to the canvas
@@ -96,10 +97,10 @@ def params_problem(params: CopyPasteParams) -> str:
               ("hue", 0, params.hue, 0, 0.5), ("rotation", 0, params.rotation, 0, 180),
               ("max_occlusion", 0, params.max_occlusion, 0, 0.95)]
     problem = next((problem for check in checks if (problem := _range_problem(*check))), "")
-    if not problem and params.placement == "bins":
+    if not problem and params.placement in ("bins", "mixed"):
         from fruit_synth.scenes import bins_problem
         problem = bins_problem(params)
-    piles = params.placement == "piles"
+    piles = params.placement in ("piles", "mixed")
     smallest = (params.pile_scale[0] if piles else params.scale_min) * params.image_size
     if not problem and smallest < 8 and params.placement != "bins":
         name = "pile_scale" if piles else "scale_min"

@@ -343,13 +343,14 @@ def take_photo(pixels: np.ndarray, # HxWx3 uint8 scene
 
 # %% ../nbs/05a_scenes.ipynb #1d1341ef
 def compose_scene(background: np.ndarray | Callable, # RGB background photo, HxWx3 uint8, or a function that opens it
-                  cutouts: list[np.ndarray], # RGBA cut-outs of the class
+                  cutouts: list[np.ndarray | CutoutPyramid], # RGBA cut-outs of the class (or their `cutout_pyramid`s)
                   params: CopyPasteParams, # how to compose (already `class_params` for the class)
                   rng: np.random.Generator, # the source of every random choice
-                  others: list[np.ndarray] | None = None, # RGBA cut-outs of other classes (bins distractors)
+                  others: list[np.ndarray | CutoutPyramid] | None = None, # RGBA cut-outs of other classes (bins distractors)
                   keep_jpeg: bool = False, # a camera that ends in JPEG gives its file (an `EncodedImage`): no second encoding
                  ) -> tuple[Image.Image | EncodedImage, dict]:
-    "One copy-paste image and its record: placement, then the camera."
+    "One copy-paste image and its record: placement (for `mixed`, bins or piles drawn first, half each), then the camera."
+    if params.placement == "mixed": params = replace(params, placement="bins" if rng.random() < 0.5 else "piles")
     if params.placement == "bins": composition = compose_bins(background, cutouts, params, rng, others)
     else: composition = compose_layers(background() if callable(background) else background, cutouts, params, rng)
     shot = draw_camera(params, rng)

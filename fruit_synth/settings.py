@@ -90,7 +90,7 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("contrast", "float", "copy-paste: colour jitter range of contrast", low=0, high=1),
     Setting("saturation", "float", "copy-paste: colour jitter range of saturation", low=0, high=1),
     Setting("hue", "float", "copy-paste: colour jitter range of hue", low=0, high=0.5),
-    Setting("placement", "choice", "copy-paste: sparse (the study: no overlap), piles (smaller fruits that may occlude) or bins (the frame filled by one class, as in a crate)", choices=("sparse", "piles", "bins")),
+    Setting("placement", "choice", "copy-paste: sparse (the study: no overlap), piles (smaller fruits that may occlude), bins (the frame filled by one class, as in a crate) or mixed (bins or piles, drawn per image, half each)", choices=("sparse", "piles", "bins", "mixed")),
     Setting("bins_scale", "float_list", "copy-paste bins: range of a fruit's longest side at mid-frame, relative to the image edge", low=0.03, high=1.0),
     Setting("bins_tilt", "float_list", "copy-paste bins: range of the camera tilt: how much smaller fruits at the top of the frame are than at the bottom (0: none)", low=0.0, high=0.9),
     Setting("bins_fill", "float", "copy-paste bins: share of the places in the grid that hold a fruit", low=0.3, high=1.0),

@@ -40,6 +40,7 @@ VARIANTS: dict[str, dict] = {
     "copy_paste_piles": {"method": "copy_paste", "placement": "piles"},
     "copy_paste_poisson": {"method": "copy_paste", "blending": "poisson"},
     "copy_paste_bins": {"method": "copy_paste", "placement": "bins"},
+    "copy_paste_mixed": {"method": "copy_paste", "placement": "mixed"},
     "diffusion": {"method": "diffusion"},
     "hybrid": {"method": "hybrid"},
     "copy_paste_plus_real": {"method": "plus_real"},
@@ -106,7 +107,7 @@ class CopyPasteGenerator:
 
     def _others(self, name: str) -> list[CutoutPyramid] | None:
         "Cut-outs of the other classes, for bins distractors (None when there are none)."
-        if not (self.params.placement == "bins" and self.params.distractors): return None
+        if not (self.params.placement in ("bins", "mixed") and self.params.distractors): return None
         return [pyramid for other in self.cutouts if other != name for pyramid in self._pyramids(other)]
 
     def make(self, name: str, index: int, rng: np.random.Generator) -> tuple[Image.Image | EncodedImage, dict]:
