@@ -21,10 +21,10 @@ from .images import EncodedImage
 from .settings import CAMERA_EFFECTS, SURROUNDINGS
 
 # %% auto #0
-__all__ = ['OBJECT_FIELDS', 'EXPOSURE_GAIN', 'CAMERA_STAGES', 'surface', 'bins_layout', 'grid_count', 'bins_problem',
-           'shading_reach', 'contact_shading', 'hue_spread', 'class_params', 'compose_bins', 'draw_camera',
-           'light_field', 'exposed', 'motion_kernel', 'take_photo', 'compose_scene', 'scene_ingredients',
-           'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation']
+__all__ = ['OBJECT_FIELDS', 'EXPOSURE_GAIN', 'CAMERA_STAGES', 'PLACEMENT_VARIANTS', 'surface', 'bins_layout', 'grid_count',
+           'bins_problem', 'shading_reach', 'contact_shading', 'hue_spread', 'class_params', 'compose_bins',
+           'draw_camera', 'light_field', 'exposed', 'motion_kernel', 'take_photo', 'compose_scene', 'scene_ingredients',
+           'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation', 'placement_ablation']
 
 # %% ../nbs/05a_scenes.ipynb #9fb7df98
 def _smooth_noise(shape: tuple[int, int], rng: np.random.Generator, cell: int) -> np.ndarray:
@@ -405,3 +405,13 @@ def camera_ablation(settings, # resolved settings of a profile with real test ph
     "Real-photo accuracy of `variant` for each row of the camera study's `stage`, whatever the profile's camera (rows also in `<stage>.csv`)."
     from fruit_synth.train import ablation_runs
     return ablation_runs(settings, CAMERA_STAGES[stage](), variant, stage, seeds)
+
+PLACEMENT_VARIANTS = ("copy_paste_bins", "copy_paste_piles", "copy_paste_mixed") # the placement study's rows, bins first
+
+def placement_ablation(settings, # resolved settings of a profile with real test photos (e.g. grocery)
+                       seeds: tuple[int, ...] = tuple(range(6)), # generation (and training) seeds: enough for a paired standard error
+                      ) -> list[dict]:
+    "Real-photo accuracy of bins, piles and the set of both (`mixed`) over the same seeds (rows also in `placements-<variant>.csv`)."
+    from fruit_synth.train import ablation_runs
+    return [row for variant in PLACEMENT_VARIANTS
+            for row in ablation_runs(settings, {variant: {}}, variant, f"placements-{variant.removeprefix('copy_paste_')}", seeds)]

@@ -471,7 +471,8 @@ TRAINING_KEYS = ("lr", "epochs_grid", "batch_size", "augment", "augment_rotation
                  "input_size", "seeds", "seeds_vary", "backbone", "pretrained", "weights_path", "threads", "cache_mb", "device", "bootstrap",
                  "real_epochs", "real_lr")
 
-RESULT_FREE_KEYS = ("work_dir", "report_dir", "protocol") # settings that change where results go or how they are described, never a result
+RESULT_FREE_KEYS = ("work_dir", "report_dir", "protocol", "demo_dir", "variants") # settings that change where results go or how they are
+# described, or what else a report runs, never one run's result (demo_dir: a demo profile's photo folders under it are settings of their own)
 
 def generation_digest(settings: Settings) -> str:
     "A digest of the settings that shape generated images (all but the training ones) and of the generators' versions: runs that share it share a dataset."

@@ -32,7 +32,7 @@ def work(tmp_path: Path) -> list[str]:
     return ["-p", f"work_dir={tmp_path / 'work'}"]
 
 
-@pytest.mark.parametrize("variant", ["copy_paste", "copy_paste_bins"])
+@pytest.mark.parametrize("variant", ["copy_paste", "copy_paste_bins", "copy_paste_mixed"])
 def test_same_settings_give_identical_files_whatever_the_number_of_workers(tmp_path, work, data, variant):
     one = run_cli("generate", "copy-paste", "--variant", variant, "--out", tmp_path / "one", "--jobs", "1", *SMALL, *work)
     two = run_cli("generate", "copy-paste", "--variant", variant, "--out", tmp_path / "two", "--jobs", "2", *SMALL, *work)
@@ -43,7 +43,8 @@ def test_same_settings_give_identical_files_whatever_the_number_of_workers(tmp_p
     record = _records(tmp_path / "one" / variant)[0]
     assert record["objects"] and record["camera"]["jpeg"]  # every choice recorded, the camera's too
     if variant == "copy_paste": assert all(0 <= v <= 96 for v in record["objects"][0]["box"])
-    else: assert record["placement"] == "bins" and record["coverage"] > 0.5 and len(record["objects"]) >= 10
+    elif variant == "copy_paste_bins": assert record["placement"] == "bins" and record["coverage"] > 0.5 and len(record["objects"]) >= 10
+    else: assert {r["placement"] for r in _records(tmp_path / "one" / variant)} == {"bins", "piles"}  # drawn per image
 
 
 @pytest.mark.parametrize("variant", ["copy_paste", "copy_paste_bins"])
