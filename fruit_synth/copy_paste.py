@@ -227,18 +227,17 @@ _HUE_GREY = np.array([[0.213, 0.715, 0.072]] * 3)  # the hue-rotate matrix's par
 _HUE_COSINE = np.array([[0.787, -0.715, -0.072], [-0.213, 0.285, -0.072], [-0.213, -0.715, 0.928]])
 _HUE_SINE = np.array([[-0.213, -0.715, 0.928], [0.143, 0.140, -0.283], [-0.787, 0.715, 0.072]])
 
-def hue_rotation(turns: float) -> np.ndarray:
-    "3x3 matrix turning colours' hue by `turns` of the colour wheel, keeping their luminance (hue-rotate)."
-    angle = 2 * math.pi * turns
-    return _HUE_GREY + math.cos(angle) * _HUE_COSINE + math.sin(angle) * _HUE_SINE
+def hue_rotation(turns: float | np.ndarray) -> np.ndarray:
+    "3x3 matrix (nx3x3 for n `turns`) turning colours' hue by `turns` of the colour wheel, keeping their luminance (hue-rotate)."
+    angle = 2 * np.pi * np.asarray(turns, float)[..., None, None]
+    return _HUE_GREY + np.cos(angle) * _HUE_COSINE + np.sin(angle) * _HUE_SINE
 
 def colour_matrices(brightness: np.ndarray, contrast: np.ndarray, saturation: np.ndarray, # factors, one per fruit
                     hue: np.ndarray, # hue shifts in turns, one per fruit
                     mean_grey: np.ndarray, # each fruit's mean grey level before jitter, 0-255
                    ) -> np.ndarray:
     "nx3x4 affine colour matrices doing brightness, contrast (around `mean_grey`), saturation and hue in turn: all fruits at once."
-    angle = 2 * np.pi * np.asarray(hue, float)[:, None, None]
-    turn = _HUE_GREY + np.cos(angle) * _HUE_COSINE + np.sin(angle) * _HUE_SINE
+    turn = hue_rotation(hue)
     saturation = np.asarray(saturation, float)[:, None, None]
     # hue-turn @ desaturate, with desaturate = (1 - s) * grey rows + s * identity
     linear = (1 - saturation) * turn.sum(axis=2, keepdims=True) * LUMA + saturation * turn
