@@ -179,7 +179,7 @@ def _write_record(job: Job, image: Image.Image | EncodedImage, details: dict, fo
     "Write one made image (an already encoded one in its own format); return its manifest record."
     if isinstance(image, EncodedImage): suffix = image.suffix.lstrip(".")
     relative = f"{job.name}/{job.index:05d}.{suffix}"
-    digest = save_image(image, folder / relative, quality=95)
+    digest = save_image(image, folder / relative, quality=95, durable=False)  # resume checks the sha256; `_finish` syncs
     return {"file": relative, "class": job.name, "index": job.index, "seed": image_seed(seed, variant, job.name, job.index),
             "settings_hash": fingerprint, "sha256": digest, "width": image.width, "height": image.height, **details}
 
@@ -189,8 +189,12 @@ def _make_one(job: Job, generator, folder: Path, variant: str, seed: int, finger
     image, details = generator.make(job.name, job.index, image_rng(seed, variant, job.name, job.index))
     return _write_record(job, image, details, folder, variant, seed, fingerprint, suffix)
 
-def _worker_task(args: tuple) -> dict:
-    return _make_one(*args[:1], None, *args[1:])
+def _with_line(record: dict) -> tuple[dict, str]:
+    "A record and its manifest line (JSON, keys in the record's order), made where the record is made: in the worker."
+    return record, json.dumps(record)
+
+def _worker_task(args: tuple) -> tuple[dict, str]:
+    return _with_line(_make_one(*args[:1], None, *args[1:]))
 
 def _make_batches(batches: list[list[Job]], done: dict, generator, *common) -> Iterator[dict]:
     "Make each batch with one `make_batch` call in this process; write the images not already done."
@@ -265,16 +269,18 @@ def generate(generator: Generator, # has fingerprint() and make(name, index, rng
     bar = tqdm(total=len(records) + len(todo), initial=len(records), desc=variant + (f" [{rank + 1}/{ranks}]" if ranks > 1 else ""),
                unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True)
     common = (folder, variant, settings.seed, fingerprint, settings.image_format)
+    lines: dict[int, str] = {}  # this run's manifest lines, made in the workers: `_finish` reuses them
     try:
         with open(folder / (MANIFEST_FILE if rank == 0 else f".manifest-part-{rank}.jsonl"), "a") as manifest:
-            if batched: results: Iterator[dict] = _make_batches(batches, done, generator, *common)
-            elif jobs == 1: results = (_make_one(job, generator, *common) for job in todo)
+            if batched: results: Iterator[tuple[dict, str]] = map(_with_line, _make_batches(batches, done, generator, *common))
+            elif jobs == 1: results = (_with_line(_make_one(job, generator, *common)) for job in todo)
             else:
                 pool = _worker_context().Pool(jobs, _init_worker, (generator,))
                 results = pool.imap_unordered(_worker_task, [(job, *common) for job in todo], chunksize=4)
             try:
-                for record in results:
-                    manifest.write(json.dumps(record) + "\n")
+                for record, line in results:
+                    manifest.write(line + "\n")
+                    lines[id(record)] = line
                     manifest.flush()
                     records.append(record)
                     bar.update(1)
@@ -290,17 +296,25 @@ def generate(generator: Generator, # has fingerprint() and make(name, index, rng
     if processes: processes.wait()  # every process has written its images
     facts = generator.run_facts() if hasattr(generator, "run_facts") else {}
     if rank == 0:
-        _finish(folder, records + _absorb_parts(folder), counts, settings, variant, {**info, **facts})
+        _finish(folder, records + _absorb_parts(folder), counts, settings, variant, {**info, **facts}, lines)
         release_dataset_lock(folder)
     if processes: processes.wait()  # no process returns before the dataset is complete
     return folder
 
-def _finish(folder: Path, records: list[dict], counts: dict[str, int], settings: Settings, variant: str, info: dict) -> None:
+def _final_line(record: dict, lines: dict[int, str]) -> str:
+    "The record's final manifest line: its line from the worker with the split appended (what `json.dumps` of it gives)."
+    line = lines.get(id(record))
+    return line[:-1] + ', "split": ' + json.dumps(record["split"]) + "}" if line else json.dumps(record)
+
+def _finish(folder: Path, records: list[dict], counts: dict[str, int], settings: Settings, variant: str, info: dict,
+            lines: dict[int, str] | None = None, # manifest lines of this run's records, by id(record), before the split
+           ) -> None:
     "Sort and split the records, write the final manifest, remove strays, draw the sample grid, mark complete."
     class_order = {name: position for position, name in enumerate(counts)}
     records.sort(key=lambda record: (class_order[record["class"]], record["index"]))
     assign_split(records, settings.val_fraction, settings.seed, variant)
-    write_bytes_atomic("".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode(), folder / MANIFEST_FILE)
+    os.sync()  # the images were written without a flush each: on disk before the manifest says the dataset is whole
+    write_bytes_atomic("".join(_final_line(r, lines or {}) + "\n" for r in records).encode(), folder / MANIFEST_FILE)
     keep = {r["file"] for r in records}
     old = sum(1 for name in counts if (folder / name).is_dir() for path in (folder / name).iterdir()
               if path.stem.isdigit() and f"{name}/{path.name}" not in keep)

@@ -110,7 +110,9 @@ def encode_image(image: Image.Image, suffix: str, quality: int = 90) -> bytes:
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
 
-def write_bytes_atomic(data: bytes, path: str | Path) -> None:
+def write_bytes_atomic(data: bytes, path: str | Path,
+                       durable: bool = True, # fsync before the rename (False: the caller checks or syncs later)
+                      ) -> None:
     "Write `data` to `path` through a temporary file and a rename, so `path` is never seen half-written."
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -118,7 +120,7 @@ def write_bytes_atomic(data: bytes, path: str | Path) -> None:
         with open(temporary, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable: os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
@@ -141,6 +143,7 @@ class EncodedImage:
 def save_image(image: Image.Image | EncodedImage, # image to write (an `EncodedImage` goes to a file of its own suffix)
                path: str | Path, # destination; its suffix picks the format
                quality: int = 90, # JPEG/WebP quality
+               durable: bool = True, # fsync the file before its rename (see `write_bytes_atomic`)
               ) -> str:
     "Write `image` atomically to `path` and return the sha256 of the file's bytes."
     if isinstance(image, EncodedImage):
@@ -148,7 +151,7 @@ def save_image(image: Image.Image | EncodedImage, # image to write (an `EncodedI
             raise ValueError(f"cannot write an encoded {image.suffix} image to '{path}': give the file the suffix {image.suffix}")
         data = image.data
     else: data = encode_image(image, Path(path).suffix, quality)
-    write_bytes_atomic(data, path)
+    write_bytes_atomic(data, path, durable)
     return hashlib.sha256(data).hexdigest()
 
 def file_sha256(path: str | Path) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -28,10 +29,10 @@ from .settings import Settings
 from .sources import cutout_library, real_train_photos, usable_backgrounds
 
 # %% auto #0
-__all__ = ['VARIANTS', 'GENERATORS', 'WITH_REAL', 'RESEEDABLE', 'variant_settings', 'CopyPasteGenerator', 'FewShotGenerator',
-           'few_shot_sources', 'copy_paste_generator', 'few_shot_generator', 'hybrid_generator',
-           'stable_diffusion_generator', 'generator_versions', 'image_digest', 'generate_variant', 'seed_datasets',
-           'generate_with_real']
+__all__ = ['VARIANTS', 'BACKGROUND_CACHE_BYTES', 'GENERATORS', 'WITH_REAL', 'RESEEDABLE', 'variant_settings',
+           'CopyPasteGenerator', 'FewShotGenerator', 'few_shot_sources', 'copy_paste_generator', 'few_shot_generator',
+           'hybrid_generator', 'stable_diffusion_generator', 'generator_versions', 'image_digest', 'generate_variant',
+           'seed_datasets', 'generate_with_real']
 
 # %% ../nbs/06b_variants.ipynb #aaded9c0
 VARIANTS: dict[str, dict] = {
@@ -56,6 +57,8 @@ def variant_settings(settings: Settings, variant: str) -> tuple[str, Settings]:
     return method, settings.replace(**spec) if spec else settings
 
 # %% ../nbs/06b_variants.ipynb #54870739
+BACKGROUND_CACHE_BYTES = 256 * 2**20 # decoded backgrounds a process keeps (least recently used dropped first)
+
 @dataclass
 class CopyPasteGenerator:
     "Makes copy-paste images of one class from the backgrounds and that class's cut-outs."
@@ -87,6 +90,19 @@ class CopyPasteGenerator:
         order = self._cache[key]
         return int(order[index % len(order)])
 
+    def _background(self, which: int) -> np.ndarray:
+        "Background `which` as an RGB array, decoded once per process while the decoded ones fit in `BACKGROUND_CACHE_BYTES`."
+        kept = self._cache.setdefault("backgrounds", OrderedDict())
+        if which in kept:
+            kept.move_to_end(which)
+            return kept[which]
+        pixels = np.asarray(open_image(self.backgrounds[which], max_pixels=self.max_pixels))
+        kept[which] = pixels
+        self._cache["background_bytes"] = self._cache.get("background_bytes", 0) + pixels.nbytes
+        while len(kept) > 1 and self._cache["background_bytes"] > BACKGROUND_CACHE_BYTES:
+            self._cache["background_bytes"] -= kept.popitem(last=False)[1].nbytes
+        return pixels
+
     def _cutout_arrays(self, name: str) -> list[np.ndarray]:
         "The class's cut-outs as RGBA arrays, decoded once per process."
         key = ("cutouts", name)
@@ -113,7 +129,7 @@ class CopyPasteGenerator:
     def make(self, name: str, index: int, rng: np.random.Generator) -> tuple[Image.Image | EncodedImage, dict]:
         "Image `index` of class `name` (the camera's JPEG file when it takes one) and what went into it."
         which = self.background_index(name, index)
-        background = lambda: np.asarray(open_image(self.backgrounds[which], max_pixels=self.max_pixels))  # bins may not need it
+        background = lambda: self._background(which)  # bins may not need it
         image, details = compose_scene(background, self._pyramids(name), self._class_params(name), rng, self._others(name),
                                        keep_jpeg=True)
         details["cutout_files"] = [path.name for path in self.cutouts[name]]
