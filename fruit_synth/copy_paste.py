@@ -320,7 +320,7 @@ def blend_weights(canvas: np.ndarray, # HxWx3 uint8 canvas, changed in place
     "Paste `rgb` onto `canvas` with opacity `weights`."
     height, width = weights.shape
     region = canvas[top:top + height, left:left + width]
-    region[...] = cv2.blendLinear(rgb, np.ascontiguousarray(region), weights, 1 - weights)
+    cv2.blendLinear(rgb, region, weights, 1 - weights, dst=region)  # in place: the canvas's own rows
 
 def blend_hard(canvas: np.ndarray, # HxWx3 uint8 canvas, changed in place
                rgb: np.ndarray, # hxwx3 uint8 fruit colour

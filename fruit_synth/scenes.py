@@ -187,9 +187,7 @@ def _paste_visible(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, left:
     if x1 == x0 or y1 == y0: return  # wholly outside the frame
     rgb, alpha = rgb[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
     if hard: return blend_hard(canvas, rgb, alpha, left + x0, top + y0)
-    weights = alpha.astype(np.float32)
-    weights *= np.float32(1 / 255)
-    blend_weights(canvas, np.ascontiguousarray(rgb), weights, left + x0, top + y0)
+    blend_weights(canvas, rgb, np.multiply(alpha, np.float32(1 / 255), dtype=np.float32), left + x0, top + y0)
 
 def compose_bins(background: np.ndarray | Callable | None, # RGB background photo (for the 'backgrounds' surroundings), or a function that opens it
                  cutouts: list[np.ndarray | CutoutPyramid], # RGBA cut-outs of the class (or their `cutout_pyramid`s)
@@ -236,7 +234,8 @@ def compose_bins(background: np.ndarray | Callable | None, # RGB background phot
         top = min(max(round(y[i] - height / 2), -pad), size + pad - height)
         _paste_visible(canvas, rgb, alpha, left, top, hard[i])
         x0, y0, x1, y1 = _inside(left + reach, top + reach, height, width, size + 2 * reach)
-        top_label[top + reach + y0:top + reach + y1, left + reach + x0:left + reach + x1][alpha[y0:y1, x0:x1] > FOOTPRINT * 255] = rank
+        np.copyto(top_label[top + reach + y0:top + reach + y1, left + reach + x0:left + reach + x1], rank,
+                  where=alpha[y0:y1, x0:x1] > FOOTPRINT * 255)
         boxes[i] = (left, top, left + width, top + height)
     shading = contact_shading(top_label, typical, params.bins_shading, trim=reach)
     picture = cv2.multiply(canvas, cv2.cvtColor(shading, cv2.COLOR_GRAY2RGB), dtype=cv2.CV_8U)
