@@ -191,12 +191,21 @@ class ScanResult:
     skipped: list[Skipped] = field(default_factory=list)
     hashes: dict[Path, int] = field(default_factory=dict)
 
+_CHECKED: dict[tuple, tuple[str | None, int | None]] = {} # (path, size, mtime_ns, max_pixels, hash wanted) -> (skip reason, hash)
+
 def _check_one(path: Path, max_pixels: int | None, want_hash: bool) -> tuple[Path, str | None, int | None]:
+    "Decode `path` once per process while its size and modification time stay the same: its skip reason and hash."
+    try: stat = path.stat()
+    except OSError: stat = None
+    key = stat and (str(path), stat.st_size, stat.st_mtime_ns, max_pixels, want_hash)
+    if key and key in _CHECKED: return (path, *_CHECKED[key])
     try:
         image = open_image(path, "RGB", max_pixels)
-        return path, None, perceptual_hash(image) if want_hash else None
+        found = None, perceptual_hash(image) if want_hash else None
     except ImageError as e:
-        return path, str(e).removeprefix(f"{path}: "), None
+        found = str(e).removeprefix(f"{path}: "), None
+    if key: _CHECKED[key] = found
+    return (path, *found)
 
 def list_files(folder: Path, recursive: bool = True) -> list[Path]:
     "Files under `folder` (sorted; hidden files and folders left out)."
