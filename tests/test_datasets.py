@@ -126,10 +126,10 @@ def test_disk_full_is_a_clean_error_and_a_rerun_resumes(tmp_path, monkeypatch, d
     settings = load_settings("grocery", {"work_dir": tmp_path / "work", "n_per_class": 3, "image_size": 64})
     reference = generate_variant(settings, "copy_paste", tmp_path / "reference", jobs=1, progress=False)
     real_save, calls = datasets.save_image, []
-    def failing_save(image, path, quality=90):
+    def failing_save(image, path, **options):
         calls.append(path)
         if len(calls) > 4: raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save(image, path, quality)
+        return real_save(image, path, **options)
     monkeypatch.setattr(datasets, "save_image", failing_save)
     with pytest.raises(datasets.DatasetError, match="disk full .* run the same command again"):
         generate_variant(settings, "copy_paste", tmp_path / "full", jobs=1, progress=False)
