@@ -7,9 +7,11 @@ Docs: https://fruit-synth.github.io/fruit-synth/scenes.html.md"""
 # %% ../nbs/05a_scenes.ipynb #c1a0895e
 from __future__ import annotations
 
+import hashlib
 import math
-from typing import Callable
 from dataclasses import replace
+from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -24,7 +26,8 @@ from .settings import CAMERA_EFFECTS, SURROUNDINGS
 __all__ = ['OBJECT_FIELDS', 'EXPOSURE_GAIN', 'CAMERA_STAGES', 'PLACEMENT_VARIANTS', 'surface', 'bins_layout', 'grid_count',
            'bins_problem', 'shading_reach', 'contact_shading', 'hue_spread', 'class_params', 'compose_bins',
            'draw_camera', 'light_field', 'exposed', 'motion_kernel', 'take_photo', 'compose_scene', 'scene_ingredients',
-           'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation', 'placement_ablation']
+           'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation', 'placement_ablation', 'photo_halves',
+           'selection_check']
 
 # %% ../nbs/05a_scenes.ipynb #9fb7df98
 def _smooth_noise(shape: tuple[int, int], rng: np.random.Generator, cell: int) -> np.ndarray:
@@ -414,3 +417,33 @@ def placement_ablation(settings, # resolved settings of a profile with real test
     from fruit_synth.train import ablation_runs
     return [row for variant in PLACEMENT_VARIANTS
             for row in ablation_runs(settings, {variant: {}}, variant, f"placements-{variant.removeprefix('copy_paste_')}", seeds)]
+
+# %% ../nbs/05a_scenes.ipynb #910b745b
+def photo_halves(paths: list[str], # test photos, as `predictions.csv` names them (their parent folder is the class)
+                ) -> dict[str, int]:
+    "Each photo's half, 0 or 1: within each class, photos ordered by the sha256 of their file name and dealt alternately."
+    halves, by_class = {}, {}
+    for path in paths: by_class.setdefault(Path(path).parent.name, []).append(path)
+    for group in by_class.values():
+        for rank, path in enumerate(sorted(group, key=lambda p: hashlib.sha256(Path(p).name.encode()).hexdigest())):
+            halves[path] = rank % 2
+    return halves
+
+def selection_check(settings, # resolved settings of the profile whose ablation runs are read (work_dir, profile)
+                    studies: list[str], # ablation folders under <work_dir>/<profile>/ablation (e.g. "camera", "placements-bins")
+                   ) -> list[dict]:
+    "Each configuration's mean accuracy over its seeds on each half of the test photos (`photo_halves`): choose on one, score on the other."
+    import pandas as pd  # here, not at the top: worker processes import this module
+    root = Path(settings.work_dir) / settings.profile / "ablation"
+    runs: dict[str, list] = {}
+    for study in studies:
+        files = sorted((root / study).glob("*-seed*/predictions.csv"))
+        if not files: raise FileNotFoundError(f"no finished runs in '{root / study}': run its ablation first (make ablation)")
+        for file in files: runs.setdefault(f"{study}: {file.parent.name.rsplit('-seed', 1)[0]}", []).append(pd.read_csv(file))
+    halves = photo_halves(sorted({path for tables in runs.values() for table in tables for path in table["path"]}))
+    def accuracy(table, half=None):
+        kept = table if half is None else table[table["path"].map(halves) == half]
+        return float((kept["true"] == kept["predicted"]).mean())
+    return [{"configuration": name, "seeds": len(tables),
+             **{f"half {label} %": round(100 * float(np.mean([accuracy(t, half) for t in tables])), 1) for label, half in (("A", 0), ("B", 1))},
+             "all photos %": round(100 * float(np.mean([accuracy(t) for t in tables])), 1)} for name, tables in runs.items()]
