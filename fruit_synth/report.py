@@ -549,6 +549,14 @@ def ablation_section(settings: Settings) -> Markup:
             table = ablation_table(rows)
             tables.append({"title": title, "rows": table, "headers": {key: key for key in table[0]},
                            "photos": rows[0].get("test_photos"), "mode": ", ".join(sorted({row.get("train_mode", "") for row in rows}))})
+    chosen_by = [name for name in (*ABLATIONS["placements"][1], "camera") if any((folder / name).glob("*-seed*/predictions.csv"))]
+    if chosen_by:  # how much choosing on these photos flatters: each configuration on two halves of them
+        from fruit_synth.scenes import selection_check
+        checked = selection_check(settings, chosen_by)
+        tables.append({"title": "Choosing on half the photos: the placement and camera configurations scored on two halves of the "
+                                "test photos (split by a hash of each file name, each class evenly); a choice made on half A is "
+                                "scored on half B, which took no part in it",
+                       "rows": checked, "headers": {key: key for key in checked[0]}, "mode": "as in the studies above"})
     return render("ablation.html", tables=tables, folder=str(folder)) if tables else Markup("")
 
 def curves_section(settings: Settings, out: Path) -> Markup:
