@@ -23,11 +23,11 @@ from .images import EncodedImage
 from .settings import CAMERA_EFFECTS, SURROUNDINGS
 
 # %% auto #0
-__all__ = ['OBJECT_FIELDS', 'EXPOSURE_GAIN', 'CAMERA_STAGES', 'PLACEMENT_VARIANTS', 'surface', 'bins_layout', 'grid_count',
-           'bins_problem', 'shading_reach', 'contact_shading', 'hue_spread', 'class_params', 'compose_bins',
-           'draw_camera', 'light_field', 'exposed', 'motion_kernel', 'take_photo', 'compose_scene', 'scene_ingredients',
-           'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation', 'placement_ablation', 'photo_halves',
-           'selection_check']
+__all__ = ['OBJECT_FIELDS', 'EXPOSURE_GAIN', 'CAMERA_STAGES', 'PLACEMENT_VARIANTS', 'SURROUNDINGS_ROWS', 'surface', 'bins_layout',
+           'grid_count', 'bins_problem', 'shading_reach', 'contact_shading', 'hue_spread', 'class_params',
+           'compose_bins', 'draw_camera', 'light_field', 'exposed', 'motion_kernel', 'take_photo', 'compose_scene',
+           'scene_ingredients', 'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation',
+           'placement_ablation', 'surroundings_ablation', 'photo_halves', 'selection_check']
 
 # %% ../nbs/05a_scenes.ipynb #9fb7df98
 def _smooth_noise(shape: tuple[int, int], rng: np.random.Generator, cell: int) -> np.ndarray:
@@ -367,10 +367,15 @@ def _camera_switched(camera: tuple[str, ...] | list[str], name: str, effects: se
         return f"without {name}", {"camera": [effect for effect in camera if effect not in effects]}
     return f"with {name}", {"camera": [effect for effect in CAMERA_EFFECTS if effect in camera or effect in effects]}
 
+def _surfaces_switched(surroundings: tuple[str, ...] | list[str]) -> tuple[str, dict]:
+    "The generated surfaces (crate, bin, cardboard) off when the profile has any (background crops only), else on."
+    if set(surroundings) - {"backgrounds"}: return "without surroundings", {"surroundings": ["backgrounds"]}
+    return "with crates, bins and cardboard", {"surroundings": list(SURROUNDINGS)}
+
 def scene_ingredients(settings) -> dict[str, dict]:
     "Each ingredient of `copy_paste_bins` switched against the profile, as row name -> settings changes: off when the profile has it, on when not (camera effects)."
     return {"without depth": {"bins_tilt": [0.0, 0.0]}, "without contact shading": {"bins_shading": 0.0},
-            "without surroundings": {"surroundings": ["backgrounds"]},
+            **dict([_surfaces_switched(settings.surroundings)]),
             **dict([_camera_switched(settings.camera, "lighting", {"lighting"}), _camera_switched(settings.camera, "exposure", {"exposure"}),
                     _camera_switched(settings.camera, "camera noise, blur, JPEG", {"noise", "blur", "jpeg"})]),
             "without colour rule": {"colour_rule": "jitter"}}
@@ -417,6 +422,17 @@ def placement_ablation(settings, # resolved settings of a profile with real test
     from fruit_synth.train import ablation_runs
     return [row for variant in PLACEMENT_VARIANTS
             for row in ablation_runs(settings, {variant: {}}, variant, f"placements-{variant.removeprefix('copy_paste_')}", seeds)]
+
+SURROUNDINGS_ROWS = {"every surrounding": {"surroundings": list(SURROUNDINGS)}, # crates, bins, cardboard, background crops
+                     "background crops only": {"surroundings": ["backgrounds"]}}
+
+def surroundings_ablation(settings, # resolved settings of a profile with real test photos (e.g. grocery)
+                          seeds: tuple[int, ...] = tuple(range(6)), # generation (and training) seeds
+                         ) -> dict[str, list[dict]]:
+    "Bins and mixed with every surrounding against background crops only, per variant (rows also in `surroundings-<variant>.csv`)."
+    from fruit_synth.train import ablation_runs
+    return {variant: ablation_runs(settings, SURROUNDINGS_ROWS, variant, f"surroundings-{variant.removeprefix('copy_paste_')}", seeds)
+            for variant in ("copy_paste_bins", "copy_paste_mixed")}
 
 # %% ../nbs/05a_scenes.ipynb #910b745b
 def photo_halves(paths: list[str], # test photos, as `predictions.csv` names them (their parent folder is the class)
