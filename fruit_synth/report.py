@@ -526,7 +526,10 @@ def domain_gap_section(outcomes: list[RunOutcome], assets: Path) -> Markup:
 # %% ../nbs/10_report.ipynb #e4fad658
 ABLATIONS = {"placements": ("Placements: bins, piles and one set of both (mixed), six generation seeds (the change is paired by seed)",
                             ("placements-bins", "placements-piles", "placements-mixed")),
-             "scenes": ("Scenes: copy_paste_bins with each ingredient switched", ("scenes", "scenes-piles")),
+             "surroundings-bins": ("Surroundings of copy_paste_bins: generated surfaces and background crops, or background crops only, six generation seeds",
+                                   ("surroundings-bins",)),
+             "surroundings-mixed": ("Surroundings of copy_paste_mixed: the same two, six generation seeds", ("surroundings-mixed",)),
+             "scenes": ("Scenes: copy_paste_bins with each ingredient switched (measured with every surrounding)", ("scenes", "scenes-piles")),
              "camera": ("Camera: copy_paste_bins over six generation seeds, each effect removed (the change is paired by seed)", ("camera",)),
              "exposure": ("Camera, second stage: lighting only with and without the metering exposure, six generation seeds", ("exposure",)),
              "recipe": ("Training recipe: each ingredient removed or added", ("recipe",))}
