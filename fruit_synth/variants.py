@@ -98,9 +98,7 @@ class CopyPasteGenerator:
             return kept[which]
         pixels = np.asarray(open_image(self.backgrounds[which], max_pixels=self.max_pixels))
         kept[which] = pixels
-        self._cache["background_bytes"] = self._cache.get("background_bytes", 0) + pixels.nbytes
-        while len(kept) > 1 and self._cache["background_bytes"] > BACKGROUND_CACHE_BYTES:
-            self._cache["background_bytes"] -= kept.popitem(last=False)[1].nbytes
+        while len(kept) > 1 and sum(array.nbytes for array in kept.values()) > BACKGROUND_CACHE_BYTES: kept.popitem(last=False)
         return pixels
 
     def _cutout_arrays(self, name: str) -> list[np.ndarray]:
