@@ -15,10 +15,10 @@ import numpy as np
 from PIL import Image
 
 # %% auto #0
-__all__ = ['PLACEMENTS', 'BLENDINGS', 'FOOTPRINT', 'LUMA', 'CopyPasteParams', 'params_problem', 'params_from_settings',
-           'crop_background', 'draw_object', 'rotated_size', 'fit_scale', 'resize_cutout', 'with_clear_rim',
-           'turn_rimmed', 'turn_cutout', 'hue_rotation', 'colour_matrices', 'colour_matrix', 'mean_grey',
-           'jitter_colours', 'random_position', 'find_spot', 'blend_weights', 'blend_hard', 'feathered',
+__all__ = ['PLACEMENTS', 'BLENDINGS', 'BINS_SPACINGS', 'FOOTPRINT', 'LUMA', 'CopyPasteParams', 'params_problem',
+           'params_from_settings', 'crop_background', 'draw_object', 'rotated_size', 'fit_scale', 'resize_cutout',
+           'with_clear_rim', 'turn_rimmed', 'turn_cutout', 'hue_rotation', 'colour_matrices', 'colour_matrix',
+           'mean_grey', 'jitter_colours', 'random_position', 'find_spot', 'blend_weights', 'blend_hard', 'feathered',
            'blend_poisson', 'paste', 'draw_shadow', 'shadow_layer', 'cast_shadow', 'Composition', 'softened',
            'CutoutPyramid', 'cutout_pyramid', 'as_pyramid', 'shape_cutout', 'compose_layers', 'compose', 'label_map']
 
@@ -26,6 +26,7 @@ __all__ = ['PLACEMENTS', 'BLENDINGS', 'FOOTPRINT', 'LUMA', 'CopyPasteParams', 'p
 PLACEMENTS = ("sparse", "piles", "bins", "mixed") # sparse: the study (no overlap); piles: fruits may partly hide each other;
 # bins: see `scenes`; mixed: bins or piles, drawn per image (half each)
 BLENDINGS = ("hard", "gaussian", "poisson", "mixed") # mixed: one of the other three, drawn per object
+BINS_SPACINGS = ("long_side", "footprint") # bins: what spaces the grid (see `scenes.class_params`)
 FOOTPRINT = 0.1 # alpha above this is a fruit's footprint: what may not overlap, what counts as its area
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class CopyPasteParams:
     bins_fill: float = 0.92 # bins: share of the grid's places that hold a fruit
     bins_max_objects: int = 400 # bins: most fruits one image may need
     bins_shading: float = 0.3 # bins: darkest contact shading
+    bins_spacing: str = "long_side" # bins: the grid spaced by a fruit's long side, or by its footprint (see `class_params`)
+    bins_footprint: float = 1.0 # bins: grid spacing over the long side, per class (`class_params` sets it for footprint spacing)
     surroundings: tuple[str, ...] = ("backgrounds", "cardboard", "crate", "bin") # bins: surfaces the gaps show
     distractors: float = 0.0 # bins: largest share of fruits of other classes, at the margins
     colour_rule: str = "cutouts" # cutouts: hue jitter within the class's own cut-outs' spread; jitter: `hue` as it is
@@ -97,6 +100,9 @@ def params_problem(params: CopyPasteParams) -> str:
               ("hue", 0, params.hue, 0, 0.5), ("rotation", 0, params.rotation, 0, 180),
               ("max_occlusion", 0, params.max_occlusion, 0, 0.95)]
     problem = next((problem for check in checks if (problem := _range_problem(*check))), "")
+    if not problem and params.bins_spacing not in BINS_SPACINGS:
+        problem = f"bins_spacing must be one of {', '.join(BINS_SPACINGS)}, got {params.bins_spacing!r}"
+    if not problem and not 0.2 <= params.bins_footprint <= 1: problem = f"bins_footprint must be between 0.2 and 1, got {params.bins_footprint}"
     if not problem and params.placement in ("bins", "mixed"):
         from fruit_synth.scenes import bins_problem
         problem = bins_problem(params)

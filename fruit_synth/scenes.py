@@ -24,9 +24,9 @@ from .settings import CAMERA_EFFECTS, SURROUNDINGS
 
 # %% auto #0
 __all__ = ['OBJECT_FIELDS', 'EXPOSURE_GAIN', 'CAMERA_STAGES', 'PLACEMENT_VARIANTS', 'SURROUNDINGS_ROWS', 'surface', 'bins_layout',
-           'grid_count', 'bins_problem', 'shading_reach', 'contact_shading', 'hue_spread', 'class_params',
-           'compose_bins', 'draw_camera', 'light_field', 'exposed', 'motion_kernel', 'take_photo', 'compose_scene',
-           'scene_ingredients', 'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation',
+           'grid_count', 'bins_problem', 'shading_reach', 'contact_shading', 'hue_spread', 'footprint_ratio',
+           'class_params', 'compose_bins', 'draw_camera', 'light_field', 'exposed', 'motion_kernel', 'take_photo',
+           'compose_scene', 'scene_ingredients', 'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation',
            'placement_ablation', 'surroundings_ablation', 'photo_halves', 'selection_check']
 
 # %% ../nbs/05a_scenes.ipynb #9fb7df98
@@ -159,12 +159,27 @@ def hue_spread(cutouts: list[np.ndarray], # RGBA cut-outs of one class
     length = math.hypot(np.mean(np.sin(angles)), np.mean(np.cos(angles)))
     return math.sqrt(-2 * math.log(max(length, 1e-12))) / (2 * math.pi)
 
+def footprint_ratio(cutouts: list[np.ndarray], # RGBA cut-outs of one class
+                   ) -> float:
+    "How much of a disc as wide as its long side a cut-out covers, averaged over the class (round fruit about 0.9, bananas 0.3-0.7)."
+    ratios = [float((rgba[..., 3] >= 128).sum()) / (math.pi / 4 * max(rgba.shape[:2]) ** 2) for rgba in cutouts]
+    return min(1.0, float(np.mean(ratios))) if ratios else 1.0
+
 def class_params(params: CopyPasteParams, # the generator's parameters
                  cutouts: list[np.ndarray], # the class's RGBA cut-outs
+                 name: str = "", # the class, for errors
                 ) -> CopyPasteParams:
-    "`params` for one class: with the colour rule, hue jitter within the class's own spread (at least 0.005, at most `hue`)."
-    if params.colour_rule != "cutouts": return params
-    return replace(params, hue=round(min(params.hue, max(0.005, hue_spread(cutouts))), 4))
+    "`params` for one class: with the colour rule, hue jitter within the class's own spread (at least 0.005, at most `hue`); with footprint spacing, the bins grid spaced by the fruit's equivalent disc."
+    if params.colour_rule == "cutouts": params = replace(params, hue=round(min(params.hue, max(0.005, hue_spread(cutouts))), 4))
+    if params.bins_spacing == "footprint" and params.placement in ("bins", "mixed"):
+        # a disc of the same area as the fruit: long bananas sit closer together, so that the bin is as full as with round fruit
+        params = replace(params, bins_footprint=round(max(0.2, math.sqrt(footprint_ratio(cutouts))), 3))
+        needed = grid_count(params.image_size, params.bins_scale[0] * params.bins_footprint, params.bins_tilt[1])
+        if needed > params.bins_max_objects:
+            raise ValueError(f"bins_scale: with bins_spacing = footprint, the smallest {name or 'fruit'} ({params.bins_scale[0]}, "
+                             f"footprint {params.bins_footprint}) needs {needed} fruits to fill the frame, more than bins_max_objects = "
+                             f"{params.bins_max_objects}; raise bins_scale or bins_max_objects")
+    return params
 
 # %% ../nbs/05a_scenes.ipynb #5c6331d1
 OBJECT_FIELDS = ("cutout", "scale", "rotation", "hflip", "vflip", "brightness", "contrast", "saturation", "hue",
@@ -204,7 +219,8 @@ def compose_bins(background: np.ndarray | Callable | None, # RGB background phot
     size = params.image_size
     kind = params.surroundings[int(rng.integers(len(params.surroundings)))]
     scale, tilt = float(rng.uniform(*params.bins_scale)), float(rng.uniform(*params.bins_tilt))
-    spots = bins_layout(size, scale, tilt, params.bins_fill, rng)
+    spots = bins_layout(size, scale * params.bins_footprint, tilt, params.bins_fill, rng)  # spaced by the footprint
+    if params.bins_footprint != 1: spots[:, 2] /= params.bins_footprint  # each fruit's long side
     count = len(spots)
     strangers = (_distractor_spots(spots, params.distractors, rng) if others and params.distractors else np.zeros(count, bool))
     if strangers.any(): others = [as_pyramid(cutout) for cutout in others]
@@ -249,7 +265,7 @@ def compose_bins(background: np.ndarray | Callable | None, # RGB background phot
                strangers.astype(int)]
     rows = [list(row) for row in zip(*(column[order].tolist() for column in columns))]  # in paste order, as the label map
     record = {"image_size": size, "placement": "bins", "surroundings": ground_record, "scale": round(scale, 4),
-              "tilt": round(tilt, 4), "fill": params.bins_fill, "shading": params.bins_shading, "hue_range": params.hue,
+              "tilt": round(tilt, 4), "fill": params.bins_fill, **({"spacing": params.bins_footprint} if params.bins_footprint != 1 else {}), "shading": params.bins_shading, "hue_range": params.hue,
               "requested": count, "placed": int((seen > 0).sum()), "coverage": round(float((inner >= 0).mean()), 4),
               "distractor_share": round(float(seen[strangers[order]].sum() / area), 4),
               "object_fields": list(OBJECT_FIELDS), "objects": rows}

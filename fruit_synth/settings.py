@@ -95,6 +95,7 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("bins_tilt", "float_list", "copy-paste bins: range of the camera tilt: how much smaller fruits at the top of the frame are than at the bottom (0: none)", low=0.0, high=0.9),
     Setting("bins_fill", "float", "copy-paste bins: share of the places in the grid that hold a fruit", low=0.3, high=1.0),
     Setting("bins_max_objects", "int", "copy-paste bins: most fruits one image may need; a bins_scale too small to fill the frame within it is an error", low=10, high=5000),
+    Setting("bins_spacing", "choice", "copy-paste bins: what spaces the grid: long_side (a fruit's long side) or footprint (a disc of the fruit's area, so long fruits such as bananas fill the bin as round ones do)", choices=("long_side", "footprint")),
     Setting("bins_shading", "float", "copy-paste bins: darkest contact shading where fruits touch and in the gaps (0: none)", low=0.0, high=0.9),
     Setting("surroundings", "list", "copy-paste bins: surfaces the gaps show, drawn per image: backgrounds (crops of the background photos), cardboard, crate, bin"),
     Setting("colour_rule", "choice", "copy-paste: cutouts (hue jitter kept within the spread of the class's own cut-outs) or jitter (the hue setting as it is)", choices=("cutouts", "jitter")),

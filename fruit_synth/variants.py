@@ -29,7 +29,7 @@ from .settings import Settings
 from .sources import cutout_library, real_train_photos, usable_backgrounds
 
 # %% auto #0
-__all__ = ['VARIANTS', 'BACKGROUND_CACHE_BYTES', 'GENERATORS', 'WITH_REAL', 'RESEEDABLE', 'variant_settings',
+__all__ = ['VARIANTS', 'BACKGROUND_CACHE_BYTES', 'LATER_PARAMS', 'GENERATORS', 'WITH_REAL', 'RESEEDABLE', 'variant_settings',
            'CopyPasteGenerator', 'FewShotGenerator', 'few_shot_sources', 'copy_paste_generator', 'few_shot_generator',
            'hybrid_generator', 'stable_diffusion_generator', 'generator_versions', 'image_digest', 'generate_variant',
            'seed_datasets', 'generate_with_real']
@@ -58,6 +58,8 @@ def variant_settings(settings: Settings, variant: str) -> tuple[str, Settings]:
 
 # %% ../nbs/06b_variants.ipynb #54870739
 BACKGROUND_CACHE_BYTES = 256 * 2**20 # decoded backgrounds a process keeps (least recently used dropped first)
+LATER_PARAMS = {"bins_spacing": "long_side", "bins_footprint": 1.0} # bins parameters added after datasets were made: left
+# out of the fingerprint at these values (the same images as before) and for placements without bins, so those datasets keep theirs
 
 @dataclass
 class CopyPasteGenerator:
@@ -77,7 +79,10 @@ class CopyPasteGenerator:
     def fingerprint(self) -> str:
         "Digest of everything that shapes the images."
         backgrounds = [[path.name, path.stat().st_size] for path in self.backgrounds]
-        data = dict(version=self.version, params=asdict(self.params), seed=self.seed, backgrounds=backgrounds,
+        bins = self.params.placement in ("bins", "mixed")
+        params = {key: value for key, value in asdict(self.params).items()
+                  if key not in LATER_PARAMS or bins and LATER_PARAMS[key] != value}
+        data = dict(version=self.version, params=params, seed=self.seed, backgrounds=backgrounds,
                     cutouts=self.cutout_hashes)
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -116,7 +121,7 @@ class CopyPasteGenerator:
     def _class_params(self, name: str) -> CopyPasteParams:
         "The parameters for class `name`: the colour rule applied to its cut-outs."
         key = ("params", name)
-        if key not in self._cache: self._cache[key] = class_params(self.params, self._cutout_arrays(name))
+        if key not in self._cache: self._cache[key] = class_params(self.params, self._cutout_arrays(name), name)
         return self._cache[key]
 
     def _others(self, name: str) -> list[CutoutPyramid] | None:
@@ -166,8 +171,12 @@ def copy_paste_generator(settings: Settings, variant: str, root: Path, progress:
                                    {k: [r.sha256 for r in v] for k, v in groups.items()},
                                    params_from_settings(settings), settings.seed, variant, settings.max_image_pixels)
     counts = {name: settings.n_per_class for name in settings.classes}
+    footprints = {}  # footprint spacing: each class's grid, checked here (an error in a worker would come from deep in a stack)
+    if generator.params.bins_spacing == "footprint" and generator.params.placement in ("bins", "mixed"):
+        footprints = {name: replace(generator, _cache={})._class_params(name).bins_footprint for name in counts if name in groups}
     reused = max(0, settings.n_per_class - len(backgrounds))
     facts = {"params": asdict(generator.params), "backgrounds": len(backgrounds),
+             **({"bins_footprint": footprints} if footprints else {}),
              "notes": [f"{len(backgrounds)} backgrounds for {settings.n_per_class} images per class: "
                        f"{reused} per class reuse a background with another crop"] if reused else []}
     if reused and progress: print(f"{variant}: {facts['notes'][0]}", file=sys.stderr)
