@@ -2,6 +2,7 @@
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -104,6 +105,21 @@ def test_fewer_backgrounds_than_images_are_reused_and_reported(tmp_path, work, d
     assert "note: 3 backgrounds for 6 images per class: 3 per class reuse a background" in result.stdout
     used = {r["background"] for r in _records(tmp_path / "out/copy_paste")}
     assert len(used) == 3
+
+
+def test_footprint_spacing_is_recorded_and_a_bin_it_cannot_fill_is_a_clear_error(tmp_path, work, data):
+    args = ["generate", "copy-paste", "--variant", "copy_paste_bins", *SMALL, *work, "-p", "bins_spacing=footprint"]
+    # 160 fruits fill the frame with round fruit at the smallest scale, not with bananas spaced by their footprint
+    bad = run_cli(*args, "--out", tmp_path / "bad", "-p", "bins_max_objects=160")
+    assert bad.returncode == 2 and "bins_max_objects = 160" in bad.stderr, bad.stderr
+    assert re.search(r"with bins_spacing = footprint, the smallest (kiwi|banana) \(0.14, footprint 0\.\d+\) needs \d+ fruits", bad.stderr)
+    assert "Traceback" not in bad.stderr and not list((tmp_path / "bad").glob("*/*/*.*"))  # refused before any image
+    good = run_cli(*args, "--out", tmp_path / "good")
+    assert good.returncode == 0, good.stderr
+    footprint = json.loads((tmp_path / "good/copy_paste_bins/dataset.json").read_text())["bins_footprint"]
+    assert footprint["banana"] < 0.85 < footprint["orange"] <= 1, footprint
+    bananas = [r for r in _records(tmp_path / "good/copy_paste_bins") if r["class"] == "banana"]
+    assert {r["spacing"] for r in bananas} == {footprint["banana"]}
 
 
 def test_a_cutout_folder_with_a_class_missing_is_a_clear_error(tmp_path, work, data):

@@ -44,7 +44,10 @@ def test_the_page_has_both_tables_the_skips_and_no_external_address(report: Path
     assert "hybrid</strong> — skipped: " in text
     assert not re.search(r"(?:src|href)=\"(?:https?:)?//", text)
     assert re.search(r'<p class="answer">On \d+ demo-world test photos', text)
-    assert text.count('<tr class="chance">') == 2 and "± 0.0" not in text  # one seed: value and interval, no spread
+    assert text.count('<tr class="chance"><td>chance (5 classes)</td>') == 2 and "± 0.0" not in text  # one seed: no spread
+    assert "Leakage check" in text and "Where the time went" in text and "Training recipe of each run" in text
+    sources = re.findall(r'(?:src|href)="([^"#]+)"', text)
+    assert sources and all((report / src).is_file() for src in sources), [s for s in sources if not (report / s).is_file()]
     assert text.count("Reused: made on") == 2  # the second report reused both runs and says from when
     assert "<td>reused</td>" in text  # and its time table says the runs were reused, not trained again
 
