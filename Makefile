@@ -52,6 +52,7 @@ notebooks: env
 	$(BIN)/python tools/execute_notebooks.py $(NB)
 
 # The recipe and scene ablations on the shared real photos (cells flagged `#| ablation` in 08_train and 05a_scenes):
-# about an hour on two CPU cores; finished runs under work/grocery/ablation are reused. Outputs stay in the notebooks.
+# about three hours on two CPU cores from nothing (148 runs of about 75 s); finished runs under work/grocery/ablation are
+# reused. Outputs stay in the notebooks.
 ablation: env
 	$(BIN)/python tools/execute_notebooks.py --ablation nbs/05a_scenes.ipynb nbs/08_train.ipynb

@@ -529,7 +529,9 @@ ABLATIONS = {"placements": ("Placements: bins, piles and one set of both (mixed)
              "surroundings-bins": ("Surroundings of copy_paste_bins: generated surfaces and background crops, or background crops only, six generation seeds",
                                    ("surroundings-bins",)),
              "surroundings-mixed": ("Surroundings of copy_paste_mixed: the same two, six generation seeds", ("surroundings-mixed",)),
-             "scenes": ("Scenes: copy_paste_bins with each ingredient switched (measured with every surrounding)", ("scenes", "scenes-piles")),
+             "bins-trials": ("Bins with background crops, three more changes tried, six generation seeds (the change is paired by seed)",
+                             ("bins-trials",)),
+             "scenes": ("Scenes: copy_paste_bins with each ingredient switched, two seeds", ("scenes", "scenes-piles")),
              "camera": ("Camera: copy_paste_bins over six generation seeds, each effect removed (the change is paired by seed)", ("camera",)),
              "exposure": ("Camera, second stage: lighting only with and without the metering exposure, six generation seeds", ("exposure",)),
              "recipe": ("Training recipe: each ingredient removed or added", ("recipe",))}
@@ -552,11 +554,12 @@ def ablation_section(settings: Settings) -> Markup:
             table = ablation_table(rows)
             tables.append({"title": title, "rows": table, "headers": {key: key for key in table[0]},
                            "photos": rows[0].get("test_photos"), "mode": ", ".join(sorted({row.get("train_mode", "") for row in rows}))})
-    chosen_by = [name for name in (*ABLATIONS["placements"][1], "camera") if any((folder / name).glob("*-seed*/predictions.csv"))]
+    from fruit_synth.scenes import SIX_SEED_STUDIES
+    chosen_by = [name for name in SIX_SEED_STUDIES if any((folder / name).glob("*-seed*/predictions.csv"))]
     if chosen_by:  # how much choosing on these photos flatters: each configuration on two halves of them
         from fruit_synth.scenes import selection_check
         checked = selection_check(settings, chosen_by)
-        tables.append({"title": "Choosing on half the photos: the placement and camera configurations scored on two halves of the "
+        tables.append({"title": "Choosing on half the photos: the configurations of the six-seed studies scored on two halves of the "
                                 "test photos (split by a hash of each file name, each class evenly); a choice made on half A is "
                                 "scored on half B, which took no part in it",
                        "rows": checked, "headers": {key: key for key in checked[0]}, "mode": "as in the studies above"})

@@ -23,11 +23,12 @@ from .images import EncodedImage
 from .settings import CAMERA_EFFECTS, SURROUNDINGS
 
 # %% auto #0
-__all__ = ['OBJECT_FIELDS', 'EXPOSURE_GAIN', 'CAMERA_STAGES', 'PLACEMENT_VARIANTS', 'SURROUNDINGS_ROWS', 'surface', 'bins_layout',
-           'grid_count', 'bins_problem', 'shading_reach', 'contact_shading', 'hue_spread', 'footprint_ratio',
-           'class_params', 'compose_bins', 'draw_camera', 'light_field', 'exposed', 'motion_kernel', 'take_photo',
-           'compose_scene', 'scene_ingredients', 'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation',
-           'placement_ablation', 'surroundings_ablation', 'photo_halves', 'selection_check']
+__all__ = ['OBJECT_FIELDS', 'EXPOSURE_GAIN', 'CAMERA_STAGES', 'PLACEMENT_VARIANTS', 'SURROUNDINGS_ROWS', 'BINS_TRIALS',
+           'SIX_SEED_STUDIES', 'surface', 'bins_layout', 'grid_count', 'bins_problem', 'shading_reach',
+           'contact_shading', 'hue_spread', 'footprint_ratio', 'class_params', 'compose_bins', 'draw_camera',
+           'light_field', 'exposed', 'motion_kernel', 'take_photo', 'compose_scene', 'scene_ingredients',
+           'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation', 'placement_ablation',
+           'surroundings_ablation', 'bins_trials', 'photo_halves', 'selection_check']
 
 # %% ../nbs/05a_scenes.ipynb #9fb7df98
 def _smooth_noise(shape: tuple[int, int], rng: np.random.Generator, cell: int) -> np.ndarray:
@@ -450,7 +451,22 @@ def surroundings_ablation(settings, # resolved settings of a profile with real t
     return {variant: ablation_runs(settings, SURROUNDINGS_ROWS, variant, f"surroundings-{variant.removeprefix('copy_paste_')}", seeds)
             for variant in ("copy_paste_bins", "copy_paste_mixed")}
 
+BINS_TRIALS = {"the profile's bins": {}, # changes tried on the profile's bins after it took background crops only
+               "wider scale range (bins_scale 0.1, 0.6)": {"bins_scale": [0.1, 0.6]},
+               "grid spaced by footprint (bins_spacing footprint)": {"bins_spacing": "footprint"},
+               "hue jitter as set (colour_rule jitter)": {"colour_rule": "jitter"}}
+
+def bins_trials(settings, # resolved settings of a profile with real test photos (e.g. grocery)
+                seeds: tuple[int, ...] = tuple(range(6)), # generation (and training) seeds
+               ) -> list[dict]:
+    "Bins as the profile makes them against each change of `BINS_TRIALS`, over six seeds (rows also in `bins-trials.csv`)."
+    from fruit_synth.train import ablation_runs
+    return ablation_runs(settings, BINS_TRIALS, "copy_paste_bins", "bins-trials", seeds)
+
 # %% ../nbs/05a_scenes.ipynb #910b745b
+SIX_SEED_STUDIES = ("placements-bins", "placements-piles", "placements-mixed", "camera", "surroundings-bins", "surroundings-mixed",
+                    "bins-trials") # the ablation folders whose configurations were chosen among over seeds 0-5
+
 def photo_halves(paths: list[str], # test photos, as `predictions.csv` names them (their parent folder is the class)
                 ) -> dict[str, int]:
     "Each photo's half, 0 or 1: within each class, photos ordered by the sha256 of their file name and dealt alternately."
@@ -472,6 +488,11 @@ def selection_check(settings, # resolved settings of the profile whose ablation 
         files = sorted((root / study).glob("*-seed*/predictions.csv"))
         if not files: raise FileNotFoundError(f"no finished runs in '{root / study}': run its ablation first (make ablation)")
         for file in files: runs.setdefault(f"{study}: {file.parent.name.rsplit('-seed', 1)[0]}", []).append(pd.read_csv(file))
+    seen: set = set()  # the same runs filed under two studies (copied, not run again) count once: the first name
+    for name in list(runs):
+        key = tuple(tuple(table["predicted"]) for table in runs[name])
+        if key in seen: del runs[name]
+        seen.add(key)
     halves = photo_halves(sorted({path for tables in runs.values() for table in tables for path in table["path"]}))
     def accuracy(table, half=None):
         kept = table if half is None else table[table["path"].map(halves) == half]
