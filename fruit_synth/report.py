@@ -524,7 +524,7 @@ def domain_gap_section(outcomes: list[RunOutcome], assets: Path) -> Markup:
     return render("domain_gap.html", rows=rows, size_note=note)
 
 # %% ../nbs/10_report.ipynb #e4fad658
-ABLATIONS = {"placements": ("Placements: bins, piles and one set of both (mixed), six generation seeds (the change is paired by seed)",
+ABLATIONS = {"placements": ("Placements: bins, piles and one set of both (mixed), twelve generation seeds (the change is paired by seed)",
                             ("placements-bins", "placements-piles", "placements-mixed")),
              "surroundings-bins": ("Surroundings of copy_paste_bins: generated surfaces and background crops, or background crops only, six generation seeds",
                                    ("surroundings-bins",)),
@@ -554,8 +554,8 @@ def ablation_section(settings: Settings) -> Markup:
             table = ablation_table(rows)
             tables.append({"title": title, "rows": table, "headers": {key: key for key in table[0]},
                            "photos": rows[0].get("test_photos"), "mode": ", ".join(sorted({row.get("train_mode", "") for row in rows}))})
-    from fruit_synth.scenes import SIX_SEED_STUDIES
-    chosen_by = [name for name in SIX_SEED_STUDIES if any((folder / name).glob("*-seed*/predictions.csv"))]
+    from fruit_synth.scenes import SELECTION_STUDIES
+    chosen_by = [name for name in SELECTION_STUDIES if any((folder / name).glob("*-seed*/predictions.csv"))]
     if chosen_by:  # how much choosing on these photos flatters: each configuration on two halves of them
         from fruit_synth.scenes import selection_check
         checked = selection_check(settings, chosen_by)

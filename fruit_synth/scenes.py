@@ -24,7 +24,7 @@ from .settings import CAMERA_EFFECTS, SURROUNDINGS
 
 # %% auto #0
 __all__ = ['OBJECT_FIELDS', 'EXPOSURE_GAIN', 'CAMERA_STAGES', 'PLACEMENT_VARIANTS', 'SURROUNDINGS_ROWS', 'BINS_TRIALS',
-           'SIX_SEED_STUDIES', 'surface', 'bins_layout', 'grid_count', 'bins_problem', 'shading_reach',
+           'SELECTION_STUDIES', 'surface', 'bins_layout', 'grid_count', 'bins_problem', 'shading_reach',
            'contact_shading', 'hue_spread', 'footprint_ratio', 'class_params', 'compose_bins', 'draw_camera',
            'light_field', 'exposed', 'motion_kernel', 'take_photo', 'compose_scene', 'scene_ingredients',
            'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation', 'placement_ablation',
@@ -433,7 +433,7 @@ def camera_ablation(settings, # resolved settings of a profile with real test ph
 PLACEMENT_VARIANTS = ("copy_paste_bins", "copy_paste_piles", "copy_paste_mixed") # the placement study's rows, bins first
 
 def placement_ablation(settings, # resolved settings of a profile with real test photos (e.g. grocery)
-                       seeds: tuple[int, ...] = tuple(range(6)), # generation (and training) seeds: enough for a paired standard error
+                       seeds: tuple[int, ...] = tuple(range(12)), # generation (and training) seeds: piles swing by 20 points between seeds
                       ) -> list[dict]:
     "Real-photo accuracy of bins, piles and the set of both (`mixed`) over the same seeds (rows also in `placements-<variant>.csv`)."
     from fruit_synth.train import ablation_runs
@@ -464,8 +464,8 @@ def bins_trials(settings, # resolved settings of a profile with real test photos
     return ablation_runs(settings, BINS_TRIALS, "copy_paste_bins", "bins-trials", seeds)
 
 # %% ../nbs/05a_scenes.ipynb #910b745b
-SIX_SEED_STUDIES = ("placements-bins", "placements-piles", "placements-mixed", "camera", "surroundings-bins", "surroundings-mixed",
-                    "bins-trials") # the ablation folders whose configurations were chosen among over seeds 0-5
+SELECTION_STUDIES = ("placements-bins", "placements-piles", "placements-mixed", "camera", "surroundings-bins", "surroundings-mixed",
+                    "bins-trials") # the ablation folders whose configurations were chosen among (seeds 0-5; the placements 0-11)
 
 def photo_halves(paths: list[str], # test photos, as `predictions.csv` names them (their parent folder is the class)
                 ) -> dict[str, int]:
