@@ -488,11 +488,12 @@ def selection_check(settings, # resolved settings of the profile whose ablation 
         files = sorted((root / study).glob("*-seed*/predictions.csv"))
         if not files: raise FileNotFoundError(f"no finished runs in '{root / study}': run its ablation first (make ablation)")
         for file in files: runs.setdefault(f"{study}: {file.parent.name.rsplit('-seed', 1)[0]}", []).append(pd.read_csv(file))
-    seen: set = set()  # the same runs filed under two studies (copied, not run again) count once: the first name
-    for name in list(runs):
-        key = tuple(tuple(table["predicted"]) for table in runs[name])
-        if key in seen: del runs[name]
-        seen.add(key)
+    made = {name: {tuple(table["predicted"]) for table in tables} for name, tables in runs.items()}  # each run, by its predictions
+    order = list(runs)
+    for name in order:  # runs filed under two studies (copied, not run again) count once: under the study with more seeds, or the first
+        if any(other != name and made[name] <= made[other] and (made[name] < made[other] or order.index(other) < order.index(name))
+               for other in order if other in runs):
+            del runs[name]
     halves = photo_halves(sorted({path for tables in runs.values() for table in tables for path in table["path"]}))
     def accuracy(table, half=None):
         kept = table if half is None else table[table["path"].map(halves) == half]
