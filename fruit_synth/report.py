@@ -559,7 +559,7 @@ def ablation_section(settings: Settings) -> Markup:
     if chosen_by:  # how much choosing on these photos flatters: each configuration on two halves of them
         from fruit_synth.scenes import selection_check
         checked = selection_check(settings, chosen_by)
-        tables.append({"title": "Choosing on half the photos: the configurations of the six-seed studies scored on two halves of the "
+        tables.append({"title": "Choosing on half the photos: the configurations of the studies over six or twelve seeds scored on two halves of the "
                                 "test photos (split by a hash of each file name, each class evenly); a choice made on half A is "
                                 "scored on half B, which took no part in it",
                        "rows": checked, "headers": {key: key for key in checked[0]}, "mode": "as in the studies above"})
