@@ -102,7 +102,6 @@ def params_problem(params: CopyPasteParams) -> str:
     problem = next((problem for check in checks if (problem := _range_problem(*check))), "")
     if not problem and params.bins_spacing not in BINS_SPACINGS:
         problem = f"bins_spacing must be one of {', '.join(BINS_SPACINGS)}, got {params.bins_spacing!r}"
-    if not problem and not 0.2 <= params.bins_footprint <= 1: problem = f"bins_footprint must be between 0.2 and 1, got {params.bins_footprint}"
     if not problem and params.placement in ("bins", "mixed"):
         from fruit_synth.scenes import bins_problem
         problem = bins_problem(params)

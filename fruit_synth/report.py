@@ -554,10 +554,9 @@ def ablation_section(settings: Settings) -> Markup:
             table = ablation_table(rows)
             tables.append({"title": title, "rows": table, "headers": {key: key for key in table[0]},
                            "photos": rows[0].get("test_photos"), "mode": ", ".join(sorted({row.get("train_mode", "") for row in rows}))})
-    from fruit_synth.scenes import SELECTION_STUDIES
+    from fruit_synth.scenes import SELECTION_STUDIES, selection_check
     chosen_by = [name for name in SELECTION_STUDIES if any((folder / name).glob("*-seed*/predictions.csv"))]
     if chosen_by:  # how much choosing on these photos flatters: each configuration on two halves of them
-        from fruit_synth.scenes import selection_check
         checked = selection_check(settings, chosen_by)
         tables.append({"title": "Choosing on half the photos: the configurations of the studies over six or twelve seeds scored on two halves of the "
                                 "test photos (split by a hash of each file name, each class evenly); a choice made on half A is "
