@@ -24,8 +24,8 @@ from .settings import Settings, prompt_templates
 
 # %% auto #0
 __all__ = ['DTYPES', 'HUB_TIMEOUT', 'DiffusionError', 'pick_dtype', 'image_prompt', 'model_folder', 'load_pipeline',
-           'model_identity', 'scheduler_class', 'set_scheduler', 'Processes', 'current_processes', 'is_blank',
-           'pipeline_call', 'make_images', 'DiffusionGenerator', 'diffusion_generator']
+           'weights_problem', 'model_identity', 'scheduler_class', 'set_scheduler', 'Processes', 'current_processes',
+           'is_blank', 'pipeline_call', 'make_images', 'DiffusionGenerator', 'diffusion_generator']
 
 # %% ../nbs/11_diffusion.ipynb #f12f26d7
 class DiffusionError(DatasetError):
@@ -95,13 +95,35 @@ def load_pipeline(model: str, # hub id or local folder
     if folder is not None: return StableDiffusionPipeline.from_pretrained(folder, **options)
     try: return StableDiffusionPipeline.from_pretrained(model, local_files_only=True, **options)
     except OSError as cached_error: cache_miss = str(cached_error).split("\n")[0]
-    if _offline(): raise _missing_weights(model, f"not in the local cache and HF_HUB_OFFLINE is set ({cache_miss})")
+    problem = _hub_problem(model, cache_miss)
+    if problem: raise problem from None
+    return StableDiffusionPipeline.from_pretrained(model, **options)
+
+def _hub_problem(model: str, cache_miss: str) -> DiffusionError | None:
+    "Why the hub cannot give `model` (offline, or it does not answer), None when it answers; `cache_miss` says why the cache could not."
+    if _offline(): return _missing_weights(model, f"not in the local cache and HF_HUB_OFFLINE is set ({cache_miss})")
     import huggingface_hub
     try: huggingface_hub.model_info(model, timeout=HUB_TIMEOUT)
     except Exception as error:
-        raise _missing_weights(model, f"not in the local cache, and the hub did not answer: {type(error).__name__}: "
-                                      f"{str(error).splitlines()[0] if str(error) else ''}") from None
-    return StableDiffusionPipeline.from_pretrained(model, **options)
+        return _missing_weights(model, f"not in the local cache, and the hub did not answer: {type(error).__name__}: "
+                                       f"{str(error).splitlines()[0] if str(error) else ''}")
+    return None
+
+def _hub_cache() -> Path:
+    "The Hugging Face hub cache as the environment says now: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub."
+    if os.environ.get("HF_HUB_CACHE"): return Path(os.environ["HF_HUB_CACHE"])
+    return Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "hub"
+
+def weights_problem(model: str, # hub id or local folder (the `sd_model` setting)
+                   ) -> str:
+    "Why `model`'s weights cannot be had here, found without loading them ('' when they may be: a pipeline folder, the local cache, a hub that answers)."
+    try: folder = model_folder(model)
+    except DiffusionError as error: return str(error)
+    if folder is not None: return ""
+    from huggingface_hub import try_to_load_from_cache
+    if isinstance(try_to_load_from_cache(model, "model_index.json", cache_dir=_hub_cache()), str): return ""
+    problem = _hub_problem(model, f"no model_index.json for it under {_hub_cache()}")
+    return str(problem) if problem else ""
 
 # %% ../nbs/11_diffusion.ipynb #012c2afd
 def _sha256(path: Path) -> str:

@@ -35,21 +35,21 @@ from markupsafe import Markup
 from PIL import Image
 
 from .datasets import MANIFEST_FILE, datasets_root
-from .variants import VARIANTS
+from .variants import VARIANTS, unmakeable
 from .images import file_sha256, image_grid, open_image, save_image, write_bytes_atomic
 from .masks import cutout_grid
 from .settings import Settings, SettingsError
 from .sources import SourcesCheck, check_sources
 
 # %% auto #0
-__all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'NOTEBOOK_STYLE', 'STUDY', 'RECIPE_KEYS', 'ABLATIONS', 'git_commit',
+__all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'WIDGET_VIEW', 'NOTEBOOK_STYLE', 'STUDY', 'RECIPE_KEYS', 'ABLATIONS', 'git_commit',
            'package_versions', 'device_description', 'provenance', 'sources_pictures', 'templates', 'render',
            'html_table', 'figure', 'demo_banner', 'sources_section', 'provenance_section', 'render_page', 'RunOutcome',
            'IpcKernelManager', 'override_texts', 'experiment_notebook', 'source_hash', 'run_inputs', 'run_fingerprint',
-           'run_variant', 'notebook_html', 'spread_text', 'interval_text', 'results_rows', 'chance_row',
-           'results_table', 'answer_text', 'run_flags', 'run_recipe', 'recipe_rows', 'mistakes_grid', 'variant_section',
-           'common_size', 'domain_gap_section', 'ablation_section', 'curves_section', 'chosen_variants',
-           'skipped_section', 'timing_rows', 'timing_text', 'write_report']
+           'run_variant', 'notebook_html', 'static_outputs', 'spread_text', 'interval_text', 'results_rows',
+           'chance_row', 'results_table', 'answer_text', 'run_flags', 'run_recipe', 'recipe_rows', 'mistakes_grid',
+           'variant_section', 'common_size', 'domain_gap_section', 'ablation_section', 'curves_section',
+           'chosen_variants', 'skipped_section', 'timing_rows', 'timing_text', 'write_report']
 
 # %% ../nbs/10_report.ipynb #f5db9ae9
 PACKAGES = ("fruit-synth", "torch", "torchvision", "timm", "diffusers", "numpy", "pillow", "scipy", "opencv-python-headless", "nbdev", "papermill")
@@ -177,6 +177,7 @@ class RunOutcome:
     seconds: float = 0.0 # this time (0 for a reused run)
     finished: str = "" # when the run whose outputs are shown finished (ISO time)
     made_in: float = 0.0 # seconds that run took
+    notebook: bool = True # whether its notebook ran this time (False: skipped before it started, see `variants.unmakeable`)
 
     @property
     def metrics(self) -> dict | None:
@@ -267,8 +268,15 @@ def run_variant(settings: Settings, # resolved settings of the profile
         if progress: print(f"report: {variant}: unchanged, reusing {run_dir} (run of {finished or 'an earlier report'})", file=sys.stderr)
         return RunOutcome(variant, "reused", run_dir=run_dir, finished=finished, made_in=state.get("seconds", 0.0))
     changed = [key for key, value in inputs.items() if state.get("inputs", {}).get(key) != value] if state else ["first run"]
-    if progress: print(f"report: {variant}: running the experiment notebook (changed: {', '.join(changed) or 'status'})", file=sys.stderr)
     start, status, reason = time.perf_counter(), "ok", ""
+    problem = unmakeable(settings, variant, datasets)
+    if problem:  # known before its notebook starts (a kernel's imports cost 15-20 s): skipped with the same reason
+        seconds, finished = round(time.perf_counter() - start, 1), dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        write_bytes_atomic(json.dumps(dict(fingerprint=run_fingerprint(settings, variant, inputs), inputs=inputs, status="skipped",
+                                           reason=problem, seconds=seconds, finished=finished, notebook=False), indent=1).encode(), state_file)
+        if progress: print(f"report: {variant}: skipped before its notebook: {problem}", file=sys.stderr)
+        return RunOutcome(variant, "skipped", problem, run_dir, seconds, finished, seconds, notebook=False)
+    if progress: print(f"report: {variant}: running the experiment notebook (changed: {', '.join(changed) or 'status'})", file=sys.stderr)
     parameters = dict(variant=variant, profile=settings.profile, settings_file=str(settings.source),
                       overrides=[f"{key}={value}" for key, value in settings.overrides.items()],
                       datasets_root=str(datasets), run_dir=str(run_dir), jobs=jobs)
@@ -293,11 +301,28 @@ def notebook_html(notebook: Path, out: Path) -> Path:
     "Render an executed notebook as a standalone HTML page with no external resources."
     from nbconvert import HTMLExporter
     from pygments.formatters import HtmlFormatter
-    body, _ = HTMLExporter(template_name="basic").from_filename(str(notebook))
+    import nbformat
+    body, _ = HTMLExporter(template_name="basic").from_notebook_node(static_outputs(nbformat.read(str(notebook), as_version=4)))
     page = render("notebook.html", title=notebook.parent.name, body=Markup(body),
                   highlight=Markup(HtmlFormatter().get_style_defs(".highlight")), notebook_style=Markup(NOTEBOOK_STYLE))
     write_bytes_atomic(str(page).encode("utf-8"), out)
     return out
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+def static_outputs(nb): # an nbformat notebook node, changed in place
+    "`nb` without live widget outputs (a progress bar's widget), their plain-text form kept: a page from disk cannot run them, and nbconvert's script for them needs jQuery."
+    for cell in nb.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data:
+                if "text/plain" not in data: continue
+                output["data"] = {"text/plain": data["text/plain"]}
+            kept.append(output)
+        if "outputs" in cell: cell["outputs"] = kept
+    nb.metadata.pop("widgets", None)
+    return nb
 
 NOTEBOOK_STYLE = """
 .jp-InputPrompt, .jp-OutputPrompt { display: none; } .jp-Cell { margin: 10px 0; }

@@ -20,7 +20,7 @@ from PIL import Image
 from .copy_paste import CopyPasteParams, CutoutPyramid, cutout_pyramid, params_from_settings
 from .datasets import (DatasetError, HybridGenerator, check_writable, datasets_root, generate, hybrid_picks,
                                   load_dataset, write_with_real)
-from .diffusion import DiffusionGenerator, diffusion_generator
+from .diffusion import DiffusionGenerator, diffusion_generator, weights_problem
 from .images import EncodedImage, file_sha256, open_image
 from .masks import Library
 from .scenes import class_params, compose_scene
@@ -32,7 +32,7 @@ from .sources import cutout_library, real_train_photos, usable_backgrounds
 __all__ = ['VARIANTS', 'BACKGROUND_CACHE_BYTES', 'LATER_PARAMS', 'GENERATORS', 'WITH_REAL', 'RESEEDABLE', 'variant_settings',
            'CopyPasteGenerator', 'FewShotGenerator', 'few_shot_sources', 'copy_paste_generator', 'few_shot_generator',
            'hybrid_generator', 'stable_diffusion_generator', 'generator_versions', 'image_digest', 'generate_variant',
-           'seed_datasets', 'generate_with_real']
+           'seed_datasets', 'unmakeable', 'generate_with_real']
 
 # %% ../nbs/06b_variants.ipynb #aaded9c0
 VARIANTS: dict[str, dict] = {
@@ -253,6 +253,20 @@ def seed_datasets(settings: Settings, # resolved settings: seed, seeds, seeds_va
     root = Path(root) if root is not None else datasets_root(settings)
     return [first] + [generate_variant(settings, variant, root.with_name(f"{root.name}-seed{seed}"), jobs, progress, images_seed=seed)
                       for seed in range(settings.seed + 1, settings.seed + settings.seeds)]
+
+# %% ../nbs/06b_variants.ipynb #12672f08
+def unmakeable(settings: Settings, # resolved settings of the profile
+               variant: str, # one of VARIANTS
+               root: Path | None = None, # dataset root (default: datasets_root(settings))
+              ) -> str:
+    "Why `variant`'s dataset cannot be made here, found without starting to make it ('' when it may be): Stable Diffusion weights that are nowhere to be had, a hybrid without its finished source datasets."
+    method, settings = variant_settings(settings, variant)
+    root = Path(root) if root is not None else datasets_root(settings)
+    if method == "diffusion": return weights_problem(settings.sd_model)  # diffusion loads its pipeline even to reuse a finished set
+    if method == "hybrid":
+        try: hybrid_picks(root, settings.classes, settings.hybrid_from_copy_paste, settings.hybrid_from_diffusion, settings.seed)
+        except DatasetError as error: return str(error)
+    return ""
 
 # %% ../nbs/06b_variants.ipynb #9762f5a0
 def generate_with_real(settings: Settings, # resolved settings (real_train_dir, real_per_class, real_mode, ...)
