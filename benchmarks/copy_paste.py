@@ -9,10 +9,16 @@ JPEG, at its drawn quality) and as PNG (the image_format setting, what every ima
 script pastes as many fruits per image as bins does (the mean of its records' `requested`), for the cost of the
 scene itself: the naive reference of the goal pastes 1-4.
 
-    .venv/bin/python benchmarks/copy_paste.py [--per-class 200] [--sizes 224,512] [--jobs N] [--camera lighting,noise,blur,jpeg]
+With --repeats N the project's two runs and the naive script are timed N times, interleaved (the machine's speed
+drifts between and within runs), and the medians are compared; each repeat's ratios are printed too. The images are
+written to a temporary folder that is removed at the end.
+
+    .venv/bin/python benchmarks/copy_paste.py [--per-class 200] [--sizes 224,512] [--jobs N] [--repeats N] [--camera lighting,noise,blur,jpeg]
 """
 import argparse
 import os
+import shutil
+import statistics
 import tempfile
 import time
 from collections import Counter
@@ -99,41 +105,56 @@ def main():
     parser.add_argument("--per-class", type=int, default=200)
     parser.add_argument("--sizes", default="224,512", help="comma-separated image sizes")
     parser.add_argument("--jobs", type=int, default=None, help="project workers (default: all cores)")
+    parser.add_argument("--repeats", type=int, default=1, help="time the project and the naive script this many times, interleaved")
     parser.add_argument("--camera", default=None, help="camera effects, comma-separated, e.g. lighting,noise,blur,jpeg "
                         "(default: the grocery profile's; with jpeg, the camera's JPEG is the stored file)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="fruit-synth-bench-"))
-    for size in [int(value) for value in args.sizes.split(",")]:
-        changes = {} if args.camera is None else {"camera": args.camera}
-        settings = load_settings("grocery", {"work_dir": work, "n_per_class": args.per_class, "image_size": size, **changes})
-        library, _ = cutout_library(settings, progress=False)  # a one-off stage, not part of generation
-        backgrounds = usable_backgrounds(settings).images
-        cutouts = {name: [r.path for r in records] for name, records in library.by_class().items()}
-        total = args.per_class * len(cutouts)
-        project = project_generator(settings, work / f"project-{size}", args.jobs)
-        bins = project_generator(settings, work / f"project-{size}", args.jobs, "copy_paste_bins")
-        dataset = load_dataset(work / f"project-{size}/copy_paste")
-        records = dataset.records[:50]
-        made = [Image.open(dataset.folder / record["file"]) for record in records]
-        for image in made: image.load()
-        stored = Counter(Path(record["file"]).suffix for record in dataset.records)
-        naive = naive_reference(backgrounds, cutouts, args.per_class, size, work / f"naive-{size}")
-        fruits = round(float(np.mean([record["requested"] for record in load_dataset(work / f"project-{size}/copy_paste_bins").records])))
-        naive_full = naive_bins(backgrounds, cutouts, args.per_class, size, work / f"naive-bins-{size}", fruits)
-        encode = stored_bound(made, records, total)
-        png = encode_bound(made, total, "." + settings.image_format)
-        print(f"\n{total} images at {size}x{size} (stored as {dict(stored)}; image_format {settings.image_format}), {os.cpu_count()} cores, "
-              f"project jobs = {args.jobs or os.cpu_count()}, camera = {', '.join(settings.camera) or 'none'}")
-        print(f"{'':<44}{'seconds':>9}{'images/s':>10}")
-        for label, seconds in [("project copy_paste (sparse)", project), ("project copy_paste_bins", bins),
-                               ("naive PIL script (1 process, sparse)", naive),
-                               (f"naive PIL script (1 process, {fruits} fruits)", naive_full), ("encode bound, as stored (encoding only)", encode),
-                               (f"encode bound, all {settings.image_format} (encoding only)", png)]:
-            print(f"{label:<44}{seconds:>9.2f}{total / seconds:>10.1f}")
-        print(f"copy_paste vs naive: {naive / project:.2f}x faster (goal >= 4x); vs encode bound as stored: {project / encode:.2f}x "
-              f"the encoding time (goal <= 2x); vs all-{settings.image_format} bound: {project / png:.2f}x")
-        print(f"copy_paste_bins vs naive: {naive / bins:.2f}x faster (goal >= 3x); vs all-{settings.image_format} bound: {bins / png:.2f}x the encoding time; "
-              f"vs the naive script pasting bins' {fruits} fruits per image: {naive_full / bins:.2f}x faster")
+    try:
+        for size in [int(value) for value in args.sizes.split(",")]: bench_size(args, size, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_size(args, size: int, work: Path) -> None:
+    "Time and print every row for one image size."
+    changes = {} if args.camera is None else {"camera": args.camera}
+    settings = load_settings("grocery", {"work_dir": work, "n_per_class": args.per_class, "image_size": size, **changes})
+    library, _ = cutout_library(settings, progress=False)  # a one-off stage, not part of generation
+    backgrounds = usable_backgrounds(settings).images
+    cutouts = {name: [r.path for r in records] for name, records in library.by_class().items()}
+    total = args.per_class * len(cutouts)
+    times: dict[str, list[float]] = {"project": [], "bins": [], "naive": []}
+    for repeat in range(args.repeats):  # interleaved: a drift of the machine's speed hits all three alike
+        times["project"].append(project_generator(settings, work / f"project-{size}-{repeat}", args.jobs))
+        times["bins"].append(project_generator(settings, work / f"project-{size}-{repeat}", args.jobs, "copy_paste_bins"))
+        times["naive"].append(naive_reference(backgrounds, cutouts, args.per_class, size, work / f"naive-{size}-{repeat}"))
+    project, bins, naive = (statistics.median(times[key]) for key in ("project", "bins", "naive"))
+    dataset = load_dataset(work / f"project-{size}-0/copy_paste")
+    records = dataset.records[:50]
+    made = [Image.open(dataset.folder / record["file"]) for record in records]
+    for image in made: image.load()
+    stored = Counter(Path(record["file"]).suffix for record in dataset.records)
+    fruits = round(float(np.mean([record["requested"] for record in load_dataset(work / f"project-{size}-0/copy_paste_bins").records])))
+    naive_full = naive_bins(backgrounds, cutouts, args.per_class, size, work / f"naive-bins-{size}", fruits)
+    encode = stored_bound(made, records, total)
+    png = encode_bound(made, total, "." + settings.image_format)
+    print(f"\n{total} images at {size}x{size} (stored as {dict(stored)}; image_format {settings.image_format}), {os.cpu_count()} cores, "
+          f"project jobs = {args.jobs or os.cpu_count()}, camera = {', '.join(settings.camera) or 'none'}")
+    print(f"{'':<44}{'seconds':>9}{'images/s':>10}")
+    for label, seconds in [("project copy_paste (sparse)", project), ("project copy_paste_bins", bins),
+                           ("naive PIL script (1 process, sparse)", naive),
+                           (f"naive PIL script (1 process, {fruits} fruits)", naive_full), ("encode bound, as stored (encoding only)", encode),
+                           (f"encode bound, all {settings.image_format} (encoding only)", png)]:
+        print(f"{label:<44}{seconds:>9.2f}{total / seconds:>10.1f}")
+    print(f"copy_paste vs naive: {naive / project:.2f}x faster (goal >= 4x); vs encode bound as stored: {project / encode:.2f}x "
+          f"the encoding time (goal <= 2x); vs all-{settings.image_format} bound: {project / png:.2f}x")
+    print(f"copy_paste_bins vs naive: {naive / bins:.2f}x faster (goal >= 3x); vs all-{settings.image_format} bound: {bins / png:.2f}x the encoding time; "
+          f"vs the naive script pasting bins' {fruits} fruits per image: {naive_full / bins:.2f}x faster")
+    if args.repeats > 1:
+        print("each repeat, seconds: " + "; ".join(f"{key} " + ", ".join(f"{s:.2f}" for s in values) for key, values in times.items()))
+        print("each repeat, bins vs naive: " + ", ".join(f"{n / b:.2f}x" for n, b in zip(times["naive"], times["bins"])) +
+              "; copy_paste vs naive: " + ", ".join(f"{n / p:.2f}x" for n, p in zip(times["naive"], times["project"])))
 
 
 if __name__ == "__main__":
