@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from .copy_paste import (BLENDINGS, FOOTPRINT, Composition, CopyPasteParams, CutoutPyramid, as_pyramid, blend_hard,
-                                    blend_weights, colour_matrices, compose_layers, crop_background, shape_cutout)
+                                    colour_matrices, compose_layers, crop_background, shape_cutout)
 from .images import EncodedImage
 from .settings import CAMERA_EFFECTS, SURROUNDINGS
 
@@ -200,13 +200,17 @@ def _inside(left: int, top: int, height: int, width: int, size: int) -> tuple[in
     x0, y0 = max(0, -left), max(0, -top)
     return x0, y0, max(x0, min(width, size - left)), max(y0, min(height, size - top))
 
+_OPACITY = np.arange(256, dtype=np.float32) * np.float32(1 / 255)  # alpha -> opacity, as alpha * (1/255) in float32 gives it
+_REST = np.float32(1) - _OPACITY  # and 1 - opacity: two table lookups per fruit instead of two passes of arithmetic (7 % of a bins image)
+
 def _paste_visible(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, left: int, top: int, hard: bool) -> None:
     "Paste the part of a fruit that falls on the square `canvas` (its corner may lie outside), `alpha` as its opacity (already feathered)."
     x0, y0, x1, y1 = _inside(left, top, *alpha.shape, canvas.shape[0])
     if x1 == x0 or y1 == y0: return  # wholly outside the frame
     rgb, alpha = rgb[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
     if hard: return blend_hard(canvas, rgb, alpha, left + x0, top + y0)
-    blend_weights(canvas, rgb, np.multiply(alpha, np.float32(1 / 255), dtype=np.float32), left + x0, top + y0)
+    region = canvas[top + y0:top + y1, left + x0:left + x1]
+    cv2.blendLinear(rgb, region, cv2.LUT(alpha, _OPACITY), cv2.LUT(alpha, _REST), dst=region)  # in place, as `blend_weights`
 
 def compose_bins(background: np.ndarray | Callable | None, # RGB background photo (for the 'backgrounds' surroundings), or a function that opens it
                  cutouts: list[np.ndarray | CutoutPyramid], # RGBA cut-outs of the class (or their `cutout_pyramid`s)
@@ -254,8 +258,8 @@ def compose_bins(background: np.ndarray | Callable | None, # RGB background phot
         top = min(max(round(y[i] - height / 2), -pad), size + pad - height)
         _paste_visible(canvas, rgb, alpha, left, top, hard[i])
         x0, y0, x1, y1 = _inside(left + reach, top + reach, height, width, size + 2 * reach)
-        np.copyto(top_label[top + reach + y0:top + reach + y1, left + reach + x0:left + reach + x1], rank,
-                  where=alpha[y0:y1, x0:x1] > FOOTPRINT * 255)
+        footprint = cv2.threshold(alpha[y0:y1, x0:x1], FOOTPRINT * 255, 1, cv2.THRESH_BINARY)[1]  # 0/1: alpha > FOOTPRINT
+        np.copyto(top_label[top + reach + y0:top + reach + y1, left + reach + x0:left + reach + x1], rank, where=footprint.view(bool))
         boxes[i] = (left, top, left + width, top + height)
     shading = contact_shading(top_label, typical, params.bins_shading, trim=reach)
     picture = cv2.multiply(canvas, cv2.cvtColor(shading, cv2.COLOR_GRAY2RGB), dtype=cv2.CV_8U)
