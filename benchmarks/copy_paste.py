@@ -42,40 +42,22 @@ def project_generator(settings, out: Path, jobs: int | None, variant: str = "cop
     return time.perf_counter() - start
 
 
-def naive_reference(backgrounds: list[Path], cutouts: dict[str, list[Path]], per_class: int, size: int, out: Path) -> float:
-    "Seconds for a plain single-process PIL script: open a background, paste cut-outs with their alpha, save."
+def naive_reference(backgrounds: list[Path], cutouts: dict[str, list[Path]], per_class: int, size: int, out: Path,
+                    fruits: int | None = None) -> float:
+    "Seconds for a plain single-process PIL script: open a background, paste cut-outs with their alpha, save. `fruits`: that many per image, smaller and cut by the frame's edges as bins fill it (no depth, no shading); None: 1-4 inside the frame, as the study's sparse copy-paste."
     rng = np.random.default_rng(0)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     for name, files in cutouts.items():
         for index in range(per_class):
             canvas = Image.open(backgrounds[rng.integers(len(backgrounds))]).convert("RGB").resize((size, size))
-            for _ in range(rng.integers(1, 5)):
+            for _ in range(rng.integers(1, 5) if fruits is None else fruits):
                 cutout = Image.open(files[rng.integers(len(files))]).convert("RGBA")
-                scale = rng.uniform(0.25, 0.55) * size / max(cutout.size)
+                scale = rng.uniform(*((0.25, 0.55) if fruits is None else (0.15, 0.3))) * size / max(cutout.size)
                 cutout = cutout.resize((max(1, int(cutout.width * scale)), max(1, int(cutout.height * scale))))
                 cutout = cutout.rotate(rng.uniform(-180, 180), expand=True)
-                x, y = rng.integers(0, max(1, size - cutout.width)), rng.integers(0, max(1, size - cutout.height))
-                canvas.paste(cutout, (int(x), int(y)), cutout)
-            canvas.save(out / f"{name}_{index:05d}.png")
-    return time.perf_counter() - start
-
-
-def naive_bins(backgrounds: list[Path], cutouts: dict[str, list[Path]], per_class: int, size: int, out: Path,
-               fruits: int) -> float:
-    "Seconds for the same plain PIL script filling each frame with `fruits` cut-outs of its class (bins' count; no depth, no shading)."
-    rng = np.random.default_rng(0)
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    for name, files in cutouts.items():
-        for index in range(per_class):
-            canvas = Image.open(backgrounds[rng.integers(len(backgrounds))]).convert("RGB").resize((size, size))
-            for _ in range(fruits):
-                cutout = Image.open(files[rng.integers(len(files))]).convert("RGBA")
-                scale = rng.uniform(0.15, 0.3) * size / max(cutout.size)
-                cutout = cutout.resize((max(1, int(cutout.width * scale)), max(1, int(cutout.height * scale))))
-                cutout = cutout.rotate(rng.uniform(-180, 180), expand=True)
-                x, y = rng.integers(-cutout.width // 3, size - cutout.width // 2), rng.integers(-cutout.height // 3, size - cutout.height // 2)
+                if fruits is None: x, y = rng.integers(0, max(1, size - cutout.width)), rng.integers(0, max(1, size - cutout.height))
+                else: x, y = rng.integers(-cutout.width // 3, size - cutout.width // 2), rng.integers(-cutout.height // 3, size - cutout.height // 2)
                 canvas.paste(cutout, (int(x), int(y)), cutout)
             canvas.save(out / f"{name}_{index:05d}.png")
     return time.perf_counter() - start
@@ -136,7 +118,7 @@ def bench_size(args, size: int, work: Path) -> None:
     for image in made: image.load()
     stored = Counter(Path(record["file"]).suffix for record in dataset.records)
     fruits = round(float(np.mean([record["requested"] for record in load_dataset(work / f"project-{size}-0/copy_paste_bins").records])))
-    naive_full = naive_bins(backgrounds, cutouts, args.per_class, size, work / f"naive-bins-{size}", fruits)
+    naive_full = naive_reference(backgrounds, cutouts, args.per_class, size, work / f"naive-bins-{size}", fruits)
     encode = stored_bound(made, records, total)
     png = encode_bound(made, total, "." + settings.image_format)
     print(f"\n{total} images at {size}x{size} (stored as {dict(stored)}; image_format {settings.image_format}), {os.cpu_count()} cores, "

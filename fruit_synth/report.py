@@ -268,33 +268,33 @@ def run_variant(settings: Settings, # resolved settings of the profile
         if progress: print(f"report: {variant}: unchanged, reusing {run_dir} (run of {finished or 'an earlier report'})", file=sys.stderr)
         return RunOutcome(variant, "reused", run_dir=run_dir, finished=finished, made_in=state.get("seconds", 0.0))
     changed = [key for key, value in inputs.items() if state.get("inputs", {}).get(key) != value] if state else ["first run"]
-    start, status, reason = time.perf_counter(), "ok", ""
-    problem = unmakeable(settings, variant, datasets)
-    if problem:  # known before its notebook starts (a kernel's imports cost 15-20 s): skipped with the same reason
-        seconds, finished = round(time.perf_counter() - start, 1), dt.datetime.now().astimezone().isoformat(timespec="seconds")
-        write_bytes_atomic(json.dumps(dict(fingerprint=run_fingerprint(settings, variant, inputs), inputs=inputs, status="skipped",
-                                           reason=problem, seconds=seconds, finished=finished, notebook=False), indent=1).encode(), state_file)
-        if progress: print(f"report: {variant}: skipped before its notebook: {problem}", file=sys.stderr)
-        return RunOutcome(variant, "skipped", problem, run_dir, seconds, finished, seconds, notebook=False)
-    if progress: print(f"report: {variant}: running the experiment notebook (changed: {', '.join(changed) or 'status'})", file=sys.stderr)
-    parameters = dict(variant=variant, profile=settings.profile, settings_file=str(settings.source),
-                      overrides=[f"{key}={value}" for key, value in settings.overrides.items()],
-                      datasets_root=str(datasets), run_dir=str(run_dir), jobs=jobs)
-    try:
-        papermill.execute_notebook(str(experiment_notebook(settings)), str(run_dir / "experiment.ipynb"), parameters=parameters,
-                                   progress_bar=False, kernel_name="python3", cwd=str(settings.source.parent),
-                                   kernel_manager_class=IpcKernelManager)
-    except papermill.PapermillExecutionError as error:
-        status = "skipped" if error.ename in SKIP_ERRORS else "failed"
-        reason = f"{error.ename}: {error.evalue}" if status == "failed" else str(error.evalue)
+    start, status = time.perf_counter(), "ok"
+    # a reason known before the notebook starts (a kernel's imports cost 15-20 s): skipped with it, no kernel started
+    reason = unmakeable(settings, variant, datasets)
+    notebook = not reason
+    if not notebook: status = "skipped"
+    else:
+        if progress: print(f"report: {variant}: running the experiment notebook (changed: {', '.join(changed) or 'status'})", file=sys.stderr)
+        parameters = dict(variant=variant, profile=settings.profile, settings_file=str(settings.source),
+                          overrides=[f"{key}={value}" for key, value in settings.overrides.items()],
+                          datasets_root=str(datasets), run_dir=str(run_dir), jobs=jobs)
+        try:
+            papermill.execute_notebook(str(experiment_notebook(settings)), str(run_dir / "experiment.ipynb"), parameters=parameters,
+                                       progress_bar=False, kernel_name="python3", cwd=str(settings.source.parent),
+                                       kernel_manager_class=IpcKernelManager)
+        except papermill.PapermillExecutionError as error:
+            status = "skipped" if error.ename in SKIP_ERRORS else "failed"
+            reason = f"{error.ename}: {error.evalue}" if status == "failed" else str(error.evalue)
     seconds = round(time.perf_counter() - start, 1)
-    if (run_dir / "experiment.ipynb").is_file(): notebook_html(run_dir / "experiment.ipynb", run_dir / "experiment.html")
+    if notebook and (run_dir / "experiment.ipynb").is_file(): notebook_html(run_dir / "experiment.ipynb", run_dir / "experiment.html")
     inputs = run_inputs(settings, variant, datasets, test)  # the dataset exists now
     finished = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     write_bytes_atomic(json.dumps(dict(fingerprint=run_fingerprint(settings, variant, inputs), inputs=inputs, status=status,
-                                       reason=reason, seconds=seconds, finished=finished), indent=1).encode(), state_file)
-    if progress: print(f"report: {variant}: {status} in {seconds:.0f} s{': ' + reason if reason else ''}", file=sys.stderr)
-    return RunOutcome(variant, status, reason, run_dir, seconds, finished, seconds)
+                                       reason=reason, seconds=seconds, finished=finished, **({} if notebook else {"notebook": False})),
+                                  indent=1).encode(), state_file)
+    if progress and not notebook: print(f"report: {variant}: skipped before its notebook: {reason}", file=sys.stderr)
+    elif progress: print(f"report: {variant}: {status} in {seconds:.0f} s{': ' + reason if reason else ''}", file=sys.stderr)
+    return RunOutcome(variant, status, reason, run_dir, seconds, finished, seconds, notebook=notebook)
 
 # %% ../nbs/10_report.ipynb #56ab4f73
 def notebook_html(notebook: Path, out: Path) -> Path:
