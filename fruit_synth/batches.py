@@ -34,10 +34,11 @@ class TrainingError(ValueError):
     "Training data, test photos or a checkpoint that cannot be used; the message names the folder or file and what to do."
 
 # %% ../nbs/07a_batches.ipynb #b5652c47
-def use_threads(threads: int = 0, # CPU threads (0: all cores)
+def use_threads(threads: int = 0, # CPU threads (0: $OMP_NUM_THREADS where set, as in a Dask worker; else all cores)
                ) -> int:
     "Let PyTorch use `threads` CPU threads; return how many."
-    count = threads or os.cpu_count() or 1
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    count = threads or (int(given) if given.isdigit() else 0) or os.cpu_count() or 1
     torch.set_num_threads(count)
     return count
 

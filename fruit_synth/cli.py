@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 
 
+from .core.processes import check_jobs, tune_allocator
 from .settings import find_settings_file, load_settings
 
 # %% auto #0
@@ -136,7 +137,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     root = absolute(args.out) or datasets_root(settings)
     check_outside_inputs(root, settings)
     announce(args, settings, out=root / variant)
-    folder = generate_variant(settings, variant, root, jobs=args.jobs)
+    folder = generate_variant(settings, variant, root, jobs=None if args.jobs is None else check_jobs(args.jobs))
     try: dataset = load_dataset(folder)
     except DatasetError:  # a second `generate` on the same folder took over right after this one finished: wait for it
         hold_dataset_lock(folder, progress=False)
@@ -256,7 +257,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     claim_output(out, "report")
     announce(args, settings, out=out)
     from fruit_synth.report import write_report
-    page = write_report(settings, out, variant_names(args.variants), jobs=args.jobs)
+    page = write_report(settings, out, variant_names(args.variants), jobs=args.jobs, scheduler=args.scheduler)
     print(f"report written: {page}")
     return 0
 
@@ -322,7 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_options(report)
     report.add_argument("--out", default=None, help="report folder (default: the report_dir setting)")
     report.add_argument("--variants", nargs="+", default=None, help="variants to run (default: the variants setting)")
-    report.add_argument("--jobs", type=int, default=1, help="variants run at the same time (default: 1)")
+    report.add_argument("--jobs", type=int, default=1, help="worker processes: 1 runs every variant in this process, N starts a "
+                        "local Dask cluster of N workers (default: 1)")
+    report.add_argument("--scheduler", default=None, metavar="ADDRESS", help="send the runs to the Dask cluster at ADDRESS, "
+                        "e.g. tcp://10.0.0.5:8786 (default: $FRUIT_SYNTH_SCHEDULER, else none)")
     report.set_defaults(run=cmd_report)
     run = commands.add_parser("run", help="run the experiment notebook for one variant (papermill)")
     run.add_argument("--variant", required=True, help="the dataset variant, e.g. copy_paste")
@@ -350,6 +354,7 @@ def os_error_line(error: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `fruit-synth` command: errors a user can cause are one line on stderr and exit status 2."
     args = build_parser().parse_args(argv)
+    tune_allocator()  # this process and the ones it starts keep large buffers (see core.processes)
     def fail(message: str) -> int:
         print(f"fruit-synth {args.command}: error: {with_options(message, args)}", file=sys.stderr)
         return 2
@@ -387,7 +392,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     announce(args, settings)
     status = 0
     for spec in specs:
-        result = run_sweep(settings, spec, absolute(args.out), mode, args.jobs)
+        result = run_sweep(settings, spec, absolute(args.out), mode, args.jobs, scheduler=args.scheduler)
         failed = [row for row in result.rows if row["status"] == "failed"]
         print(f"sweep {spec.name}: {len(result.rows)} runs, {len(failed)} failed; written: {result.folder / 'sweep.csv'}, "
               + ", ".join(plot.name for plot in result.plots))
@@ -413,7 +418,10 @@ def add_sweep_command(commands) -> None:
     sweep.add_argument("--train-mode", choices=["auto", "probe", "finetune"], default=None,
                        help="probe, finetune, or auto: probe on a CPU, finetune on a GPU (default: auto, or -p train_mode=...)")
     sweep.add_argument("--out", default=None, help="sweep folder (default: <work_dir>/<profile>/sweeps/<name>__<mode>)")
-    sweep.add_argument("--jobs", type=int, default=None, help="worker processes for generation (default: all cores)")
+    sweep.add_argument("--jobs", type=int, default=1, help="worker processes: 1 runs every point in this process, N starts a "
+                       "local Dask cluster of N workers (default: 1)")
+    sweep.add_argument("--scheduler", default=None, metavar="ADDRESS", help="send the runs to the Dask cluster at ADDRESS "
+                       "(default: $FRUIT_SYNTH_SCHEDULER, else none)")
     _settings_options(sweep)
     sweep.set_defaults(run=cmd_sweep)
 

@@ -24,7 +24,6 @@ import subprocess
 import sys
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,10 +34,11 @@ from markupsafe import Markup
 from PIL import Image
 
 from .datasets import MANIFEST_FILE, datasets_root
-from .variants import VARIANTS, unmakeable
+from .variants import VARIANTS, seed_datasets, unmakeable
 from .images import file_sha256, image_grid, open_image, save_image, write_bytes_atomic
 from .masks import cutout_grid
 from .settings import Settings, SettingsError
+from .study.runs import Executor, Task, study_folders
 from .sources import SourcesCheck, check_sources
 
 # %% auto #0
@@ -46,10 +46,11 @@ __all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'WIDGET_VIEW', 'NOTEBOOK_STYLE', 
            'package_versions', 'device_description', 'provenance', 'sources_pictures', 'templates', 'render',
            'html_table', 'figure', 'demo_banner', 'sources_section', 'provenance_section', 'render_page', 'RunOutcome',
            'IpcKernelManager', 'override_texts', 'experiment_notebook', 'source_hash', 'run_inputs', 'run_fingerprint',
-           'run_variant', 'notebook_html', 'static_outputs', 'spread_text', 'interval_text', 'results_rows',
-           'chance_row', 'results_table', 'answer_text', 'run_flags', 'run_recipe', 'recipe_rows', 'mistakes_grid',
-           'variant_section', 'common_size', 'domain_gap_section', 'ablation_section', 'curves_section',
-           'chosen_variants', 'skipped_section', 'timing_rows', 'timing_text', 'write_report']
+           'reusable_run', 'run_variant', 'notebook_html', 'static_outputs', 'spread_text', 'interval_text',
+           'results_rows', 'chance_row', 'results_table', 'answer_text', 'run_flags', 'run_recipe', 'recipe_rows',
+           'mistakes_grid', 'variant_section', 'common_size', 'domain_gap_section', 'ablation_section',
+           'curves_section', 'chosen_variants', 'skipped_section', 'timing_rows', 'timing_text', 'variant_datasets',
+           'report_run', 'report_tasks', 'run_variants', 'write_report']
 
 # %% ../nbs/10_report.ipynb #f5db9ae9
 PACKAGES = ("fruit-synth", "torch", "torchvision", "timm", "diffusers", "numpy", "pillow", "scipy", "opencv-python-headless", "nbdev", "papermill")
@@ -248,6 +249,15 @@ def run_fingerprint(settings: Settings, variant: str, inputs: dict[str, str] | N
 def _reusable(state: dict, fingerprint: str, run_dir: Path) -> bool:
     return state.get("fingerprint") == fingerprint and state.get("status") == "ok" and (run_dir / "metrics.json").is_file()
 
+def _run_state(run_dir: Path) -> dict:
+    try: state = json.loads((Path(run_dir) / "report-run.json").read_text())
+    except (OSError, ValueError): return {}
+    return state if isinstance(state, dict) else {}
+
+def reusable_run(settings: Settings, variant: str, run_dir: Path, datasets: Path, test: dict[str, list[Path]] | None) -> bool:
+    "Whether the finished run in `run_dir` read exactly what a run would read now (settings, code, dataset, test photos)."
+    return _reusable(_run_state(run_dir), run_fingerprint(settings, variant, run_inputs(settings, variant, datasets, test)), Path(run_dir))
+
 def run_variant(settings: Settings, # resolved settings of the profile
                 variant: str, # one of VARIANTS
                 runs_dir: Path, # runs go to runs_dir/<variant>
@@ -260,9 +270,7 @@ def run_variant(settings: Settings, # resolved settings of the profile
     import papermill
     run_dir, datasets = Path(runs_dir) / variant, Path(datasets or datasets_root(settings))
     run_dir.mkdir(parents=True, exist_ok=True)
-    state_file, inputs = run_dir / "report-run.json", run_inputs(settings, variant, datasets, test)
-    try: state = json.loads(state_file.read_text())
-    except (OSError, ValueError): state = {}
+    state_file, inputs, state = run_dir / "report-run.json", run_inputs(settings, variant, datasets, test), _run_state(run_dir)
     if _reusable(state, run_fingerprint(settings, variant, inputs), run_dir):
         finished = state.get("finished", "")
         if progress: print(f"report: {variant}: unchanged, reusing {run_dir} (run of {finished or 'an earlier report'})", file=sys.stderr)
@@ -634,11 +642,71 @@ def timing_text(rows: list[dict], total: float) -> str:
              for row in rows]
     return "\n".join([f"report: where the time went ({total:.0f} s in all):", *lines])
 
+def variant_datasets(settings: Settings, # resolved settings of the profile
+                     variant: str, # one of VARIANTS
+                     datasets: Path, # dataset root
+                     jobs: int | None, # generation worker processes (None: all cores)
+                     *sources: list[str], # the datasets a hybrid draws from, made by the tasks it needs (read from disk)
+                    ) -> list[str]:
+    "A report's dataset task: the variant's training set of each seed, made or reused (none when `unmakeable` says why)."
+    if unmakeable(settings, variant, datasets): return []  # its run says why, without a kernel
+    return [str(folder) for folder in seed_datasets(settings, variant, datasets, jobs=jobs, progress=False)]
+
+def report_run(settings: Settings, variant: str, runs_dir: Path, datasets: Path, jobs: int | None, progress: bool,
+               test: dict[str, list[Path]], *made: list[str]) -> RunOutcome:
+    "A report's run task: `run_variant` once the datasets it needs are made."
+    return run_variant(settings, variant, runs_dir, datasets, jobs, progress, test)
+
+def report_tasks(settings: Settings, # resolved settings of the profile
+                 variants: list[str], # the variants to run
+                 runs_dir: Path, # runs go to runs_dir/<variant>
+                 test: dict[str, list[Path]], # the test photos
+                 jobs: int | None = None, # generation processes per dataset task (None: all cores)
+                 progress: bool = True, # run_variant's lines
+                ) -> list[Task]:
+    "One dataset task and one run task per variant; a hybrid's dataset needs the datasets it draws from."
+    datasets, tasks = datasets_root(settings), []
+    for variant in variants:
+        method = VARIANTS[variant]["method"]
+        if reusable_run(settings, variant, Path(runs_dir) / variant, datasets, test):  # nothing to make: the run says so
+            tasks.append(Task(f"run/{variant}", report_run, (settings, variant, runs_dir, datasets, jobs, progress, test),
+                              label=f"{variant} run"))
+            continue
+        sources = [f"dataset/{v}" for v in ("copy_paste", "diffusion") if method == "hybrid" and v in variants
+                   and not reusable_run(settings, v, Path(runs_dir) / v, datasets, test)]
+        tasks.append(Task(f"dataset/{variant}", variant_datasets, (settings, variant, datasets, jobs), tuple(sources),
+                          gpu=method == "diffusion", label=f"{variant} dataset"))
+        tasks.append(Task(f"run/{variant}", report_run, (settings, variant, runs_dir, datasets, jobs, progress, test),
+                          (f"dataset/{variant}",), gpu=settings.train_mode == "finetune", label=f"{variant} run"))
+    return tasks
+
+def run_variants(executor: Executor, # where the tasks run
+                 settings: Settings, # resolved settings of the profile
+                 variants: list[str], # the variants, in the report's order
+                 runs_dir: Path, # runs go to runs_dir/<variant>
+                 test: dict[str, list[Path]], # the test photos
+                 progress: bool = True, # run_variant's lines
+                ) -> list[RunOutcome]:
+    "Every variant's run, through `executor`; a dataset that could not be made skips (missing input) or fails its run."
+    jobs = 1 if executor.distributed else None  # a worker is one process; here generation takes every core
+    done = executor.run(report_tasks(settings, variants, runs_dir, test, jobs, progress))
+    outcomes = []
+    for variant in variants:
+        outcome = done[f"run/{variant}"]
+        if outcome.ok: outcomes.append(outcome.value)
+        else:
+            status = "skipped" if outcome.error_type in SKIP_ERRORS else "failed"
+            reason = outcome.error.removeprefix(f"dataset/{variant} failed: ")
+            outcomes.append(RunOutcome(variant, status, reason if status == "skipped" else f"{outcome.error_type}: {reason}",
+                                       Path(runs_dir) / variant, outcome.seconds, notebook=False))
+    return outcomes
+
 def write_report(settings: Settings, # resolved settings of the profile to report
                  out: Path | None = None, # report folder (default: the `report_dir` setting)
                  variants: list[str] | None = None, # variants to run (default: the `variants` setting)
-                 jobs: int = 1, # variants run at the same time
+                 jobs: int = 1, # worker processes: 1 runs every variant in this process, N on a local Dask cluster
                  progress: bool = True, # print each stage to stderr, and where the time went at the end
+                 scheduler: str | None = None, # a Dask scheduler's address: the runs go to that cluster
                 ) -> Path:
     "Run every stage for `settings` and write `index.html` (with `assets/` and `runs/`) into `out`; return the page."
     start = time.perf_counter()
@@ -648,14 +716,9 @@ def write_report(settings: Settings, # resolved settings of the profile to repor
     check = check_sources(settings, progress=progress)
     pictures = sources_pictures(check, out / "assets")
     sources_seconds = time.perf_counter() - start
-    ordered = [v for v in chosen if VARIANTS[v]["method"] != "hybrid"] + [v for v in chosen if VARIANTS[v]["method"] == "hybrid"]
-    run = lambda variant: run_variant(settings, variant, out / "runs", progress=progress, test=check.test.photos)
-    if jobs > 1:
-        first = [v for v in ordered if VARIANTS[v]["method"] != "hybrid"]
-        with ThreadPoolExecutor(jobs) as pool: outcomes = list(pool.map(run, first))
-        outcomes += [run(v) for v in ordered if v not in first]
-    else: outcomes = [run(v) for v in ordered]
-    outcomes.sort(key=lambda o: chosen.index(o.variant))
+    with Executor(jobs, scheduler, progress, name="report") as executor:
+        executor.check_folders(*study_folders(settings, out))
+        outcomes = run_variants(executor, settings, chosen, out / "runs", check.test.photos, progress)
     if progress: print(f"report: writing {out / 'index.html'}", file=sys.stderr)
     page_start = time.perf_counter()
     finished = [o for o in outcomes if o.metrics is not None]

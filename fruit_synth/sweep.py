@@ -24,12 +24,13 @@ from .datasets import load_dataset, read_json, write_with_real
 from .variants import RESEEDABLE, VARIANTS, generate_variant, generator_versions, image_digest, variant_settings
 from .images import write_bytes_atomic
 from .settings import SCHEMA, Settings, SettingsError, parse_value
+from .study.runs import Executor, Task, study_folders
 
 # %% auto #0
 __all__ = ['VARIABLE_KINDS', 'TRAINING_KEYS', 'REAL_KEYS', 'SUPERSET_METHODS', 'CSV_COLUMNS', 'TIMING_COLUMNS', 'SweepError',
-           'parse_vary', 'SweepSpec', 'check_variants', 'parse_sweeps', 'Point', 'grid', 'point_dataset',
-           'sweep_test_sample', 'SweepResult', 'run_point', 'write_csv', 'run_sweep', 'plot_sweep', 'profile_sweeps',
-           'sweep_summary', 'sweep_html']
+           'parse_vary', 'SweepSpec', 'check_variants', 'parse_sweeps', 'Point', 'grid', 'point_dataset_name',
+           'point_dataset', 'sweep_test_sample', 'SweepResult', 'point_data', 'process_cache', 'run_point', 'write_csv',
+           'run_sweep', 'plot_sweep', 'profile_sweeps', 'sweep_summary', 'sweep_html']
 
 # %% ../nbs/13_sweep.ipynb #432fa7cc
 class SweepError(ValueError):
@@ -129,6 +130,12 @@ def _image_digest(settings: Settings, *also: str) -> str:
     keys = [k for k in SCHEMA if k not in TRAINING_KEYS + REAL_KEYS + ("n_per_class",) or k in also]
     return image_digest(settings, keys)
 
+def point_dataset_name(settings: Settings, variant: str, images_seed: int | None = None) -> str:
+    "The name of a point's dataset folder: points with the same name share one dataset."
+    method, _ = variant_settings(settings, variant)
+    own = "" if method not in RESEEDABLE or images_seed in (None, settings.seed) else f"-images{images_seed}"
+    return f"{variant}-{_image_digest(settings, 'n_per_class', *REAL_KEYS)}{own}"
+
 def point_dataset(settings: Settings, # the point's settings (varied values applied)
                   variant: str, # its variant
                   root: Path, # where sweep datasets live (shared by sweeps)
@@ -142,7 +149,7 @@ def point_dataset(settings: Settings, # the point's settings (varied values appl
     method, _ = variant_settings(settings, variant)
     if method not in RESEEDABLE or images_seed == settings.seed: images_seed = None
     own = "" if images_seed is None else f"-images{images_seed}"  # this seed's own images: its own folders
-    name = f"{variant}-{_image_digest(settings, 'n_per_class', *REAL_KEYS)}{own}"
+    name = point_dataset_name(settings, variant, images_seed)
     if method == "real_only":
         if settings.real_per_class == 0: return None
         from fruit_synth.sources import real_train_photos
@@ -215,38 +222,63 @@ def _point_digest(settings: Settings, point: Point, mode: str, test: dict) -> st
             "test": {name: [str(p) for p in paths] for name, paths in test.items()}}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-def run_point(point: Point, settings: Settings, mode: str, test: dict, folder: Path, datasets: Path, largest: int,
-              cache, timings: dict, jobs: int | None = None) -> dict:
-    "Make the point's dataset, train and test; return its result record (status ok, skipped or failed)."
+def point_data(settings: Settings, variant: str, datasets: Path, largest: int, jobs: int | None, images_seed: int | None) -> str | None:
+    "A sweep's dataset task: the folder of a point's dataset, made or reused (None: no training images)."
+    data = point_dataset(settings, variant, datasets, largest, jobs, images_seed=images_seed)
+    return None if data is None else str(data)
+
+_CACHES: dict[tuple, object] = {} # feature caches of this process, one per backbone, size and folder: kept across a sweep's points
+
+def process_cache(settings: Settings):
+    "The feature cache `settings` ask for, one object per process, so a worker keeps features in memory from point to point."
+    from fruit_synth.probe import feature_cache
+    cache = feature_cache(settings)
+    return _CACHES.setdefault((str(cache.folder), cache.key, cache.device, cache.batch_size), cache)
+
+def run_point(point: Point, settings: Settings, mode: str, test: dict, folder: Path, data: str | None) -> dict:
+    "A sweep's run task: train on the point's dataset and test; its result record (status ok or skipped)."
     seed = settings.seed + point.seed_index
     result = {"id": point.id, "variant": point.variant, "values": point.values, "seed": seed, "train_mode": mode,
               "test_images": sum(map(len, test.values()))}
     start = time.perf_counter()
-    try:
-        data = point_dataset(settings, point.variant, datasets, largest, jobs,
-                             images_seed=seed if settings.seeds_vary == "dataset" else None)  # else every seed shares one set
-        timings["generation"] = timings.get("generation", 0.0) + time.perf_counter() - start
-        if data is None:
-            return {**result, "status": "skipped", "reason": "no training images (k = 0 real photos and nothing generated)",
-                    "seconds": round(time.perf_counter() - start, 2)}
-        run_dir, run_settings = folder / "runs" / point.id, settings.replace(seed=seed, seeds=1)
-        if mode == "probe":
-            from fruit_synth.probe import probe_and_select
-            metrics = probe_and_select(data, run_settings, run_dir, test, progress=False, cache=cache, figures=False, domain_gap=False)
-            timings["fitting"] = timings.get("fitting", 0.0) + metrics["probe"]["fit_seconds"]
-        else:
-            from fruit_synth.train import train_and_select
-            metrics = train_and_select(data, run_settings, run_dir, test, progress=False)
-            timings["fitting"] = timings.get("fitting", 0.0) + metrics["seconds"]
-    except ValueError as e:
-        if not type(e).__module__.startswith("fruit_synth"): raise
-        return {**result, "status": "failed", "reason": str(e), "seconds": round(time.perf_counter() - start, 2)}
+    if data is None:
+        return {**result, "status": "skipped", "reason": "no training images (k = 0 real photos and nothing generated)",
+                "seconds": 0.0, "fitting_seconds": 0.0}
+    run_dir, run_settings = folder / "runs" / point.id, settings.replace(seed=seed, seeds=1)
+    features = {}
+    if mode == "probe":
+        from fruit_synth.probe import probe_and_select
+        cache = process_cache(run_settings)
+        before = (cache.computed, cache.loaded, cache.seconds)
+        metrics = probe_and_select(Path(data), run_settings, run_dir, test, progress=False, cache=cache, figures=False, domain_gap=False)
+        fitting = metrics["probe"]["fit_seconds"]
+        features = {"features_computed": cache.computed - before[0], "features_loaded": cache.loaded - before[1],
+                    "features_seconds": round(cache.seconds - before[2], 2)}
+    else:
+        from fruit_synth.train import train_and_select
+        metrics = train_and_select(Path(data), run_settings, run_dir, test, progress=False)
+        fitting = metrics["seconds"]
     summary, first = metrics["summary"], metrics["selected"][0]["test"]
     return {**result, "status": "ok", "reason": "", "train_images": metrics["dataset"]["train"],
             "val_accuracy": summary["val_accuracy"]["mean"], "val_macro_f1": summary["val_macro_f1"]["mean"],
             "test_accuracy": first["accuracy"], "test_accuracy_low": first["accuracy_ci"][0], "test_accuracy_high": first["accuracy_ci"][1],
             "test_macro_f1": first["macro_f1"], "test_macro_f1_low": first["macro_f1_ci"][0], "test_macro_f1_high": first["macro_f1_ci"][1],
-            "dataset": str(data), "run_dir": str(run_dir), "seconds": round(time.perf_counter() - start, 2)}
+            "dataset": str(data), "run_dir": str(run_dir), "seconds": round(time.perf_counter() - start, 2),
+            "fitting_seconds": round(fitting, 2), **features}
+
+def _failed_point(point: Point, settings: Settings, mode: str, test: dict, outcome) -> dict:
+    "The result record of a point whose dataset or run ended with an error."
+    return {"id": point.id, "variant": point.variant, "values": point.values, "seed": settings.seed + point.seed_index,
+            "train_mode": mode, "test_images": sum(map(len, test.values())), "status": "failed",
+            "reason": outcome.error.split(" failed: ", 1)[-1] if outcome.error.startswith("dataset/") else outcome.error,
+            "seconds": outcome.seconds}
+
+def _point_line(outcome) -> str:
+    "What a progress line says of a finished task: a point's test accuracy, or a dataset's folder."
+    value = outcome.value
+    if isinstance(value, dict) and value.get("status") == "ok": return f"test acc {value['test_accuracy']:.3f}"
+    if isinstance(value, dict): return value.get("status", "ok")
+    return "made" if value else "ok"
 
 def write_csv(rows: list[dict], keys: list[str], path: Path) -> Path:
     "Write the sweep's rows as CSV (atomically): one column per varied setting, then `CSV_COLUMNS`."
@@ -262,11 +294,12 @@ def run_sweep(settings: Settings, # resolved settings of the profile (with overr
               spec: SweepSpec, # what to vary
               out: Path | None = None, # sweep folder (default: <work_dir>/<profile>/sweeps/<spec name>__<mode>)
               train_mode: str | None = None, # finetune, probe or auto (default: the train_mode setting)
-              jobs: int | None = None, # worker processes for generation
+              jobs: int = 1, # worker processes: 1 runs every point in this process, N on a local Dask cluster
               progress: bool = True, # a line per point on stderr: done/total and time left
+              scheduler: str | None = None, # a Dask scheduler's address: the runs go to that cluster
              ) -> SweepResult:
     "Run (or finish) every point of `spec`; write sweep.csv and a plot per varied setting; return them."
-    from fruit_synth.probe import feature_cache, resolve_train_mode
+    from fruit_synth.probe import resolve_train_mode
     start = time.perf_counter()
     mode = resolve_train_mode(train_mode or settings.train_mode, settings.device)
     folder = Path(out) if out else Path(settings.work_dir) / settings.profile / "sweeps" / f"{spec.name}__{mode}"
@@ -284,32 +317,49 @@ def run_sweep(settings: Settings, # resolved settings of the profile (with overr
             "classes": list(settings.classes), "overrides": settings.overrides, "test_digest": source_digest,
             "test_photos": {k: [str(p) for p in v] for k, v in test.items()}, "test_left_out": left_out}
     write_bytes_atomic(json.dumps(info, indent=1, default=str).encode(), folder / "sweep.json")
-    points, cache, timings, rows = grid(spec), feature_cache(settings), {}, []
+    points, tasks, todo, results = grid(spec), [], {}, {}
     largest = {v: max([s for s in spec.axes.get("n_per_class", [])] + [settings.n_per_class]) for v in spec.variants}
-    done_here, session_start = 0, time.perf_counter()
-    for number, point in enumerate(points, 1):
-        point_settings = settings.replace(**point.values)
-        digest = _point_digest(point_settings, point, mode, test)
-        path = folder / "points" / f"{point.id}.json"
-        result = read_json(path)
-        if not (result and result.get("digest") == digest and result.get("status") in ("ok", "skipped")):
-            result = {**run_point(point, point_settings, mode, test, folder, datasets, largest[point.variant], cache, timings, jobs),
-                      "digest": digest}
-            write_bytes_atomic(json.dumps(result, indent=1, default=str).encode(), path)
-            done_here += 1
-        rows.append(_row(point, result))
-        if progress:
-            remaining = len(points) - number
-            per_point = (time.perf_counter() - session_start) / max(done_here, 1)
-            what = f"test acc {result['test_accuracy']:.3f}" if result.get("status") == "ok" else result.get("status")
-            print(f"sweep: {number}/{len(points)} points done ({point.variant} "
-                  + " ".join(f"{k}={v}" for k, v in point.values.items()) + f" seed {result.get('seed')}: {what}); "
-                  f"elapsed {_fmt(time.perf_counter() - start)}, about {_fmt(per_point * remaining if done_here else 0)} left",
-                  file=sys.stderr, flush=True)
+    with Executor(jobs, scheduler, progress, name="sweep") as executor:
+        generation_jobs = 1 if executor.distributed else None  # a worker is one process; here generation takes every core
+        for point in points:
+            point_settings = settings.replace(**point.values)
+            digest = _point_digest(point_settings, point, mode, test)
+            saved = read_json(folder / "points" / f"{point.id}.json")
+            if isinstance(saved, dict) and saved.get("digest") == digest and saved.get("status") in ("ok", "skipped"):
+                results[point.id] = saved
+                continue
+            seed = settings.seed + point.seed_index
+            images_seed = seed if point_settings.seeds_vary == "dataset" else None  # else every seed shares one set
+            data_key = f"dataset/{point_dataset_name(point_settings, point.variant, images_seed)}"
+            if data_key not in {task.key for task in tasks}:
+                tasks.append(Task(data_key, point_data, (point_settings, point.variant, datasets, largest[point.variant],
+                                                         generation_jobs, images_seed), label=f"{data_key.split('-')[0]} set"))
+            tasks.append(Task(f"point/{point.id}", run_point, (point, point_settings, mode, test, folder), (data_key,),
+                              gpu=mode == "finetune", label=" ".join([point.variant, *[f"{k}={v}" for k, v in point.values.items()],
+                                                                      f"seed {seed}"])))
+            todo[f"point/{point.id}"] = (point, point_settings, digest)
+        generation = {}
+        def finished(outcome):  # in this process, as each task ends: a point's result is on disk before the next one ends
+            if outcome.key.startswith("dataset/"): generation[outcome.key] = outcome.seconds
+            if outcome.key not in todo: return
+            point, point_settings, digest = todo[outcome.key]
+            result = outcome.value if outcome.ok else _failed_point(point, point_settings, mode, test, outcome)
+            results[point.id] = {**result, "digest": digest}
+            write_bytes_atomic(json.dumps(results[point.id], indent=1, default=str).encode(), folder / "points" / f"{point.id}.json")
+        if tasks:
+            executor.check_folders(*study_folders(settings, folder))
+            executor.run(tasks, on_done=finished, describe=_point_line)
+    rows = [_row(point, results[point.id]) for point in points]
+    if progress: print(f"sweep: {len(points)}/{len(points)} points done ({len(points) - len(todo)} reused, {len(todo)} ran); "
+                       f"elapsed {_fmt(time.perf_counter() - start)}", file=sys.stderr, flush=True)
+    ran = [results[point.id] for point, _, _ in todo.values()]
+    timings = {"generation": sum(generation.values()), "fitting": sum(r.get("fitting_seconds", 0.0) for r in ran),
+               "features": sum(r.get("features_seconds", 0.0) for r in ran),
+               "features_computed": sum(r.get("features_computed", 0) for r in ran),
+               "features_loaded": sum(r.get("features_loaded", 0) for r in ran)}
     write_csv(rows, list(spec.axes), folder / "sweep.csv")
     plots = [plot_sweep(rows, key, spec, folder / f"curve_{key}.png", len(settings.classes), mode) for key in spec.axes]
-    timings.update(features=round(cache.seconds, 2), features_computed=cache.computed, features_loaded=cache.loaded,
-                   total=round(time.perf_counter() - start, 2))
+    timings["total"] = round(time.perf_counter() - start, 2)
     timings = {k: round(v, 2) if isinstance(v, float) else v for k, v in timings.items()}
     write_bytes_atomic(json.dumps({**info, "timings": timings}, indent=1, default=str).encode(), folder / "sweep.json")
     return SweepResult(folder, rows, plots, timings)

@@ -28,7 +28,7 @@ from . import evaluate
 from .batches import (ImageStore, Split, TrainingError, _autocast, check_classes, describe_device, predict,
                                  save_checkpoint, use_threads)
 from .evaluate import _test_block, ablation_table, measure_domain_gap, test_photos, test_split
-from .datasets import Dataset, load_dataset
+from .datasets import Dataset, load_dataset, read_json
 from .images import FITS, open_image, square_input, write_bytes_atomic
 from .models import BackboneSpec, ModelError, backbone_spec, classifier, feature_extractor, pick_device, to_input
 from .settings import AUGMENTATIONS, Settings
@@ -37,7 +37,8 @@ from .settings import AUGMENTATIONS, Settings
 __all__ = ['BLUR_KERNEL', 'BLUR_SIGMA', 'JPEG_QUALITY_MAX', 'TRAINING_KEYS', 'RESULT_FREE_KEYS', 'augment_batch',
            'augment_settings', 'training_splits', 'seed_everything', 'fit_epoch', 'head_of', 'fit_head', 'train_run',
            'real_photos_split', 'real_recipe', 'fit_real', 'training_recipe', 'run_flags', 'seed_folders',
-           'train_and_select', 'generation_digest', 'same_settings', 'ablation_runs', 'recipe_ablation']
+           'train_and_select', 'generation_digest', 'same_settings', 'ablation_dataset', 'ablation_run',
+           'ablation_runs', 'recipe_ablation']
 
 # %% ../nbs/08_train.ipynb #3609d3ec
 BLUR_KERNEL, BLUR_SIGMA = 5, (0.1, 2.0)
@@ -487,38 +488,65 @@ def same_settings(recorded: dict | None, # the settings a finished run recorded 
     now = settings.to_dict()
     return all(now.get(key, value) == value for key, value in recorded.items() if key not in RESULT_FREE_KEYS)
 
+def ablation_dataset(settings: Settings, variant: str, root: Path) -> str:
+    "An ablation's dataset task: the variant's dataset for these settings, made or reused."
+    from fruit_synth.variants import generate_variant
+    return str(generate_variant(settings, variant, root, progress=False))
+
+def ablation_run(settings: Settings, row_name: str, run_dir: Path, photos: dict[str, list[Path]], data: str) -> dict:
+    "An ablation's run task: train and test one configuration and seed; its record is written to `ablation.json`."
+    from fruit_synth.variants import generator_versions
+    metrics = train_and_select(Path(data), settings, run_dir, photos, progress=False)
+    kept = metrics["selected"][0]
+    done = {"settings": settings.to_dict(), "generators": generator_versions(), "row": {
+        "configuration": row_name, "seed": settings.seed, "train_mode": metrics.get("train_mode", "finetune"),
+        "test_accuracy": round(kept["test"]["accuracy"], 4), "ci_low": round(kept["test"]["accuracy_ci"][0], 4),
+        "ci_high": round(kept["test"]["accuracy_ci"][1], 4), "test_macro_f1": round(kept["test"]["macro_f1"], 4),
+        "val_accuracy": round(kept["val"]["accuracy"], 4), "test_photos": metrics["test"]["images"],
+        "seconds": metrics["seconds"]}}
+    write_bytes_atomic(json.dumps(done, indent=1).encode(), Path(run_dir) / "ablation.json")
+    return done
+
 def ablation_runs(settings: Settings, # resolved settings of a profile with real test photos
                   configurations: dict[str, dict], # row name -> settings changes against `settings`
                   variant: str, # the dataset variant trained
                   name: str, # the ablation's name: its folder and CSV under <work_dir>/<profile>/ablation/
                   seeds: tuple[int, ...] = (0, 1), # generation and training seeds
                   progress: bool = True, # a line per run on stderr
+                  executor=None, # a `study.runs.Executor` (default: every run in this process)
                  ) -> list[dict]:
     "Real-photo accuracy per configuration and seed (finished runs are reused); rows also go to `<name>.csv`."
     import csv
-    from fruit_synth.variants import generate_variant, generator_versions
+    from fruit_synth.study.runs import Executor, Task  # the studies move to the study layer (issue 24); until then, here
+    from fruit_synth.variants import generator_versions
     from fruit_synth.sources import test_sample
     folder = Path(settings.work_dir) / settings.profile / "ablation"
-    photos, rows = test_sample(settings, progress=False), []
+    photos, finished, tasks, order = test_sample(settings, progress=False), {}, [], []
     for row_name, changes in configurations.items():
         for seed in seeds:
             chosen = settings.replace(seed=seed, seeds=1, **changes)
             tag = "".join(ch if ch.isalnum() else "_" for ch in row_name) + f"-seed{seed}"
             run_dir = folder / name / tag
-            done = json.loads((run_dir / "ablation.json").read_text()) if (run_dir / "ablation.json").is_file() else {}
-            if not (same_settings(done.get("settings"), chosen) and done.get("generators") == generator_versions()):
-                data = generate_variant(chosen, variant, folder / "datasets" / generation_digest(chosen), progress=False)
-                metrics = train_and_select(data, chosen, run_dir, photos, progress=False)
-                kept = metrics["selected"][0]
-                done = {"settings": chosen.to_dict(), "generators": generator_versions(), "row": {
-                    "configuration": row_name, "seed": seed, "train_mode": metrics.get("train_mode", "finetune"),
-                    "test_accuracy": round(kept["test"]["accuracy"], 4), "ci_low": round(kept["test"]["accuracy_ci"][0], 4),
-                    "ci_high": round(kept["test"]["accuracy_ci"][1], 4), "test_macro_f1": round(kept["test"]["macro_f1"], 4),
-                    "val_accuracy": round(kept["val"]["accuracy"], 4), "test_photos": metrics["test"]["images"],
-                    "seconds": metrics["seconds"]}}
-                write_bytes_atomic(json.dumps(done, indent=1).encode(), run_dir / "ablation.json")
-            rows.append(done["row"])
-            if progress: print(f"{name} {tag}: test accuracy {done['row']['test_accuracy']:.3f}", file=sys.stderr)
+            order.append(tag)
+            done = read_json(run_dir / "ablation.json")
+            done = done if isinstance(done, dict) else {}
+            if same_settings(done.get("settings"), chosen) and done.get("generators") == generator_versions() and "row" in done:
+                finished[tag] = done
+                continue
+            root = folder / "datasets" / generation_digest(chosen)
+            data_key = f"dataset/{root.name}/{variant}"
+            if data_key not in {task.key for task in tasks}:
+                tasks.append(Task(data_key, ablation_dataset, (chosen, variant, root), label=f"{variant} set {root.name[:8]}"))
+            tasks.append(Task(f"run/{tag}", ablation_run, (chosen, row_name, run_dir, photos), (data_key,), label=f"{name} {tag}"))
+    if tasks:
+        with (executor or Executor(1, progress=progress, name=name)) as runner:
+            for key, outcome in runner.run(tasks).items():
+                if not key.startswith("run/"): continue
+                if not outcome.ok: raise TrainingError(f"{name} {key.removeprefix('run/')}: {outcome.error}")
+                finished[key.removeprefix("run/")] = outcome.value
+    rows = [finished[tag]["row"] for tag in order]
+    if progress:
+        for tag in order: print(f"{name} {tag}: test accuracy {finished[tag]['row']['test_accuracy']:.3f}", file=sys.stderr)
     with open(folder / f"{name}.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
