@@ -251,6 +251,7 @@ def variant_names(given: list[str] | None) -> list[str] | None:
 def cmd_report(args: argparse.Namespace) -> int:
     "Run the stages and write the HTML report."
     from fruit_synth.outputs import check_outside_inputs, claim_output
+    if not args.scheduler: check_jobs(args.jobs)  # before anything is read or made
     settings = _settings(args)
     out = absolute(args.out) or Path(settings.report_dir)
     check_outside_inputs(out, settings)
@@ -376,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     "Run a grid of training runs over settings (or the profile's `sweeps`); write sweep.csv and a curve per varied setting."
     from fruit_synth.sweep import SweepError, SweepSpec, check_variants, parse_sweeps, parse_vary, run_sweep
+    if not args.scheduler: check_jobs(args.jobs)  # before anything is read or made
     settings = _settings(args)
     seeds = args.seeds or settings.seeds
     if args.vary: specs = [SweepSpec(parse_vary(args.vary), check_variants(args.variants or ["copy_paste"]), seeds)]

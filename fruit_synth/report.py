@@ -38,7 +38,7 @@ from .variants import VARIANTS, seed_datasets, unmakeable
 from .images import file_sha256, image_grid, open_image, save_image, write_bytes_atomic
 from .masks import cutout_grid
 from .settings import Settings, SettingsError
-from .study.runs import Executor, Task, study_folders
+from .study.runs import Executor, Task, hold_folder, study_folders
 from .sources import SourcesCheck, check_sources
 
 # %% auto #0
@@ -711,45 +711,46 @@ def write_report(settings: Settings, # resolved settings of the profile to repor
     "Run every stage for `settings` and write `index.html` (with `assets/` and `runs/`) into `out`; return the page."
     start = time.perf_counter()
     out = Path(out or settings.report_dir)
-    chosen = chosen_variants(settings, variants)
-    (out / "assets").mkdir(parents=True, exist_ok=True)
-    check = check_sources(settings, progress=progress)
-    pictures = sources_pictures(check, out / "assets")
-    sources_seconds = time.perf_counter() - start
-    with Executor(jobs, scheduler, progress, name="report") as executor:
-        executor.check_folders(*study_folders(settings, out))
-        outcomes = run_variants(executor, settings, chosen, out / "runs", check.test.photos, progress)
-    if progress: print(f"report: writing {out / 'index.html'}", file=sys.stderr)
-    page_start = time.perf_counter()
-    finished = [o for o in outcomes if o.metrics is not None]
-    classes = len(settings.classes)
-    recipes, recipe_headers, recipe_common = recipe_rows(outcomes)
-    sections = dict(val_table=results_table(results_rows(outcomes, "val"), "val", classes),
-                    test_table=results_table(results_rows(outcomes, "test"), "test", classes),
-                    skipped=skipped_section(outcomes), domain_gap=domain_gap_section(outcomes, out / "assets"),
-                    variants=Markup("").join(variant_section(o, settings.classes, out) for o in finished),
-                    sources=sources_section(check, pictures),
-                    provenance=provenance_section({**provenance(settings), "source": source_hash()}, settings),
-                    ablations=ablation_section(settings), curves=curves_section(settings, out))
-    flags = [dict(variant=o.variant, text=flag) for o in finished for flag in run_flags(o.metrics)]
-    seeds = settings.seeds
-    own_sets = [o.variant for o in finished if _training_sets(o.metrics) > 1]
-    table_note = (("Mean ± standard deviation over seeds (ddof=1); the 95% interval is a bootstrap that resamples test photos "
-                   "and seeds together. " if seeds > 1 else "One seed: each value is that seed's, with no spread to show; "
-                   "the 95% interval is a bootstrap over the test photos. ")
-                  + (f"The ± and the intervals cover test photos and seeds; each seed of {', '.join(own_sets)} trained on "
-                     "its own generated set (seeds_vary = dataset), so for these they cover the generation seed too; the "
-                     "other variants have one training set. " if own_sets else "The ± and the intervals cover training seeds "
-                     "and test photos only: every dataset comes from one generation seed. ")
-                  + "Best value per column in bold; the chance row is a uniform guess among the classes. "
-                  "The study's column is the reference study's single run on its own data.")
-    total = time.perf_counter() - start
-    timing = timing_rows(sources_seconds, outcomes, time.perf_counter() - page_start)
-    body = render("report.html", demo=check.settings.demo, answer=answer_text(outcomes, settings), flags=flags,
-                  settings=settings, table_note=table_note, recipes=recipes, recipe_headers=recipe_headers,
-                  recipe_common=recipe_common,
-                  timing=render("timing.html", rows=timing, total=f"{total:.0f}"), **sections)
-    page = out / "index.html"
-    write_bytes_atomic(render_page("fruit-synth report", body).encode("utf-8"), page)
-    if progress: print(timing_text(timing, time.perf_counter() - start), file=sys.stderr)
-    return page
+    with hold_folder(out, "report"):  # a second report into this folder stops at once
+        chosen = chosen_variants(settings, variants)
+        (out / "assets").mkdir(parents=True, exist_ok=True)
+        check = check_sources(settings, progress=progress)
+        pictures = sources_pictures(check, out / "assets")
+        sources_seconds = time.perf_counter() - start
+        with Executor(jobs, scheduler, progress, name="report") as executor:
+            executor.check_folders(*study_folders(settings, out))
+            outcomes = run_variants(executor, settings, chosen, out / "runs", check.test.photos, progress)
+        if progress: print(f"report: writing {out / 'index.html'}", file=sys.stderr)
+        page_start = time.perf_counter()
+        finished = [o for o in outcomes if o.metrics is not None]
+        classes = len(settings.classes)
+        recipes, recipe_headers, recipe_common = recipe_rows(outcomes)
+        sections = dict(val_table=results_table(results_rows(outcomes, "val"), "val", classes),
+                        test_table=results_table(results_rows(outcomes, "test"), "test", classes),
+                        skipped=skipped_section(outcomes), domain_gap=domain_gap_section(outcomes, out / "assets"),
+                        variants=Markup("").join(variant_section(o, settings.classes, out) for o in finished),
+                        sources=sources_section(check, pictures),
+                        provenance=provenance_section({**provenance(settings), "source": source_hash()}, settings),
+                        ablations=ablation_section(settings), curves=curves_section(settings, out))
+        flags = [dict(variant=o.variant, text=flag) for o in finished for flag in run_flags(o.metrics)]
+        seeds = settings.seeds
+        own_sets = [o.variant for o in finished if _training_sets(o.metrics) > 1]
+        table_note = (("Mean ± standard deviation over seeds (ddof=1); the 95% interval is a bootstrap that resamples test photos "
+                       "and seeds together. " if seeds > 1 else "One seed: each value is that seed's, with no spread to show; "
+                       "the 95% interval is a bootstrap over the test photos. ")
+                      + (f"The ± and the intervals cover test photos and seeds; each seed of {', '.join(own_sets)} trained on "
+                         "its own generated set (seeds_vary = dataset), so for these they cover the generation seed too; the "
+                         "other variants have one training set. " if own_sets else "The ± and the intervals cover training seeds "
+                         "and test photos only: every dataset comes from one generation seed. ")
+                      + "Best value per column in bold; the chance row is a uniform guess among the classes. "
+                      "The study's column is the reference study's single run on its own data.")
+        total = time.perf_counter() - start
+        timing = timing_rows(sources_seconds, outcomes, time.perf_counter() - page_start)
+        body = render("report.html", demo=check.settings.demo, answer=answer_text(outcomes, settings), flags=flags,
+                      settings=settings, table_note=table_note, recipes=recipes, recipe_headers=recipe_headers,
+                      recipe_common=recipe_common,
+                      timing=render("timing.html", rows=timing, total=f"{total:.0f}"), **sections)
+        page = out / "index.html"
+        write_bytes_atomic(render_page("fruit-synth report", body).encode("utf-8"), page)
+        if progress: print(timing_text(timing, time.perf_counter() - start), file=sys.stderr)
+        return page

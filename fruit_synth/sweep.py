@@ -24,7 +24,7 @@ from .datasets import load_dataset, read_json, write_with_real
 from .variants import RESEEDABLE, VARIANTS, generate_variant, generator_versions, image_digest, variant_settings
 from .images import write_bytes_atomic
 from .settings import SCHEMA, Settings, SettingsError, parse_value
-from .study.runs import Executor, Task, study_folders
+from .study.runs import Executor, Task, hold_folder, study_folders
 
 # %% auto #0
 __all__ = ['VARIABLE_KINDS', 'TRAINING_KEYS', 'REAL_KEYS', 'SUPERSET_METHODS', 'CSV_COLUMNS', 'TIMING_COLUMNS', 'SweepError',
@@ -244,7 +244,7 @@ def run_point(point: Point, settings: Settings, mode: str, test: dict, folder: P
     if data is None:
         return {**result, "status": "skipped", "reason": "no training images (k = 0 real photos and nothing generated)",
                 "seconds": 0.0, "fitting_seconds": 0.0}
-    run_dir, run_settings = folder / "runs" / point.id, settings.replace(seed=seed, seeds=1)
+    run_dir, run_settings = folder / "runs" / point.id, settings.replace(seed=seed, seeds=1, train_mode=mode)  # the mode the row says
     features = {}
     if mode == "probe":
         from fruit_synth.probe import probe_and_select
@@ -303,66 +303,67 @@ def run_sweep(settings: Settings, # resolved settings of the profile (with overr
     start = time.perf_counter()
     mode = resolve_train_mode(train_mode or settings.train_mode, settings.device)
     folder = Path(out) if out else Path(settings.work_dir) / settings.profile / "sweeps" / f"{spec.name}__{mode}"
-    datasets = Path(settings.work_dir) / settings.profile / "sweeps" / "datasets"
-    (folder / "points").mkdir(parents=True, exist_ok=True)
-    saved = read_json(folder / "sweep.json") or {}
-    if saved and (saved.get("variants") != spec.variants or list(saved.get("axes", {})) != list(spec.axes)):
-        raise SweepError(f"sweep folder '{folder}' holds another sweep (varying {', '.join(saved.get('axes', {}))} over "
-                         f"{', '.join(saved.get('variants', []))}); choose another --out or delete it")
-    source_digest = settings.digest()
-    if saved.get("test_photos") and saved.get("test_digest") == source_digest:
-        test, left_out = {k: [Path(p) for p in v] for k, v in saved["test_photos"].items()}, saved.get("test_left_out", {})
-    else: test, left_out = sweep_test_sample(settings, spec)
-    info = {"profile": settings.profile, "axes": spec.axes, "variants": spec.variants, "seeds": spec.seeds, "train_mode": mode,
-            "classes": list(settings.classes), "overrides": settings.overrides, "test_digest": source_digest,
-            "test_photos": {k: [str(p) for p in v] for k, v in test.items()}, "test_left_out": left_out}
-    write_bytes_atomic(json.dumps(info, indent=1, default=str).encode(), folder / "sweep.json")
-    points, tasks, todo, results = grid(spec), [], {}, {}
-    largest = {v: max([s for s in spec.axes.get("n_per_class", [])] + [settings.n_per_class]) for v in spec.variants}
-    with Executor(jobs, scheduler, progress, name="sweep") as executor:
-        generation_jobs = 1 if executor.distributed else None  # a worker is one process; here generation takes every core
-        for point in points:
-            point_settings = settings.replace(**point.values)
-            digest = _point_digest(point_settings, point, mode, test)
-            saved = read_json(folder / "points" / f"{point.id}.json")
-            if isinstance(saved, dict) and saved.get("digest") == digest and saved.get("status") in ("ok", "skipped"):
-                results[point.id] = saved
-                continue
-            seed = settings.seed + point.seed_index
-            images_seed = seed if point_settings.seeds_vary == "dataset" else None  # else every seed shares one set
-            data_key = f"dataset/{point_dataset_name(point_settings, point.variant, images_seed)}"
-            if data_key not in {task.key for task in tasks}:
-                tasks.append(Task(data_key, point_data, (point_settings, point.variant, datasets, largest[point.variant],
-                                                         generation_jobs, images_seed), label=f"{data_key.split('-')[0]} set"))
-            tasks.append(Task(f"point/{point.id}", run_point, (point, point_settings, mode, test, folder), (data_key,),
-                              gpu=mode == "finetune", label=" ".join([point.variant, *[f"{k}={v}" for k, v in point.values.items()],
-                                                                      f"seed {seed}"])))
-            todo[f"point/{point.id}"] = (point, point_settings, digest)
-        generation = {}
-        def finished(outcome):  # in this process, as each task ends: a point's result is on disk before the next one ends
-            if outcome.key.startswith("dataset/"): generation[outcome.key] = outcome.seconds
-            if outcome.key not in todo: return
-            point, point_settings, digest = todo[outcome.key]
-            result = outcome.value if outcome.ok else _failed_point(point, point_settings, mode, test, outcome)
-            results[point.id] = {**result, "digest": digest}
-            write_bytes_atomic(json.dumps(results[point.id], indent=1, default=str).encode(), folder / "points" / f"{point.id}.json")
-        if tasks:
-            executor.check_folders(*study_folders(settings, folder))
-            executor.run(tasks, on_done=finished, describe=_point_line)
-    rows = [_row(point, results[point.id]) for point in points]
-    if progress: print(f"sweep: {len(points)}/{len(points)} points done ({len(points) - len(todo)} reused, {len(todo)} ran); "
-                       f"elapsed {_fmt(time.perf_counter() - start)}", file=sys.stderr, flush=True)
-    ran = [results[point.id] for point, _, _ in todo.values()]
-    timings = {"generation": sum(generation.values()), "fitting": sum(r.get("fitting_seconds", 0.0) for r in ran),
-               "features": sum(r.get("features_seconds", 0.0) for r in ran),
-               "features_computed": sum(r.get("features_computed", 0) for r in ran),
-               "features_loaded": sum(r.get("features_loaded", 0) for r in ran)}
-    write_csv(rows, list(spec.axes), folder / "sweep.csv")
-    plots = [plot_sweep(rows, key, spec, folder / f"curve_{key}.png", len(settings.classes), mode) for key in spec.axes]
-    timings["total"] = round(time.perf_counter() - start, 2)
-    timings = {k: round(v, 2) if isinstance(v, float) else v for k, v in timings.items()}
-    write_bytes_atomic(json.dumps({**info, "timings": timings}, indent=1, default=str).encode(), folder / "sweep.json")
-    return SweepResult(folder, rows, plots, timings)
+    with hold_folder(folder, "sweep"):  # a second sweep into this folder stops at once
+        datasets = Path(settings.work_dir) / settings.profile / "sweeps" / "datasets"
+        (folder / "points").mkdir(parents=True, exist_ok=True)
+        saved = read_json(folder / "sweep.json") or {}
+        if saved and (saved.get("variants") != spec.variants or list(saved.get("axes", {})) != list(spec.axes)):
+            raise SweepError(f"sweep folder '{folder}' holds another sweep (varying {', '.join(saved.get('axes', {}))} over "
+                             f"{', '.join(saved.get('variants', []))}); choose another --out or delete it")
+        source_digest = settings.digest()
+        if saved.get("test_photos") and saved.get("test_digest") == source_digest:
+            test, left_out = {k: [Path(p) for p in v] for k, v in saved["test_photos"].items()}, saved.get("test_left_out", {})
+        else: test, left_out = sweep_test_sample(settings, spec)
+        info = {"profile": settings.profile, "axes": spec.axes, "variants": spec.variants, "seeds": spec.seeds, "train_mode": mode,
+                "classes": list(settings.classes), "overrides": settings.overrides, "test_digest": source_digest,
+                "test_photos": {k: [str(p) for p in v] for k, v in test.items()}, "test_left_out": left_out}
+        write_bytes_atomic(json.dumps(info, indent=1, default=str).encode(), folder / "sweep.json")
+        points, tasks, todo, results = grid(spec), [], {}, {}
+        largest = {v: max([s for s in spec.axes.get("n_per_class", [])] + [settings.n_per_class]) for v in spec.variants}
+        with Executor(jobs, scheduler, progress, name="sweep") as executor:
+            generation_jobs = 1 if executor.distributed else None  # a worker is one process; here generation takes every core
+            for point in points:
+                point_settings = settings.replace(**point.values)
+                digest = _point_digest(point_settings, point, mode, test)
+                saved = read_json(folder / "points" / f"{point.id}.json")
+                if isinstance(saved, dict) and saved.get("digest") == digest and saved.get("status") in ("ok", "skipped"):
+                    results[point.id] = saved
+                    continue
+                seed = settings.seed + point.seed_index
+                images_seed = seed if point_settings.seeds_vary == "dataset" else None  # else every seed shares one set
+                data_key = f"dataset/{point_dataset_name(point_settings, point.variant, images_seed)}"
+                if data_key not in {task.key for task in tasks}:
+                    tasks.append(Task(data_key, point_data, (point_settings, point.variant, datasets, largest[point.variant],
+                                                             generation_jobs, images_seed), label=f"{point.variant} set"))
+                tasks.append(Task(f"point/{point.id}", run_point, (point, point_settings, mode, test, folder), (data_key,),
+                                  gpu=mode == "finetune", label=" ".join([point.variant, *[f"{k}={v}" for k, v in point.values.items()],
+                                                                          f"seed {seed}"])))
+                todo[f"point/{point.id}"] = (point, point_settings, digest)
+            generation = {}
+            def finished(outcome):  # in this process, as each task ends: a point's result is on disk before the next one ends
+                if outcome.key.startswith("dataset/"): generation[outcome.key] = outcome.seconds
+                if outcome.key not in todo: return
+                point, point_settings, digest = todo[outcome.key]
+                result = outcome.value if outcome.ok else _failed_point(point, point_settings, mode, test, outcome)
+                results[point.id] = {**result, "digest": digest}
+                write_bytes_atomic(json.dumps(results[point.id], indent=1, default=str).encode(), folder / "points" / f"{point.id}.json")
+            if tasks:
+                executor.check_folders(*study_folders(settings, folder))
+                executor.run(tasks, on_done=finished, describe=_point_line)
+        rows = [_row(point, results[point.id]) for point in points]
+        if progress: print(f"sweep: {len(points)}/{len(points)} points done ({len(points) - len(todo)} reused, {len(todo)} ran); "
+                           f"elapsed {_fmt(time.perf_counter() - start)}", file=sys.stderr, flush=True)
+        ran = [results[point.id] for point, _, _ in todo.values()]
+        timings = {"generation": sum(generation.values()), "fitting": sum(r.get("fitting_seconds", 0.0) for r in ran),
+                   "features": sum(r.get("features_seconds", 0.0) for r in ran),
+                   "features_computed": sum(r.get("features_computed", 0) for r in ran),
+                   "features_loaded": sum(r.get("features_loaded", 0) for r in ran)}
+        write_csv(rows, list(spec.axes), folder / "sweep.csv")
+        plots = [plot_sweep(rows, key, spec, folder / f"curve_{key}.png", len(settings.classes), mode) for key in spec.axes]
+        timings["total"] = round(time.perf_counter() - start, 2)
+        timings = {k: round(v, 2) if isinstance(v, float) else v for k, v in timings.items()}
+        write_bytes_atomic(json.dumps({**info, "timings": timings}, indent=1, default=str).encode(), folder / "sweep.json")
+        return SweepResult(folder, rows, plots, timings)
 
 # %% ../nbs/13_sweep.ipynb #d3a31149
 def _numeric(values: list) -> bool:
