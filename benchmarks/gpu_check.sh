@@ -8,7 +8,7 @@
 set -u
 OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT"
-# DRY=1: a dry run of this script on any machine, with the project's own environment and tiny settings
+# JOBS="2": only that sweep; NO_SD=1: no Stable Diffusion benchmark; DRY=1: a dry run of this script on any machine, with the project's own environment and tiny settings
 PY=${PY:-python3}
 if [ -z "${DRY:-}" ]; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -31,6 +31,7 @@ run_sweep() {  # $1: jobs
   cat $W/jobs$1/sweep/sweep.csv
   grep -h '"device"' $W/jobs$1/sweep/runs/*/metrics.json | sort | uniq -c
 }
-for jobs in 1 2; do run_sweep $jobs 2>&1 | grep -v "^masks:" | tee -a "$OUT/gpu.log"; done
+for jobs in ${JOBS:-1 2}; do run_sweep $jobs 2>&1 | grep -v "^masks:" | tee -a "$OUT/gpu.log"; done
+[ -n "${NO_SD:-}" ] && exit 0  # NO_SD=1: the sweeps only
 [ -n "${DRY:-}" ] && SD="--device cpu --tiny" || SD="--compile-budget 90"
 timeout 230 $PY benchmarks/sd_throughput.py $SD 2>&1 | tee -a "$OUT/gpu.log"

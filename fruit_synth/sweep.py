@@ -29,8 +29,9 @@ from .study.runs import Executor, Task, hold_folder, study_folders
 # %% auto #0
 __all__ = ['VARIABLE_KINDS', 'TRAINING_KEYS', 'REAL_KEYS', 'SUPERSET_METHODS', 'CSV_COLUMNS', 'TIMING_COLUMNS', 'SweepError',
            'parse_vary', 'SweepSpec', 'check_variants', 'parse_sweeps', 'Point', 'grid', 'point_dataset_name',
-           'point_dataset', 'sweep_test_sample', 'SweepResult', 'point_data', 'process_cache', 'run_point', 'write_csv',
-           'run_sweep', 'plot_sweep', 'profile_sweeps', 'sweep_summary', 'sweep_html']
+           'point_base', 'base_dataset', 'point_dataset', 'sweep_test_sample', 'SweepResult', 'point_data',
+           'process_cache', 'run_point', 'write_csv', 'run_sweep', 'plot_sweep', 'profile_sweeps', 'sweep_summary',
+           'sweep_html']
 
 # %% ../nbs/13_sweep.ipynb #432fa7cc
 class SweepError(ValueError):
@@ -136,6 +137,37 @@ def point_dataset_name(settings: Settings, variant: str, images_seed: int | None
     own = "" if method not in RESEEDABLE or images_seed in (None, settings.seed) else f"-images{images_seed}"
     return f"{variant}-{_image_digest(settings, 'n_per_class', *REAL_KEYS)}{own}"
 
+def point_base(settings: Settings, # the point's settings (varied values applied)
+               variant: str, # its variant
+               root: Path, # where sweep datasets live (shared by sweeps)
+               largest: int, # the largest n_per_class any point of this variant asks for
+               images_seed: int | None = None, # a reseedable variant's images seed (seeds_vary = dataset); None: settings.seed
+              ) -> tuple[Settings, str, Path, int | None] | None:
+    "The superset dataset whose first images a point takes: (its settings, variant, root, images seed); None when there is none."
+    method, _ = variant_settings(settings, variant)
+    if method not in SUPERSET_METHODS: return None
+    if method not in RESEEDABLE or images_seed == settings.seed: images_seed = None
+    own = "" if images_seed is None or method != "copy_paste" else f"-images{images_seed}"  # this seed's own images
+    base_variant = "copy_paste" if method == "plus_real" else variant
+    base_root = Path(root) / "full" / f"{base_variant}-{_image_digest(settings)}{own}"
+    return (settings.replace(n_per_class=max(largest, settings.n_per_class)), base_variant, base_root,
+            images_seed if method == "copy_paste" else None)
+
+def base_dataset(settings: Settings, # the superset's settings (n_per_class: the largest asked for)
+                 variant: str, # its variant (copy_paste, few_shot)
+                 root: Path, # its root: the dataset is root/variant
+                 images_seed: int | None = None, # a copy-paste set's own images seed
+                 jobs: int | None = None, # worker processes for generation
+                 progress: bool = False, # generation progress on stderr
+                ) -> Path:
+    "A sweep's superset dataset, reused when it holds enough images, else made or grown."
+    existing = read_json(Path(root) / variant / "dataset.json")
+    existing = existing if isinstance(existing, dict) else {}
+    counts = existing.get("counts") or {}
+    enough = existing.get("complete") and counts and min(counts.values()) >= settings.n_per_class
+    if VARIANTS[variant]["method"] == "few_shot": enough = existing.get("complete")
+    return Path(root) / variant if enough else generate_variant(settings, variant, root, jobs, progress, images_seed)
+
 def point_dataset(settings: Settings, # the point's settings (varied values applied)
                   variant: str, # its variant
                   root: Path, # where sweep datasets live (shared by sweeps)
@@ -156,15 +188,7 @@ def point_dataset(settings: Settings, # the point's settings (varied values appl
         return write_with_real(root / "points" / name, variant, None, None, real_train_photos(settings), settings)
     if method not in SUPERSET_METHODS:  # diffusion, hybrid: one dataset per point's settings
         return generate_variant(settings, variant, root / "full" / name, jobs, progress, images_seed)
-    base_variant = "copy_paste" if method == "plus_real" else variant
-    base_settings = settings.replace(n_per_class=max(largest, settings.n_per_class))
-    base_root = root / "full" / f"{base_variant}-{_image_digest(settings)}{own if method == 'copy_paste' else ''}"
-    existing = read_json(base_root / base_variant / "dataset.json") or {}
-    counts = existing.get("counts") or {}
-    enough = existing.get("complete") and counts and min(counts.values()) >= base_settings.n_per_class
-    if method == "few_shot": enough = existing.get("complete")
-    base_folder = base_root / base_variant if enough else generate_variant(base_settings, base_variant, base_root, jobs, progress,
-                                                                           images_seed if method == "copy_paste" else None)
+    base_folder = base_dataset(*point_base(settings, variant, root, largest, images_seed), jobs, progress)
     real = {}
     if method == "plus_real":
         from fruit_synth.sources import real_train_photos
@@ -222,8 +246,9 @@ def _point_digest(settings: Settings, point: Point, mode: str, test: dict) -> st
             "test": {name: [str(p) for p in paths] for name, paths in test.items()}}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
-def point_data(settings: Settings, variant: str, datasets: Path, largest: int, jobs: int | None, images_seed: int | None) -> str | None:
-    "A sweep's dataset task: the folder of a point's dataset, made or reused (None: no training images)."
+def point_data(settings: Settings, variant: str, datasets: Path, largest: int, jobs: int | None, images_seed: int | None,
+               *bases: str) -> str | None:
+    "A sweep's dataset task: the folder of a point's dataset, made or reused (None: no training images), once its superset is made."
     data = point_dataset(settings, variant, datasets, largest, jobs, images_seed=images_seed)
     return None if data is None else str(data)
 
@@ -332,9 +357,14 @@ def run_sweep(settings: Settings, # resolved settings of the profile (with overr
                 seed = settings.seed + point.seed_index
                 images_seed = seed if point_settings.seeds_vary == "dataset" else None  # else every seed shares one set
                 data_key = f"dataset/{point_dataset_name(point_settings, point.variant, images_seed)}"
+                base = point_base(point_settings, point.variant, datasets, largest[point.variant], images_seed)
+                base_key = base and f"base/{base[2].name}/{base[1]}"  # a superset that several points' sets are cut from: made once
+                if base and base_key not in {task.key for task in tasks}:
+                    tasks.append(Task(base_key, base_dataset, (*base, generation_jobs), label=f"{base[1]} superset"))
                 if data_key not in {task.key for task in tasks}:
                     tasks.append(Task(data_key, point_data, (point_settings, point.variant, datasets, largest[point.variant],
-                                                             generation_jobs, images_seed), label=f"{point.variant} set"))
+                                                             generation_jobs, images_seed), (base_key,) if base else (),
+                                      label=f"{point.variant} set"))
                 tasks.append(Task(f"point/{point.id}", run_point, (point, point_settings, mode, test, folder), (data_key,),
                                   gpu=mode == "finetune", label=" ".join([point.variant, *[f"{k}={v}" for k, v in point.values.items()],
                                                                           f"seed {seed}"])))
