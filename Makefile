@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 PROFILE ?= demo
 # The tests' own processes keep large buffers as the command does (fruit_synth.core.processes): without it, glibc hands
 # every batch's buffers back to the system and faults them in again.
-export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824
+export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1
 
 .PHONY: env test report export check-sync nbtest pytest clean-report notebooks ablation
 

@@ -680,6 +680,11 @@ def report_tasks(settings: Settings, # resolved settings of the profile
                           (f"dataset/{variant}",), gpu=settings.train_mode == "finetune", label=f"{variant} run"))
     return tasks
 
+def _task_line(outcome) -> str:
+    "What a progress line says of a finished report task: a run's status, or whether a dataset was made."
+    if isinstance(outcome.value, RunOutcome): return outcome.value.status
+    return "made or reused" if outcome.value else "none (its run says why)"
+
 def run_variants(executor: Executor, # where the tasks run
                  settings: Settings, # resolved settings of the profile
                  variants: list[str], # the variants, in the report's order
@@ -689,7 +694,7 @@ def run_variants(executor: Executor, # where the tasks run
                 ) -> list[RunOutcome]:
     "Every variant's run, through `executor`; a dataset that could not be made skips (missing input) or fails its run."
     jobs = 1 if executor.distributed else None  # a worker is one process; here generation takes every core
-    done = executor.run(report_tasks(settings, variants, runs_dir, test, jobs, progress))
+    done = executor.run(report_tasks(settings, variants, runs_dir, test, jobs, progress), describe=_task_line)
     outcomes = []
     for variant in variants:
         outcome = done[f"run/{variant}"]
