@@ -333,7 +333,7 @@ def test_report_variants_accept_either_spelling_once_each(world, capsys, monkeyp
     import fruit_synth.report as report
     assert variant_names(["copy-paste", "few_shot", "copy_paste", "few-shot"]) == ["copy_paste", "few_shot"]
     seen = {}
-    def fake_report(settings, out, variants, jobs=1, progress=True):
+    def fake_report(settings, out, variants, jobs=1, progress=True, scheduler=None):
         seen["variants"] = report.chosen_variants(settings, variants)
         return out / "index.html"
     monkeypatch.setattr(report, "write_report", fake_report)
