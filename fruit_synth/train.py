@@ -488,10 +488,10 @@ def same_settings(recorded: dict | None, # the settings a finished run recorded 
     now = settings.to_dict()
     return all(now.get(key, value) == value for key, value in recorded.items() if key not in RESULT_FREE_KEYS)
 
-def ablation_dataset(settings: Settings, variant: str, root: Path) -> str:
-    "An ablation's dataset task: the variant's dataset for these settings, made or reused."
+def ablation_dataset(settings: Settings, variant: str, root: Path, jobs: int | None = None) -> str:
+    "An ablation's dataset task: the variant's dataset for these settings, made or reused (`jobs` generation processes)."
     from fruit_synth.variants import generate_variant
-    return str(generate_variant(settings, variant, root, progress=False))
+    return str(generate_variant(settings, variant, root, jobs, progress=False))
 
 def ablation_run(settings: Settings, row_name: str, run_dir: Path, photos: dict[str, list[Path]], data: str) -> dict:
     "An ablation's run task: train and test one configuration and seed; its record is written to `ablation.json`."
@@ -536,14 +536,17 @@ def ablation_runs(settings: Settings, # resolved settings of a profile with real
             root = folder / "datasets" / generation_digest(chosen)
             data_key = f"dataset/{root.name}/{variant}"
             if data_key not in {task.key for task in tasks}:
-                tasks.append(Task(data_key, ablation_dataset, (chosen, variant, root), label=f"{variant} set {root.name[:8]}"))
+                jobs = 1 if executor is not None and executor.distributed else None  # a worker is one process
+                tasks.append(Task(data_key, ablation_dataset, (chosen, variant, root, jobs), label=f"{variant} set {root.name[:8]}"))
             tasks.append(Task(f"run/{tag}", ablation_run, (chosen, row_name, run_dir, photos), (data_key,), label=f"{name} {tag}"))
     if tasks:
-        with (executor or Executor(1, progress=progress, name=name)) as runner:
-            for key, outcome in runner.run(tasks).items():
-                if not key.startswith("run/"): continue
-                if not outcome.ok: raise TrainingError(f"{name} {key.removeprefix('run/')}: {outcome.error}")
-                finished[key.removeprefix("run/")] = outcome.value
+        if executor is None:
+            with Executor(1, progress=progress, name=name) as runner: outcomes = runner.run(tasks)
+        else: outcomes = executor.run(tasks)
+        for key, outcome in outcomes.items():
+            if not key.startswith("run/"): continue
+            if not outcome.ok: raise TrainingError(f"{name} {key.removeprefix('run/')}: {outcome.error}")
+            finished[key.removeprefix("run/")] = outcome.value
     rows = [finished[tag]["row"] for tag in order]
     if progress:
         for tag in order: print(f"{name} {tag}: test accuracy {finished[tag]['row']['test_accuracy']:.3f}", file=sys.stderr)

@@ -128,3 +128,29 @@ def test_processes_the_command_starts_get_the_allocator_thresholds(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", "FRUIT_SYNTH_DEFAULT_MALLOC")}
     out = subprocess.run([str(Path(CLI).parent / "python"), "-c", code], capture_output=True, text=True, env=env).stdout
     assert "glibc.malloc.mmap_threshold=1073741824" in out and "glibc.malloc.trim_threshold=1073741824" in out
+
+
+def test_an_ablation_gives_the_same_rows_in_this_process_and_on_two_workers(tmp_path, data):
+    import torch
+
+    from fruit_synth.settings import load_settings
+    from fruit_synth.study.runs import Executor
+    from fruit_synth.train import ablation_runs
+    overrides = {"classes": "kiwi, banana", "plurals": "kiwis, bananas", "test_per_class": 5, "n_per_class": 6,
+                 "input_size": 64, "train_mode": "probe"}
+    configurations = {"six per class": {}, "eight per class": {"n_per_class": 8}}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in a worker: the same sums in the same order
+    try:
+        here = ablation_runs(load_settings("grocery", {**overrides, "work_dir": tmp_path / "here"}), configurations,
+                             "copy_paste", "tiny", seeds=(0, 1), progress=False)
+    finally: torch.set_num_threads(threads)
+    with Executor(jobs=2, gpus=0, progress=False) as executor:
+        spread = ablation_runs(load_settings("grocery", {**overrides, "work_dir": tmp_path / "spread"}), configurations,
+                               "copy_paste", "tiny", seeds=(0, 1), progress=False, executor=executor)
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+    assert len(here) == 4 and strip(spread) == strip(here)
+    again = ablation_runs(load_settings("grocery", {**overrides, "work_dir": tmp_path / "here"}), configurations,
+                          "copy_paste", "tiny", seeds=(0, 1), progress=False)
+    assert again == here  # finished runs are read back, not run again
+    assert len(list((tmp_path / "spread" / "grocery" / "ablation" / "datasets").iterdir())) == 4  # one dataset per configuration and seed
