@@ -154,3 +154,17 @@ def test_an_ablation_gives_the_same_rows_in_this_process_and_on_two_workers(tmp_
                           "copy_paste", "tiny", seeds=(0, 1), progress=False)
     assert again == here  # finished runs are read back, not run again
     assert len(list((tmp_path / "spread" / "grocery" / "ablation" / "datasets").iterdir())) == 4  # one dataset per configuration and seed
+
+
+def test_a_sweep_into_a_folder_another_process_writes_stops_at_once(tmp_path):
+    out = tmp_path / "sweep"
+    code = ("import sys, time\nfrom fruit_synth.study.runs import hold_folder\n"
+            f"with hold_folder({str(out)!r}, 'sweep'):\n    print('held', flush=True)\n    time.sleep(120)")
+    holder = subprocess.Popen([str(Path(CLI).parent / "python"), "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = run_cli("sweep", "--vary", "n_per_class=4,8", "-p", f"work_dir={tmp_path / 'work'}", "--out", out)
+    finally: holder.kill()
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"sweep folder '{out}' is being written by process {holder.pid}" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [".fruit-synth.lock"]  # nothing of the second sweep was written
