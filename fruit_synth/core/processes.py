@@ -18,13 +18,17 @@ __all__ = ['ALLOCATOR_THRESHOLD', 'M_TRIM_THRESHOLD', 'M_MMAP_THRESHOLD', 'M_ARE
            'tune_allocator', 'JobsError', 'usable_cores', 'check_jobs']
 
 # %% ../../nbs/core/processes.ipynb #fdd2015b
-ALLOCATOR_THRESHOLD = 2**30 # bytes: blocks below it come from the heap; freed memory above it at the heap's top is returned
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8 # mallopt's parameter numbers (glibc's malloc.h)
-OPT_OUT = "FRUIT_SYNTH_DEFAULT_MALLOC" # set it (to anything) to leave the allocator as glibc sets it
+ALLOCATOR_THRESHOLD = (
+    2**30
+)  # bytes: blocks below it come from the heap; freed memory above it at the heap's top is returned
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # mallopt's parameter numbers (glibc's malloc.h)
+OPT_OUT = "FRUIT_SYNTH_DEFAULT_MALLOC"  # set it (to anything) to leave the allocator as glibc sets it
+
 
 def allocator_tunables(threshold: int = ALLOCATOR_THRESHOLD) -> str:
     "The `GLIBC_TUNABLES` entries that give a child process the same thresholds."
     return f"glibc.malloc.mmap_threshold={threshold}:glibc.malloc.trim_threshold={threshold}:glibc.malloc.arena_max=1"
+
 
 def _with_tunables(current: str, ours: str) -> str:
     "`current` GLIBC_TUNABLES with our malloc entries added, replacing the same keys and keeping every other entry."
@@ -32,37 +36,58 @@ def _with_tunables(current: str, ours: str) -> str:
     kept = [entry for entry in current.split(":") if entry and entry.split("=")[0] not in keys]
     return ":".join(kept + [ours])
 
-def tune_allocator(threshold: int = ALLOCATOR_THRESHOLD, # bytes (at most 2**31 - 1: mallopt takes an int)
-                   children: bool = True, # also set GLIBC_TUNABLES, so processes started from here get the same
-                  ) -> bool:
-    "Raise glibc's mmap and trim thresholds in this process (and its future children); False where there is no glibc or `FRUIT_SYNTH_DEFAULT_MALLOC` is set."
-    if not 0 < threshold < 2**31: raise ValueError(f"allocator threshold {threshold} must be in [1, 2**31 - 1] bytes")
-    if os.environ.get(OPT_OUT) or not sys.platform.startswith("linux"): return False
-    try: libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError: return False
-    if not hasattr(libc, "mallopt") or not hasattr(libc, "gnu_get_libc_version"): return False  # musl and others
-    done = all(libc.mallopt(parameter, value) == 1 for parameter, value in
-               ((M_MMAP_THRESHOLD, threshold), (M_TRIM_THRESHOLD, threshold), (M_ARENA_MAX, 1)))
-    os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)  # the old alias (Dask's nanny sets it low) would undo ours in children
-    if done and children: os.environ["GLIBC_TUNABLES"] = _with_tunables(os.environ.get("GLIBC_TUNABLES", ""), allocator_tunables(threshold))
+
+def tune_allocator(
+    threshold: int = ALLOCATOR_THRESHOLD,  # bytes (at most 2**31 - 1: mallopt takes an int)
+    children: bool = True,  # also set GLIBC_TUNABLES, so processes started from here get the same
+) -> bool:
+    "Raise glibc's thresholds, one arena, here and in children; False without glibc or if $FRUIT_SYNTH_DEFAULT_MALLOC."
+    if not 0 < threshold < 2**31:
+        raise ValueError(f"allocator threshold {threshold} must be in [1, 2**31 - 1] bytes")
+    if os.environ.get(OPT_OUT) or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return False
+    if not hasattr(libc, "mallopt") or not hasattr(libc, "gnu_get_libc_version"):
+        return False  # musl and others
+    done = all(
+        libc.mallopt(parameter, value) == 1
+        for parameter, value in ((M_MMAP_THRESHOLD, threshold), (M_TRIM_THRESHOLD, threshold), (M_ARENA_MAX, 1))
+    )
+    os.environ.pop(
+        "MALLOC_TRIM_THRESHOLD_", None
+    )  # the old alias (Dask's nanny sets it low) would undo ours in children
+    if done and children:
+        os.environ["GLIBC_TUNABLES"] = _with_tunables(
+            os.environ.get("GLIBC_TUNABLES", ""), allocator_tunables(threshold)
+        )
     return done
 
 # %% ../../nbs/core/processes.ipynb #da8c0ab9
 class JobsError(ValueError):
     "A number of workers that cannot run here."
 
+
 def usable_cores() -> int:
     "The cores this process may run on (its CPU affinity), at least 1."
-    try: return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError: return max(1, os.cpu_count() or 1)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
 
-def check_jobs(jobs: int, # worker processes asked for (--jobs)
-               where: str = "--jobs", # the option or setting, for the message
-               limit: int | None = None, # the most allowed (default: 4 x the usable cores)
-              ) -> int:
+
+def check_jobs(
+    jobs: int,  # worker processes asked for (--jobs)
+    where: str = "--jobs",  # the option or setting, for the message
+    limit: int | None = None,  # the most allowed (default: 4 x the usable cores)
+) -> int:
     "`jobs` when it is at least 1 and at most `limit`; a one-line error naming `where` otherwise."
     limit = limit or 4 * usable_cores()
     if isinstance(jobs, bool) or not isinstance(jobs, int) or not 1 <= jobs <= limit:
-        raise JobsError(f"{where}: expected a number of workers from 1 to {limit} ({usable_cores()} cores here), found {jobs!r}; "
-                         f"use --jobs 1 to run in this process, or --scheduler ADDRESS for a cluster")
+        raise JobsError(
+            f"{where}: expected a number of workers from 1 to {limit} ({usable_cores()} cores here), found {jobs!r}; "
+            f"use --jobs 1 to run in this process, or --scheduler ADDRESS for a cluster"
+        )
     return jobs

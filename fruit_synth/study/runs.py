@@ -1,4 +1,4 @@
-"""One executor for every run of a study: in this process, on a Dask `LocalCluster`, or on a Dask cluster given by address.
+"""One executor for every run of a study: in this process, on a Dask `LocalCluster`, or on a cluster given by address.
 
 Docs: https://fruit-synth.github.io/fruit-synth/study/runs.html.md"""
 
@@ -24,151 +24,207 @@ __all__ = ['SCHEDULER_VARIABLE', 'READ_SETTINGS', 'ExecutorError', 'Task', 'Outc
            'folder_fingerprint', 'compare_views', 'gpu_count', 'Executor', 'study_folders', 'FolderBusy', 'hold_folder']
 
 # %% ../../nbs/study/runs.ipynb #fde4f55a
-SCHEDULER_VARIABLE = "FRUIT_SYNTH_SCHEDULER" # a Dask scheduler's address, used when --scheduler is not given
+SCHEDULER_VARIABLE = "FRUIT_SYNTH_SCHEDULER"  # a Dask scheduler's address, used when --scheduler is not given
+
 
 class ExecutorError(ValueError):
-    "Work that cannot be handed to the executor: a task list that cannot run, a cluster that cannot be reached or sees other folders."
+    "Work the executor cannot take: tasks that cannot run, a cluster out of reach or one that sees other folders."
+
 
 @dataclass(frozen=True)
 class Task:
     "One piece of work: `function(*args, *values of the tasks it needs)`."
-    key: str # unique within the list, e.g. dataset/copy_paste or run/copy_paste
-    function: Callable # a module-level function (a worker imports it by name)
-    args: tuple = () # its arguments (picklable)
-    needs: tuple[str, ...] = () # keys of tasks whose values are passed after `args`, in this order
-    gpu: bool = False # asks for a GPU where the cluster has GPU workers
-    label: str = "" # how progress lines name it (default: the key)
+
+    key: str  # unique within the list, e.g. dataset/copy_paste or run/copy_paste
+    function: Callable  # a module-level function (a worker imports it by name)
+    args: tuple = ()  # its arguments (picklable)
+    needs: tuple[str, ...] = ()  # keys of tasks whose values are passed after `args`, in this order
+    gpu: bool = False  # asks for a GPU where the cluster has GPU workers
+    label: str = ""  # how progress lines name it (default: the key)
+
 
 @dataclass
 class Outcome:
     "How one task ended: its value, or its error."
+
     key: str
-    status: str # ok or failed
-    value: object = None # what the function returned (ok)
-    error: str = "" # the error's message (failed)
-    error_type: str = "" # the error's class name (failed)
-    trace: str = "" # the last frames of the traceback, for errors that are not the package's own
-    seconds: float = 0.0 # time the function ran
-    where: str = "" # the process it ran in: "this process" or a worker's name
+    status: str  # ok or failed
+    value: object = None  # what the function returned (ok)
+    error: str = ""  # the error's message (failed)
+    error_type: str = ""  # the error's class name (failed)
+    trace: str = ""  # the last frames of the traceback, for errors that are not the package's own
+    seconds: float = 0.0  # time the function ran
+    where: str = ""  # the process it ran in: "this process" or a worker's name
 
     @property
-    def ok(self) -> bool: return self.status == "ok"
+    def ok(self) -> bool:
+        return self.status == "ok"
+
 
 def _package_error(error: BaseException) -> bool:
     return type(error).__module__.startswith("fruit_synth")
 
+
 def _process_name() -> str:
     try:
         from distributed import get_worker
+
         return get_worker().name if isinstance(get_worker().name, str) else f"worker {get_worker().name}"
-    except (ImportError, ValueError): return "this process"
+    except (ImportError, ValueError):
+        return "this process"
+
 
 def call_task(function: Callable, args: tuple, key: str, *needed: Outcome) -> Outcome:
     "Run one task where it was sent: skipped with a reason when a task it needs failed; errors become a failed outcome."
     failed = [outcome for outcome in needed if not outcome.ok]
     if failed:
-        return Outcome(key, "failed", error=f"{failed[0].key} failed: {failed[0].error}", error_type=failed[0].error_type)
+        return Outcome(
+            key, "failed", error=f"{failed[0].key} failed: {failed[0].error}", error_type=failed[0].error_type
+        )
     start = time.perf_counter()
-    try: value = function(*args, *[outcome.value for outcome in needed])
+    try:
+        value = function(*args, *[outcome.value for outcome in needed])
     except Exception as error:  # noqa: BLE001 -- every error ends the task, never the study
         trace = "" if _package_error(error) else "".join(traceback.format_exception(error)[-6:])
-        return Outcome(key, "failed", error=str(error) or type(error).__name__, error_type=type(error).__name__, trace=trace,
-                       seconds=round(time.perf_counter() - start, 2), where=_process_name())
+        return Outcome(
+            key,
+            "failed",
+            error=str(error) or type(error).__name__,
+            error_type=type(error).__name__,
+            trace=trace,
+            seconds=round(time.perf_counter() - start, 2),
+            where=_process_name(),
+        )
     return Outcome(key, "ok", value, seconds=round(time.perf_counter() - start, 2), where=_process_name())
 
+
 def ordered(tasks: list[Task]) -> list[Task]:
-    "The tasks in an order in which each comes after those it needs (stable otherwise); an error for unknown or circular needs."
+    "The tasks, each after those it needs (else in the order given); an error for unknown or circular needs."
     by_key: dict[str, Task] = {}
     for task in tasks:
-        if task.key in by_key: raise ExecutorError(f"two tasks have the key {task.key!r}")
+        if task.key in by_key:
+            raise ExecutorError(f"two tasks have the key {task.key!r}")
         by_key[task.key] = task
     done, active, order = set(), [], []
+
     def visit(task: Task):
-        if task.key in done: return
-        if task.key in active: raise ExecutorError(f"tasks need each other in a circle: {' -> '.join(active + [task.key])}")
+        if task.key in done:
+            return
+        if task.key in active:
+            raise ExecutorError(f"tasks need each other in a circle: {' -> '.join(active + [task.key])}")
         active.append(task.key)
         for need in task.needs:
-            if need not in by_key: raise ExecutorError(f"task {task.key!r} needs {need!r}, which is not in the list")
+            if need not in by_key:
+                raise ExecutorError(f"task {task.key!r} needs {need!r}, which is not in the list")
             visit(by_key[need])
-        active.pop(); done.add(task.key); order.append(task)
-    for task in tasks: visit(task)
+        active.pop()
+        done.add(task.key)
+        order.append(task)
+
+    for task in tasks:
+        visit(task)
     return order
 
 # %% ../../nbs/study/runs.ipynb #ecc918b0
-def folder_fingerprint(folder: str | Path, # a folder the study reads
-                       most: int = 20_000, # files listed at the most (the fingerprint covers the first ones in name order)
-                      ) -> str:
-    "A digest of a folder's file names and sizes (\"missing\" when there is no such folder)."
+def folder_fingerprint(
+    folder: str | Path,  # a folder the study reads
+    most: int = 20_000,  # files listed at the most (the fingerprint covers the first ones in name order)
+) -> str:
+    'A digest of a folder\'s file names and sizes ("missing" when there is no such folder).'
     folder = Path(folder)
-    if not folder.is_dir(): return "missing"
+    if not folder.is_dir():
+        return "missing"
     digest, count = hashlib.sha256(), 0
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         for name in sorted(files):
             path = Path(root) / name
-            try: size = path.stat().st_size
-            except OSError: size = -1
+            try:
+                size = path.stat().st_size
+            except OSError:
+                size = -1
             digest.update(f"{path.relative_to(folder).as_posix()}\0{size}\n".encode())
             count += 1
-            if count >= most: return digest.hexdigest()[:16]
+            if count >= most:
+                return digest.hexdigest()[:16]
     return digest.hexdigest()[:16]
 
-def compare_views(mine: dict[str, str], # folder name -> what this process sees (fingerprint or token)
-                  theirs: dict[str, dict[str, str]], # worker -> the same, as that worker sees it
-                  read: dict[str, Path], # the folders read, by name
-                  written: dict[str, Path], # the folders written, by name
-                 ) -> None:
+
+def compare_views(
+    mine: dict[str, str],  # folder name -> what this process sees (fingerprint or token)
+    theirs: dict[str, dict[str, str]],  # worker -> the same, as that worker sees it
+    read: dict[str, Path],  # the folders read, by name
+    written: dict[str, Path],  # the folders written, by name
+) -> None:
     "One line naming the first folder a worker sees otherwise than this process."
     for worker, seen in theirs.items():
         for name, value in mine.items():
             if seen.get(name) != value:
                 path = read.get(name) or written[name]
-                raise ExecutorError(f"{name} folder '{path}' is not the same on Dask worker {worker} as here "
-                                    f"({'missing there' if seen.get(name) == 'missing' else 'other files'}); put data and "
-                                    f"work folders on storage every worker sees at the same path, or run with --jobs N here")
+                raise ExecutorError(
+                    f"{name} folder '{path}' is not the same on Dask worker {worker} as here "
+                    f"({'missing there' if seen.get(name) == 'missing' else 'other files'}); put data and "
+                    f"work folders on storage every worker sees at the same path, or run with --jobs N here"
+                )
+
 
 def _seen_by_worker(read: dict[str, str], tokens: dict[str, tuple[str, str]]) -> dict[str, str]:
     "On a worker: the fingerprints of the folders read, and the token read back from each folder written."
     seen = {name: folder_fingerprint(path) for name, path in read.items()}
     for name, (path, _) in tokens.items():
-        try: seen[name] = Path(path).read_text()
-        except OSError: seen[name] = "missing"
+        try:
+            seen[name] = Path(path).read_text()
+        except OSError:
+            seen[name] = "missing"
     return seen
 
 # %% ../../nbs/study/runs.ipynb #d1edd450
 def _fmt(seconds: float) -> str:
     seconds = int(round(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
+
 
 def gpu_count() -> int:
     "CUDA GPUs this process sees (0 without torch or CUDA)."
     try:
         import torch
+
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except ImportError: return 0
+    except ImportError:
+        return 0
+
 
 def _process_setup():
     "A Dask worker plugin: every worker (and a worker that replaces one) tunes its allocator when it starts."
     from distributed.diagnostics.plugin import WorkerPlugin
+
     class ProcessSetup(WorkerPlugin):
         name = "fruit-synth-process-setup"
-        def setup(self, worker): tune_allocator()
+
+        def setup(self, worker):
+            tune_allocator()
+
     return ProcessSetup()
+
 
 @dataclass
 class Executor:
     "Runs tasks in this process (`jobs` 1), on a local Dask cluster (`jobs` > 1) or on the cluster at `scheduler`."
-    jobs: int = 1 # CPU worker processes: 1 runs every task in this process
-    scheduler: str | None = None # a Dask scheduler's address (default: $FRUIT_SYNTH_SCHEDULER, else none)
-    progress: bool = True # a line per finished task on stderr: done/total, where, time left
-    name: str = "runs" # how progress lines start
-    gpus: int | None = None # GPU workers of a local cluster (default: one per GPU this process sees)
+
+    jobs: int = 1  # CPU worker processes: 1 runs every task in this process
+    scheduler: str | None = None  # a Dask scheduler's address (default: $FRUIT_SYNTH_SCHEDULER, else none)
+    progress: bool = True  # a line per finished task on stderr: done/total, where, time left
+    name: str = "runs"  # how progress lines start
+    gpus: int | None = None  # GPU workers of a local cluster (default: one per GPU this process sees)
     client: object = field(default=None, repr=False)
     cluster: object = field(default=None, repr=False)
 
     def __post_init__(self):
         self.scheduler = self.scheduler or os.environ.get(SCHEDULER_VARIABLE) or None
-        if self.scheduler is None: check_jobs(self.jobs)
+        if self.scheduler is None:
+            check_jobs(self.jobs)
 
     @property
     def distributed(self) -> bool:
@@ -177,13 +233,16 @@ class Executor:
 
     def __enter__(self) -> Executor:
         tune_allocator()  # this process, and the kernels and workers it starts, keep large buffers (core.processes)
-        if self.distributed: self.start()
+        if self.distributed:
+            self.start()
         return self
 
-    def __exit__(self, *exc) -> None: self.close()
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _say(self, text: str) -> None:
-        if self.progress: print(f"{self.name}: {text}", file=sys.stderr, flush=True)
+        if self.progress:
+            print(f"{self.name}: {text}", file=sys.stderr, flush=True)
 
     def start(self) -> None:
         "Start the local cluster, or connect to the scheduler; tune every worker's allocator."
@@ -191,49 +250,83 @@ class Executor:
 
         import dask
         from distributed import Client
+
         tune_allocator()  # workers started from here inherit GLIBC_TUNABLES
         if self.scheduler:
-            try: self.client = Client(self.scheduler, timeout="10s")
+            try:
+                self.client = Client(self.scheduler, timeout="10s")
             except (OSError, TimeoutError) as error:
-                raise ExecutorError(f"--scheduler {self.scheduler}: no Dask scheduler answered ({error}); start one "
-                                    f"(dask scheduler, dask-jobqueue, the Dask operator) or run with --jobs N on this machine") from None
+                raise ExecutorError(
+                    f"--scheduler {self.scheduler}: no Dask scheduler answered ({error}); start one "
+                    f"(dask scheduler, dask-jobqueue, the Dask operator) or run with --jobs N on this machine"
+                ) from None
         else:
             from distributed import Nanny, Scheduler, SpecCluster
+
             gpus = gpu_count() if self.gpus is None else self.gpus
-            environ = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}  # no MALLOC_TRIM_THRESHOLD_
-            worker = lambda env, resources=None: {"cls": Nanny, "options": {"nthreads": 1, "env": env, "resources": resources or {},
-                                                                              "host": "127.0.0.1", "silence_logs": logging.ERROR}}
+            environ = {
+                "OMP_NUM_THREADS": "1",
+                "MKL_NUM_THREADS": "1",
+                "OPENBLAS_NUM_THREADS": "1",
+            }  # no MALLOC_TRIM_THRESHOLD_
+            worker = lambda env, resources=None: {
+                "cls": Nanny,
+                "options": {
+                    "nthreads": 1,
+                    "env": env,
+                    "resources": resources or {},
+                    "host": "127.0.0.1",
+                    "silence_logs": logging.ERROR,
+                },
+            }
             workers = {f"cpu-{i}": worker({"CUDA_VISIBLE_DEVICES": ""}) for i in range(self.jobs)}
             workers |= {f"gpu-{i}": worker({"CUDA_VISIBLE_DEVICES": str(i)}, {"GPU": 1}) for i in range(gpus)}
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, "distributed.scheduler.allowed-failures": 3}):
-                scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}}  # this machine only
-                self.cluster = SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.ERROR, name="fruit-synth")
+            with dask.config.set(
+                {"distributed.nanny.pre-spawn-environ": environ, "distributed.scheduler.allowed-failures": 3}
+            ):
+                scheduler = {
+                    "cls": Scheduler,
+                    "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"},
+                }  # this machine only
+                self.cluster = SpecCluster(
+                    workers=workers, scheduler=scheduler, silence_logs=logging.ERROR, name="fruit-synth"
+                )
             self.client = Client(self.cluster)
             self.client.wait_for_workers(len(workers))
         self.client.register_plugin(_process_setup())
         info = self.client.scheduler_info()
         where = self.scheduler or "a local cluster"
         gpus = sum(1 for w in info["workers"].values() if w.get("resources", {}).get("GPU"))
-        self._say(f"{len(info['workers'])} workers on {where}" + (f" ({gpus} with a GPU)" if gpus else "")
-                  + (f"; dashboard {self.client.dashboard_link}" if self._has_dashboard() else ""))
+        self._say(
+            f"{len(info['workers'])} workers on {where}"
+            + (f" ({gpus} with a GPU)" if gpus else "")
+            + (f"; dashboard {self.client.dashboard_link}" if self._has_dashboard() else "")
+        )
 
     def _has_dashboard(self) -> bool:
         try:
             import bokeh  # noqa: F401 -- Dask serves its dashboard only with bokeh installed
+
             return bool(self.client.dashboard_link)
-        except ImportError: return False
+        except ImportError:
+            return False
 
     def close(self) -> None:
         "Disconnect, and stop the local cluster if this executor started one."
-        if self.client is not None: self.client.close()
-        if self.cluster is not None: self.cluster.close()
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
         self.client = self.cluster = None
 
-    def check_folders(self, read: dict[str, Path], # name -> a folder the tasks read (photos, cut-outs, backgrounds)
-                      written: dict[str, Path], # name -> a folder the tasks write (work, report, sweep)
-                     ) -> None:
+    def check_folders(
+        self,
+        read: dict[str, Path],  # name -> a folder the tasks read (photos, cut-outs, backgrounds)
+        written: dict[str, Path],  # name -> a folder the tasks write (work, report, sweep)
+    ) -> None:
         "Stop with one line naming the folder when a worker does not see the same folders as this process."
-        if self.client is None: return
+        if self.client is None:
+            return
         read = {name: str(Path(path).absolute()) for name, path in read.items() if path}
         tokens = {}
         for name, path in written.items():
@@ -242,57 +335,94 @@ class Executor:
             token.write_text(uuid.uuid4().hex)
             tokens[name] = (str(token.absolute()), token.read_text())
         try:
-            mine = {name: folder_fingerprint(path) for name, path in read.items()} | {n: text for n, (_, text) in tokens.items()}
+            mine = {name: folder_fingerprint(path) for name, path in read.items()} | {
+                n: text for n, (_, text) in tokens.items()
+            }
             compare_views(mine, self.client.run(_seen_by_worker, read, tokens), read, written)
         finally:
-            for path, _ in tokens.values(): Path(path).unlink(missing_ok=True)
+            for path, _ in tokens.values():
+                Path(path).unlink(missing_ok=True)
 
-    def _line(self, done: int, total: int, outcome: Outcome, label: str, start: float, ran: int, describe: Callable | None) -> None:
+    def _line(
+        self, done: int, total: int, outcome: Outcome, label: str, start: float, ran: int, describe: Callable | None
+    ) -> None:
         elapsed = time.perf_counter() - start
         left = elapsed / ran * (total - done) if ran else 0.0
         what = (describe(outcome) if describe else "ok") if outcome.ok else f"failed: {outcome.error[:120]}"
-        self._say(f"{done}/{total} done ({label}: {what}, {outcome.seconds:.0f} s in {outcome.where or 'this process'}); "
-                  f"elapsed {_fmt(elapsed)}, about {_fmt(left)} left")
-        if outcome.trace and self.progress: print(outcome.trace, file=sys.stderr)
+        self._say(
+            f"{done}/{total} done ({label}: {what}, {outcome.seconds:.0f} s in {outcome.where or 'this process'}); "
+            f"elapsed {_fmt(elapsed)}, about {_fmt(left)} left"
+        )
+        if outcome.trace and self.progress:
+            print(outcome.trace, file=sys.stderr)
 
-    def run(self, tasks: list[Task], # the work; each task after those it needs
-            on_done: Callable[[Outcome], None] | None = None, # called here with each outcome as its task ends (e.g. to save it)
-            describe: Callable[[Outcome], str] | None = None, # what a progress line says of a finished task (default: ok)
-           ) -> dict[str, Outcome]:
+    def run(
+        self,
+        tasks: list[Task],  # the work; each task after those it needs
+        on_done: Callable[[Outcome], None]
+        | None = None,  # called here with each outcome as its task ends (e.g. to save it)
+        describe: Callable[[Outcome], str] | None = None,  # what a progress line says of a finished task (default: ok)
+    ) -> dict[str, Outcome]:
         "Run every task once its needs are done; one outcome per task key, in the order given."
         order, start, outcomes = ordered(tasks), time.perf_counter(), {}
-        if not order: return {}
+        if not order:
+            return {}
         labels = {task.key: task.label or task.key for task in order}
         if not self.distributed:
             for done, task in enumerate(order, 1):
-                outcomes[task.key] = call_task(task.function, task.args, task.key, *[outcomes[need] for need in task.needs])
-                if on_done: on_done(outcomes[task.key])
+                outcomes[task.key] = call_task(
+                    task.function, task.args, task.key, *[outcomes[need] for need in task.needs]
+                )
+                if on_done:
+                    on_done(outcomes[task.key])
                 self._line(done, len(order), outcomes[task.key], labels[task.key], start, done, describe)
             return {task.key: outcomes[task.key] for task in tasks}
         from distributed import as_completed
-        if self.client is None: self.start()
+
+        if self.client is None:
+            self.start()
         has_gpu = any(w.get("resources", {}).get("GPU") for w in self.client.scheduler_info()["workers"].values())
         token, futures = uuid.uuid4().hex[:8], {}
         for task in order:
-            futures[task.key] = self.client.submit(call_task, task.function, task.args, task.key,
-                                                   *[futures[need] for need in task.needs], key=f"{task.key}-{token}", pure=False,
-                                                   resources={"GPU": 1} if task.gpu and has_gpu else None)
+            futures[task.key] = self.client.submit(
+                call_task,
+                task.function,
+                task.args,
+                task.key,
+                *[futures[need] for need in task.needs],
+                key=f"{task.key}-{token}",
+                pure=False,
+                resources={"GPU": 1} if task.gpu and has_gpu else None,
+            )
         keys = {future.key: key for key, future in futures.items()}
         for done, future in enumerate(as_completed(list(futures.values())), 1):
             key = keys[future.key]
-            try: outcomes[key] = future.result()
+            try:
+                outcomes[key] = future.result()
             except Exception as error:  # noqa: BLE001 -- the task's workers kept dying (KilledWorker), or the cluster went away
-                outcomes[key] = Outcome(key, "failed", error=f"{type(error).__name__}: {error}", error_type=type(error).__name__)
-            if on_done: on_done(outcomes[key])
+                outcomes[key] = Outcome(
+                    key, "failed", error=f"{type(error).__name__}: {error}", error_type=type(error).__name__
+                )
+            if on_done:
+                on_done(outcomes[key])
             self._line(done, len(order), outcomes[key], labels[key], start, done, describe)
         return {task.key: outcomes[task.key] for task in tasks}
 
 # %% ../../nbs/study/runs.ipynb #bfef3e2e
-READ_SETTINGS = ("real_dir", "mask_dir", "backgrounds_dir", "real_train_dir", "cutout_originals", "demo_dir") # folders runs read
+READ_SETTINGS = (
+    "real_dir",
+    "mask_dir",
+    "backgrounds_dir",
+    "real_train_dir",
+    "cutout_originals",
+    "demo_dir",
+)  # folders runs read
 
-def study_folders(settings, # resolved settings (`core.settings.Settings`)
-                  out: Path, # the folder the study writes (report, sweep or ablation folder)
-                 ) -> tuple[dict[str, Path], dict[str, Path]]:
+
+def study_folders(
+    settings,  # resolved settings (`core.settings.Settings`)
+    out: Path,  # the folder the study writes (report, sweep or ablation folder)
+) -> tuple[dict[str, Path], dict[str, Path]]:
     "The folders every worker must see: those the runs read (by setting name) and those they write."
     read = {key: Path(settings.values[key]) for key in READ_SETTINGS if settings.values.get(key)}
     return read, {"work_dir": Path(settings.work_dir), "out": Path(out)}
@@ -301,25 +431,32 @@ def study_folders(settings, # resolved settings (`core.settings.Settings`)
 import fcntl
 from contextlib import contextmanager
 
+
 class FolderBusy(ValueError):
     "A study folder another process is writing."
 
+
 @contextmanager
-def hold_folder(folder: Path, # the study's output folder (report, sweep)
-                what: str, # what writes it, for the message: report, sweep
-               ):
+def hold_folder(
+    folder: Path,  # the study's output folder (report, sweep)
+    what: str,  # what writes it, for the message: report, sweep
+):
     "Hold `folder`'s lock while the block runs; a `FolderBusy` error at once when another process holds it."
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / ".fruit-synth.lock"
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try: fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip() or "unknown"
-            raise FolderBusy(f"{what} folder '{folder}' is being written by process {holder} (another fruit-synth {what}); "
-                             f"wait for it to finish, or give another --out") from None
+            raise FolderBusy(
+                f"{what} folder '{folder}' is being written by process {holder} (another fruit-synth {what}); "
+                f"wait for it to finish, or give another --out"
+            ) from None
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
         yield folder
-    finally: os.close(descriptor)
+    finally:
+        os.close(descriptor)
