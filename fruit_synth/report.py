@@ -218,10 +218,10 @@ def experiment_notebook(settings: Settings) -> Path:
     raise SettingsError(f"nbs/experiment.ipynb not found beside {settings.source}; run from the fruit-synth project folder")
 
 def source_hash() -> str:
-    "SHA-256 (first 16 hex digits) of the package's modules and templates: changes whenever its code does."
+    "SHA-256 (first 16 hex digits) of the package's modules (sub-packages too) and templates: changes whenever its code does."
     package = Path(importlib.util.find_spec("fruit_synth").origin).parent
     digest = hashlib.sha256()
-    for path in sorted([*package.glob("*.py"), *package.glob("templates/*")]):
+    for path in sorted([*package.rglob("*.py"), *package.glob("templates/*")]):  # sub-packages (core, study) too
         digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
