@@ -14,7 +14,7 @@ PROFILE ?= demo
 # every batch's buffers back to the system and faults them in again.
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1
 
-.PHONY: env test report export check-sync nbtest pytest clean-report notebooks ablation
+.PHONY: env test report export check-sync nbtest pytest browser clean-report notebooks ablation
 
 env: $(STAMP)
 
@@ -35,13 +35,24 @@ check-sync: env
 export: env
 	$(BIN)/nbdev-export
 
+# The tests never reach a model hub, whatever network the machine has (tests/conftest.py does the same for pytest).
 nbtest: env
-	$(BIN)/nbdev-test --flags slow --timing --skip-file-re "^(experiment|explore)\.ipynb$$"
+	HF_HUB_OFFLINE=1 $(BIN)/nbdev-test --flags slow --timing --skip-file-re "^(experiment|explore)\.ipynb$$"
 
 # pytest-xdist: one worker per core, each test file on one worker (a file's module fixtures, such as the report's
 # demo run, are made once); the slowest tests are listed at the end.
-pytest: env
+pytest: env browser
 	$(BIN)/pytest -n auto --dist loadfile --durations=12
+
+# The report's browser check drives Debian's Chromium (headless): installed here when missing and we are root with
+# apt-get; otherwise the check is skipped with its reason (under CI it fails instead).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium for the report's browser check (apt-get)"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	      || echo "could not install chromium: the browser check will be skipped"; \
+	  else echo "no chromium, and no root to install it: the browser check will be skipped"; fi; }
 
 test: check-sync nbtest pytest
 

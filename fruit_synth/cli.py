@@ -8,6 +8,8 @@ Docs: https://fruit-synth.github.io/fruit-synth/cli.html.md"""
 from __future__ import annotations
 
 import argparse
+import configparser
+import importlib.util
 import os
 import re
 import shlex
@@ -17,14 +19,15 @@ from pathlib import Path
 
 
 from .core.processes import check_jobs, tune_allocator
-from .settings import find_settings_file, load_settings
+from .settings import CLASS_NAME, find_settings_file, load_settings
 
 # %% auto #0
-__all__ = ['SETTINGS_COMMANDS', 'settings_options', 'with_options', 'settings_origin', 'announce', 'absolute', 'CommandError',
-           'cmd_settings', 'cmd_sources', 'cmd_demo', 'chosen_variant', 'cmd_generate', 'check_dataset_folder',
-           'test_photos_given', 'profile_sample', 'leak_checked', 'cmd_train', 'cmd_evaluate', 'variant_names',
-           'cmd_report', 'cmd_run', 'OneLineParser', 'seed_value', 'build_parser', 'raised_here', 'os_error_line',
-           'main', 'cmd_sweep', 'add_sweep_command']
+__all__ = ['SETTINGS_COMMANDS', 'STARTER_PROFILE', 'STUDY_CLASSES', 'STARTER_FOLDERS', 'settings_options', 'with_options',
+           'settings_origin', 'announce', 'absolute', 'CommandError', 'cmd_settings', 'cmd_sources', 'cmd_demo',
+           'chosen_variant', 'cmd_generate', 'check_dataset_folder', 'test_photos_given', 'profile_sample',
+           'leak_checked', 'cmd_train', 'cmd_evaluate', 'variant_names', 'cmd_report', 'cmd_run', 'shipped_settings',
+           'plural', 'starter_settings', 'cmd_init', 'OneLineParser', 'seed_value', 'build_parser', 'raised_here',
+           'os_error_line', 'main', 'cmd_sweep', 'add_sweep_command']
 
 # %% ../nbs/20_cli.ipynb #3c45741b
 SETTINGS_COMMANDS = ("settings", "sources", "generate", "train", "evaluate", "report", "run") # take the settings options
@@ -273,6 +276,92 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{variant}: {outcome.status}{': ' + outcome.reason if outcome.reason else ''}; outputs in {outcome.run_dir}")
     return 0 if outcome.status in ("ok", "reused") else 1
 
+# %% ../nbs/20_cli.ipynb #a1b2c3d4e5f6
+STARTER_PROFILE = "mine" # the profile `fruit-synth init` writes for the user's own classes
+STUDY_CLASSES = "orange,peach,kiwi,tomato,banana" # the classes `fruit-synth init` takes when none are given
+STARTER_FOLDERS = { # the folders `fruit-synth init` makes, and what goes in them
+    "photos": "real test photos, a sub-folder per class: 30 or more each, as your classifier will meet them",
+    "cutouts": "the fruit to paste, a sub-folder per class: about 5 photos of one fruit on a plain background, "
+               "or RGBA cut-outs (PNG)",
+    "backgrounds": "10 or more photos without any fruit, of the surroundings your photos show",
+}
+_NOT_RECIPE = ("real_dir", "mask_dir", "backgrounds_dir", "real_train_dir", "protocol", "sweeps", "test_per_class",
+               "classes", "plurals", "class_folders") # grocery's settings about its own photos, not its recipe
+
+def shipped_settings() -> Path:
+    "The settings.ini the package ships: the defaults, the demo profile and the study's profiles."
+    return Path(importlib.util.find_spec("fruit_synth").origin).parent / "resources" / "settings.ini"
+
+def plural(name: str) -> str:
+    "A guess at the plural of a class name, for the prompts (`peach`: `peaches`); the user edits `plurals` where it is wrong."
+    if re.search(r"(s|x|z|ch|sh)$", name): return name + "es"
+    if re.search(r"[^aeiou]y$", name): return name[:-1] + "ies"
+    return name + "s"
+
+def starter_settings(classes: list[str], # the user's class names
+                     profile: str = STARTER_PROFILE, # the name of their profile
+                    ) -> str:
+    "A starter settings.ini: the shipped defaults and demo profile, then a profile for `classes` with the grocery recipe."
+    text = shipped_settings().read_text(encoding="utf-8")
+    shipped = configparser.ConfigParser(interpolation=None)
+    shipped.read_string(text)
+    defaults = shipped.defaults()
+    recipe = {key: value for key, value in shipped["grocery"].items() if key not in _NOT_RECIPE and defaults.get(key) != value}
+    head = text[:text.index("\n[", text.index("\n[demo]") + 1) + 1]  # [DEFAULT] and [demo], comments kept
+    lines = [f"[{profile}]",
+             "# Your own fruit, written by `fruit-synth init`. The recipe below is the grocery profile's, chosen on",
+             "# supermarket photos (docs/results.md of the project); nothing in it was chosen on your photos.",
+             f"classes = {', '.join(classes)}",
+             "# the plural of each class, for the Stable Diffusion prompts",
+             f"plurals = {', '.join(map(plural, classes))}",
+             f"# folders named otherwise than a class, e.g.  {classes[0]} = {classes[0].title()}s | My {classes[0]}s; "
+             f"{classes[1]} = {classes[1].title()}",
+             "class_folders =",
+             *[f"# {name}/<class>/: {what}" if name != "backgrounds" else f"# {name}/: {what}"
+               for name, what in STARTER_FOLDERS.items()],
+             "real_dir = photos", "mask_dir = cutouts", "backgrounds_dir = backgrounds",
+             "# RGBA cut-outs: the folder of the photos they were cut from (same file names), for the leakage check",
+             "cutout_originals =",
+             "# real test photos per class: the number in your smallest class",
+             "test_per_class = 30",
+             "protocol = the grocery profile's recipe, chosen on other photos: none of these settings was chosen on these photos",
+             *[f"{key} = {value}".rstrip() for key, value in recipe.items()]]
+    return head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
+
+def cmd_init(args: argparse.Namespace) -> int:
+    "Write a starter settings.ini (the demo profile and one for your classes) and the folders for your photos."
+    folder = absolute(args.folder)
+    classes = [name.strip().lower() for name in args.classes.split(",") if name.strip()]
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise CommandError(f"--classes {args.classes}: give two or more different class names, e.g. --classes apple,pear")
+    for name in classes:
+        if not CLASS_NAME.fullmatch(name):
+            raise CommandError(f"--classes: {name!r} is not a plain folder name; use letters, digits, _, - and spaces")
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", args.name) or args.name == "demo":
+        raise CommandError(f"--name {args.name}: a profile name is a lower-case word other than demo, e.g. --name mine")
+    target = folder / "settings.ini"
+    if target.exists() or target.is_symlink():
+        raise CommandError(f"{target} exists: init never overwrites a settings file; edit it, or give another folder")
+    announce(args, folder=folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(target, "x", encoding="utf-8") as file: file.write(starter_settings(classes, args.name))
+    load_settings(args.name, [], target)  # what init writes must read back
+    for name in STARTER_FOLDERS:
+        for sub in (classes if name != "backgrounds" else [""]): (folder / name / sub).mkdir(parents=True, exist_ok=True)
+    explorer = folder / "explore.ipynb"
+    if not explorer.exists():  # the explorer notebook, reading report/ beside it
+        text = (shipped_settings().parent / "explore.ipynb").read_text(encoding="utf-8")
+        explorer.write_text(text.replace('report_dir = \\"../report\\"', 'report_dir = \\"report\\"'), encoding="utf-8")
+    put = "\n".join(f"  {name}/{'<class>/' if name != 'backgrounds' else ''}  {what}" for name, what in STARTER_FOLDERS.items())
+    go = "" if folder == Path.cwd().resolve() else f"cd {shlex.quote(str(folder))}\n  "
+    print(f"wrote {target}: profiles demo (the offline demo world) and {args.name} (classes {', '.join(classes)})\n"
+          f"put your files in {folder}:\n{put}\n"
+          f"then:\n  {go}fruit-synth sources --profile {args.name}   # counts and checks what you put there\n"
+          f"  fruit-synth report --profile {args.name}    # the study on your fruit: report/index.html\n"
+          f"  jupyter lab explore.ipynb   # its generated images and the photos it got wrong\n"
+          f"or first the demo, which needs nothing: fruit-synth report")
+    return 0
+
 # %% ../nbs/20_cli.ipynb #abb56adf
 class OneLineParser(argparse.ArgumentParser):
     "An argument parser whose errors are one line on stderr (and exit status 2), with where to read more."
@@ -335,6 +424,11 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_options(run)
     run.set_defaults(run=cmd_run)
     add_sweep_command(commands)
+    init = commands.add_parser("init", help="write a starter settings.ini and the folders for your own fruit")
+    init.add_argument("folder", nargs="?", default=".", help="where (default: the current folder)")
+    init.add_argument("--classes", default=STUDY_CLASSES, help=f"your class names, comma-separated (default: {STUDY_CLASSES})")
+    init.add_argument("--name", default=STARTER_PROFILE, help=f"the name of your profile (default: {STARTER_PROFILE})")
+    init.set_defaults(run=cmd_init)
     return parser
 
 _PACKAGE = Path(__file__).resolve().parent if "__file__" in globals() else None
@@ -343,7 +437,7 @@ def raised_here(error: BaseException) -> bool:
     "Whether `error` is the package's own: a ValueError subclass it defines, or a ValueError a package module raised."
     if type(error).__module__.startswith("fruit_synth") or isinstance(error, CommandError): return True
     frames = traceback.extract_tb(error.__traceback__)
-    return bool(frames) and _PACKAGE is not None and Path(frames[-1].filename).resolve().parent == _PACKAGE
+    return bool(frames) and _PACKAGE is not None and _PACKAGE in Path(frames[-1].filename).resolve().parents
 
 def os_error_line(error: OSError) -> str:
     "An operating-system error (permission denied, a file in the way, a full disk) as one line with what to do."

@@ -42,15 +42,16 @@ from .study.runs import Executor, Task, hold_folder, study_folders
 from .sources import SourcesCheck, check_sources
 
 # %% auto #0
-__all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'WIDGET_VIEW', 'NOTEBOOK_STYLE', 'STUDY', 'RECIPE_KEYS', 'ABLATIONS', 'git_commit',
-           'package_versions', 'device_description', 'provenance', 'sources_pictures', 'templates', 'render',
-           'html_table', 'figure', 'demo_banner', 'sources_section', 'provenance_section', 'render_page', 'RunOutcome',
-           'IpcKernelManager', 'override_texts', 'experiment_notebook', 'source_hash', 'run_inputs', 'run_fingerprint',
-           'reusable_run', 'run_variant', 'notebook_html', 'static_outputs', 'spread_text', 'interval_text',
-           'results_rows', 'chance_row', 'results_table', 'answer_text', 'run_flags', 'run_recipe', 'recipe_rows',
-           'mistakes_grid', 'variant_section', 'common_size', 'domain_gap_section', 'ablation_section',
-           'curves_section', 'chosen_variants', 'skipped_section', 'timing_rows', 'timing_text', 'variant_datasets',
-           'report_run', 'report_tasks', 'run_variants', 'write_report']
+__all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'WIDGET_VIEW', 'NOTEBOOK_STYLE', 'STUDY_CLASSES', 'STUDY', 'RECIPE_KEYS',
+           'ABLATIONS', 'git_commit', 'package_versions', 'device_description', 'provenance', 'sources_pictures',
+           'templates', 'render', 'html_table', 'figure', 'demo_banner', 'sources_section', 'provenance_section',
+           'render_page', 'RunOutcome', 'IpcKernelManager', 'override_texts', 'experiment_notebook', 'source_hash',
+           'run_inputs', 'run_fingerprint', 'reusable_run', 'run_variant', 'results_page', 'notebook_html',
+           'static_outputs', 'spread_text', 'interval_text', 'results_rows', 'chance_row', 'results_table',
+           'answer_text', 'run_flags', 'run_recipe', 'recipe_rows', 'mistakes_grid', 'variant_section', 'common_size',
+           'domain_gap_section', 'ablation_section', 'curves_section', 'chosen_variants', 'skipped_section',
+           'timing_rows', 'timing_text', 'variant_datasets', 'report_run', 'report_tasks', 'run_variants',
+           'write_report']
 
 # %% ../nbs/10_report.ipynb #f5db9ae9
 PACKAGES = ("fruit-synth", "torch", "torchvision", "timm", "diffusers", "numpy", "pillow", "scipy", "opencv-python-headless", "nbdev", "papermill")
@@ -210,12 +211,12 @@ def override_texts(overrides: str | list | tuple | None, # a list of `key=value`
     return [str(item) for item in overrides]
 
 def experiment_notebook(settings: Settings) -> Path:
-    "The experiment notebook: `nbs/experiment.ipynb` beside settings.ini, or the copy beside the package."
-    folders = [settings.source.parent]
-    if "__file__" in globals(): folders.append(Path(__file__).resolve().parent.parent)  # not set when run as a notebook
-    for folder in folders:
-        if (folder / "nbs" / "experiment.ipynb").is_file(): return folder / "nbs" / "experiment.ipynb"
-    raise SettingsError(f"nbs/experiment.ipynb not found beside {settings.source}; run from the fruit-synth project folder")
+    "The experiment notebook: `nbs/experiment.ipynb` beside settings.ini (a user's edited copy), else the one the package ships."
+    beside = settings.source.parent / "nbs" / "experiment.ipynb"
+    if beside.is_file(): return beside
+    shipped = Path(importlib.util.find_spec("fruit_synth").origin).parent / "resources" / "experiment.ipynb"
+    if shipped.is_file(): return shipped
+    raise SettingsError(f"the experiment notebook is missing: neither {beside} nor {shipped} exists; reinstall fruit-synth")
 
 def source_hash() -> str:
     "SHA-256 (first 16 hex digits) of the package's modules (sub-packages too) and templates: changes whenever its code does."
@@ -305,6 +306,17 @@ def run_variant(settings: Settings, # resolved settings of the profile
     return RunOutcome(variant, status, reason, run_dir, seconds, finished, seconds, notebook=notebook)
 
 # %% ../nbs/10_report.ipynb #56ab4f73
+def results_page(settings: Settings, out: Path) -> Markup:
+    """The project's dated studies (docs/results.md, shipped with the package) as `results.html` in `out`, and a line linking
+    it; nothing for other classes than the study's, which those studies say nothing about."""
+    source = Path(importlib.util.find_spec("fruit_synth").origin).parent / "resources" / "results.md"
+    if not source.is_file() or sorted(settings.classes) != sorted(STUDY_CLASSES): return Markup("")
+    import mistune
+    body = Markup('<p><a href="index.html">&larr; back to the report</a></p>') + Markup(mistune.html(source.read_text(encoding="utf-8")))
+    write_bytes_atomic(str(render("page.html", title="fruit-synth: studies and results", body=body)).encode("utf-8"), out / "results.html")
+    return Markup('<p class="muted">Every study behind the shipped profiles, dated, with its protocol and command: '
+                  '<a href="results.html">studies and results</a>.</p>')
+
 def notebook_html(notebook: Path, out: Path) -> Path:
     "Render an executed notebook as a standalone HTML page with no external resources."
     from nbconvert import HTMLExporter
@@ -340,6 +352,7 @@ NOTEBOOK_STYLE = """
 """
 
 # %% ../nbs/10_report.ipynb #ce73a51f
+STUDY_CLASSES = ["orange", "peach", "kiwi", "tomato", "banana"] # the reference study's classes, its order
 STUDY = { # variant: (val acc, val F1, test acc, test F1) from the reference study, %
     "few_shot": (60, 50, 43, 32), "copy_paste": (84.0, 84.5, 94.8, 94.8),
     "diffusion": (100.0, 100.0, 82.2, 82.3), "hybrid": (92.0, 92.2, 94.0, 94.0)}
@@ -371,7 +384,8 @@ def results_rows(outcomes: list[RunOutcome], split: str) -> list[dict]:
         if metrics is None: continue
         summary = metrics["summary"]
         accuracy, f1, seeds = summary[f"{split}_accuracy"], summary[f"{split}_macro_f1"], _seeds(summary)
-        study = STUDY.get(outcome.variant)
+        # the reference study's figures are for its five classes: beside other classes they would compare unlike things
+        study = STUDY.get(outcome.variant) if metrics.get("classes", STUDY_CLASSES) == STUDY_CLASSES else None
         row = dict(variant=outcome.variant, accuracy=spread_text(accuracy, seeds), macro_f1=spread_text(f1, seeds),
                    _accuracy=accuracy["mean"], _macro_f1=f1["mean"], epochs=_chosen(metrics),
                    seeds=seeds, study=f"{study[0 if split == 'val' else 2]:g} / {study[1 if split == 'val' else 3]:g}" if study else "—")
@@ -736,7 +750,7 @@ def write_report(settings: Settings, # resolved settings of the profile to repor
                         variants=Markup("").join(variant_section(o, settings.classes, out) for o in finished),
                         sources=sources_section(check, pictures),
                         provenance=provenance_section({**provenance(settings), "source": source_hash()}, settings),
-                        ablations=ablation_section(settings), curves=curves_section(settings, out))
+                        ablations=ablation_section(settings), curves=curves_section(settings, out), results=results_page(settings, out))
         flags = [dict(variant=o.variant, text=flag) for o in finished for flag in run_flags(o.metrics)]
         seeds = settings.seeds
         own_sets = [o.variant for o in finished if _training_sets(o.metrics) > 1]

@@ -270,8 +270,8 @@ def find_settings_file(path: str | Path | None = None) -> Path:
         if _is_ours(folder / "settings.ini"): return folder / "settings.ini"
     beside_package = Path(__file__).resolve().parent.parent / "settings.ini"
     if _is_ours(beside_package): return beside_package
-    raise SettingsError("no settings.ini found: run from the fruit-synth project folder, or give --settings PATH "
-                        "or $FRUIT_SYNTH_SETTINGS")
+    raise SettingsError(f"no settings.ini in {here} or above: run `fruit-synth init` to write a starter one here, or give "
+                        "--settings PATH or $FRUIT_SYNTH_SETTINGS")
 
 # %% ../nbs/00_settings.ipynb #739bd435
 @dataclass
@@ -419,7 +419,7 @@ def _check_together(settings: Settings) -> None:
         raise SettingsError(f"{settings.where('classes')}: class names must be unique, found {classes}")
     if len(plurals) != len(classes):
         raise SettingsError(f"{settings.where('plurals')}: expected one plural per class ({len(classes)}), "
-                            f"found {len(plurals)}: {plurals}")
+                            f"found {len(plurals)}: {plurals}; give them with the classes, e.g. -p classes=a,b -p plurals=as,bs")
     for template in prompt_templates(settings):
         if "{plural}" not in template:
             raise SettingsError(f"{settings.where('prompt')}: expected each template to contain {{plural}}, found {template!r}")

@@ -2,11 +2,18 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+# The tests never reach a model hub, whatever network the machine has: the Hugging Face libraries stay offline, and the
+# torch hub cache (where ResNet18's weights would be looked for) is an empty folder of the test session's own.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="fruit-synth-torch-home-")
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("FRUIT_SYNTH_DATA", ROOT.parent / "shared" / "data")).resolve()
@@ -30,6 +37,21 @@ def run_cli(*args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int 
     "Run the installed `fruit-synth` command and capture its output."
     return subprocess.run([str(CLI), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
+
+
+def profile_section(settings: str, profile: str, values: dict) -> str:
+    "`settings` (the text of a settings.ini) with `values` set in the section `profile`, comments and order kept."
+    lines, out, section, done = settings.splitlines(), [], None, set()
+    for line in lines + ["[end]"]:
+        if line.startswith("["):
+            if section == profile: out += [f"{key} = {value}" for key, value in values.items() if key not in done]
+            section = line.strip()[1:-1]
+        key = line.split("=", 1)[0].strip()
+        if section == profile and "=" in line and not line.lstrip().startswith("#") and key in values:
+            line = f"{key} = {values[key]}"
+            done.add(key)
+        if line != "[end]": out.append(line)
+    return "\n".join(out) + "\n"
 
 
 class Swatches:

@@ -47,7 +47,9 @@ def pixels(folder: Path) -> dict[str, bytes]:
 def test_missing_weights_fail_with_ways_to_provide_them(tmp_path, offline):
     env = {**os.environ, "HF_HOME": str(tmp_path / "empty-cache")}
     env.pop("HF_HUB_OFFLINE", None)
+    env.pop("TRANSFORMERS_OFFLINE", None)  # huggingface_hub reads it as HF_HUB_OFFLINE
     if offline: env["HF_HUB_OFFLINE"] = "1"
+    else: env["HF_ENDPOINT"] = "http://127.0.0.1:9"  # a hub that does not answer, on any machine (port 9 is closed)
     result = subprocess.run([sys.executable, "-m", "fruit_synth.cli", "generate", "diffusion", "--out", str(tmp_path / "out"),
                              "-p", f"sd_model={HUB_ID}", "-p", f"work_dir={tmp_path / 'work'}"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)

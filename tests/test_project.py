@@ -96,3 +96,18 @@ def test_modules_import_each_other_without_a_cycle_and_datasets_knows_no_generat
     for module in sorted(graph): visit(module)
     assert not _package_imports("datasets", top_level_only=False) & {"diffusion", "copy_paste", "scenes", "variants"}
     assert not _package_imports("evaluate", top_level_only=False) & {"train"}
+
+
+def test_notebook_outputs_hold_no_path_of_the_machine_they_ran_on():
+    "Outputs are read on a code host: the checkout, home and temporary folders show as <project>, ~ and <tmp>."
+    import tempfile
+    from pathlib import Path
+    folders = {str(ROOT), str(Path.home()), "/tmp/", str(Path(tempfile.gettempdir()).resolve()) + "/"}
+    found = {}
+    for path in (ROOT / "nbs").rglob("*.ipynb"):
+        for cell in json.loads(path.read_text())["cells"]:
+            text = json.dumps([{k: v for k, v in o.get("data", {}).items() if not k.startswith("image/")} | 
+                               {k: o.get(k) for k in ("text", "traceback", "evalue")} for o in cell.get("outputs", [])])
+            hits = [folder for folder in folders if folder in text]
+            if hits: found.setdefault(path.relative_to(ROOT).as_posix(), set()).update(hits)
+    assert not found, f"notebook outputs with this machine's paths (python tools/execute_notebooks.py --paths-only): {found}"

@@ -6,14 +6,19 @@
 Each notebook runs top to bottom in a fresh kernel (cwd nbs/), `#| slow` cells included, as `make test` runs them.
 Pictures are made small before the notebook is written back: PNG outputs wider than MAX_WIDTH pixels are scaled
 down, and any picture without transparency that is smaller as JPEG (quality JPEG_QUALITY) is stored as JPEG.
-Long text outputs keep their last MAX_TEXT characters. A notebook that fails is left unchanged and named at the end.
+Long text outputs keep their last MAX_TEXT characters. Paths of this machine in outputs (the checkout, the home and
+temporary folders) are written as <project>, ~ and <tmp>. A notebook that fails is left unchanged and named at the end.
+
+    python tools/execute_notebooks.py --paths-only      # only rewrite the machine's paths in the outputs kept
 """
 from __future__ import annotations
 
 import argparse
 import base64
 import io
+import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,6 +69,32 @@ def compress_outputs(notebook: nbformat.NotebookNode) -> None:
                 data["text/plain"] = data["text/plain"][:MAX_TEXT] + "\n[... trimmed ...]"
 
 
+def local_paths() -> list[tuple[str, str]]:
+    "This machine's folders as they may appear in outputs, longest first, and what they are written as."
+    folders = {str(ROOT): "<project>", str(ROOT.parent): "<project>/..", str(Path.home()): "~",
+               str(Path(tempfile.gettempdir()).resolve()): "<tmp>", "/tmp": "<tmp>"}
+    return sorted(folders.items(), key=lambda item: -len(item[0]))
+
+
+def hide_local_paths(notebook: nbformat.NotebookNode) -> int:
+    "Write this machine's paths in every output as <project>, ~ or <tmp>, in place; return how many were rewritten."
+    pattern = re.compile("|".join(re.escape(folder) + r"(?=[/\\'\" \n`),:;]|$)" for folder, _ in local_paths()))
+    names = dict(local_paths())
+    count = 0
+    def scrub(value):
+        nonlocal count
+        if isinstance(value, str):
+            new, n = pattern.subn(lambda match: names[match.group(0)], value)
+            count += n
+            return new
+        if isinstance(value, list): return [scrub(item) for item in value]
+        if isinstance(value, dict): return {key: scrub(item) if not key.startswith("image/") else item for key, item in value.items()}
+        return value
+    for cell in notebook.cells:
+        if "outputs" in cell: cell.outputs = [nbformat.from_dict(scrub(dict(output))) for output in cell.outputs]
+    return count
+
+
 def is_ablation(cell) -> bool:
     "A cell flagged `#| ablation`: half an hour of real-photo runs, executed by `make ablation` only."
     return cell.cell_type == "code" and any(line.strip().replace(" ", "") == "#|ablation" for line in cell.source.splitlines()[:3])
@@ -84,6 +115,7 @@ def execute(path: Path, timeout: int = 3600, ablation: bool | set[str] = False) 
     executed = {cell.id: cell for cell in runnable.cells}
     notebook.cells = [kept.get(cell.id) or executed[cell.id] for cell in notebook.cells]
     compress_outputs(notebook)
+    hide_local_paths(notebook)
     nbformat.write(notebook, path)
     return time.perf_counter() - start
 
@@ -93,7 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: nbs/*.ipynb but experiment and explore)")
     parser.add_argument("--ablation", action="store_true", help="also run the cells flagged `#| ablation` (about an hour)")
     parser.add_argument("--ablation-cells", default="", metavar="ID,ID", help="run only these `#| ablation` cells (by cell id)")
+    parser.add_argument("--paths-only", action="store_true", help="run nothing: only rewrite this machine's paths in the outputs")
     args = parser.parse_args(argv)
+    if args.paths_only:
+        for path in args.notebooks or sorted((ROOT / "nbs").rglob("*.ipynb")):
+            notebook = nbformat.read(path, as_version=4)
+            if count := hide_local_paths(notebook):
+                nbformat.write(notebook, path)
+                print(f"{path}: {count} path(s) rewritten")
+        return 0
     ablation = True if args.ablation else {cell for cell in args.ablation_cells.split(",") if cell}
     paths = args.notebooks or sorted(p for p in (ROOT / "nbs").glob("*.ipynb") if p.name not in SKIPPED)
     failed = []
