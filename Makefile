@@ -14,16 +14,20 @@ PROFILE ?= demo
 # every batch's buffers back to the system and faults them in again.
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1
 
-.PHONY: env test report export check-sync nbtest pytest browser clean-report notebooks ablation
+.PHONY: env build-env test report export check-sync nbtest pytest browser clean-report notebooks ablation
 
-env: $(STAMP)
+# The stamp holds pyproject.toml's sha256, not its time: nbdev-export rewrites the file unchanged, which would otherwise
+# make every later `make` build the environment again.
+env:
+	@if [ ! -x $(BIN)/python ] || [ "$$(cat $(STAMP) 2>/dev/null)" != "$$(sha256sum pyproject.toml | cut -d' ' -f1)" ]; then \
+	  $(MAKE) --no-print-directory build-env; fi
 
-$(STAMP): pyproject.toml
+build-env:
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev]'
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null || true
-	@touch $(STAMP)
+	@sha256sum pyproject.toml | cut -d' ' -f1 > $(STAMP)
 
 # The notebooks are the source: exporting them must leave fruit_synth/ exactly as committed.
 check-sync: env

@@ -13,6 +13,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import io
+import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from .models import BackboneSpec, ModelError, backbone_spec, classifier, to_inpu
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'TrainingError', 'use_threads', 'describe_device', 'decode', 'ImageStore', 'prefetched', 'Split',
-           'check_classes', 'predict', 'save_checkpoint', 'load_checkpoint']
+           'check_classes', 'predict', 'save_checkpoint', 'checkpoint_problem', 'load_checkpoint']
 
 # %% ../nbs/07a_batches.ipynb #d6cdc1d9
 class TrainingError(ValueError):
@@ -183,6 +184,35 @@ def _misfit(payload: dict, model: nn.Module) -> str:
     if wrong: return f"{len(wrong)} of its weights have another shape (e.g. {wrong[0]}: {tuple(payload['state_dict'][wrong[0]].shape)})"
     return f"{len(set(wanted) - names)} of the model's weights are missing from it"
 
+def _numbers(value, count: int) -> bool:
+    "Whether `value` is a list of `count` finite numbers."
+    return isinstance(value, (list, tuple)) and len(value) == count and all(
+        isinstance(number, (int, float)) and not isinstance(number, bool) and math.isfinite(number) for number in value)
+
+def checkpoint_problem(payload: dict, # a loaded checkpoint of CHECKPOINT_FORMAT
+                      ) -> str:
+    "What is wrong with a checkpoint's description or weights, in a few words ('' when nothing is)."
+    missing = [key for key in ("backbone", "classes", "image_size", "mean", "std", "state_dict") if key not in payload]
+    if missing: return f"it has no {', '.join(missing)}"
+    classes, size, facts = payload["classes"], payload["image_size"], payload.get("facts", {})
+    if not isinstance(payload["backbone"], str): return f"'backbone' is {str(payload['backbone'])[:40]}, expected a backbone name"
+    if not (isinstance(classes, list) and classes and all(isinstance(name, str) and name for name in classes)
+            and len(set(classes)) == len(classes)):
+        return f"'classes' is {str(classes)[:80]!r}, expected a list of different class names"
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        return f"'image_size' is {str(size)[:20]!r} ({type(size).__name__}), expected a whole number of pixels"
+    for key in ("mean", "std"):
+        if not _numbers(payload[key], 3) or (key == "std" and min(payload[key]) <= 0):
+            return f"'{key}' is {str(payload[key])[:60]}, expected 3 numbers (per colour channel)"
+    if not isinstance(facts, dict) or not isinstance(facts.get("fit", "squash"), str) or not isinstance(facts.get("tta", "none"), str):
+        return f"'facts' is {str(facts)[:60]}, expected a dict of what training recorded"
+    state = payload["state_dict"]
+    if not isinstance(state, dict) or not state: return "'state_dict' holds no weights"
+    for name, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor): return f"weight {str(name)[:60]} is {type(tensor).__name__}, not a tensor"
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()): return f"weight {name} holds NaN or infinite values"
+    return ""
+
 def load_checkpoint(path: Path, # a model.pt, or the folder that holds one
                    ) -> tuple[nn.Module, dict]:
     "The classifier saved in `path` (eval mode, CPU) and the checkpoint's description; clear errors for bad files."
@@ -197,6 +227,10 @@ def load_checkpoint(path: Path, # a model.pt, or the folder that holds one
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise TrainingError(f"'{path}' is not a fruit-synth model checkpoint (expected format {CHECKPOINT_FORMAT}); "
                             f"give the model.pt written by training")
+    problem = checkpoint_problem(payload)
+    if problem:
+        raise TrainingError(f"checkpoint '{path}': {problem}; the file was changed or damaged after training wrote it: train "
+                            f"the model again (`fruit-synth train` writes model.pt)")
     try: backbone_spec(payload["backbone"])
     except ModelError as e: raise TrainingError(f"checkpoint '{path}': {e}") from None
     model = classifier(payload["backbone"], len(payload["classes"]), pretrained=False)

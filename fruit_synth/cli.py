@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import errno
 import importlib.util
 import os
 import re
@@ -22,12 +23,12 @@ from .core.processes import check_jobs, tune_allocator
 from .settings import CLASS_NAME, find_settings_file, load_settings
 
 # %% auto #0
-__all__ = ['SETTINGS_COMMANDS', 'STARTER_PROFILE', 'STUDY_CLASSES', 'STARTER_FOLDERS', 'settings_options', 'with_options',
-           'settings_origin', 'announce', 'absolute', 'CommandError', 'cmd_settings', 'cmd_sources', 'cmd_demo',
-           'chosen_variant', 'cmd_generate', 'check_dataset_folder', 'test_photos_given', 'profile_sample',
+__all__ = ['SETTINGS_COMMANDS', 'STARTER_PROFILE', 'STUDY_CLASSES', 'STARTER_FOLDERS', 'MESSAGE_LIMIT', 'settings_options',
+           'with_options', 'settings_origin', 'announce', 'absolute', 'CommandError', 'cmd_settings', 'cmd_sources',
+           'cmd_demo', 'chosen_variant', 'cmd_generate', 'check_dataset_folder', 'test_photos_given', 'profile_sample',
            'leak_checked', 'cmd_train', 'cmd_evaluate', 'variant_names', 'cmd_report', 'cmd_run', 'shipped_settings',
            'plural', 'starter_settings', 'cmd_init', 'OneLineParser', 'seed_value', 'build_parser', 'raised_here',
-           'os_error_line', 'main', 'cmd_sweep', 'add_sweep_command']
+           'one_line', 'os_error_line', 'main', 'cmd_sweep', 'add_sweep_command']
 
 # %% ../nbs/20_cli.ipynb #3c45741b
 SETTINGS_COMMANDS = ("settings", "sources", "generate", "train", "evaluate", "report", "run") # take the settings options
@@ -40,14 +41,17 @@ def _settings_options(parser: argparse.ArgumentParser) -> None:
                         "up from the current folder, else the project's)")
 
 def _settings(args: argparse.Namespace):
-    return load_settings(args.profile, args.overrides, args.settings)
+    settings = load_settings(args.profile, args.overrides, args.settings)
+    args.settings_read = settings.source  # a suggested command names it, so that it works pasted in another folder
+    return settings
 
 def settings_options(args: argparse.Namespace) -> str:
     "The settings options of this command line (`--profile`, `-p`, `--settings`), to repeat in a suggested command."
     if getattr(args, "profile", None) is None: return ""
     parts = ["--profile", args.profile]
     for override in args.overrides: parts += ["-p", override]
-    if args.settings: parts += ["--settings", str(Path(args.settings).absolute())]
+    read = args.settings or getattr(args, "settings_read", None)
+    if read: parts += ["--settings", str(Path(read).absolute())]
     return " " + shlex.join(parts)
 
 def with_options(message: str, args: argparse.Namespace) -> str:
@@ -154,13 +158,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def check_dataset_folder(data: Path, args: argparse.Namespace) -> Path:
     "`data` if it is a complete dataset folder; else an error whose suggested command works as printed."
-    from fruit_synth.datasets import DATASET_FILE, read_json
+    from fruit_synth.datasets import DATASET_FILE, load_dataset, read_dataset_info
     from fruit_synth.variants import VARIANTS
     options = settings_options(args)
     if data.is_file():
         raise CommandError(f"--data '{data}' is a file; expected a dataset folder made by `fruit-synth generate` (it holds {DATASET_FILE})")
-    info = read_json(data / DATASET_FILE)
-    if info is not None and info.get("complete"): return data
+    info = read_dataset_info(data) if data.is_dir() else None  # a damaged dataset.json: an error naming it and the repair
+    if info is not None and info.get("complete"):
+        load_dataset(data)  # every manifest line checked before anything is written
+        return data
     variant = data.name if data.name in VARIANTS else None
     if variant is not None:
         method = VARIANTS[variant]["method"].replace("_", "-")
@@ -248,8 +254,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def variant_names(given: list[str] | None) -> list[str] | None:
     "Variants as given on the command line: either spelling (`copy-paste`, `copy_paste`), each once, in order."
-    if not given: return None
-    return list(dict.fromkeys(name.strip().replace("-", "_") for name in given if name.strip()))
+    from fruit_synth.variants import VARIANTS
+    if given is None: return None
+    names = [name.strip().replace("-", "_") for name in given]
+    for name in names:
+        if name not in VARIANTS:
+            raise CommandError(f"variant '{name[:80]}' given on the command line is not a variant; variants are: {', '.join(VARIANTS)}")
+    return list(dict.fromkeys(names)) or None
 
 def cmd_report(args: argparse.Namespace) -> int:
     "Run the stages and write the HTML report."
@@ -266,12 +277,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 def cmd_run(args: argparse.Namespace) -> int:
-    "Run the experiment notebook for one variant."
+    "Run the experiment notebook for one variant, into a run folder of its own: never over other files, nor into a dataset."
+    from fruit_synth.datasets import DATASET_FILE, datasets_root, read_json
+    from fruit_synth.outputs import check_output, check_outside_inputs, folder_owner, write_marker
     from fruit_synth.report import chosen_variants, run_variant
     settings = _settings(args)
     variant = chosen_variants(settings, variant_names([args.variant]))[0]
     runs = absolute(args.out) or Path(settings.report_dir) / "runs"
-    announce(args, settings, out=runs / variant)
+    run_dir, datasets = runs / variant, datasets_root(settings).absolute()
+    check_outside_inputs(run_dir, settings)
+    for folder in (run_dir, *run_dir.parents):  # a run's files in a dataset would be read as part of it
+        if (folder / DATASET_FILE).is_file() or folder == datasets:
+            what = "the profile's datasets folder" if folder == datasets else "the dataset folder"
+            raise CommandError(f"--out '{runs}': the run of {variant} would go into '{run_dir}', in {what} '{folder}'; "
+                               f"give an --out outside it, e.g. --out {Path(settings.report_dir) / 'runs'}; nothing was changed")
+    state = read_json(run_dir / "report-run.json")  # a run folder `report` or an earlier `run` wrote before runs were marked
+    if folder_owner(run_dir) != "run" and not (isinstance(state, dict) and "fingerprint" in state):
+        check_output(run_dir, "run")  # new, empty or a run's; else one line naming the files that are not ours
+    announce(args, settings, out=run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_marker(run_dir, "run")
     outcome = run_variant(settings, variant, runs)
     print(f"{variant}: {outcome.status}{': ' + outcome.reason if outcome.reason else ''}; outputs in {outcome.run_dir}")
     return 0 if outcome.status in ("ok", "reused") else 1
@@ -439,9 +464,27 @@ def raised_here(error: BaseException) -> bool:
     frames = traceback.extract_tb(error.__traceback__)
     return bool(frames) and _PACKAGE is not None and _PACKAGE in Path(frames[-1].filename).resolve().parents
 
+MESSAGE_LIMIT = 1500 # characters of an error line; a longer one (a 2 MB settings value echoed back) is cut
+
+def one_line(message: str) -> str:
+    "`message` on one line and at most MESSAGE_LIMIT characters, cut in its middle when longer."
+    message = " ".join(message.split())
+    if len(message) <= MESSAGE_LIMIT: return message
+    half = MESSAGE_LIMIT // 2 - 20
+    return f"{message[:half]} [... {len(message) - 2 * half} characters cut ...] {message[-half:]}"
+
 def os_error_line(error: OSError) -> str:
     "An operating-system error (permission denied, a file in the way, a full disk) as one line with what to do."
+    if error.errno == errno.EFBIG:
+        return (f"a file grew past this shell's file size limit{f' (' + str(error.filename) + ')' if error.filename else ''}: "
+                f"raise it (ulimit -f unlimited) or choose a smaller run; finished outputs were kept")
+    if error.errno == errno.ENOSPC:
+        return f"the disk is full{f' writing ' + str(error.filename) if error.filename else ''}: free space or choose another folder"
     if error.filename is None: return str(error)
+    path = Path(error.filename)
+    if isinstance(error, PermissionError) and path.exists() and not os.access(path, os.R_OK):
+        return (f"cannot read '{error.filename}': {error.strerror}; make it readable (chmod u+r) or point the setting or "
+                f"option that names it at a copy you can read")
     what = error.strerror or type(error).__name__
     return (f"cannot use '{error.filename}': {what}; choose a folder you can write to (--out, or -p work_dir=... "
             f"for the stages' files) or change its permissions")
@@ -451,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tune_allocator()  # this process and the ones it starts keep large buffers (see core.processes)
     def fail(message: str) -> int:
-        print(f"fruit-synth {args.command}: error: {with_options(message, args)}", file=sys.stderr)
+        print(f"fruit-synth {args.command}: error: {one_line(with_options(message, args))}", file=sys.stderr)
         return 2
     try:
         return args.run(args)
@@ -465,12 +508,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except OSError as e:  # a read-only folder, a file where a folder should be, a demo world folder that holds other files
-        return fail(os_error_line(e) if e.filename is not None else str(e))
+        where = f" (writing into {absolute(args.out)})" if e.filename is None and getattr(args, "out", None) else ""
+        return fail(os_error_line(e) + where)
 
 # %% ../nbs/20_cli.ipynb #5d878bdc
 def cmd_sweep(args: argparse.Namespace) -> int:
     "Run a grid of training runs over settings (or the profile's `sweeps`); write sweep.csv and a curve per varied setting."
-    from fruit_synth.sweep import SweepError, SweepSpec, check_variants, parse_sweeps, parse_vary, run_sweep
+    from fruit_synth.sweep import SweepError, SweepSpec, check_variants, parse_sweeps, parse_vary, prepare_sweep, run_sweep
     if not args.scheduler: check_jobs(args.jobs)  # before anything is read or made
     settings = _settings(args)
     seeds = args.seeds or settings.seeds
@@ -485,10 +529,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise SweepError(f"--out names one sweep folder but {settings.where('sweeps')} holds {len(specs)} sweeps; "
                          f"leave out --out, or give the sweep with --vary")
     mode = args.train_mode or (settings.train_mode if "train_mode" in settings.overrides else "auto")
+    where = "--vary" if args.vary else settings.where("sweeps")
+    # every refusal (a setting a sweep does not vary, a folder it does not own or another sweep writes) before a line is printed
+    prepared = [prepare_sweep(settings, spec, absolute(args.out), mode, where) for spec in specs]
     announce(args, settings)
     status = 0
-    for spec in specs:
-        result = run_sweep(settings, spec, absolute(args.out), mode, args.jobs, scheduler=args.scheduler)
+    for spec, folder, resolved in prepared:
+        result = run_sweep(settings, spec, folder, resolved, args.jobs, scheduler=args.scheduler)
         failed = [row for row in result.rows if row["status"] == "failed"]
         print(f"sweep {spec.name}: {len(result.rows)} runs, {len(failed)} failed; written: {result.folder / 'sweep.csv'}, "
               + ", ".join(plot.name for plot in result.plots))

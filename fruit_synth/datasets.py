@@ -29,8 +29,9 @@ from .settings import Settings
 
 # %% auto #0
 __all__ = ['DATASET_FILE', 'MANIFEST_FILE', 'START_METHOD', 'REAL_SHARE', 'DatasetError', 'check_writable', 'claim_folder',
-           'lock_file', 'hold_dataset_lock', 'release_dataset_lock', 'read_manifest', 'finished_images', 'assign_split',
-           'Generator', 'Job', 'generate', 'sample_grid', 'Dataset', 'generate_command', 'load_dataset',
+           'lock_file', 'hold_dataset_lock', 'release_dataset_lock', 'json_kind', 'record_problem', 'read_manifest',
+           'finished_images', 'assign_split', 'Generator', 'Job', 'generate', 'sample_grid', 'Dataset',
+           'generate_command', 'read_dataset_info', 'manifest_records', 'load_dataset', 'image_digests',
            'datasets_root', 'HybridGenerator', 'hybrid_picks', 'oversampling', 'write_with_real']
 
 # %% ../nbs/06_datasets.ipynb #4c56b1ea
@@ -52,6 +53,33 @@ def check_writable(folder: Path) -> None:
     except OSError as e:
         raise DatasetError(f"cannot write to output folder '{folder}': {e.strerror or e}; choose another --out") from None
 
+def _info_problem(info) -> str:
+    "What is wrong with a parsed `dataset.json`, in a few words ('' when nothing is)."
+    if not isinstance(info, dict): return f"holds {json_kind(info)}, not a JSON object"
+    if not isinstance(info.get("complete", False), bool): return f"'complete' is {info['complete']!r}, expected true or false"
+    classes = info.get("classes")
+    if (classes is not None or info.get("complete")) and not (
+            isinstance(classes, list) and classes and all(isinstance(name, str) and name for name in classes)
+            and len(set(classes)) == len(classes)):
+        return f"'classes' is {str(classes)[:80]}, expected a list of different class names"
+    counts = info.get("counts")
+    if counts is not None and not (isinstance(counts, dict) and all(
+            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values())):
+        return f"'counts' is {str(counts)[:80]}, expected the number of images of each class"
+    images = info.get("images")
+    if images is not None and (not isinstance(images, int) or isinstance(images, bool) or images < 0):
+        return f"'images' is {images!r}, expected a whole number"
+    return ""
+
+def _read_info(path: Path) -> tuple[dict | None, str]:
+    "The `dataset.json` at `path` (None when there is none), and what is wrong with it ('' when nothing is)."
+    try: data = path.read_bytes()
+    except FileNotFoundError: return None, ""
+    try: info = json.loads(data)
+    except UnicodeDecodeError: return None, "is not text"
+    except json.JSONDecodeError as e: return None, f"line {e.lineno}: not JSON ({e.msg})"
+    return info, _info_problem(info)
+
 def claim_folder(folder: Path, # the dataset folder, <root>/<variant>
                  variant: str, # the variant it holds
                  fingerprint: str, # digest of everything that shapes its images
@@ -59,8 +87,11 @@ def claim_folder(folder: Path, # the dataset folder, <root>/<variant>
                 ) -> dict | None:
     "Check `folder` may hold this dataset and mark it as ours; return its previous `dataset.json` (None if new)."
     check_writable(folder)
-    previous = read_json(folder / DATASET_FILE)
-    if previous is None:
+    previous, problem = _read_info(folder / DATASET_FILE)
+    if problem:  # ours, damaged: write it again; every image is kept only if it matches its manifest line
+        print(f"{variant}: '{folder / DATASET_FILE}' {problem}; it is written again", file=sys.stderr)
+        previous = {}
+    elif previous is None:
         foreign = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
         if foreign:
             raise DatasetError(f"output folder '{folder}' holds files that are not a fruit-synth dataset "
@@ -110,15 +141,52 @@ def release_dataset_lock(folder: Path) -> None:
     if descriptor is not None: os.close(descriptor)
 
 # %% ../nbs/06_datasets.ipynb #c2f83750
-def read_manifest(folder: Path) -> list[dict]:
-    "The records of `folder`'s manifest (a line cut short by a killed process is ignored)."
-    path = folder / MANIFEST_FILE
+def json_kind(value) -> str:
+    "What a JSON value is, in JSON's own words (an object, a list, a string, ...)."
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "true or false", int: "a number", float: "a number"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
+def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    "(line number from 1, text) of each line of `path`; text None for a line that is not UTF-8 text."
+    for number, raw in enumerate(path.read_bytes().splitlines(), 1):
+        try: yield number, raw.decode()
+        except UnicodeDecodeError: yield number, None
+
+def _is_sha256(value) -> bool:
+    return isinstance(value, str) and len(value) == 64 and not value.strip("0123456789abcdef")
+
+def record_problem(record, # one parsed manifest line
+                   classes: list[str] | None = None, # the dataset's classes (None: any class name)
+                   finished: bool = True, # a finished dataset's record, which has its split
+                  ) -> str:
+    "What is wrong with a manifest record, in a few words ('' when nothing is)."
+    if not isinstance(record, dict): return f"{json_kind(record)}, not a JSON object"
+    file, name, index = record.get("file"), record.get("class"), record.get("index")
+    if not isinstance(file, str) or not file or file.startswith("/") or ".." in file.split("/"):
+        return f"'file' is {file!r}, expected a path inside the dataset folder such as 'kiwi/00000.png'"
+    if not isinstance(name, str) or not name or (classes is not None and name not in classes):
+        return f"'class' is {name!r}, expected one of {classes}" if classes else f"'class' is {name!r}, expected a class name"
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        return f"'index' is {index!r}, expected a whole number from 0"
+    if (finished or "split" in record) and record.get("split") not in ("train", "val"):
+        return f"'split' is {record.get('split')!r}, expected 'train' or 'val'"
+    if "sha256" in record and not _is_sha256(record["sha256"]):
+        return f"'sha256' is {str(record['sha256'])[:70]!r}, expected 64 hexadecimal digits"
+    return ""
+
+def _usable_records(path: Path) -> list[dict]:
+    "The records of the manifest (or manifest part) `path` that can be used, the others skipped; [] if there is none."
     if not path.is_file(): return []
     records = []
-    for line in path.read_text().splitlines():
-        try: records.append(json.loads(line))
+    for _, text in _lines(path):
+        try: record = json.loads(text) if text is not None else None
         except ValueError: continue
+        if not record_problem(record, finished=False) and _is_sha256(record.get("sha256")): records.append(record)
     return records
+
+def read_manifest(folder: Path) -> list[dict]:
+    "The usable records of `folder`'s manifest, for resuming: a line cut short by a killed process, or damaged, is skipped (its image is made again)."
+    return _usable_records(folder / MANIFEST_FILE)
 
 def _record_key(record: dict) -> tuple[str, int]:
     return record["class"], record["index"]
@@ -219,11 +287,8 @@ def _remove_strays(folder: Path, names: list[str], keep: set[str]) -> int:
 
 def _absorb_parts(folder: Path) -> list[dict]:
     "Append the records of other processes' manifest parts to the manifest, delete the parts; return the records."
-    parts, records = sorted(folder.glob(".manifest-part-*.jsonl")), []
-    for part in parts:
-        for line in part.read_text().splitlines():
-            try: records.append(json.loads(line))
-            except ValueError: continue
+    parts = sorted(folder.glob(".manifest-part-*.jsonl"))
+    records = [record for part in parts for record in _usable_records(part)]
     with open(folder / MANIFEST_FILE, "a") as manifest: manifest.write("".join(json.dumps(r) + "\n" for r in records))
     for part in parts: part.unlink()
     return records
@@ -356,17 +421,77 @@ def generate_command(folder: Path) -> str:
     "The command that makes (or finishes) the dataset at `folder` (`<root>/<variant>`)."
     return f"fruit-synth generate {folder.name.replace('_', '-')} --out {folder.parent}"  # the CLI takes a variant's name
 
-def load_dataset(folder: str | Path) -> Dataset:
-    "Open a complete dataset folder; a clear error if it is missing, incomplete or not a dataset."
+def _damaged(folder: Path, where: str, what: str) -> DatasetError:
+    "The error for a dataset file changed or damaged after it was written: which file and line, what is wrong (its `problem`), what repairs it."
+    error = DatasetError(f"{where}: {what}; the dataset was changed or damaged after it was written: run "
+                         f"`{generate_command(folder)}` again to repair it")
+    error.problem = f"{where}: {what}"
+    return error
+
+def read_dataset_info(folder: str | Path) -> dict | None:
+    "The `dataset.json` of `folder`, checked (None when there is none); a DatasetError naming it when it is damaged."
     folder = Path(folder)
-    info = read_json(folder / DATASET_FILE)
+    info, problem = _read_info(folder / DATASET_FILE)
+    if problem: raise _damaged(folder, str(folder / DATASET_FILE), problem)
+    return info
+
+def manifest_records(folder: Path, # a finished dataset folder
+                     info: dict, # its dataset.json, checked (`read_dataset_info`)
+                    ) -> list[dict]:
+    """The records of a finished dataset's manifest, line by line, each checked: a DatasetError naming the line and what
+    repairs it for a line that is not a record, a file listed twice, counts that disagree with `dataset.json`, or an
+    image in the folder that no line lists."""
+    path, classes = folder / MANIFEST_FILE, list(info["classes"])
+    if not path.is_file(): raise _damaged(folder, str(folder), f"{MANIFEST_FILE} is missing")
+    records, seen = [], {}
+    for number, text in _lines(path):
+        where = f"{path} line {number}"
+        if text is None: raise _damaged(folder, where, "not UTF-8 text")
+        try: record = json.loads(text)
+        except ValueError as e: raise _damaged(folder, where, f"not a JSON record ({e.msg}; cut short?)") from None
+        problem = record_problem(record, classes)
+        if problem: raise _damaged(folder, where, problem)
+        key = (record["file"], record.get("copy", 0))  # a real photo repeated in mix mode is listed once per copy
+        if key in seen: raise _damaged(folder, where, f"repeats the record of line {seen[key]} ('{record['file']}')")
+        seen[key] = number
+        records.append(record)
+    if info.get("images") is not None and len(records) != info["images"]:
+        raise _damaged(folder, str(path), f"{len(records)} records, but {DATASET_FILE} says {info['images']} images")
+    for name, expected in (info.get("counts") or {}).items():
+        found = sum(record["class"] == name for record in records)
+        if found != expected:
+            raise _damaged(folder, str(path), f"{found} records of '{name}', but {DATASET_FILE} says {expected}")
+    listed = {record["file"] for record in records}
+    unlisted = sorted(f"{name}/{file.name}" for name in classes if (folder / name).is_dir() for file in (folder / name).iterdir()
+                      if (file.stem.isdigit() or file.stem.startswith("real-")) and f"{name}/{file.name}" not in listed)
+    if unlisted:  # an image of ours that no line lists: a line was lost
+        raise _damaged(folder, str(path), f"no line lists '{folder / unlisted[0]}'"
+                       + (f" (nor {len(unlisted) - 1} more images in the folder)" if len(unlisted) > 1 else ""))
+    return records  # a listed image that is gone is said by the reader that needs it (it could be restored the same way)
+
+def load_dataset(folder: str | Path) -> Dataset:
+    "Open a complete dataset folder, checked: a clear error if it is missing, incomplete, not a dataset or damaged."
+    folder = Path(folder)
+    info = read_dataset_info(folder)
     if info is None:
         what = "does not exist" if not folder.exists() else f"is not a fruit-synth dataset (no {DATASET_FILE})"
         raise DatasetError(f"dataset '{folder}' {what}; make it with `{generate_command(folder)}`")
     if not info.get("complete"):
         raise DatasetError(f"dataset '{folder}' is incomplete (its generation was interrupted); finish it with "
                            f"`{generate_command(folder)}`")
-    return Dataset(folder, info, read_manifest(folder))
+    return Dataset(folder, info, manifest_records(folder, info))
+
+def image_digests(dataset: Dataset) -> dict[str, str]:
+    """The sha256 of each image file of `dataset` (by its manifest `file`), checked against the one its manifest line
+    records. Reading every image costs time: for a reader that hashes them anyway (the probe's feature cache)."""
+    digests: dict[str, str] = {}
+    for number, record in enumerate(dataset.records, 1):
+        file = record["file"]
+        if file not in digests: digests[file] = file_sha256(dataset.folder / file)
+        if record.get("sha256", digests[file]) != digests[file]:
+            raise _damaged(dataset.folder, f"{dataset.folder / MANIFEST_FILE} line {number}",
+                           f"'{dataset.folder / file}' has sha256 {digests[file][:12]}..., not the {record['sha256'][:12]}... recorded")
+    return digests
 
 # %% ../nbs/06_datasets.ipynb #0f679221
 def datasets_root(settings: Settings) -> Path:
@@ -442,8 +567,11 @@ def write_with_real(folder: Path, # the dataset folder to write (<root>/<variant
     fingerprint = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
     previous = claim_folder(folder, variant, fingerprint, facts)
     if previous and previous.get("complete"):
-        write_json({**previous, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}, folder / DATASET_FILE)
-        return folder
+        try: manifest_records(folder, previous)  # reused only when whole; a damaged one is written again
+        except DatasetError as error: print(f"{variant}: {getattr(error, 'problem', error)}; it is written again", file=sys.stderr)
+        else:
+            write_json({**previous, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}, folder / DATASET_FILE)
+            return folder
     records = []
     for record in generated:
         target = f"{record['class']}/{record['index']:05d}{Path(record['file']).suffix}"

@@ -13,6 +13,8 @@ import csv
 import dataclasses
 import io
 import json
+import math
+import re
 import time
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from torch import nn
 
 from .batches import (ImageStore, Split, TrainingError, check_classes, describe_device, load_checkpoint, predict,
                                  use_threads)
+from .datasets import json_kind
 from .images import write_bytes_atomic
 from .models import BackboneSpec, ModelError, backbone_spec, feature_extractor, pick_device
 from .settings import Settings
@@ -36,8 +39,9 @@ from .sources import check_sources, class_images, class_names
 # %% auto #0
 __all__ = ['FRECHET_SIZES', 'METRICS_SCHEMA', 'METRICS_KEYS', 'classification_metrics', 'bootstrap_intervals', 'mean_std',
            'write_predictions', 'frechet_distance', 'equal_size_distance', 'domain_gap', 'plot_confusion',
-           'plot_per_class_f1', 'plot_curves', 'summarise', 'near_chance', 'check_metrics', 'ablation_table',
-           'test_photos', 'test_split', 'measure_domain_gap', 'evaluate_checkpoint']
+           'plot_per_class_f1', 'plot_curves', 'summarise', 'near_chance', 'MetricsError', 'json_ready',
+           'check_metrics', 'write_metrics', 'read_metrics', 'ablation_table', 'test_photos', 'test_split',
+           'measure_domain_gap', 'evaluate_checkpoint']
 
 # %% ../nbs/09_evaluate.ipynb #ebc79946
 def classification_metrics(true: np.ndarray, # true class index per image
@@ -259,11 +263,84 @@ def near_chance(accuracy: float, # a validation (or test) accuracy in [0, 1]
     chance = 1 / classes
     return accuracy < chance + (1 - chance) / 4
 
+class MetricsError(ValueError):
+    "A metrics.json that cannot be read back; the message names the file and line and what repairs it."
+
+def _pointer(place: str, key) -> str:
+    "The JSON pointer of `key` under `place` (RFC 6901: `~` and `/` in a key escaped)."
+    return f"{place}/{str(key).replace('~', '~0').replace('/', '~1')}"
+
+def _finite_or_none(data, found: dict, place: str):
+    "`data` with each NaN or infinity replaced by None, its place and value recorded in `found`."
+    if isinstance(data, float) and not math.isfinite(data):
+        found[place] = "NaN" if math.isnan(data) else ("Infinity" if data > 0 else "-Infinity")
+        return None
+    if isinstance(data, dict): return {key: _finite_or_none(value, found, _pointer(place, key)) for key, value in data.items()}
+    if isinstance(data, (list, tuple)): return [_finite_or_none(value, found, _pointer(place, index)) for index, value in enumerate(data)]
+    return data
+
+def json_ready(data: dict) -> dict:
+    "A copy of `data` for strict JSON: each NaN or infinity as None, its place (a JSON pointer) and value listed under `non_finite`."
+    found: dict[str, str] = {}
+    ready = _finite_or_none({key: value for key, value in data.items() if key != "non_finite"}, found, "")
+    return {**ready, "non_finite": found} if found else ready
+
 def check_metrics(metrics: dict) -> dict:
-    "`metrics` if it has every key of schema 1, else a ValueError naming the missing ones."
+    "`metrics` checked against schema 1 (a ValueError naming the missing keys), as a copy ready for strict JSON (`json_ready`)."
     missing = [key for key in METRICS_KEYS if key not in metrics]
     if missing or metrics.get("schema") != METRICS_SCHEMA:
         raise ValueError(f"metrics do not follow schema {METRICS_SCHEMA}: missing {missing}, schema {metrics.get('schema')}")
+    return json_ready(metrics)
+
+def write_metrics(metrics: dict, # a run's metrics (schema 1)
+                  path: Path, # the metrics.json to write (atomically)
+                 ) -> Path:
+    "Write `metrics` as strict JSON (`check_metrics`: NaN and infinities as null, listed under `non_finite`)."
+    write_bytes_atomic(json.dumps(check_metrics(metrics), indent=1, allow_nan=False).encode(), path)
+    return path
+
+_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(NaN|-?Infinity)') # a JSON string (skipped), or a constant that is not JSON
+
+def _schema_problem(metrics) -> str:
+    "What keeps the parsed metrics.json `metrics` from being schema 1, in a few words ('' when nothing does)."
+    if not isinstance(metrics, dict): return f"holds {json_kind(metrics)}, not a JSON object"
+    missing = [key for key in METRICS_KEYS if key not in metrics]
+    if missing or metrics.get("schema") != METRICS_SCHEMA:
+        return f"does not follow schema {METRICS_SCHEMA} (schema {str(metrics.get('schema'))[:20]}, missing keys {missing[:6]})"
+    return ""
+
+def _put_back_non_finite(metrics: dict) -> str:
+    "Put back in `metrics` the NaN and infinities its `non_finite` lists; what is wrong with that list ('' when nothing is)."
+    values = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+    for place, text in (metrics.get("non_finite") or {}).items():
+        *parents, last = [part.replace("~1", "/").replace("~0", "~") for part in str(place).split("/")[1:]] or [""]
+        container = metrics
+        try:
+            for part in parents: container = container[int(part) if isinstance(container, list) else part]
+            if isinstance(container, list): last = int(last)
+            if container[last] is not None or text not in values: raise ValueError
+        except (KeyError, IndexError, TypeError, ValueError): return f"'non_finite' lists {str(place)[:80]!r}, which is not a null it replaced"
+        container[last] = values[text]
+    return ""
+
+def read_metrics(path: Path) -> dict:
+    """The metrics.json at `path`, checked: strict JSON, an object with every key of schema 1; the NaN and infinities
+    it lists under `non_finite` put back. A MetricsError naming the file (and line) and what repairs it otherwise."""
+    path = Path(path)
+    data = path.read_bytes()
+    def damaged(where: str, what: str) -> MetricsError:
+        return MetricsError(f"{where}: {what}; it was changed or damaged after it was written: run the `fruit-synth train` "
+                            f"(or `fruit-synth report`) that wrote it again")
+    try: text = data.decode()
+    except UnicodeDecodeError: raise damaged(str(path), "not UTF-8 text") from None
+    constant = next((match for match in _CONSTANT.finditer(text) if match.group(1)), None)
+    if constant is not None:
+        line = text.count("\n", 0, constant.start()) + 1
+        raise damaged(f"{path} line {line}", f"{constant.group(1)} is not a JSON number")
+    try: metrics = json.loads(text)
+    except json.JSONDecodeError as e: raise damaged(f"{path} line {e.lineno}", f"not JSON ({e.msg})") from None
+    problem = _schema_problem(metrics) or _put_back_non_finite(metrics)
+    if problem: raise damaged(str(path), problem)
     return metrics
 
 # %% ../nbs/09_evaluate.ipynb #adaacd92
@@ -377,5 +454,5 @@ def evaluate_checkpoint(model_dir: Path, # a run folder holding model.pt (or the
               "per_class": {name: len(test[name]) for name in classes}, **block},
               "files": {"predictions": "predictions.csv", "confusion": "confusion.png", "per_class_f1": "per_class_f1.png"},
               "device": describe_device(device), "seconds": round(time.perf_counter() - start, 2)}
-    write_bytes_atomic(json.dumps(result, indent=1).encode(), out / "evaluation.json")
+    write_bytes_atomic(json.dumps(json_ready(result), indent=1, allow_nan=False).encode(), out / "evaluation.json")
     return result

@@ -64,6 +64,8 @@ def check_output(folder: Path, # the folder the command is asked to write into
     found = _visible(folder)
     owner = folder_owner(folder)
     if not found or owner == command: return folder
+    if folder == folder.parent:
+        raise OutputError(f"{option} '{folder}' is the root folder; give a folder of its own, e.g. {option} {command}-out")
     other = folder.with_name(f"{folder.name}-{command}")
     if owner is not None:
         raise OutputError(f"{option} '{folder}' holds the output of `fruit-synth {owner}` ({_describe(found)}); "

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from . import evaluate
-from .datasets import Dataset, assign_split, load_dataset
+from .datasets import Dataset, assign_split, image_digests, load_dataset
 from .images import FITS, file_sha256, open_image, square_input, write_bytes_atomic
 from .settings import Settings
 
@@ -85,18 +85,39 @@ class FeatureCache:
         "Where the features of the file with sha256 `digest` are kept."
         return Path(self.folder) / self.key / digest[:2] / f"{digest}.npy"
 
+    def entry(self, digest: str) -> tuple[np.ndarray | None, str]:
+        "The cached features of the file with sha256 `digest` (None when absent or unusable) and what is wrong with them ('' when nothing)."
+        from fruit_synth.models import backbone_spec
+        try: vector = np.load(self.path(digest), allow_pickle=False)
+        except FileNotFoundError: return None, ""
+        except (OSError, ValueError, EOFError) as e: return None, f"not a readable array ({type(e).__name__})"
+        width = backbone_spec(self.backbone).features
+        if not isinstance(vector, np.ndarray): return None, "not a single array"
+        if vector.dtype != np.float32: return None, f"{vector.dtype} values, expected float32"
+        if vector.shape != (width,): return None, f"shape {vector.shape}, expected ({width},)"
+        if not np.isfinite(vector).all(): return None, "NaN or infinite values"
+        return vector, ""
+
     def features(self, files: list[Path], # image files
                  progress: bool = False, # a line per batch computed on stderr
+                 sha256: list[str] | None = None, # the files' sha256 when the caller has them already (else computed here)
                 ) -> np.ndarray:
-        "(len(files), width) float32 features, from memory, the disk cache, or the backbone."
-        digests = [file_sha256(Path(f)) for f in files]
+        "(len(files), width) float32 features, from memory, the disk cache, or the backbone; a damaged cache entry is computed again, with a note on stderr."
+        digests = sha256 if sha256 is not None else [file_sha256(Path(f)) for f in files]
         todo: dict[str, Path] = {}
+        damaged: list[str] = []
         for file, digest in zip(files, digests):
             if digest in self._memory or digest in todo: continue
-            try:
-                self._memory[digest] = np.load(self.path(digest))
+            vector, problem = self.entry(digest)
+            if vector is not None:
+                self._memory[digest] = vector
                 self.loaded += 1
-            except (OSError, ValueError, EOFError): todo[digest] = Path(file)
+                continue
+            todo[digest] = Path(file)
+            if problem: damaged.append(f"'{self.path(digest)}' ({problem})")
+        if damaged:
+            print(f"probe: {len(damaged)} damaged feature cache file(s) computed again: {damaged[0]}"
+                  + (f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""), file=sys.stderr)
         if todo: self._compute(todo, progress)
         if not digests: return np.zeros((0, 0), np.float32)
         return np.stack([self._memory[digest] for digest in digests])
@@ -272,17 +293,17 @@ def probe_and_select(data: Path | list[Path], # the training dataset folder (<ro
     start = time.perf_counter()
     folders, out = seed_folders(data, settings.seeds), Path(out)
     data, classes = folders[0], list(settings.classes)
-    sets = {}  # folder -> (dataset, its records with files): each seed's training set, read once and checked before any work
+    sets = {}  # folder -> (dataset, sha256 per file): each seed's training set, read once and checked before any work
     for folder in folders:
-        dataset = load_dataset(folder)
+        dataset = load_dataset(folder)  # its manifest checked, line by line and against dataset.json
         if set(dataset.classes) != set(classes):
             raise ProbeError(f"dataset '{folder}' has classes {dataset.classes} but the settings' classes are {classes}; "
                              f"generate it with the same classes, or set -p classes=...")
-        records = [r for r in dataset.records if (folder / r["file"]).is_file()]
-        if len(records) < len(dataset.records):
-            raise ProbeError(f"dataset '{folder}': {len(dataset.records) - len(records)} image file(s) listed in its manifest are "
-                             f"missing; run the generate command again to restore them")
-        sets[folder] = dataset, records
+        missing = sum(not (folder / r["file"]).is_file() for r in dataset.records)
+        if missing:
+            raise ProbeError(f"dataset '{folder}': {missing} image file(s) listed in its manifest are missing; run the "
+                             f"generate command again to restore them")
+        sets[folder] = dataset, image_digests(dataset)  # the feature cache's keys, each checked against its manifest line
     source = "given photos"
     if test is None:
         from fruit_synth.sources import test_sample
@@ -306,9 +327,11 @@ def probe_and_select(data: Path | list[Path], # the training dataset folder (<ro
     with threadpool_limits(1):
         for k in range(settings.seeds):
             seed, folder = settings.seed + k, folders[k % len(folders)]
-            dataset, records = sets[folder]
+            dataset, digests = sets[folder]
+            records = dataset.records
             if folder not in features_of:
-                features_of[folder] = dict(zip([r["file"] for r in records], cache.features([folder / r["file"] for r in records], progress)))
+                files = [r["file"] for r in records]
+                features_of[folder] = dict(zip(files, cache.features([folder / file for file in files], progress, [digests[file] for file in files])))
             features = features_of[folder]
             same_split = seed == dataset.info.get("seed", settings.seed)
             train, val = _split_labels(records, classes, None if same_split else seed, settings, dataset.info.get("variant", folder.name))
@@ -368,7 +391,7 @@ def probe_and_select(data: Path | list[Path], # the training dataset folder (<ro
                "runs": runs, "selected": selected, "summary": summary, "domain_gap": gap, "files": files,
                "device": "cpu (probe)" if cache._model is None else str(next(cache._model.parameters()).device) + " (probe)",
                "seconds": round(time.perf_counter() - start, 2)}
-    write_bytes_atomic(json.dumps(evaluate.check_metrics(metrics), indent=1).encode(), out / "metrics.json")
+    evaluate.write_metrics(metrics, out / "metrics.json")  # strict JSON: a NaN is written as null and listed
     if progress:
         print(f"probe {data.name}: test accuracy {summary['test_accuracy']['mean']:.3f}, C {summary['C_chosen']}", file=sys.stderr)
     return metrics

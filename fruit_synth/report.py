@@ -185,7 +185,8 @@ class RunOutcome:
     def metrics(self) -> dict | None:
         "The run's metrics.json, when it finished."
         if self.status not in ("ok", "reused"): return None
-        return json.loads((self.run_dir / "metrics.json").read_text())
+        from fruit_synth.evaluate import read_metrics
+        return read_metrics(self.run_dir / "metrics.json")
 
 class IpcKernelManager(AsyncKernelManager):
     "A Jupyter kernel manager that talks to the kernel over local IPC sockets (in Jupyter's runtime folder) instead of TCP."
@@ -248,7 +249,12 @@ def run_fingerprint(settings: Settings, variant: str, inputs: dict[str, str] | N
     return hashlib.sha256(f"{variant}/{settings.digest()}/{json.dumps(inputs or {}, sort_keys=True)}".encode()).hexdigest()[:16]
 
 def _reusable(state: dict, fingerprint: str, run_dir: Path) -> bool:
-    return state.get("fingerprint") == fingerprint and state.get("status") == "ok" and (run_dir / "metrics.json").is_file()
+    "A finished run whose inputs match and whose metrics.json reads back whole (a damaged one is made again)."
+    from fruit_synth.evaluate import MetricsError, read_metrics
+    if state.get("fingerprint") != fingerprint or state.get("status") != "ok": return False
+    try: read_metrics(run_dir / "metrics.json")
+    except (OSError, MetricsError): return False
+    return True
 
 def _run_state(run_dir: Path) -> dict:
     try: state = json.loads((Path(run_dir) / "report-run.json").read_text())

@@ -56,28 +56,28 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("class_folders", "str", "extra folder names per class, e.g. `tomato = Tomatoes | Tomato heirloom; kiwi = Kiwifruit`"),
     Setting("seed", "int", "seed every random choice derives from", low=0, high=2**32 - 1),
     Setting("demo", "bool", "use the offline demo world, built into demo_dir when missing"),
-    Setting("demo_dir", "path", "where the demo world is built"),
+    Setting("demo_dir", "path", "where the demo world is built (empty: work_dir/demo-world)"),
     Setting("work_dir", "path", "where generated datasets, runs and caches are written"),
     Setting("report_dir", "path", "where the HTML report is written"),
     Setting("real_dir", "path", "real photos: a folder per class (also Fruits-360 and Fruit Recognition layouts)", required=True),
-    Setting("test_per_class", "int", "real test photos sampled per class", low=1),
+    Setting("test_per_class", "int", "real test photos sampled per class", low=1, high=1_000_000),
     Setting("allow_fewer", "bool", "accept a class with fewer real photos than test_per_class (recorded as a warning)"),
     Setting("mask_dir", "path", "photos or cut-outs to build the cut-out library from, a folder per class", required=True),
     Setting("mask_method", "choice", "how cut-outs are made: RGBA files, photos on a plain background, photo + mask file, or auto",
             choices=("auto", "rgba", "plain", "paired")),
     Setting("cutout_originals", "path", "the original photos RGBA cut-outs were cut from (matched by file stem, a folder per class or one folder): the leakage check compares these with the test photos"),
-    Setting("masks_per_class", "int", "cut-outs kept per class (the study: 5)", low=1),
+    Setting("masks_per_class", "int", "cut-outs kept per class (the study: 5)", low=1, high=10_000),
     Setting("backgrounds_dir", "path", "fruit-free background photos", required=True),
-    Setting("min_backgrounds", "int", "fewest usable backgrounds accepted", low=1),
+    Setting("min_backgrounds", "int", "fewest usable backgrounds accepted", low=1, high=1_000_000),
     Setting("leakage_max_distance", "int", "perceptual-hash distance (bits of 64) at or under which a test photo counts as a near-duplicate of a cut-out source", low=0, high=64),
-    Setting("max_image_pixels", "int", "images with more pixels are refused as possible decompression bombs", low=1),
+    Setting("max_image_pixels", "int", "images with more pixels are refused as possible decompression bombs", low=1, high=2**40),
     Setting("min_image_edge", "int", "real photos with a shorter side (pixels) are skipped and counted", low=1, high=4096),
     Setting("max_aspect_ratio", "float", "real photos more than this many times longer than wide (or wider than long) are skipped and counted", low=1.0, high=100.0),
     Setting("protocol", "str", "how the profile's settings were chosen, in a sentence or two: the report states it under the title"),
     Setting("variants", "list", "dataset variants the report runs: few_shot, copy_paste, copy_paste_piles, copy_paste_poisson, diffusion, hybrid"),
-    Setting("n_per_class", "int", "generated training images per class", low=1),
-    Setting("hybrid_from_copy_paste", "int", "copy-paste images per class in the hybrid set", low=0),
-    Setting("hybrid_from_diffusion", "int", "Stable Diffusion images per class in the hybrid set", low=0),
+    Setting("n_per_class", "int", "generated training images per class", low=1, high=1_000_000),
+    Setting("hybrid_from_copy_paste", "int", "copy-paste images per class in the hybrid set", low=0, high=1_000_000),
+    Setting("hybrid_from_diffusion", "int", "Stable Diffusion images per class in the hybrid set", low=0, high=1_000_000),
     Setting("image_format", "choice", "file format of generated images (a copy-paste image whose camera ends in JPEG is stored as that JPEG)", choices=("png", "jpg")),
     Setting("min_objects", "int", "copy-paste: fewest fruits pasted per image", low=1, high=50),
     Setting("max_objects", "int", "copy-paste: most fruits pasted per image", low=1, high=50),
@@ -138,7 +138,7 @@ SCHEMA: dict[str, Setting] = {s.name: s for s in [
     Setting("tta", "choice", "test-time augmentation: none, or hflip (average the logits of each photo and its mirror image)", choices=("none", "hflip")),
     Setting("augment_rotation", "float", "largest random rotation during training, degrees", low=0, high=180),
     Setting("threads", "int", "CPU threads for training and evaluation (0: all cores)", low=0, high=512),
-    Setting("cache_mb", "int", "memory for decoded training images, MB; beyond it images are decoded again each epoch", low=0),
+    Setting("cache_mb", "int", "memory for decoded training images, MB; beyond it images are decoded again each epoch", low=0, high=2**30),
     Setting("device", "choice", "where to train: auto (CUDA when present), cpu or cuda", choices=("auto", "cpu", "cuda")),
     Setting("bootstrap", "int", "bootstrap resamples for the test confidence intervals", low=100, high=100000),
     Setting("sd_model", "str", "Stable Diffusion weights: a hub id or a local folder"),
@@ -460,7 +460,9 @@ def load_settings(profile: str = "demo", # section of settings.ini
     source = find_settings_file(path)
     parser = read_ini(source)
     if profile not in parser.sections():
-        raise SettingsError(f"{source.name}: no profile [{profile}]; profiles are: {', '.join(parser.sections())}")
+        raise SettingsError(f"{source}: no profile [{profile}]; " + (f"profiles are: {', '.join(parser.sections())}"
+                           if parser.sections() else "it has none: add a section such as [demo], or write a starter "
+                           "settings file with `fruit-synth init`"))
     raw = dict(parser[profile])
     if isinstance(overrides, dict): pairs = [(k, str(v)) for k, v in overrides.items()]
     else: pairs = [parse_override(text) for text in (overrides or [])]
@@ -486,6 +488,7 @@ def load_settings(profile: str = "demo", # section of settings.ini
             if key in given: given[key] = str(value)
         values[key] = value
     for key in ("classes", "plurals"): values[key] = [unicodedata.normalize("NFC", name) for name in values[key]]
+    if values["demo_dir"] is None: values["demo_dir"] = values["work_dir"] / "demo-world"  # the demo world goes with work_dir
     if values["demo"]:
         for key, folder in DEMO_FOLDERS.items():
             if values[key] is None: values[key] = values["demo_dir"] / folder

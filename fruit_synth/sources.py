@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import json
+import os
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -16,21 +18,177 @@ from pathlib import Path
 
 from PIL import Image
 
+from .demo import WORLD_NAME
 from .images import ImageError, ScanResult, Skipped, hash_distance, scan_images
+from .outputs import MARKER, folder_owner
 from .settings import Settings, SettingsError, class_folder_map
 
 # %% auto #0
-__all__ = ['GENERATED_MARKERS', 'MIN_IMAGE_EDGE', 'MAX_ASPECT_RATIO', 'SOURCE_KEYS', 'folder_matches', 'generated_marker',
-           'FolderSurvey', 'survey_folders', 'check_root', 'find_class_folders', 'class_names', 'ClassImages',
+__all__ = ['GENERATED_MARKERS', 'STUDY_LOCK', 'MIN_IMAGE_EDGE', 'MAX_ASPECT_RATIO', 'SOURCE_KEYS', 'tool_folder',
+           'generated_marker', 'LeftOut', 'photo_folders', 'scan_photo_folders', 'folder_matches', 'FolderSurvey',
+           'survey_folders', 'refuse_generated', 'check_root', 'find_class_folders', 'class_names', 'ClassImages',
            'is_mask_file', 'shape_problem', 'class_images', 'settings_class_images', 'sample_key', 'seeded_order',
-           'Leak', 'find_leaks', 'TestSet', 'sample_test_set', 'find_backgrounds', 'SourcesCheck', 'stage_dir',
-           'prepare_world', 'library_dir', 'cutout_library', 'usable_backgrounds', 'check_sources', 'CutoutOrigins',
-           'cutout_origins', 'test_sample', 'real_train_photos', 'test_sample_without', 'test_folder',
+           'Leak', 'find_leaks', 'TestSet', 'sample_test_set', 'Backgrounds', 'find_backgrounds', 'SourcesCheck',
+           'stage_dir', 'prepare_world', 'library_dir', 'cutout_library', 'usable_backgrounds', 'check_sources',
+           'CutoutOrigins', 'cutout_origins', 'test_sample', 'real_train_photos', 'test_sample_without', 'test_folder',
            'training_sources', 'without_leaks']
+
+# %% ../nbs/02_sources.ipynb #5f0c2a12
+GENERATED_MARKERS = ("dataset.json", "manifest.jsonl", "library.json") # files fruit-synth writes into folders it generates
+STUDY_LOCK = ".fruit-synth.lock" # the lock a report or sweep holds in its folder (`study.runs.hold_folder`)
+_MARKER_WHAT = {"dataset.json": "a dataset", "manifest.jsonl": "a dataset", "library.json": "a cut-out library"}
+_OWNER_FILES = {"train": "metrics.json", "evaluate": "evaluation.json", "report": "index.html", "generate": "dataset.json"}
+
+def _json_object(path: Path) -> dict | None:
+    try: data = json.loads(path.read_text())
+    except (OSError, ValueError): return None
+    return data if isinstance(data, dict) else None
+
+def _is_demo_world(folder: Path) -> bool:
+    world = _json_object(folder / "world.json")
+    if world is not None: return world.get("name") == WORLD_NAME
+    try: return (folder / "README.txt").read_text(errors="replace").startswith(WORLD_NAME)
+    except OSError: return False
+
+def tool_folder(folder: Path, # a folder found where photos are read
+                demo_world: bool = True, # also recognise the demo world (False: where the demo profile reads from it)
+               ) -> tuple[str, str] | None:
+    "(the file that shows fruit-synth wrote `folder`, what the folder is), or None for a folder of the user's."
+    folder = Path(folder)
+    for name in GENERATED_MARKERS:
+        if (folder / name).is_file(): return name, _MARKER_WHAT[name]
+    owner = folder_owner(folder)
+    if owner: return (MARKER if (folder / MARKER).is_file() else _OWNER_FILES.get(owner, MARKER)), f"output of `fruit-synth {owner}`"
+    if (folder / MARKER).is_file(): return MARKER, "output of a fruit-synth command"
+    if (folder / STUDY_LOCK).is_file(): return STUDY_LOCK, "a report or sweep folder"
+    if "settings_digest" in (_json_object(folder / "sources.json") or {}): return "sources.json", "a profile folder of a work_dir"
+    if demo_world and _is_demo_world(folder): return "world.json", "the demo world (synthetic images)"
+    return None
+
+def generated_marker(folder: Path) -> str | None:
+    "The file that shows `folder` was written by fruit-synth (the demo world aside, which the demo profile reads), or None."
+    found = tool_folder(folder, demo_world=False)
+    return found[0] if found else None
+
+# %% ../nbs/02_sources.ipynb #5f0c2a13
+def _relative(path: Path, root: Path | None) -> str:
+    try: return path.relative_to(root).as_posix() if root else str(path)
+    except ValueError: return str(path)
+
+def _count(number: int, thing: str) -> str: return f"{number} {thing}{'' if number == 1 else 's'}"
+
+def _listed(paths: list[str], limit: int = 5) -> str:
+    return ", ".join(paths[:limit]) + (f", ... ({len(paths)} in all)" if len(paths) > limit else "")
+
+def _target(link: Path) -> str:
+    try: return os.readlink(link)
+    except OSError: return "?"
+
+@dataclass
+class LeftOut:
+    "What a walk of a photo folder left out besides unreadable files: folders fruit-synth wrote, hidden entries, links."
+    tool_folders: dict[Path, tuple[str, str]] = field(default_factory=dict) # folder -> (the file that shows it, what it is)
+    hidden_files: list[Path] = field(default_factory=list) # names starting with '.'
+    hidden_folders: list[Path] = field(default_factory=list)
+    broken_links: list[Path] = field(default_factory=list) # links whose target is missing
+    linked_folders: list[Path] = field(default_factory=list) # links to folders: not followed
+    unreadable: list[Path] = field(default_factory=list) # folders that could not be listed
+
+    def add(self, other: LeftOut) -> LeftOut:
+        "These entries with `other`'s added."
+        self.tool_folders.update(other.tool_folders)
+        for name in ("hidden_files", "hidden_folders", "broken_links", "linked_folders", "unreadable"):
+            getattr(self, name).extend(getattr(other, name))
+        return self
+
+    def notes(self, root: Path | None = None) -> list[str]:
+        "A line for the folders fruit-synth wrote, one for hidden entries and links (paths relative to `root`), each saying what to do."
+        notes = []
+        if self.tool_folders:
+            listed = [f"{_relative(path, root)} ({what}: it has {marker})" for path, (marker, what) in self.tool_folders.items()]
+            notes.append(f"left out {len(listed)} folder(s) fruit-synth generated (never read as photos): {_listed(listed, 10)}; "
+                         f"move them out of '{root}': fruit-synth's own outputs belong under work_dir or an --out folder")
+        skipped = [_count(len(paths), thing) for paths, thing in ((self.hidden_files, "hidden file"),
+                   (self.hidden_folders, "hidden folder"), (self.broken_links, "broken link")) if paths]
+        heads = [(", ".join(skipped[:-1]) + " and " if len(skipped) > 1 else "") + skipped[-1] + " skipped"] if skipped else []
+        if self.linked_folders: heads.append(f"{_count(len(self.linked_folders), 'linked folder')} not followed")
+        if self.unreadable: heads.append(f"{_count(len(self.unreadable), 'folder')} that cannot be read")
+        if not heads: return notes
+        details = []
+        hidden = sorted(self.hidden_files + self.hidden_folders)
+        if hidden:
+            details.append(f"hidden (a name starting with '.' is never read; rename a photo to use it): "
+                           + _listed([_relative(path, root) for path in hidden]))
+        if self.broken_links:
+            details.append("broken links (their target is missing; fix or remove them): "
+                           + _listed([f"{_relative(path, root)} -> {_target(path)}" for path in self.broken_links]))
+        if self.linked_folders:
+            details.append("links to folders (never followed; move or copy the photos in instead): "
+                           + _listed([f"{_relative(path, root)} -> {_target(path)}" for path in self.linked_folders]))
+        if self.unreadable:
+            details.append("folders that cannot be read (permission denied; fix their permissions): "
+                           + _listed([_relative(path, root) for path in self.unreadable]))
+        notes.append("; ".join(heads) + ": " + "; ".join(details))
+        return notes
+
+    def to_dict(self) -> dict:
+        "JSON-friendly: what sources.json records of the walk."
+        return dict(tool_folders=[dict(path=str(path), marker=marker, what=what) for path, (marker, what) in self.tool_folders.items()],
+                    hidden=[str(path) for path in sorted(self.hidden_files + self.hidden_folders)],
+                    broken_links=[dict(path=str(path), target=_target(path)) for path in self.broken_links],
+                    linked_folders=[dict(path=str(path), target=_target(path)) for path in self.linked_folders],
+                    unreadable=[str(path) for path in self.unreadable])
+
+def _leave_out_entry(entry: os.DirEntry, path: Path, left_out: LeftOut) -> bool:
+    "Record `entry` in `left_out` when it is hidden or a broken link; whether it was."
+    if entry.name.startswith("."):
+        (left_out.hidden_folders if entry.is_dir() else left_out.hidden_files).append(path)
+        return True
+    if entry.is_symlink() and not path.exists():
+        left_out.broken_links.append(path)
+        return True
+    return False
+
+def photo_folders(folder: Path, # a folder of photos: a class folder, backgrounds_dir
+                  left_out: LeftOut, # where what the walk leaves out is recorded
+                 ) -> list[Path]:
+    "`folder` and every folder under it, at any depth, to read photos from; fruit-synth's folders, hidden entries and links to folders left out."
+    folders, pending = [], [Path(folder)]
+    while pending:
+        current = pending.pop()
+        try:
+            with os.scandir(current) as listing: entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError:
+            left_out.unreadable.append(current)
+            continue
+        folders.append(current)
+        for entry in entries:
+            path = current / entry.name
+            if _leave_out_entry(entry, path, left_out): continue
+            if entry.is_symlink() and entry.is_dir(): left_out.linked_folders.append(path)
+            elif entry.is_dir():
+                found = tool_folder(path)
+                if found: left_out.tool_folders[path] = found
+                else: pending.append(path)
+    return sorted(folders)
+
+def scan_photo_folders(folder: Path, # a folder of photos
+                       max_pixels: int | None = None, # larger images are skipped
+                       hashes: bool = False, # also compute perceptual hashes
+                      ) -> tuple[ScanResult, LeftOut]:
+    "Decode every file of `photo_folders(folder)`: the usable images and skipped files, and what the walk left out."
+    left_out, result = LeftOut(), ScanResult()
+    for each in photo_folders(folder, left_out):
+        scan = scan_images(each, recursive=False, max_pixels=max_pixels, hashes=hashes)
+        result.images += scan.images
+        result.skipped += scan.skipped
+        result.hashes.update(scan.hashes)
+    result.images.sort()
+    result.skipped.sort(key=lambda skip: skip.path)
+    return result, left_out
 
 # %% ../nbs/02_sources.ipynb #d74f4ebe
 _SPLIT_FOLDERS = {"training", "train", "test", "testing", "validation", "val", "images", "fruits", "fruit"}
-GENERATED_MARKERS = ("dataset.json", "manifest.jsonl", "library.json") # files fruit-synth writes into folders it generates
 
 def _nfc(text: str) -> str: return unicodedata.normalize("NFC", text)
 
@@ -42,26 +200,31 @@ def folder_matches(folder_name: str, names: list[str]) -> bool:
         if re.fullmatch(re.escape(name) + r"[ _-]+(\d+|[a-z])", folder): return True
     return False
 
-def generated_marker(folder: Path) -> str | None:
-    "The file that shows `folder` was written by fruit-synth (a dataset or a cut-out library), or None."
-    return next((name for name in GENERATED_MARKERS if (Path(folder) / name).is_file()), None)
-
 @dataclass
 class FolderSurvey:
-    "What the top of a dataset root holds: class folders, generated folders left out, and folders that are no class."
+    "What the top of a dataset root holds: class folders, what was left out (fruit-synth's folders, hidden entries, links), and folders that are no class."
     found: dict[str, list[Path]] # class -> its folders
-    generated: list[Path] = field(default_factory=list) # fruit-synth datasets and libraries: never real photos
+    left_out: LeftOut = field(default_factory=LeftOut) # fruit-synth datasets, runs and libraries (never real photos), hidden entries, links
     extra: list[Path] = field(default_factory=list) # folders that match no class (another class, notes, ...)
+
+    @property
+    def generated(self) -> list[Path]:
+        "The folders fruit-synth wrote, left out."
+        return list(self.left_out.tool_folders)
 
 def _subfolders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 def survey_folders(root: Path, names: dict[str, list[str]]) -> FolderSurvey:
-    "Class folders one level under `root` (two under a split folder such as `Training/`); generated folders left out."
+    "Class folders one level under `root` (two under a split folder such as `Training/`); fruit-synth's folders, hidden entries and broken links left out."
     survey = FolderSurvey({name: [] for name in names})
     def visit(folder: Path, depth: int):
-        for child in _subfolders(folder):
-            if generated_marker(child): survey.generated.append(child); continue
+        with os.scandir(folder) as listing: entries = sorted(listing, key=lambda entry: entry.name)
+        for entry in entries:
+            child = folder / entry.name
+            if _leave_out_entry(entry, child, survey.left_out) or not entry.is_dir(): continue
+            found = tool_folder(child)
+            if found: survey.left_out.tool_folders[child] = found; continue
             owners = [name for name, aliases in names.items() if folder_matches(child.name, aliases)]
             if owners: survey.found[owners[0]].append(child)
             elif depth == 1 and child.name.lower() in _SPLIT_FOLDERS: visit(child, 2)
@@ -75,18 +238,26 @@ def _deeper(root: Path, names: list[str], depth: int = 3, limit: int = 5) -> lis
     for _ in range(depth):
         level = [child for folder in level for child in _subfolders(folder)]
         hits += [p for p in level if folder_matches(p.name, names) and p.parent != root]
-    return [p.relative_to(root).as_posix() + (" (generated)" if generated_marker(p.parent) else "") for p in hits[:limit]]
+    return [p.relative_to(root).as_posix() + (" (generated)" if tool_folder(p.parent) else "") for p in hits[:limit]]
+
+def refuse_generated(root: Path, # a folder given as a setting or option
+                     where: str, # the setting or option, for the error
+                     expected: str = "the folder of your real photos", # what to give instead
+                    ) -> None:
+    "An error when `root`, or the folder it is in, is a folder fruit-synth wrote (the demo world, which the demo profile reads, aside)."
+    for folder in (root, root.parent):
+        found = tool_folder(folder, demo_world=False)
+        if found:
+            marker, what = found
+            raise SettingsError(f"{where}: '{root}' is {'inside ' if folder != root else ''}a folder fruit-synth generated "
+                                f"({what}: it has {folder / marker}), not photos of yours; give {expected}")
 
 def check_root(root: Path, where: str) -> Path:
     "`root` if it is a folder of real photos; an error when it is missing, a file, or a folder fruit-synth generated."
     root = Path(root)
     if root.is_file(): raise SettingsError(f"{where}: '{root}' is a file, expected a folder with a sub-folder per class")
     if not root.is_dir(): raise SettingsError(f"{where}: folder '{root}' does not exist")
-    for folder in (root, root.parent):
-        marker = generated_marker(folder)
-        if marker:
-            raise SettingsError(f"{where}: '{root}' is {'inside ' if folder != root else ''}a folder fruit-synth generated "
-                                f"(it has {folder / marker}), not real photos; give the folder of your real photos")
+    refuse_generated(root, where)
     return root
 
 def find_class_folders(root: str | Path, # dataset root
@@ -122,8 +293,13 @@ class ClassImages:
     images: dict[str, list[Path]]
     skipped: list[Skipped] = field(default_factory=list)
     hashes: dict[Path, int] = field(default_factory=dict)
-    generated: list[Path] = field(default_factory=list) # folders fruit-synth generated, left out
+    left_out: LeftOut = field(default_factory=LeftOut) # folders fruit-synth wrote, hidden entries and links, at any depth
     extra: list[Path] = field(default_factory=list) # folders that are no class, left out
+
+    @property
+    def generated(self) -> list[Path]:
+        "The folders fruit-synth wrote, left out."
+        return list(self.left_out.tool_folders)
 
     def counts(self) -> dict[str, int]:
         "Number of usable images per class."
@@ -131,10 +307,7 @@ class ClassImages:
 
     def notes(self) -> list[str]:
         "What was left out besides skipped files, and where a class came from more than one folder."
-        notes = []
-        if self.generated:
-            notes.append(f"left out {len(self.generated)} folder(s) fruit-synth generated (never real photos): "
-                         + ", ".join(p.relative_to(self.root).as_posix() for p in self.generated[:10]))
+        notes = self.left_out.notes(self.root)
         if self.extra:
             notes.append(f"{len(self.extra)} folder(s) match no class and were not used: "
                          + ", ".join(p.relative_to(self.root).as_posix() for p in self.extra[:10]))
@@ -176,14 +349,15 @@ def class_images(root: str | Path, # dataset root
                  min_edge: int = MIN_IMAGE_EDGE, # images with a shorter side are skipped
                  max_aspect: float = MAX_ASPECT_RATIO, # images more elongated than this are skipped
                 ) -> ClassImages:
-    "Scan the class folders of `root`: usable images per class, and skipped files with reasons."
+    "Scan the class folders of `root` at any depth: usable images per class, skipped files with reasons, what was left out."
     root = check_root(Path(root), where)
     find_class_folders(root, names, where)
     survey = survey_folders(root, names)
-    result = ClassImages(root, survey.found, {name: [] for name in names}, generated=survey.generated, extra=survey.extra)
+    result = ClassImages(root, survey.found, {name: [] for name in names}, left_out=survey.left_out, extra=survey.extra)
     for name, class_dirs in survey.found.items():
         for folder in class_dirs:
-            scan: ScanResult = scan_images(folder, max_pixels=max_pixels, hashes=hashes)
+            scan, left_out = scan_photo_folders(folder, max_pixels, hashes)
+            result.left_out.add(left_out)
             for path in scan.images:
                 if is_mask_file(path) or any(fnmatch.fnmatch(path.name.lower(), pattern) for pattern in exclude): continue
                 problem = shape_problem(path, min_edge, max_aspect)
@@ -271,20 +445,39 @@ def sample_test_set(real: ClassImages, # the scanned real photos (with hashes)
     return result
 
 # %% ../nbs/02_sources.ipynb #ea7c49f5
+@dataclass
+class Backgrounds(ScanResult):
+    "The usable background photos of a folder, every skipped file with its reason, and what the walk left out."
+    root: Path | None = None # the backgrounds folder
+    left_out: LeftOut = field(default_factory=LeftOut) # folders fruit-synth wrote, hidden entries and links, at any depth
+
+    def notes(self) -> list[str]:
+        "What was left out besides skipped files, and what to do."
+        return self.left_out.notes(self.root)
+
 def find_backgrounds(folder: str | Path, # folder of fruit-free photos
                      minimum: int, # fewest usable backgrounds accepted
                      where: str = "backgrounds_dir", # the setting, for errors
                      max_pixels: int | None = None, # larger images are skipped
-                    ) -> ScanResult:
-    "The usable background photos of `folder`; an error if there are fewer than `minimum`."
+                     min_edge: int = MIN_IMAGE_EDGE, # images with a shorter side are skipped
+                     max_aspect: float = MAX_ASPECT_RATIO, # images more elongated than this are skipped
+                    ) -> Backgrounds:
+    "The usable background photos of `folder` at any depth, with the size and shape guards of real photos; an error if there are fewer than `minimum`."
     folder = Path(folder)
     if folder.is_file(): raise SettingsError(f"{where}: '{folder}' is a file, expected a folder of background photos")
     if not folder.is_dir(): raise SettingsError(f"{where}: folder '{folder}' does not exist")
-    scan = scan_images(folder, max_pixels=max_pixels)
-    if len(scan.images) < minimum:
-        raise SettingsError(f"{where}: folder '{folder}' has {len(scan.images)} usable background images "
-                            f"({len(scan.skipped)} skipped), fewer than min_backgrounds = {minimum}")
-    return scan
+    refuse_generated(folder, where, "a folder of fruit-free background photos")
+    scan, left_out = scan_photo_folders(folder, max_pixels)
+    result = Backgrounds(skipped=list(scan.skipped), root=folder, left_out=left_out)
+    for path in scan.images:
+        problem = shape_problem(path, min_edge, max_aspect)
+        if problem: result.skipped.append(Skipped(path, problem))
+        else: result.images.append(path)
+    result.skipped.sort(key=lambda skip: skip.path)
+    if len(result.images) < minimum:
+        raise SettingsError(f"{where}: folder '{folder}' has {len(result.images)} usable background images "
+                            f"({len(result.skipped)} skipped), fewer than min_backgrounds = {minimum}")
+    return result
 
 # %% ../nbs/02_sources.ipynb #31aee315
 import json
@@ -303,7 +496,7 @@ class SourcesCheck:
     test: TestSet
     library: Library
     mask_candidates: ClassImages
-    backgrounds: ScanResult
+    backgrounds: Backgrounds
     world: dict | None = None # the demo world's description, when the profile uses it
     origins: CutoutOrigins | None = None # the photos the cut-outs were cut from, as the leakage check saw them
 
@@ -348,6 +541,7 @@ class SourcesCheck:
                                       (self.origins.origins.items() if self.origins else []) if source != original},
                     leakage_warnings=self.leakage_warnings,
                     backgrounds=[str(p) for p in self.backgrounds.images],
+                    left_out=self.left_out(),
                     skipped=[dict(where=where, path=str(path), reason=reason) for where, path, reason in self.skipped()],
                     notes=self.notes(),
                     warnings=self.test.warnings)
@@ -372,9 +566,18 @@ class SourcesCheck:
         return "\n".join(lines)
 
     def notes(self) -> list[str]:
-        "Folders left out of real_dir and mask_dir (generated, or no class), and classes taken from several folders."
+        "What each input folder left out (folders fruit-synth wrote, no class, hidden, links), and classes taken from several folders."
         return ([f"real_dir: {note}" for note in self.real.notes()]
-                + [f"mask_dir: {note}" for note in self.mask_candidates.notes()])
+                + [f"mask_dir: {note}" for note in self.mask_candidates.notes()]
+                + [f"backgrounds_dir: {note}" for note in self.backgrounds.notes()]
+                + [f"cutout_originals: {note}" for note in (self.origins.notes() if self.origins else [])])
+
+    def left_out(self) -> dict[str, dict]:
+        "What the walk of each input folder left out, by setting (the `left_out` of sources.json)."
+        walks = {"real_dir": self.real.left_out, "mask_dir": self.mask_candidates.left_out,
+                 "backgrounds_dir": self.backgrounds.left_out}
+        if self.origins and self.origins.folder is not None: walks["cutout_originals"] = self.origins.left_out
+        return {where: walk.to_dict() for where, walk in walks.items()}
 
 SOURCE_KEYS = ("classes", "plurals", "class_folders", "seed", "demo", "demo_dir", "real_dir", "test_per_class", "allow_fewer",
                "mask_dir", "mask_method", "cutout_originals", "masks_per_class", "backgrounds_dir", "min_backgrounds", "leakage_max_distance",
@@ -412,9 +615,9 @@ def cutout_library(settings: Settings, # resolved settings
     return library, candidates
 
 def usable_backgrounds(settings: Settings) -> ScanResult:
-    "The profile's usable background photos (at least `min_backgrounds` of them)."
+    "The profile's usable background photos (at least `min_backgrounds` of them, within the size and shape limits)."
     return find_backgrounds(settings.require("backgrounds_dir"), settings.min_backgrounds, settings.where("backgrounds_dir"),
-                            settings.max_image_pixels)
+                            settings.max_image_pixels, settings.min_image_edge, settings.max_aspect_ratio)
 
 def check_sources(settings: Settings, # resolved settings of one profile
                   progress: bool = True, # print what each step is doing to stderr
@@ -441,25 +644,33 @@ class CutoutOrigins:
     origins: dict[Path, Path | None] # recorded source -> the photo it was cut from (None: an RGBA file whose original is unknown)
     hashes: dict[Path, int] # the photos the test photos are checked against, with their perceptual hashes
     warnings: list[str] # what the check cannot see, and what to do about it
+    folder: Path | None = None # the cutout_originals folder (None: the setting is empty)
+    left_out: LeftOut = field(default_factory=LeftOut) # what the walk of that folder left out
 
-def _originals(settings: Settings) -> tuple[Path | None, dict[str, list[Path]]]:
-    "The `cutout_originals` folder and its image files by stem (mask files left out); (None, {}) when the setting is empty."
-    if not settings.cutout_originals: return None, {}
+    def notes(self) -> list[str]:
+        "What the walk of `cutout_originals` left out, and what to do."
+        return self.left_out.notes(self.folder)
+
+def _originals(settings: Settings) -> tuple[Path | None, dict[str, list[Path]], LeftOut]:
+    "The `cutout_originals` folder, its image files by stem (mask files and fruit-synth's folders left out), and what was left out."
+    left_out = LeftOut()
+    if not settings.cutout_originals: return None, {}, left_out
     folder = Path(settings.cutout_originals)
     if not folder.is_dir():
         raise SettingsError(f"{settings.where('cutout_originals')}: folder '{folder}' does not exist; give the folder of the photos "
                             f"the RGBA cut-outs were cut from (matched by file stem), or leave it empty")
     by_stem: dict[str, list[Path]] = {}
-    for path in sorted(folder.rglob("*")):
+    files = [path for each in photo_folders(folder, left_out) for path in each.iterdir() if not path.name.startswith(".")]
+    for path in sorted(files):
         if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and not is_mask_file(path):
             by_stem.setdefault(path.stem, []).append(path)
-    return folder, by_stem
+    return folder, by_stem, left_out
 
 def cutout_origins(settings: Settings, # resolved settings (cutout_originals, classes, max_image_pixels)
                    library: Library, # the cut-out library
                   ) -> CutoutOrigins:
     "The photo each cut-out was cut from (itself for a photo; the original of the same stem for an RGBA file), hashed, and warnings."
-    folder, by_stem = _originals(settings)
+    folder, by_stem, left_out = _originals(settings)
     names = class_names(settings)
     origins: dict[Path, Path | None] = {}
     for record in library.cutouts:
@@ -484,7 +695,7 @@ def cutout_origins(settings: Settings, # resolved settings (cutout_originals, cl
                         f"composited on white, which misses the photos they were cut from unless those had a plain white "
                         f"background, so such a photo may be in the test set; set cutout_originals to the folder of the "
                         f"photos they were cut from (matched by file stem)")
-    return CutoutOrigins(origins, hashes, warnings)
+    return CutoutOrigins(origins, hashes, warnings, folder, left_out)
 
 # %% ../nbs/02_sources.ipynb #00b31a43
 def test_sample(settings: Settings, progress: bool = True) -> dict[str, list[Path]]:

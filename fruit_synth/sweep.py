@@ -17,21 +17,24 @@ import os
 import re
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .datasets import load_dataset, read_json, write_with_real
+from .datasets import hold_dataset_lock, load_dataset, read_json, release_dataset_lock, write_with_real
 from .variants import RESEEDABLE, VARIANTS, generate_variant, generator_versions, image_digest, variant_settings
 from .images import write_bytes_atomic
-from .settings import SCHEMA, Settings, SettingsError, parse_value
+from .outputs import OutputError, check_output, check_outside_inputs, folder_owner, write_marker
+from .settings import SCHEMA, Settings, SettingsError, load_settings, parse_value
 from .study.runs import Executor, Task, hold_folder, study_folders
 
 # %% auto #0
-__all__ = ['VARIABLE_KINDS', 'TRAINING_KEYS', 'REAL_KEYS', 'SUPERSET_METHODS', 'CSV_COLUMNS', 'TIMING_COLUMNS', 'SweepError',
-           'parse_vary', 'SweepSpec', 'check_variants', 'parse_sweeps', 'Point', 'grid', 'point_dataset_name',
-           'point_base', 'base_dataset', 'point_dataset', 'sweep_test_sample', 'SweepResult', 'point_data',
-           'process_cache', 'run_point', 'write_csv', 'run_sweep', 'plot_sweep', 'profile_sweeps', 'sweep_summary',
-           'sweep_html']
+__all__ = ['VARIABLE_KINDS', 'NOT_VARIED', 'PROBE_UNUSED', 'READ_BY', 'TRAINING_KEYS', 'REAL_KEYS', 'SUPERSET_METHODS',
+           'CUTOUT_KEYS', 'CSV_COLUMNS', 'TIMING_COLUMNS', 'SweepError', 'parse_vary', 'SweepSpec', 'check_variants',
+           'parse_sweeps', 'vary_problem', 'check_axes', 'Point', 'grid', 'point_settings', 'run_settings',
+           'point_dataset_name', 'point_base', 'base_dataset', 'point_dataset', 'sample_digest', 'sweep_test_sample',
+           'SweepResult', 'point_data', 'process_cache', 'run_point', 'write_csv', 'check_sweep_folder',
+           'prepare_sweep', 'hold_datasets', 'run_sweep', 'plot_sweep', 'profile_sweeps', 'sweep_summary', 'sweep_html']
 
 # %% ../nbs/13_sweep.ipynb #432fa7cc
 class SweepError(ValueError):
@@ -53,7 +56,8 @@ def parse_vary(texts: list[str], # `key=v1,v2,...` texts, one per --vary
             raise SweepError(f"{where} {text!r}: unknown setting {key!r}; settings that can be varied: {', '.join(variable)}")
         setting = SCHEMA[key]
         if setting.kind not in VARIABLE_KINDS:
-            raise SweepError(f"{where} {text!r}: {key} takes a list of values and cannot be varied; vary a single-valued setting")
+            raise SweepError(f"{where} {text!r}: {key} takes a list of values and cannot be varied; give the list with "
+                             f"-p {key}=..., one sweep per list, each with its own --out")
         if key in axes: raise SweepError(f"{where} {text!r}: {key} is varied twice; give all its values in one --vary")
         items = [item.strip() for item in values.split(",")]
         if not values or any(item == "" for item in items):
@@ -99,6 +103,91 @@ def parse_sweeps(text: str, # the `sweeps` setting
         specs.append(SweepSpec(parse_vary(grid.split(), where), check_variants(variants.split(), where), seeds))
     return specs
 
+# %% ../nbs/13_sweep.ipynb #7d2e9b41
+_ONE_SAMPLE = ("it shapes the real test photos, and a sweep tests every point on one sample (kept in sweep.json) so that its "
+               "points compare; run one sweep per value, each with -p {key}=VALUE and its own --out")
+NOT_VARIED: dict[str, str] = { # settings a sweep does not vary: why, and what to do instead
+    "seed": "the sweep gives each run its seed itself (seed, seed+1, ... for --seeds N) and keeps the cut-outs and test photos "
+            "of the profile's seed; give -p seed=S to start elsewhere and --seeds N for more seeds",
+    "seeds": "the sweep makes --seeds N runs of every point itself; give --seeds N",
+    "train_mode": "a sweep trains every point one way (its folder name and train_mode column say which); run one sweep per "
+                  "mode: --train-mode probe, then --train-mode finetune",
+    "sweeps": "it lists the sweeps run when no --vary is given; give each of them as --vary",
+    "protocol": "it describes how the profile's settings were chosen and no run reads it; write it in settings.ini",
+    "report_dir": "it is where `fruit-synth report` writes and no run of a sweep reads it; a sweep writes into --out",
+    "work_dir": "it is where datasets and caches are written, one folder for the whole sweep; give -p work_dir=DIR",
+    "demo": "it chose the input folders when the settings were read; give --profile demo, or another profile",
+    "demo_dir": "it chose the input folders when the settings were read; give -p demo_dir=DIR",
+    "max_image_pixels": "it is a safety limit on every image read, the test photos' too; give -p max_image_pixels=N",
+    "mask_dir": "the test sample leaves out the photos the cut-outs were cut from, and a sweep has one test sample (kept in "
+                "sweep.json) so that its points compare; run one sweep per folder, each with -p mask_dir=DIR and its own --out",
+    "real_train_dir": "the test sample leaves out the real training photos, and a sweep has one test sample (kept in "
+                      "sweep.json) so that its points compare; run one sweep per folder, each with -p real_train_dir=DIR "
+                      "and its own --out",
+    **{key: _ONE_SAMPLE.format(key=key) for key in ("real_dir", "test_per_class", "allow_fewer", "class_folders",
+                                                    "leakage_max_distance", "cutout_originals", "min_image_edge", "max_aspect_ratio")},
+}
+PROBE_UNUSED = ("lr", "batch_size", "augment_rotation", "augment_crop", "augment_colour", "augment_noise", "augment_jpeg",
+                "label_smoothing", "head_epochs", "ema", "threads", "cache_mb", "real_epochs", "real_lr") # fine-tuning settings the probe does not read
+READ_BY: dict[str, tuple[str, ...]] = { # settings only some methods read -> those methods
+    **{key: ("plus_real", "real_only") for key in ("real_per_class", "real_mode", "real_epochs", "real_lr")},
+    **{key: ("diffusion", "hybrid") for key in ("sd_model", "prompt", "negative_prompt", "sd_steps", "guidance_scale", "scheduler",
+                                                "sd_size", "sd_batch_size", "sd_dtype", "safety_checker")},
+    **{key: ("hybrid",) for key in ("hybrid_from_copy_paste", "hybrid_from_diffusion")},
+}
+
+def vary_problem(key: str, # a setting
+                 variants: list[str], # the sweep's variants
+                 mode: str, # its train mode: probe or finetune
+                 seeds: int = 1, # its runs per point
+                ) -> str:
+    "Why a sweep cannot vary `key`, and what to do instead; '' when each value reaches the runs of its points."
+    if SCHEMA[key].kind not in VARIABLE_KINDS:
+        return f"it takes a list of values; give the list with -p {key}=..., one sweep per list, each with its own --out"
+    if key in NOT_VARIED: return NOT_VARIED[key]
+    for variant in variants:
+        if key in VARIANTS[variant]:
+            plain = next(name for name, spec in VARIANTS.items() if spec == {"method": VARIANTS[variant]["method"]})
+            return (f"variant {variant} sets {key} = {VARIANTS[variant][key]} itself, so each of its points would be that; "
+                    f"vary {key} over variant {plain}")
+    readers = READ_BY.get(key, ())
+    if readers and not any(VARIANTS[variant]["method"] in readers for variant in variants):
+        users = [name for name, spec in VARIANTS.items() if spec["method"] in readers]
+        return (f"no variant of the sweep ({', '.join(variants)}) reads it, so every point would be the same run; vary it "
+                f"over {' or '.join(users)}")
+    if key == "seeds_vary" and seeds == 1:
+        return "with one run per point it changes nothing (the first seed always has the profile's images); give --seeds 2 or more"
+    if mode == "probe" and key in PROBE_UNUSED:
+        return (f"the probe (train mode probe: frozen features and a logistic regression) does not read {key}, so every point "
+                f"would be the same run; give --train-mode finetune to vary it")
+    return ""
+
+def _as_text(value) -> str:
+    "A typed setting value as an override's text."
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+def check_axes(settings: Settings, # the profile's settings (read with load_settings)
+               spec: SweepSpec, # the sweep
+               mode: str, # its train mode: probe or finetune
+               where: str = "--vary", # the option or setting the varied values came from, for errors
+              ) -> SweepSpec:
+    "`spec` with its values as the settings checks type them (paths absolute); a one-line `SweepError` when it cannot run as asked."
+    for key, values in spec.axes.items():
+        problem = vary_problem(key, spec.variants, mode, spec.seeds)
+        if problem:
+            raise SweepError(f"{where} {key}={','.join(map(_as_text, values))}: {key} cannot be varied: {problem}; nothing was run")
+    typed: dict[str, dict[str, object]] = {key: {} for key in spec.axes}
+    for combo in itertools.product(*spec.axes.values()):
+        texts = {key: _as_text(value) for key, value in zip(spec.axes, combo)}
+        try: checked = load_settings(settings.profile, {**settings.overrides, **texts}, settings.source)
+        except SettingsError as error:
+            shown = " ".join(f"{key}={text}" for key, text in texts.items())
+            raise SweepError(f"{where} {shown}: this point fails the profile's checks ({error}); change or leave out that "
+                             f"value; nothing was run") from None
+        for key, text in texts.items(): typed[key][text] = checked.values[key]
+    axes = {key: [typed[key][_as_text(value)] for value in values] for key, values in spec.axes.items()}
+    return SweepSpec(axes, spec.variants, spec.seeds)
+
 # %% ../nbs/13_sweep.ipynb #f0e16a3f
 TRAINING_KEYS = ("lr", "epochs_grid", "seeds", "seeds_vary", "batch_size", "augment", "augment_rotation", "threads", "cache_mb", "device",
                  "bootstrap", "backbone", "pretrained", "weights_path", "train_mode", "sweeps", "variants", "report_dir",
@@ -118,13 +207,26 @@ class Point:
     def id(self) -> str:
         "A file name for the point."
         parts = [self.variant] + [f"{k}={v}" for k, v in self.values.items()] + [f"seed{self.seed_index}"]
-        return re.sub(r"[^A-Za-z0-9._=+-]", "_", "__".join(parts))
+        name = re.sub(r"[^A-Za-z0-9._=+-]", "_", "__".join(parts))
+        if len(name) <= 160: return name
+        return f"{name[:140]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"  # a long path value: a name a file system takes
 
 def grid(spec: SweepSpec) -> list[Point]:
     "Every point of `spec`: per variant, the values in the order given, each seed."
     keys = list(spec.axes)
     return [Point(variant, dict(zip(keys, combo)), seed) for variant in spec.variants
             for combo in itertools.product(*spec.axes.values()) for seed in range(spec.seeds)]
+
+def point_settings(settings: Settings, point: Point) -> Settings:
+    "The settings of a point: the profile's, with the point's varied values."
+    return settings.replace(**point.values)
+
+def run_settings(settings: Settings, # the point's settings (`point_settings`)
+                 point: Point, # the point
+                 mode: str, # the sweep's train mode: probe or finetune
+                ) -> Settings:
+    "The settings a point's run trains with, as its result records them: its seed (seed + seed index), one seed, the sweep's mode."
+    return settings.replace(seed=settings.seed + point.seed_index, seeds=1, train_mode=mode)
 
 def _image_digest(settings: Settings, *also: str) -> str:
     "Digest of the settings that shape generated images (plus `also`) and of the generators' versions."
@@ -207,17 +309,49 @@ def _load_base(folder: Path):
     return _BASES[key]
 
 # %% ../nbs/13_sweep.ipynb #60492d4b
+CUTOUT_KEYS = ("masks_per_class", "mask_method") # settings that choose the cut-outs: the sample leaves out the sources of each value's
+
 def _uses_real(variants: list[str]) -> bool:
     return any(VARIANTS[v]["method"] in ("plus_real", "real_only") for v in variants)
 
+def _sample_shape(settings: Settings, spec: SweepSpec) -> dict:
+    "What of the sweep shapes its test sample beyond the profile's settings: the cut-out settings' values, the largest k."
+    shape = {key: values for key, values in spec.axes.items() if key in CUTOUT_KEYS}
+    if _uses_real(spec.variants): shape["real_per_class"] = max(spec.axes.get("real_per_class", [settings.real_per_class]))
+    return shape
+
+def sample_digest(settings: Settings, spec: SweepSpec) -> str:
+    "What the sweep's test sample depends on: a resumed sweep draws it again when this changed (values added to its grid)."
+    shape = _sample_shape(settings, spec)
+    if not shape: return settings.digest()
+    return hashlib.sha256(f"{settings.digest()}/{json.dumps(shape, sort_keys=True, default=str)}".encode()).hexdigest()[:16]
+
+def _cutout_sources(settings: Settings, spec: SweepSpec) -> list[Path]:
+    "The photos the cut-outs of every value of the sweep's cut-out settings were cut from (none when it varies none)."
+    axes = {key: values for key, values in spec.axes.items() if key in CUTOUT_KEYS}
+    if not axes: return []
+    from fruit_synth.sources import cutout_library, cutout_origins
+    sources: dict[Path, None] = {}
+    for combo in itertools.product(*axes.values()):
+        chosen = settings.replace(**dict(zip(axes, combo)))
+        sources.update(dict.fromkeys(cutout_origins(chosen, cutout_library(chosen, progress=False)[0]).hashes))
+    return list(sources)
+
 def sweep_test_sample(settings: Settings, spec: SweepSpec) -> tuple[dict[str, list[Path]], dict]:
-    "The test photos of the sweep, and what was left out of them (counts)."
+    "The test photos of the sweep, and what was left out of them (counts, and what shaped them)."
     from fruit_synth.sources import real_train_photos, test_sample, test_sample_without
-    if not _uses_real(spec.variants): return test_sample(settings, progress=False), {}
-    largest = max(spec.axes.get("real_per_class", [settings.real_per_class]))
-    held = real_train_photos(settings, largest)
-    test, counts = test_sample_without(settings, held)
-    return test.photos, {**counts, "real_per_class": largest, "warnings": test.warnings}
+    shape = _sample_shape(settings, spec)
+    if not shape: return test_sample(settings, progress=False), {}
+    if "real_per_class" in shape: held = real_train_photos(settings, shape["real_per_class"])
+    elif settings.real_train_dir and settings.real_per_class > 0: held = real_train_photos(settings)  # as `test_sample` does
+    else: held = {}
+    real = {path for paths in held.values() for path in paths}
+    cutouts = [path for path in _cutout_sources(settings, spec) if path not in real]
+    test, _ = test_sample_without(settings, {**held, "the cut-outs of the sweep's values": cutouts})  # left out as held photos are
+    counts = {"cutout_sources": sum(leak.source not in real for leak in test.leaks),
+              "real_train": sum(leak.source in real and leak.distance == 0 for leak in test.leaks),
+              "real_train_near_duplicates": sum(leak.source in real and leak.distance > 0 for leak in test.leaks)}
+    return test.photos, {**counts, **shape, "warnings": test.warnings}
 
 # %% ../nbs/13_sweep.ipynb #1e77e530
 CSV_COLUMNS = ["variant", "seed", "train_mode", "status", "train_images", "val_accuracy", "val_macro_f1", "test_accuracy",
@@ -262,26 +396,26 @@ def process_cache(settings: Settings):
 
 def run_point(point: Point, settings: Settings, mode: str, test: dict, folder: Path, data: str | None) -> dict:
     "A sweep's run task: train on the point's dataset and test; its result record (status ok or skipped)."
-    seed = settings.seed + point.seed_index
-    result = {"id": point.id, "variant": point.variant, "values": point.values, "seed": seed, "train_mode": mode,
-              "test_images": sum(map(len, test.values()))}
+    trained = run_settings(settings, point, mode)  # the seed and the mode the row says
+    result = {"id": point.id, "variant": point.variant, "values": point.values, "seed": trained.seed, "train_mode": mode,
+              "test_images": sum(map(len, test.values())), "settings": trained.to_dict()}
     start = time.perf_counter()
     if data is None:
         return {**result, "status": "skipped", "reason": "no training images (k = 0 real photos and nothing generated)",
                 "seconds": 0.0, "fitting_seconds": 0.0}
-    run_dir, run_settings = folder / "runs" / point.id, settings.replace(seed=seed, seeds=1, train_mode=mode)  # the mode the row says
+    run_dir = folder / "runs" / point.id
     features = {}
     if mode == "probe":
         from fruit_synth.probe import probe_and_select
-        cache = process_cache(run_settings)
+        cache = process_cache(trained)
         before = (cache.computed, cache.loaded, cache.seconds)
-        metrics = probe_and_select(Path(data), run_settings, run_dir, test, progress=False, cache=cache, figures=False, domain_gap=False)
+        metrics = probe_and_select(Path(data), trained, run_dir, test, progress=False, cache=cache, figures=False, domain_gap=False)
         fitting = metrics["probe"]["fit_seconds"]
         features = {"features_computed": cache.computed - before[0], "features_loaded": cache.loaded - before[1],
                     "features_seconds": round(cache.seconds - before[2], 2)}
     else:
         from fruit_synth.train import train_and_select
-        metrics = train_and_select(Path(data), run_settings, run_dir, test, progress=False)
+        metrics = train_and_select(Path(data), trained, run_dir, test, progress=False)
         fitting = metrics["seconds"]
     summary, first = metrics["summary"], metrics["selected"][0]["test"]
     return {**result, "status": "ok", "reason": "", "train_images": metrics["dataset"]["train"],
@@ -296,7 +430,7 @@ def _failed_point(point: Point, settings: Settings, mode: str, test: dict, outco
     return {"id": point.id, "variant": point.variant, "values": point.values, "seed": settings.seed + point.seed_index,
             "train_mode": mode, "test_images": sum(map(len, test.values())), "status": "failed",
             "reason": outcome.error.split(" failed: ", 1)[-1] if outcome.error.startswith("dataset/") else outcome.error,
-            "seconds": outcome.seconds}
+            "seconds": outcome.seconds, "settings": run_settings(settings, point, mode).to_dict()}
 
 def _point_line(outcome) -> str:
     "What a progress line says of a finished task: a point's test accuracy, or a dataset's folder."
@@ -306,14 +440,75 @@ def _point_line(outcome) -> str:
     return "made" if value else "ok"
 
 def write_csv(rows: list[dict], keys: list[str], path: Path) -> Path:
-    "Write the sweep's rows as CSV (atomically): one column per varied setting, then `CSV_COLUMNS`."
+    "Write the sweep's rows as CSV (atomically): one column per varied setting, then `CSV_COLUMNS`, each once."
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=keys + CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(text, fieldnames=list(dict.fromkeys(keys + CSV_COLUMNS)), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) and k not in TIMING_COLUMNS else v) for k, v in row.items()})
     write_bytes_atomic(text.getvalue().encode(), path)
     return path
+
+def _train_mode(mode: str, device: str) -> str:
+    "probe or finetune: `mode` itself, or what auto is on this machine."
+    if mode in ("probe", "finetune"): return mode
+    from fruit_synth.probe import resolve_train_mode
+    return resolve_train_mode(mode, device)
+
+def _saved_sweep(folder: Path) -> dict:
+    "The sweep.json of `folder` when it describes a sweep (its axes, variants and test photos), else {}."
+    saved = read_json(Path(folder) / "sweep.json")
+    if not isinstance(saved, dict) or not isinstance(saved.get("axes"), dict) or not isinstance(saved.get("variants"), list):
+        return {}
+    photos = saved.get("test_photos")
+    if not (isinstance(photos, dict) and all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in photos.values())):
+        saved = {key: value for key, value in saved.items() if key != "test_photos"}  # drawn again
+    return saved
+
+def check_sweep_folder(folder: Path, # the sweep's folder (--out, or the default)
+                       settings: Settings, # the profile's settings (its input folders)
+                       spec: SweepSpec, # the sweep
+                       option: str = "--out", # the option that names the folder, for errors
+                      ) -> Path:
+    "`folder`, absolute, if this sweep may write it (new, empty, or this sweep's); else a one-line error, nothing written."
+    folder = Path(folder).absolute()
+    check_outside_inputs(folder, settings, option)
+    dataset = next((parent for parent in folder.parents if (parent / "dataset.json").is_file()), None)
+    if dataset is not None:
+        raise OutputError(f"{option} '{folder}' is inside the dataset folder '{dataset}', whose files are read as the dataset; "
+                          f"give an {option} outside it; nothing was changed")
+    saved = _saved_sweep(folder)
+    if not saved or folder_owner(folder) is not None:  # a sweep folder from before sweeps marked theirs is a sweep's too
+        check_output(folder, "sweep", option)
+    if saved and (saved["variants"] != spec.variants or list(saved["axes"]) != list(spec.axes)):
+        raise SweepError(f"{option} '{folder}' holds another sweep (varying {', '.join(map(str, saved['axes']))} over "
+                         f"{', '.join(map(str, saved['variants']))}); give another {option} or delete it; nothing was changed")
+    if folder.is_dir():
+        with hold_folder(folder, "sweep"): pass  # another sweep writing it: stop now, in one line
+    return folder
+
+def prepare_sweep(settings: Settings, # resolved settings of the profile (read with load_settings)
+                  spec: SweepSpec, # what to vary
+                  out: Path | None = None, # sweep folder (default: <work_dir>/<profile>/sweeps/<spec name>__<mode>)
+                  train_mode: str | None = None, # finetune, probe or auto (default: the train_mode setting)
+                  where: str = "--vary", # the option or setting the varied values came from, for errors
+                 ) -> tuple[SweepSpec, Path, str]:
+    "What a sweep checks before it writes anything: (the spec with its values typed, its folder, its train mode)."
+    mode = _train_mode(train_mode or settings.train_mode, settings.device)
+    spec = check_axes(settings, spec, mode, where)
+    folder = Path(out) if out else Path(settings.work_dir) / settings.profile / "sweeps" / f"{spec.name}__{mode}"
+    return spec, check_sweep_folder(folder, settings, spec), mode
+
+@contextmanager
+def hold_datasets(folder: Path, # the sweeps' shared dataset root, <work_dir>/<profile>/sweeps/datasets
+                  progress: bool = True, # say on stderr which process it waits for
+                 ):
+    "Hold the lock of the sweeps' datasets while the block runs: another sweep of the same work_dir and profile waits for it."
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    hold_dataset_lock(folder, progress=progress)
+    try: yield folder
+    finally: release_dataset_lock(folder)
 
 def run_sweep(settings: Settings, # resolved settings of the profile (with overrides)
               spec: SweepSpec, # what to vary
@@ -324,18 +519,15 @@ def run_sweep(settings: Settings, # resolved settings of the profile (with overr
               scheduler: str | None = None, # a Dask scheduler's address: the runs go to that cluster
              ) -> SweepResult:
     "Run (or finish) every point of `spec`; write sweep.csv and a plot per varied setting; return them."
-    from fruit_synth.probe import resolve_train_mode
     start = time.perf_counter()
-    mode = resolve_train_mode(train_mode or settings.train_mode, settings.device)
-    folder = Path(out) if out else Path(settings.work_dir) / settings.profile / "sweeps" / f"{spec.name}__{mode}"
-    with hold_folder(folder, "sweep"):  # a second sweep into this folder stops at once
-        datasets = Path(settings.work_dir) / settings.profile / "sweeps" / "datasets"
+    spec, folder, mode = prepare_sweep(settings, spec, out, train_mode)  # nothing is written before these checks
+    datasets = Path(settings.work_dir) / settings.profile / "sweeps" / "datasets"
+    # a second sweep into this folder stops at once; one with the same datasets (work_dir and profile) waits for this one
+    with hold_folder(folder, "sweep"), hold_datasets(datasets, progress):
+        write_marker(folder, "sweep")
         (folder / "points").mkdir(parents=True, exist_ok=True)
-        saved = read_json(folder / "sweep.json") or {}
-        if saved and (saved.get("variants") != spec.variants or list(saved.get("axes", {})) != list(spec.axes)):
-            raise SweepError(f"sweep folder '{folder}' holds another sweep (varying {', '.join(saved.get('axes', {}))} over "
-                             f"{', '.join(saved.get('variants', []))}); choose another --out or delete it")
-        source_digest = settings.digest()
+        saved = _saved_sweep(folder)
+        source_digest = sample_digest(settings, spec)  # values added to the grid that shape the sample: drawn again
         if saved.get("test_photos") and saved.get("test_digest") == source_digest:
             test, left_out = {k: [Path(p) for p in v] for k, v in saved["test_photos"].items()}, saved.get("test_left_out", {})
         else: test, left_out = sweep_test_sample(settings, spec)
@@ -348,33 +540,36 @@ def run_sweep(settings: Settings, # resolved settings of the profile (with overr
         with Executor(jobs, scheduler, progress, name="sweep") as executor:
             generation_jobs = 1 if executor.distributed else None  # a worker is one process; here generation takes every core
             for point in points:
-                point_settings = settings.replace(**point.values)
-                digest = _point_digest(point_settings, point, mode, test)
+                own = point_settings(settings, point)
+                digest = _point_digest(own, point, mode, test)
                 saved = read_json(folder / "points" / f"{point.id}.json")
-                if isinstance(saved, dict) and saved.get("digest") == digest and saved.get("status") in ("ok", "skipped"):
+                # a point file is a cache: one that is damaged or lacks its result is run again
+                if (isinstance(saved, dict) and saved.get("digest") == digest and (saved.get("status") == "skipped" or (
+                        saved.get("status") == "ok" and isinstance(saved.get("test_accuracy"), (int, float))
+                        and math.isfinite(saved["test_accuracy"])))):
                     results[point.id] = saved
                     continue
-                seed = settings.seed + point.seed_index
-                images_seed = seed if point_settings.seeds_vary == "dataset" else None  # else every seed shares one set
-                data_key = f"dataset/{point_dataset_name(point_settings, point.variant, images_seed)}"
-                base = point_base(point_settings, point.variant, datasets, largest[point.variant], images_seed)
+                seed = own.seed + point.seed_index
+                images_seed = seed if own.seeds_vary == "dataset" else None  # else every seed shares one set
+                data_key = f"dataset/{point_dataset_name(own, point.variant, images_seed)}"
+                base = point_base(own, point.variant, datasets, largest[point.variant], images_seed)
                 base_key = base and f"base/{base[2].name}/{base[1]}"  # a superset that several points' sets are cut from: made once
                 if base and base_key not in {task.key for task in tasks}:
                     tasks.append(Task(base_key, base_dataset, (*base, generation_jobs), label=f"{base[1]} superset"))
                 if data_key not in {task.key for task in tasks}:
-                    tasks.append(Task(data_key, point_data, (point_settings, point.variant, datasets, largest[point.variant],
+                    tasks.append(Task(data_key, point_data, (own, point.variant, datasets, largest[point.variant],
                                                              generation_jobs, images_seed), (base_key,) if base else (),
                                       label=f"{point.variant} set"))
-                tasks.append(Task(f"point/{point.id}", run_point, (point, point_settings, mode, test, folder), (data_key,),
+                tasks.append(Task(f"point/{point.id}", run_point, (point, own, mode, test, folder), (data_key,),
                                   gpu=mode == "finetune", label=" ".join([point.variant, *[f"{k}={v}" for k, v in point.values.items()],
                                                                           f"seed {seed}"])))
-                todo[f"point/{point.id}"] = (point, point_settings, digest)
+                todo[f"point/{point.id}"] = (point, own, digest)
             generation = {}
             def finished(outcome):  # in this process, as each task ends: a point's result is on disk before the next one ends
                 if outcome.key.startswith("dataset/"): generation[outcome.key] = outcome.seconds
                 if outcome.key not in todo: return
-                point, point_settings, digest = todo[outcome.key]
-                result = outcome.value if outcome.ok else _failed_point(point, point_settings, mode, test, outcome)
+                point, own, digest = todo[outcome.key]
+                result = outcome.value if outcome.ok else _failed_point(point, own, mode, test, outcome)
                 results[point.id] = {**result, "digest": digest}
                 write_bytes_atomic(json.dumps(results[point.id], indent=1, default=str).encode(), folder / "points" / f"{point.id}.json")
             if tasks:
@@ -480,7 +675,10 @@ def sweep_html(folder: Path, # a sweep folder
              f'<p>Train mode <strong>{_escape(info["train_mode"])}</strong>; {info["seeds"]} seed(s) per point; '
              f'{sum(map(len, info["test_photos"].values()))} real test photos'
              + (f', without the {left.get("real_per_class")} real training photos per class ({left.get("real_train", 0)} '
-                f'left out) and {left.get("real_train_near_duplicates", 0)} near-duplicates of them' if left else "") + ".</p>"]
+                f'left out) and {left.get("real_train_near_duplicates", 0)} near-duplicates of them' if "real_per_class" in left else "")
+             + (f', without the photos the cut-outs of every value of {", ".join(k for k in CUTOUT_KEYS if k in left)} were cut '
+                f'from, and their near-duplicates ({left.get("cutout_sources", 0)} left out)' if set(CUTOUT_KEYS) & set(left) else "")
+             + ".</p>"]
     for plot in summary["plots"]:
         parts.append(f'<figure><img src="{_escape(where(plot))}" alt="test accuracy against {_escape(plot.stem[6:])}">'
                      f'<figcaption>Test accuracy against {_escape(plot.stem[6:])}, a line per variant; band: 95% bootstrap '

@@ -4,7 +4,6 @@ import ast
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
-from conftest import ROOT, profile_section
+from conftest import ROOT
 
 # Imported inside `try: ... except ImportError`, used only when present (Dask's dashboard).
 OPTIONAL = {"bokeh"}
@@ -73,17 +72,8 @@ def _checkout_copy(folder: Path) -> Path:
     return folder
 
 
-def _fill(folder: Path, data: Path, classes: dict[str, str], per_class: int) -> None:
-    "Put shared photos where `fruit-synth init` says: test photos, cut-out photos on white, backgrounds."
-    for mine, fruit in classes.items():
-        for kind, source in (("photos", "photos"), ("cutouts", "white")):
-            for photo in sorted((data / source / fruit).iterdir())[:per_class if kind == "photos" else 5]:
-                shutil.copy(photo, folder / kind / mine / photo.name)
-    for photo in sorted((data / "backgrounds").iterdir())[:12]: shutil.copy(photo, folder / "backgrounds" / photo.name)
-
-
 def test_the_wheel_installs_in_a_fresh_venv_and_runs_from_an_empty_folder(tmp_path, data):
-    "`pip install .` into a fresh venv, then the demo report from an empty folder and the README's own-fruit walk."
+    "The README's `pip install .` into a fresh venv, then `fruit-synth init` and the demo report from an empty folder."
     checkout = _checkout_copy(tmp_path / "checkout")  # builds write build/ and *.egg-info: never into the project
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation", "-w",
                             str(tmp_path / "dist"), "."], cwd=checkout, capture_output=True, text=True, timeout=300)
@@ -120,36 +110,3 @@ def test_the_wheel_installs_in_a_fresh_venv_and_runs_from_an_empty_folder(tmp_pa
     page = (empty / "report" / "index.html").read_text()
     assert "copy_paste" in page and "few_shot" in page
     assert all((empty / "report" / "runs" / name / "metrics.json").is_file() for name in ("few_shot", "copy_paste"))
-    # the README's other way to rerun one variant, from any folder
-    rerun = run(*shlex.split("fruit-synth run --variant few_shot -p epochs_grid=1"), cwd=empty)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert json.loads((empty / "report" / "runs" / "few_shot" / "metrics.json").read_text())["epochs_grid"] == [1]
-
-    # the README's walk with your own fruit, as printed; the user's files: shared photos of two fruits the walk calls
-    # apple and pear, and the profile made small for a test
-    walk = README_WALK.splitlines()
-    home = tmp_path / "home"
-    home.mkdir()
-    made = run(*shlex.split(walk[1]), cwd=home)
-    assert made.returncode == 0, made.stderr[-3000:]
-    folder = home / walk[2].split()[1]
-    _fill(folder, data, {"apple": "orange", "pear": "kiwi"}, per_class=8)
-    settings = (folder / "settings.ini").read_text()
-    small = {"n_per_class": 10, "seeds": 1, "input_size": 128, "test_per_class": 8, "variants": "few_shot, copy_paste"}
-    (folder / "settings.ini").write_text(profile_section(settings, "mine", small))
-    for line in walk[3:]:
-        step = run(*shlex.split(line), cwd=folder)
-        assert step.returncode == 0, f"{line}: {step.stderr[-3000:]}"
-    text = (folder / "report" / "index.html").read_text()
-    assert "apple" in text and "pear" in text and not re.search(r"\b(orange|peach|kiwi|tomato|banana)\b", text)
-
-
-README_WALK = """pip install .
-fruit-synth init myfruit --classes apple,pear
-cd myfruit
-fruit-synth sources --profile mine
-fruit-synth report --profile mine"""
-
-
-def test_the_readme_walk_is_the_one_tested():
-    assert f"```\n{README_WALK}\n```" in (ROOT / "README.md").read_text()

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import select
+import shutil
 import shlex
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import CLI, ROOT, profile_section
 
 README = (ROOT / "README.md").read_text()
 # commands the README prints in its text rather than in a block, each run below or by the test named above
@@ -119,3 +120,46 @@ def test_the_explorer_opens_in_jupyterlab_as_printed(tmp_path, folder):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+README_WALK = """pip install .
+fruit-synth init myfruit --classes apple,pear
+cd myfruit
+fruit-synth sources --profile mine
+fruit-synth report --profile mine"""
+
+
+def _fill(folder: Path, data: Path, classes: dict[str, str], per_class: int) -> None:
+    "Put shared photos where `fruit-synth init` says: test photos, cut-out photos on white, backgrounds."
+    for mine, fruit in classes.items():
+        for kind, source in (("photos", "photos"), ("cutouts", "white")):
+            for photo in sorted((data / source / fruit).iterdir())[:per_class if kind == "photos" else 5]:
+                shutil.copy(photo, folder / kind / mine / photo.name)
+    for photo in sorted((data / "backgrounds").iterdir())[:12]: shutil.copy(photo, folder / "backgrounds" / photo.name)
+
+
+def test_the_own_fruit_walk_runs_as_printed(tmp_path, data):
+    """The README's walk (after `pip install .`, which tests/test_install.py runs in a fresh venv), as printed, with the
+    checkout's `fruit-synth`; the user's files: shared photos of two fruits the walk calls apple and pear, and the
+    profile made small for a test. Then the README's other way to rerun one variant."""
+    assert f"```\n{README_WALK}\n```" in README
+    env = {**os.environ, "PATH": f"{CLI.parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("FRUIT_SYNTH_SETTINGS", None)
+    run = lambda line, cwd: subprocess.run(shlex.split(line), cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    walk = README_WALK.splitlines()
+    made = run(walk[1], tmp_path)
+    assert made.returncode == 0, made.stderr[-3000:]
+    folder = tmp_path / walk[2].split()[1]
+    _fill(folder, data, {"apple": "orange", "pear": "kiwi"}, per_class=8)
+    settings = (folder / "settings.ini").read_text()
+    small = {"n_per_class": 10, "seeds": 1, "input_size": 128, "test_per_class": 8, "variants": "few_shot, copy_paste"}
+    (folder / "settings.ini").write_text(profile_section(settings, "mine", small))
+    for line in walk[3:]:
+        step = run(line, folder)
+        assert step.returncode == 0, f"{line}: {step.stderr[-3000:]}"
+    text = (folder / "report" / "index.html").read_text()
+    assert "apple" in text and "pear" in text and not re.search(r"\b(orange|peach|kiwi|tomato|banana)\b", text)
+    # `fruit-synth run --variant few_shot -p epochs_grid=1`, as printed, in the same folder (demo profile: its own world)
+    rerun = run(INLINE[1], folder)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert json.loads((folder / "report" / "runs" / "few_shot" / "metrics.json").read_text())["epochs_grid"] == [1]

@@ -78,7 +78,7 @@ def local_paths() -> list[tuple[str, str]]:
 
 def hide_local_paths(notebook: nbformat.NotebookNode) -> int:
     "Write this machine's paths in every output as <project>, ~ or <tmp>, in place; return how many were rewritten."
-    pattern = re.compile("|".join(re.escape(folder) + r"(?=[/\\'\" \n`),:;]|$)" for folder, _ in local_paths()))
+    pattern = re.compile("|".join(r"(?<![\w.~<>/-])" + re.escape(folder) + r"(?=[/\\'\" \n`),:;]|$)" for folder, _ in local_paths()))
     names = dict(local_paths())
     count = 0
     def scrub(value):
