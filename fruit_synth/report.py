@@ -478,7 +478,7 @@ def run_recipe(metrics: dict) -> dict[str, str]:
     "The training recipe a run used: its `recipe` dict when it has one, else the recipe keys of its metrics.json."
     recipe = metrics.get("recipe")
     if isinstance(recipe, dict): return {key: _recipe_value(value) for key, value in recipe.items()}
-    found = {key: _recipe_value(metrics[key]) for key in RECIPE_KEYS if key in metrics}
+    found = {key: _recipe_value(metrics[key]) for key in RECIPE_KEYS if metrics.get(key) is not None}  # None: not recorded
     return ({"recipe": str(recipe)} if recipe else {}) | found
 
 def recipe_rows(outcomes: list[RunOutcome]) -> tuple[list[dict], dict[str, str], str]:
@@ -619,13 +619,17 @@ def ablation_section(settings: Settings) -> Markup:
 
 def curves_section(settings: Settings, out: Path) -> Markup:
     "The profile's finished sweeps: plots and tables (copied into `out/assets/sweeps`)."
-    from fruit_synth.sweep import profile_sweeps, sweep_html
+    from fruit_synth.sweep import SweepError, profile_sweeps, sweep_html
     parts = []
     for folder in profile_sweeps(settings):
         copy = out / "assets" / "sweeps" / folder.name
         copy.mkdir(parents=True, exist_ok=True)
         for path in [*folder.glob("curve_*.png"), folder / "sweep.csv", folder / "sweep.json"]: shutil.copy2(path, copy / path.name)
-        parts.append(Markup(sweep_html(copy, relative_to=out)))
+        try: parts.append(Markup(sweep_html(copy, relative_to=out)))
+        except SweepError as error:  # a damaged sweep is named on the page and on stderr; the report goes on
+            message = str(error).replace(str(copy), str(folder))
+            print(f"report: curves: {message}", file=sys.stderr)
+            parts.append(Markup('<p class="flag">') + message + Markup("</p>"))
     return Markup("<h2>Curves</h2>") + Markup("").join(parts) if parts else Markup("")
 
 # %% ../nbs/10_report.ipynb #e61e90f0

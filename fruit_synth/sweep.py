@@ -648,13 +648,34 @@ def profile_sweeps(settings: Settings) -> list[Path]:
     root = Path(settings.work_dir) / settings.profile / "sweeps"
     return sorted(p.parent for p in root.glob("*/sweep.csv")) if root.is_dir() else []
 
+def _finite(text) -> bool:
+    try: return math.isfinite(float(text))
+    except (TypeError, ValueError): return False
+
 def sweep_summary(folder: Path) -> dict:
     "A finished sweep: its description (sweep.json), its rows (sweep.csv) and its plots."
     folder = Path(folder)
     info = read_json(folder / "sweep.json")
     if info is None or not (folder / "sweep.csv").is_file():
         raise SweepError(f"'{folder}' is not a finished sweep (no sweep.json or sweep.csv); run `fruit-synth sweep` first")
-    with open(folder / "sweep.csv", newline="") as handle: rows = list(csv.DictReader(handle))
+    repair = "run the same `fruit-synth sweep` again: finished points are reused and these files written anew"
+    expected = {"axes": dict, "variants": list, "train_mode": str, "seeds": int, "test_photos": dict}
+    wrong = [key for key, kind in expected.items() if not isinstance(info, dict) or not isinstance(info.get(key), kind)]
+    if wrong: raise SweepError(f"{folder / 'sweep.json'} is damaged ({', '.join(wrong)} missing or of the wrong type); {repair}")
+    try:
+        with open(folder / "sweep.csv", newline="", encoding="utf-8") as handle: rows = list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise SweepError(f"{folder / 'sweep.csv'} is damaged ({error}); {repair}") from None
+    needed = {"variant", "status", *info["axes"], *(c for c in CSV_COLUMNS if c.startswith("test_"))}
+    for number, row in enumerate(rows, start=2):
+        missing = sorted(needed - {key for key, value in row.items() if key is not None and value is not None})
+        numbers_bad = row.get("status") == "ok" and not all(_finite(row.get(c)) for c in needed if c.startswith("test_"))
+        if missing or numbers_bad or None in row:
+            what = f"missing {', '.join(missing)}" if missing else "a value that is not a number" if numbers_bad else "extra fields"
+            raise SweepError(f"{folder / 'sweep.csv'} line {number} is damaged ({what}); {repair}")
+    points = len(info["variants"]) * info["seeds"] * math.prod(len(values) for values in info["axes"].values())
+    if len(rows) != points:
+        raise SweepError(f"{folder / 'sweep.csv'} holds {len(rows)} rows where sweep.json describes {points} runs; {repair}")
     return {"folder": folder, "info": info, "rows": rows, "plots": [folder / f"curve_{key}.png" for key in info["axes"]
                                                                     if (folder / f"curve_{key}.png").is_file()]}
 

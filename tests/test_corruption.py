@@ -82,3 +82,28 @@ def test_a_damaged_metrics_json_is_named_and_its_run_is_not_reused(world, traine
     before = snapshot(run)
     assert not _reusable({"fingerprint": "f", "status": "ok"}, "f", run)  # the report makes the run again
     assert snapshot(run) == before
+
+
+@pytest.fixture(scope="module")
+def swept(world: Path) -> Path:  # noqa: F811
+    "A finished two-point sweep of the world (probe): sweep.json, sweep.csv, points/."
+    folder = world / "swept"
+    assert main(["sweep", "--vary", "n_per_class=4,6", "--variants", "copy_paste", "--seeds", "1", "--out", str(folder),
+                 *small(world)]) == 0
+    return folder
+
+
+@pytest.mark.parametrize("how", CORRUPTIONS)
+@pytest.mark.parametrize("name", ["sweep.json", "sweep.csv"])
+def test_a_damaged_sweep_file_is_named_by_its_reader_and_the_sweep_command_repairs_it(capsys, world, swept, tmp_path, name,
+                                                                                         how):  # noqa: F811
+    from fruit_synth.sweep import SweepError, sweep_summary
+    folder = Path(shutil.copytree(swept, tmp_path / "swept"))
+    corrupt(folder / name, how)
+    before = snapshot(folder)
+    with pytest.raises(SweepError, match=name.replace(".", r"\.")): sweep_summary(folder)  # what the report reads
+    assert snapshot(folder) == before
+    # the same sweep again: its finished points are reused and the two files written anew
+    assert main(["sweep", "--vary", "n_per_class=4,6", "--variants", "copy_paste", "--seeds", "1", "--out", str(folder),
+                 *small(world)]) == 0
+    assert len(sweep_summary(folder)["rows"]) == len(sweep_summary(swept)["rows"])

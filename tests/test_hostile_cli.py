@@ -78,3 +78,14 @@ def test_a_file_size_limit_is_one_line_naming_the_folder(tmp_path):
                             timeout=300)
     line = one_error(result)
     assert "file size limit" in line and "ulimit -f" in line and str(out) in line
+
+
+def test_a_file_that_cannot_be_read_is_not_blamed_on_an_output_folder(tmp_path, monkeypatch):
+    "A photo the user cannot read: the message says to make it readable, not to choose a folder one can write to."
+    import os
+    from fruit_synth import cli
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"x")
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: mode != os.R_OK)  # as a user without read permission (CI is root)
+    line = cli.os_error_line(PermissionError(13, "Permission denied", str(photo)))
+    assert f"cannot read '{photo}'" in line and "chmod" in line and "write to" not in line
