@@ -216,8 +216,8 @@ class Rejection:
     reason: str
 
 def is_mask_file(path: Path) -> bool:
-    "Whether `path` is a mask file (`x.mask.png`, `x_mask.png`) rather than a photo."
-    return Path(path).stem.endswith(MASK_SUFFIXES)
+    "Whether `path` is a mask file (`x.mask.png`, `x_mask.png`, any case: `X_MASK.PNG`) rather than a photo."
+    return Path(path).stem.lower().endswith(MASK_SUFFIXES)
 
 def find_mask_file(photo: Path) -> Path | None:
     "The mask file beside `photo` (`<stem>.mask.png` or `<stem>_mask.png`, any image format), if there is one."

@@ -20,6 +20,7 @@ from PIL import Image
 
 from .demo import WORLD_NAME
 from .images import ImageError, ScanResult, Skipped, hash_distance, scan_images
+from .masks import is_mask_file  # one rule for what is a mask file, never a photo
 from .outputs import MARKER, folder_owner
 from .settings import Settings, SettingsError, class_folder_map
 
@@ -27,10 +28,10 @@ from .settings import Settings, SettingsError, class_folder_map
 __all__ = ['GENERATED_MARKERS', 'STUDY_LOCK', 'MIN_IMAGE_EDGE', 'MAX_ASPECT_RATIO', 'SOURCE_KEYS', 'tool_folder',
            'generated_marker', 'LeftOut', 'photo_folders', 'scan_photo_folders', 'folder_matches', 'FolderSurvey',
            'survey_folders', 'refuse_generated', 'check_root', 'find_class_folders', 'class_names', 'ClassImages',
-           'is_mask_file', 'shape_problem', 'class_images', 'settings_class_images', 'sample_key', 'seeded_order',
-           'Leak', 'find_leaks', 'TestSet', 'sample_test_set', 'Backgrounds', 'find_backgrounds', 'SourcesCheck',
-           'stage_dir', 'prepare_world', 'library_dir', 'cutout_library', 'usable_backgrounds', 'check_sources',
-           'CutoutOrigins', 'cutout_origins', 'test_sample', 'real_train_photos', 'test_sample_without', 'test_folder',
+           'shape_problem', 'class_images', 'settings_class_images', 'sample_key', 'seeded_order', 'Leak', 'find_leaks',
+           'TestSet', 'sample_test_set', 'Backgrounds', 'find_backgrounds', 'SourcesCheck', 'stage_dir',
+           'prepare_world', 'library_dir', 'cutout_library', 'usable_backgrounds', 'check_sources', 'CutoutOrigins',
+           'cutout_origins', 'test_sample', 'real_train_photos', 'test_sample_without', 'test_folder',
            'training_sources', 'without_leaks']
 
 # %% ../nbs/02_sources.ipynb #5f0c2a12
@@ -316,10 +317,6 @@ class ClassImages:
                 notes.append(f"class '{name}' is taken from {len(folders)} folders: "
                              + ", ".join(p.relative_to(self.root).as_posix() for p in folders))
         return notes
-
-def is_mask_file(path: Path) -> bool:
-    "Whether `path` is a mask file (`x.mask.png`, `x_mask.png`), never a photo."
-    return Path(path).stem.lower().endswith((".mask", "_mask"))
 
 def shape_problem(path: Path, # an image file that decodes
                   min_edge: int = MIN_IMAGE_EDGE, # shortest side accepted, pixels

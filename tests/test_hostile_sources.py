@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from conftest import DATA
 from fruit_synth.cli import main
 
 CLASSES = ["orange", "kiwi"]
@@ -199,3 +200,16 @@ def test_a_linked_folder_inside_a_class_folder_is_reported_not_followed(world, c
     assert status == 0, err
     assert found(sources_json(world)) == {"orange": 4, "kiwi": 4}
     assert "1 linked folder not followed" in out and "orange/loop" in out, out
+
+
+def test_a_mask_file_in_capitals_is_not_counted_as_a_photo(tmp_path):
+    "`X_MASK.png` beside `X.jpg` is a mask, whatever its case: one rule (masks.is_mask_file) for every folder read."
+    from fruit_synth.sources import class_images
+    folder = tmp_path / "real" / "orange"
+    folder.mkdir(parents=True)
+    photo = sorted((DATA / "photos" / "orange").glob("*.jpg"))[0]
+    shutil.copy(photo, folder / "X.jpg")
+    Image.new("L", (64, 64), 255).save(folder / "X_MASK.png")
+    Image.new("L", (64, 64), 255).save(folder / "Y.Mask.png")
+    found = class_images(tmp_path / "real", {"orange": ["orange"]})
+    assert [p.name for p in found.images["orange"]] == ["X.jpg"]
