@@ -54,6 +54,16 @@ def profile_section(settings: str, profile: str, values: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    "Run `fruit-synth ARGV` in this process (its `main`); exit status, stdout, stderr."
+    from fruit_synth.cli import main
+    capsys.readouterr()
+    try: status = main([str(a) for a in argv])
+    except SystemExit as exit: status = exit.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
 class Swatches:
     "The tests' one toy generator: a flat colour per class plus noise, a dataset that trains in seconds."
     colours = {"orange": (240, 140, 20), "kiwi": (120, 100, 50), "banana": (250, 220, 60)}

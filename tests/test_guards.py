@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import CLI, ROOT
-from fruit_synth.cli import main, variant_names
+from conftest import CLI, ROOT, cli
+from fruit_synth.cli import variant_names
 
 CLASSES = ["orange", "kiwi"]
 
@@ -39,15 +39,6 @@ def small(world: Path, *extra: str) -> list[str]:
             "-p", f"real_dir={world / 'photos'}", "-p", f"mask_dir={world / 'white'}", "-p", f"backgrounds_dir={world / 'bg'}",
             "-p", f"work_dir={world / 'work'}", "-p", "test_per_class=2", "-p", "masks_per_class=2", "-p", "min_backgrounds=2",
             "-p", "n_per_class=4", "-p", "image_size=64", *extra]
-
-
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    "Run `fruit-synth ARGV` in this process; exit status, stdout, stderr."
-    capsys.readouterr()
-    try: status = main([str(a) for a in argv])
-    except SystemExit as exit: status = exit.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def one_line_error(status: int, err: str, *needles: str) -> None:

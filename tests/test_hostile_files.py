@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA, ROOT, profile_section
+from conftest import DATA, ROOT, cli, profile_section
 from fruit_synth.cli import main
 
 CLASSES = ["orange", "kiwi"]
@@ -26,15 +26,6 @@ def small(world: Path, *extra: str) -> list[str]:
 
 SETTINGS = {"classes": "orange, kiwi", "plurals": "oranges, kiwis", "test_per_class": 2, "masks_per_class": 2,
             "min_backgrounds": 2, "n_per_class": 10, "image_size": 64, "train_mode": "probe", "pretrained": "false"}
-
-
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    "Run `fruit-synth ARGV` in this process; exit status, stdout, stderr."
-    capsys.readouterr()
-    try: status = main([str(a) for a in argv])
-    except SystemExit as exit: status = exit.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def refused(capsys, *argv) -> str:

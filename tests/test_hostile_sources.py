@@ -13,27 +13,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import DATA
+from conftest import DATA, cli
+from test_guards import small
 from fruit_synth.cli import main
 
 CLASSES = ["orange", "kiwi"]
-
-
-def small(world: Path, *extra: str) -> list[str]:
-    "Settings options for the tiny world: two classes, a few images, the world's folders."
-    return ["--profile", "grocery", "-p", "classes=orange, kiwi", "-p", "plurals=oranges, kiwis",
-            "-p", f"real_dir={world / 'photos'}", "-p", f"mask_dir={world / 'white'}", "-p", f"backgrounds_dir={world / 'bg'}",
-            "-p", f"work_dir={world / 'work'}", "-p", "test_per_class=2", "-p", "masks_per_class=2", "-p", "min_backgrounds=2",
-            "-p", "n_per_class=4", "-p", "image_size=64", *extra]
-
-
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    "Run `fruit-synth ARGV` in this process; exit status, stdout, stderr."
-    capsys.readouterr()
-    try: status = main([str(a) for a in argv])
-    except SystemExit as exit: status = exit.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def build_world(folder: Path, data: Path) -> Path:
