@@ -20,12 +20,12 @@ from pathlib import Path
 
 
 from .core.processes import check_jobs, tune_allocator
-from .settings import CLASS_NAME, find_settings_file, load_settings
+from .settings import CLASS_NAME, STUDY_CLASSES, find_settings_file, load_settings
 
 # %% auto #0
-__all__ = ['SETTINGS_COMMANDS', 'STARTER_PROFILE', 'STUDY_CLASSES', 'STARTER_FOLDERS', 'MESSAGE_LIMIT', 'settings_options',
-           'with_options', 'settings_origin', 'announce', 'absolute', 'CommandError', 'cmd_settings', 'cmd_sources',
-           'cmd_demo', 'chosen_variant', 'cmd_generate', 'check_dataset_folder', 'test_photos_given', 'profile_sample',
+__all__ = ['SETTINGS_COMMANDS', 'STARTER_PROFILE', 'STARTER_FOLDERS', 'MESSAGE_LIMIT', 'settings_options', 'with_options',
+           'settings_origin', 'announce', 'absolute', 'CommandError', 'cmd_settings', 'cmd_sources', 'cmd_demo',
+           'chosen_variant', 'cmd_generate', 'check_dataset_folder', 'test_photos_given', 'profile_sample',
            'leak_checked', 'cmd_train', 'cmd_evaluate', 'variant_names', 'cmd_report', 'cmd_run', 'shipped_settings',
            'plural', 'starter_settings', 'cmd_init', 'OneLineParser', 'seed_value', 'build_parser', 'raised_here',
            'one_line', 'os_error_line', 'main', 'cmd_sweep', 'add_sweep_command']
@@ -303,7 +303,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 # %% ../nbs/20_cli.ipynb #a1b2c3d4e5f6
 STARTER_PROFILE = "mine" # the profile `fruit-synth init` writes for the user's own classes
-STUDY_CLASSES = "orange,peach,kiwi,tomato,banana" # the classes `fruit-synth init` takes when none are given
 STARTER_FOLDERS = { # the folders `fruit-synth init` makes, and what goes in them
     "photos": "real test photos, a sub-folder per class: 30 or more each, as your classifier will meet them",
     "cutouts": "the fruit to paste, a sub-folder per class: about 5 photos of one fruit on a plain background, "
@@ -451,7 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_command(commands)
     init = commands.add_parser("init", help="write a starter settings.ini and the folders for your own fruit")
     init.add_argument("folder", nargs="?", default=".", help="where (default: the current folder)")
-    init.add_argument("--classes", default=STUDY_CLASSES, help=f"your class names, comma-separated (default: {STUDY_CLASSES})")
+    study = ",".join(STUDY_CLASSES)
+    init.add_argument("--classes", default=study, help=f"your class names, comma-separated (default: {study})")
     init.add_argument("--name", default=STARTER_PROFILE, help=f"the name of your profile (default: {STARTER_PROFILE})")
     init.set_defaults(run=cmd_init)
     return parser

@@ -37,21 +37,20 @@ from .datasets import MANIFEST_FILE, datasets_root
 from .variants import VARIANTS, seed_datasets, unmakeable
 from .images import file_sha256, image_grid, open_image, save_image, write_bytes_atomic
 from .masks import cutout_grid
-from .settings import Settings, SettingsError
+from .settings import STUDY_CLASSES, Settings, SettingsError
 from .study.runs import Executor, Task, hold_folder, study_folders
 from .sources import SourcesCheck, check_sources
 
 # %% auto #0
-__all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'WIDGET_VIEW', 'NOTEBOOK_STYLE', 'STUDY_CLASSES', 'STUDY', 'RECIPE_KEYS',
-           'ABLATIONS', 'git_commit', 'package_versions', 'device_description', 'provenance', 'sources_pictures',
-           'templates', 'render', 'html_table', 'figure', 'demo_banner', 'sources_section', 'provenance_section',
-           'render_page', 'RunOutcome', 'IpcKernelManager', 'override_texts', 'experiment_notebook', 'source_hash',
-           'run_inputs', 'run_fingerprint', 'reusable_run', 'run_variant', 'results_page', 'notebook_html',
-           'static_outputs', 'spread_text', 'interval_text', 'results_rows', 'chance_row', 'results_table',
-           'answer_text', 'run_flags', 'run_recipe', 'recipe_rows', 'mistakes_grid', 'variant_section', 'common_size',
-           'domain_gap_section', 'ablation_section', 'curves_section', 'chosen_variants', 'skipped_section',
-           'timing_rows', 'timing_text', 'variant_datasets', 'report_run', 'report_tasks', 'run_variants',
-           'write_report']
+__all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'WIDGET_VIEW', 'NOTEBOOK_STYLE', 'STUDY', 'RECIPE_KEYS', 'ABLATIONS', 'git_commit',
+           'package_versions', 'device_description', 'provenance', 'sources_pictures', 'templates', 'render',
+           'html_table', 'figure', 'demo_banner', 'sources_section', 'provenance_section', 'render_page', 'RunOutcome',
+           'IpcKernelManager', 'override_texts', 'experiment_notebook', 'source_hash', 'run_inputs', 'run_fingerprint',
+           'reusable_run', 'run_variant', 'results_page', 'notebook_html', 'static_outputs', 'spread_text',
+           'interval_text', 'results_rows', 'chance_row', 'results_table', 'answer_text', 'run_flags', 'run_recipe',
+           'recipe_rows', 'mistakes_grid', 'variant_section', 'common_size', 'domain_gap_section', 'ablation_section',
+           'curves_section', 'chosen_variants', 'skipped_section', 'timing_rows', 'timing_text', 'variant_datasets',
+           'report_run', 'report_tasks', 'run_variants', 'write_report']
 
 # %% ../nbs/10_report.ipynb #f5db9ae9
 PACKAGES = ("fruit-synth", "torch", "torchvision", "timm", "diffusers", "numpy", "pillow", "scipy", "opencv-python-headless", "nbdev", "papermill")
@@ -358,7 +357,6 @@ NOTEBOOK_STYLE = """
 """
 
 # %% ../nbs/10_report.ipynb #ce73a51f
-STUDY_CLASSES = ["orange", "peach", "kiwi", "tomato", "banana"] # the reference study's classes, its order
 STUDY = { # variant: (val acc, val F1, test acc, test F1) from the reference study, %
     "few_shot": (60, 50, 43, 32), "copy_paste": (84.0, 84.5, 94.8, 94.8),
     "diffusion": (100.0, 100.0, 82.2, 82.3), "hybrid": (92.0, 92.2, 94.0, 94.0)}

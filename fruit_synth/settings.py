@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 # %% auto #0
-__all__ = ['SCHEMA', 'LARGEST_INT', 'SETTINGS_MARKER', 'AUGMENTATIONS', 'SURROUNDINGS', 'CAMERA_EFFECTS', 'CLASS_NAME',
-           'DEMO_FOLDERS', 'Setting', 'SettingsError', 'parse_value', 'expand_env', 'resolve_path', 'parse_override',
-           'nearest_key', 'check_key', 'find_settings_file', 'Settings', 'read_text_utf8', 'ini_lines', 'read_ini',
-           'prompt_templates', 'profiles', 'load_settings', 'class_folder_map']
+__all__ = ['SCHEMA', 'LARGEST_INT', 'SETTINGS_MARKER', 'STUDY_CLASSES', 'AUGMENTATIONS', 'SURROUNDINGS', 'CAMERA_EFFECTS',
+           'CLASS_NAME', 'DEMO_FOLDERS', 'Setting', 'SettingsError', 'parse_value', 'expand_env', 'resolve_path',
+           'parse_override', 'nearest_key', 'check_key', 'find_settings_file', 'Settings', 'read_text_utf8',
+           'ini_lines', 'read_ini', 'prompt_templates', 'profiles', 'load_settings', 'class_folder_map']
 
 # %% ../nbs/00_settings.ipynb #9192d162
 @dataclass(frozen=True)
@@ -250,6 +250,7 @@ def check_key(key: str, where: str, line: str = "") -> None:
 
 # %% ../nbs/00_settings.ipynb #845f6f5f
 SETTINGS_MARKER = "Experiment settings for fruit-synth"
+STUDY_CLASSES = ["orange", "peach", "kiwi", "tomato", "banana"] # the reference study's classes, in its order
 
 def _is_ours(path: Path) -> bool:
     try: return path.is_file() and SETTINGS_MARKER in path.read_text(encoding="utf-8").split("\n", 1)[0]
