@@ -13,6 +13,8 @@ PROFILE ?= demo
 # The tests' own processes keep large buffers as the command does (fruit_synth.core.processes): without it, glibc hands
 # every batch's buffers back to the system and faults them in again.
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1
+# ... and OpenMP threads wait passively, as the command has them (core.processes.wait_passively)
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: env build-env test report export check-sync nbtest pytest browser clean-report notebooks ablation
 
@@ -65,7 +67,7 @@ report: env
 	@echo "open report/index.html"
 
 # Execute the notebooks in place with their outputs kept (pictures compressed), for readers on a code host.
-# NB="nbs/09_evaluate.ipynb nbs/10_report.ipynb" runs only those; the default is every notebook but experiment/explore.
+# NB="nbs/learn/02_evaluate.ipynb nbs/study/03_report.ipynb" runs only those; the default is every notebook but experiment/explore.
 notebooks: env
 	$(BIN)/python tools/execute_notebooks.py $(NB)
 
@@ -73,4 +75,4 @@ notebooks: env
 # about three hours on two CPU cores from nothing (148 runs of about 75 s); finished runs under work/grocery/ablation are
 # reused. Outputs stay in the notebooks.
 ablation: env
-	$(BIN)/python tools/execute_notebooks.py --ablation nbs/05a_scenes.ipynb nbs/08_train.ipynb
+	$(BIN)/python tools/execute_notebooks.py --ablation nbs/generate/01_scenes.ipynb nbs/learn/03_train.ipynb

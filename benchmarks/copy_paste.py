@@ -28,11 +28,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from fruit_synth.datasets import load_dataset
-from fruit_synth.variants import generate_variant
-from fruit_synth.images import encode_image
-from fruit_synth.settings import load_settings
-from fruit_synth.sources import cutout_library, usable_backgrounds
+from fruit_synth.generate.datasets import load_dataset
+from fruit_synth.generate.variants import generate_variant
+from fruit_synth.core.images import encode_image
+from fruit_synth.core.settings import load_settings
+from fruit_synth.data.sources import cutout_library, usable_backgrounds
 
 
 def project_generator(settings, out: Path, jobs: int | None, variant: str = "copy_paste") -> float:

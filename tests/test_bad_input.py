@@ -48,7 +48,7 @@ def world(tmp_path: Path) -> Path:
     exif[0x0112] = 6
     Image.new("RGB", (80, 40), (230, 130, 30)).save(real / "rotated.jpg", exif=exif)  # 40 px: over min_image_edge
     # name the all-transparent cut-out so that the seeded candidate order tries it first: it must be rejected
-    from fruit_synth.masks import candidate_order
+    from fruit_synth.data.masks import candidate_order
     others = [tmp_path / f"masks/kiwi/cut_{i}.png" for i in range(3)]
     empty = next(tmp_path / f"masks/kiwi/cut_empty_{k}.png" for k in range(200)
                  if candidate_order(others + [tmp_path / f"masks/kiwi/cut_empty_{k}.png"], seed=0)[0].name == f"cut_empty_{k}.png")

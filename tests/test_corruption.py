@@ -73,8 +73,8 @@ def test_every_command_refuses_a_damaged_settings_file(capsys, world, tmp_path, 
 
 @pytest.mark.parametrize("how", CORRUPTIONS)
 def test_a_damaged_metrics_json_is_named_and_its_run_is_not_reused(world, trained, tmp_path, how):  # noqa: F811
-    from fruit_synth.evaluate import MetricsError, read_metrics
-    from fruit_synth.report import _reusable
+    from fruit_synth.learn.evaluate import MetricsError, read_metrics
+    from fruit_synth.study.report import _reusable
     run = Path(shutil.copytree(trained, tmp_path / "run"))
     assert _reusable({"fingerprint": "f", "status": "ok"}, "f", run)
     corrupt(run / "metrics.json", how)
@@ -97,7 +97,7 @@ def swept(world: Path) -> Path:  # noqa: F811
 @pytest.mark.parametrize("name", ["sweep.json", "sweep.csv"])
 def test_a_damaged_sweep_file_is_named_by_its_reader_and_the_sweep_command_repairs_it(capsys, world, swept, tmp_path, name,
                                                                                          how):  # noqa: F811
-    from fruit_synth.sweep import SweepError, sweep_summary
+    from fruit_synth.study.sweep import SweepError, sweep_summary
     folder = Path(shutil.copytree(swept, tmp_path / "swept"))
     corrupt(folder / name, how)
     before = snapshot(folder)

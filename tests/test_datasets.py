@@ -136,9 +136,9 @@ def test_hybrid_refuses_clearly_while_a_source_dataset_is_missing(tmp_path, work
 
 
 def test_disk_full_is_a_clean_error_and_a_rerun_resumes(tmp_path, monkeypatch, data):
-    from fruit_synth import datasets
-    from fruit_synth.settings import load_settings
-    from fruit_synth.variants import generate_variant
+    from fruit_synth.generate import datasets
+    from fruit_synth.core.settings import load_settings
+    from fruit_synth.generate.variants import generate_variant
     settings = load_settings("grocery", {"work_dir": tmp_path / "work", "n_per_class": 3, "image_size": 64})
     reference = generate_variant(settings, "copy_paste", tmp_path / "reference", jobs=1, progress=False)
     real_save, calls = datasets.save_image, []

@@ -14,10 +14,10 @@ from PIL import Image
 from conftest import ROOT, run_cli
 from tiny_sd import save_tiny_pipeline
 
-from fruit_synth.datasets import generate, load_dataset
-from fruit_synth.seeds import image_seed
-from fruit_synth.diffusion import diffusion_generator, is_blank
-from fruit_synth.settings import load_settings
+from fruit_synth.generate.datasets import generate, load_dataset
+from fruit_synth.core.seeds import image_seed
+from fruit_synth.generate.diffusion import diffusion_generator, is_blank
+from fruit_synth.core.settings import load_settings
 
 HUB_ID = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
@@ -192,8 +192,8 @@ def test_two_accelerate_processes_write_every_image_once_and_the_same_files(tmp_
 
 def test_each_seed_draws_its_own_diffusion_images(tmp_path, tiny_model):
     "seeds_vary = dataset: the second seed's set comes from other noise, with the same prompts and the same pipeline."
-    from fruit_synth.datasets import load_dataset
-    from fruit_synth.variants import seed_datasets
+    from fruit_synth.generate.datasets import load_dataset
+    from fruit_synth.generate.variants import seed_datasets
     folders = seed_datasets(tiny_settings(tiny_model, tmp_path, seeds=2, classes="orange,peach", plurals="oranges,peaches"),
                             "diffusion", jobs=1, progress=False)
     first, second = (load_dataset(folder) for folder in folders)

@@ -89,13 +89,13 @@ def test_a_parent_folder_as_test_is_refused_and_says_where_the_class_folders_are
 
 
 def test_mask_files_and_extra_class_folders_in_a_test_folder(world):
-    from fruit_synth.settings import load_settings
-    from fruit_synth.sources import test_folder
+    from fruit_synth.core.settings import load_settings
+    from fruit_synth.data.sources import folder_photos
     settings = load_settings("grocery", small(world)[3::2])
     Image.new("L", (64, 64), 255).save(world / "photos/orange/grocery_0_mask.png")
     shutil.copytree(world / "photos/kiwi", world / "photos/apple")
     (world / "photos/kiwi/empty.jpg").write_bytes(b"")
-    photos, lines = test_folder(settings, world / "photos")
+    photos, lines = folder_photos(settings, world / "photos")
     assert {name: len(paths) for name, paths in photos.items()} == {"orange": 4, "kiwi": 4}  # no mask file, no empty file
     text = "\n".join(lines)
     assert "skipped files: 1" in text and "empty.jpg: empty file" in text
@@ -164,7 +164,7 @@ def _fake_dataset(folder: Path) -> Path:
 
 
 def test_an_interrupted_train_leaves_the_earlier_run_as_it_was(world, capsys, monkeypatch):
-    import fruit_synth.train as train
+    import fruit_synth.learn.train as train
     data = _fake_dataset(world / "datasets/copy_paste")
     def finished(data, settings, out, test, progress=True):
         (out / "model.pt").write_text("first model")
@@ -192,7 +192,7 @@ def test_an_interrupted_train_leaves_the_earlier_run_as_it_was(world, capsys, mo
 
 # 9. two generate on the same folder; 15. a smaller rerun says what it removed
 def test_a_second_generate_on_the_same_folder_waits_for_the_first_and_a_smaller_rerun_says_what_it_removes(world, capsys):
-    from fruit_synth.datasets import hold_dataset_lock, release_dataset_lock
+    from fruit_synth.generate.datasets import hold_dataset_lock, release_dataset_lock
     status, _, err = cli(capsys, "generate", "copy-paste", "--out", world / "ds", "--jobs", "1", *small(world))
     assert status == 0, err
     folder = world / "ds/copy_paste"
@@ -218,8 +218,8 @@ def test_a_second_generate_on_the_same_folder_waits_for_the_first_and_a_smaller_
 
 def test_a_run_of_another_seed_never_rebuilds_the_cutouts_a_run_reads(world):
     "Two runs in one work folder with other seeds (the ablations do this, in turn or side by side) each keep their own cut-outs."
-    from fruit_synth.settings import load_settings
-    from fruit_synth.sources import cutout_library
+    from fruit_synth.core.settings import load_settings
+    from fruit_synth.data.sources import cutout_library
     common = {"classes": "orange, kiwi", "plurals": "oranges, kiwis", "mask_dir": str(world / "white"),
               "real_dir": str(world / "photos"), "backgrounds_dir": str(world / "bg"), "work_dir": str(world / "work"),
               "masks_per_class": "2", "min_backgrounds": "2"}
@@ -279,9 +279,9 @@ def test_settings_file_errors_name_the_line_and_the_text(tmp_path, capsys, world
 
 # 13. no tracebacks
 def test_permission_errors_demo_folders_bad_seeds_and_plain_value_errors_are_one_line(tmp_path, capsys, monkeypatch):
-    import fruit_synth.sources as sources
-    import fruit_synth.variants as variants
-    from fruit_synth.copy_paste import CopyPasteParams
+    import fruit_synth.data.sources as sources
+    import fruit_synth.generate.variants as variants
+    from fruit_synth.generate.copy_paste import CopyPasteParams
     def read_only(settings, progress=True):
         raise PermissionError(13, "Permission denied", str(tmp_path / "work/grocery/sources.json"))
     monkeypatch.setattr(sources, "check_sources", read_only)
@@ -311,17 +311,17 @@ def test_relative_paths_are_taken_from_the_current_folder_and_the_settings_file_
 
 
 def test_a_class_folder_in_decomposed_unicode_matches_its_composed_name(world):
-    from fruit_synth.settings import load_settings
-    from fruit_synth.sources import test_folder
+    from fruit_synth.core.settings import load_settings
+    from fruit_synth.data.sources import folder_photos
     (world / "photos/orange").rename(world / "photos/pe\u0302che")  # as macOS writes `pêche`
     settings = load_settings("grocery", ["classes=p\u00eache, kiwi", "plurals=p\u00eaches, kiwis"])
-    photos, _ = test_folder(settings, world / "photos")
+    photos, _ = folder_photos(settings, world / "photos")
     assert {name: len(paths) for name, paths in photos.items()} == {"p\u00eache": 4, "kiwi": 4}
 
 
 # 15. variants in either spelling, once each
 def test_report_variants_accept_either_spelling_once_each(world, capsys, monkeypatch):
-    import fruit_synth.report as report
+    import fruit_synth.study.report as report
     assert variant_names(["copy-paste", "few_shot", "copy_paste", "few-shot"]) == ["copy_paste", "few_shot"]
     seen = {}
     def fake_report(settings, out, variants, jobs=1, progress=True, scheduler=None):

@@ -153,8 +153,8 @@ def test_a_dataset_json_that_is_not_a_dataset_description_is_named_and_generate_
 def _checkpoint(path: Path, **changes) -> Path:
     "A small checkpoint as training writes it (ResNet18, random weights, the world's classes), with `changes` made to it."
     import torch
-    from fruit_synth.batches import save_checkpoint
-    from fruit_synth.models import classifier
+    from fruit_synth.learn.batches import save_checkpoint
+    from fruit_synth.learn.models import classifier
     torch.manual_seed(0)
     path.parent.mkdir(parents=True)
     save_checkpoint(classifier("resnet18", 2, pretrained=False), path, "resnet18", CLASSES, 64, seed=0, epochs=1)
@@ -200,7 +200,7 @@ def _strict_json(text: str):
 
 
 def test_metrics_json_is_valid_json_and_reads_back_as_written(capsys, world, tmp_path):
-    from fruit_synth.evaluate import read_metrics
+    from fruit_synth.learn.evaluate import read_metrics
     status, _, err = cli(capsys, "generate", "few-shot", "--out", tmp_path / "datasets", *small(world))  # 1 training image per class
     assert status == 0, err
     status, _, err = cli(capsys, "train", "--data", tmp_path / "datasets/few_shot", "--out", tmp_path / "run", *small(world))
@@ -222,7 +222,7 @@ def test_metrics_json_is_valid_json_and_reads_back_as_written(capsys, world, tmp
      "'non_finite' lists '/summary/nowhere'"),
 ], ids=["bare-nan", "list", "keys-missing", "cut-short", "non-finite-place"])
 def test_a_damaged_metrics_json_is_named_when_read_back(tmp_path, text, needle):
-    from fruit_synth.evaluate import read_metrics
+    from fruit_synth.learn.evaluate import read_metrics
     (tmp_path / "metrics.json").write_text(text)
     with pytest.raises(ValueError) as error:
         read_metrics(tmp_path / "metrics.json")
@@ -242,8 +242,8 @@ def _bad_entry(kind: str, path: Path) -> None:
 
 @pytest.mark.parametrize("kind", ["wrong-shape", "nan", "strings", "objects", "cut-short"])
 def test_a_damaged_feature_cache_entry_is_computed_again_with_a_note(capsys, world, tmp_path, kind):
-    from fruit_synth.images import file_sha256
-    from fruit_synth.probe import FeatureCache
+    from fruit_synth.core.images import file_sha256
+    from fruit_synth.learn.probe import FeatureCache
     images = sorted((world / "pristine/copy_paste/orange").glob("0000[0-2].*"))
     def cache(): return FeatureCache(tmp_path / "features", "resnet18", 32, pretrained=False, device="cpu")
     expected = cache().features(images)

@@ -39,8 +39,8 @@ def world(tmp_path: Path, data: Path) -> Path:
 @pytest.fixture(scope="module")
 def written(tmp_path_factory, data: Path) -> dict[str, Path]:
     "Folders fruit-synth wrote, made once by the tool itself: a dataset, a work folder, a run, a report, a library, the demo world."
-    from fruit_synth.demo import build_demo_world
-    from fruit_synth.outputs import claim_output, write_marker
+    from fruit_synth.data.demo import build_demo_world
+    from fruit_synth.core.outputs import claim_output, write_marker
     root = tmp_path_factory.mktemp("written")
     source = build_world(root / "source", data)
     status = main([str(a) for a in ["generate", "copy-paste", "--out", root / "datasets", "--jobs", "1", *small(source)]])
@@ -96,11 +96,11 @@ def test_every_kind_of_folder_fruit_synth_wrote_is_left_out_of_real_dir_at_any_d
 
 
 def test_train_test_folder_with_a_dataset_inside_tests_only_on_real_photos(world, written):
-    from fruit_synth.settings import load_settings
-    from fruit_synth.sources import test_folder
+    from fruit_synth.core.settings import load_settings
+    from fruit_synth.data.sources import folder_photos
     shutil.copytree(written["dataset"], world / "photos/orange/copy_paste")
     settings = load_settings("grocery", small(world)[3::2])
-    photos, lines = test_folder(settings, world / "photos", "--test")
+    photos, lines = folder_photos(settings, world / "photos", "--test")
     assert {name: len(paths) for name, paths in photos.items()} == {"orange": 4, "kiwi": 4}
     assert any("orange/copy_paste" in line and "fruit-synth" in line for line in lines), lines
 
@@ -188,7 +188,7 @@ def test_a_linked_folder_inside_a_class_folder_is_reported_not_followed(world, c
 
 def test_a_mask_file_in_capitals_is_not_counted_as_a_photo(tmp_path):
     "`X_MASK.png` beside `X.jpg` is a mask, whatever its case: one rule (masks.is_mask_file) for every folder read."
-    from fruit_synth.sources import class_images
+    from fruit_synth.data.sources import class_images
     folder = tmp_path / "real" / "orange"
     folder.mkdir(parents=True)
     photo = sorted((DATA / "photos" / "orange").glob("*.jpg"))[0]

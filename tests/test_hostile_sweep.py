@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CLI, ROOT, run_cli
-from fruit_synth.settings import SCHEMA, SettingsError, load_settings
+from fruit_synth.core.settings import SCHEMA, SettingsError, load_settings
 
 TINY_OVERRIDES = {"classes": "kiwi, banana", "plurals": "kiwis, bananas", "test_per_class": "4", "input_size": "64",
                   "n_per_class": "4"}
@@ -108,7 +108,8 @@ def test_every_setting_is_varied_in_each_run_or_refused_in_one_line(key, mode, t
     "Varied alone (over variants that read every setting, two seeds): either each point's run trains with its own value, and "
     "no two values share a run or, where it shapes the images, a dataset; or `fruit-synth sweep` refuses in one line naming "
     "the setting, before it writes anything."
-    from fruit_synth import cli, sweep
+    from fruit_synth import cli
+    from fruit_synth.study import sweep
     folders = (tmp_path / "one", tmp_path / "two")
     for folder in folders: folder.mkdir()
     texts = two_values(key, tiny_settings, folders)
@@ -141,7 +142,7 @@ def test_every_setting_is_varied_in_each_run_or_refused_in_one_line(key, mode, t
 
 
 def test_a_varied_value_that_fails_the_profiles_checks_is_refused(tiny_settings):
-    from fruit_synth import sweep
+    from fruit_synth.study import sweep
     spec = sweep.SweepSpec(sweep.parse_vary(["min_objects=1,9"]), ["copy_paste"], 1)  # grocery's max_objects is 4
     with pytest.raises(sweep.SweepError, match=r"--vary min_objects=9: .*min_objects.* max_objects"):
         sweep.check_axes(tiny_settings, spec, "probe")
@@ -219,7 +220,7 @@ def test_sweep_out_refuses_a_training_run_or_a_dataset_folder(tmp_path, capsys, 
 @pytest.fixture
 def no_notebook(monkeypatch):
     "`run_variant` replaced by one that records its calls: these tests are about the folders, not the notebook."
-    from fruit_synth import report
+    from fruit_synth.study import report
     calls = []
     def run_variant(settings, variant, runs, *args, **kwargs):
         calls.append(Path(runs) / variant)
@@ -321,12 +322,12 @@ def test_a_second_sweep_stops_at_once_on_the_same_folder_and_waits_on_the_same_d
 
 def test_the_test_sample_leaves_out_the_photos_every_cut_out_value_was_cut_from(tmp_path, data):
     "Cut-outs and test photos from one folder: the photos the cut-outs of masks_per_class = 6 were cut from are never tested on."
-    from fruit_synth import sweep
-    from fruit_synth.sources import cutout_library, cutout_origins
+    from fruit_synth.study import sweep
+    from fruit_synth.data.sources import cutout_library, cutout_origins
     settings = load_settings("grocery", {**TINY_OVERRIDES, "work_dir": str(tmp_path), "real_dir": str(data / "white"),
                                          "mask_dir": str(data / "white"), "masks_per_class": "2", "test_per_class": "30",
                                          "allow_fewer": "true"})
-    photos, left = sweep.sweep_test_sample(settings, sweep.SweepSpec({"masks_per_class": [2, 6]}, ["copy_paste"]))
+    photos, left = sweep.sweep_photos(settings, sweep.SweepSpec({"masks_per_class": [2, 6]}, ["copy_paste"]))
     six = settings.replace(masks_per_class=6)
     sources = {path.resolve() for path in cutout_origins(six, cutout_library(six, progress=False)[0]).hashes}
     tested = {path.resolve() for paths in photos.values() for path in paths}

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from fruit_synth.cli import main
-from fruit_synth.datasets import load_dataset
-from fruit_synth.demo import ensure_demo_world
-from fruit_synth.images import file_sha256
-from fruit_synth.settings import load_settings
-from fruit_synth import sources as stage  # `sources.test_sample` would be collected as a test if imported by name
-from fruit_synth.variants import generate_variant
+from fruit_synth.generate.datasets import load_dataset
+from fruit_synth.data.demo import ensure_demo_world
+from fruit_synth.core.images import file_sha256
+from fruit_synth.core.settings import load_settings
+from fruit_synth.data import sources as stage  # `sources.profile_photos` would be collected as a test if imported by name
+from fruit_synth.generate.variants import generate_variant
 
 CLASSES = ["orange", "kiwi"]
 PER_CLASS = 6 + 1 + 3  # "real" photos, the planted near-duplicate, white photos
@@ -54,7 +54,7 @@ def planted(world: Path, name: str) -> Path:
 
 def test_the_experiments_test_sample_holds_no_few_shot_source_and_no_planted_near_duplicate(world):
     settings = load_settings("demo", options(world, "work-sample"))
-    photos = stage.test_sample(settings, progress=False)  # what nbs/experiment.ipynb tests on
+    photos = stage.run_photos(settings, progress=False).photos  # what nbs/experiment.ipynb tests on
     sources = few_shot_sources(settings, world / "work-sample/datasets")
     assert len(sources) == 3 * len(CLASSES)
     assert file_sha256(world / "world/white/orange/white_orange_00.jpg") in sources  # what the planted photo copies
@@ -66,7 +66,7 @@ def test_the_experiments_test_sample_holds_no_few_shot_source_and_no_planted_nea
 
 def fake_training(monkeypatch) -> dict:
     "Replace training by a stand-in that keeps the test photos it is given (returned, filled in when `train` runs)."
-    import fruit_synth.train as train
+    import fruit_synth.learn.train as train
     given = {}
     def trained(data, settings, out, test, progress=True):
         given.update(test)
@@ -112,7 +112,7 @@ def test_train_without_a_test_folder_leaves_the_datasets_real_photos_out_of_the_
 
 
 def test_rgba_cutouts_without_their_originals_are_named_loudly_and_originals_close_the_hole(world, capsys):
-    from fruit_synth.report import sources_section
+    from fruit_synth.study.report import sources_section
     rgba = options(world, "work-rgba", mask_dir=str(world / "world/cutouts"))  # RGBA files named like the white photos
     check = stage.check_sources(load_settings("demo", rgba), progress=False)
     assert {record.method for record in check.library.cutouts} == {"rgba"}
@@ -127,7 +127,7 @@ def test_rgba_cutouts_without_their_originals_are_named_loudly_and_originals_clo
     settings = load_settings("demo", {**rgba, "cutout_originals": str(world / "world/white")})
     check = stage.check_sources(settings, progress=False)
     assert check.leakage_warnings == [] and warning not in check.summary()
-    photos = stage.test_sample(settings, progress=False)
+    photos = stage.run_photos(settings, progress=False).photos
     sources = few_shot_sources(load_settings("demo", options(world, "work-rgba-fs")), world / "work-rgba-fs/datasets")
     for name in CLASSES:
         assert len(photos[name]) == 6 and planted(world, name) not in photos[name]
@@ -139,10 +139,10 @@ def test_the_k_real_training_photos_are_out_of_every_variants_test_sample(world)
     settings = load_settings("demo", options(world, "work-real", real_train_dir=str(world / "photos"), real_per_class=2))
     held = stage.real_train_photos(settings)
     assert [len(paths) for paths in held.values()] == [2, 2]
-    photos = stage.test_sample(settings, progress=False)
+    photos = stage.run_photos(settings, progress=False).photos
     sample = {path for paths in photos.values() for path in paths}
     assert sample and not sample & {path for paths in held.values() for path in paths}
-    without_k = {path for paths in stage.test_sample(load_settings("demo", options(world, "work-real")),
+    without_k = {path for paths in stage.profile_photos(load_settings("demo", options(world, "work-real")),
                                                      progress=False).values() for path in paths}
     chosen = {path for paths in held.values() for path in paths}
     assert chosen & without_k  # some of the k photos were in the sample without real_per_class: the check has work to do

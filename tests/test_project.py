@@ -2,6 +2,7 @@
 import json
 import re
 import tomllib
+from pathlib import Path
 
 from conftest import ROOT
 
@@ -68,24 +69,46 @@ def test_notebooks_with_their_outputs_stay_within_the_size_budget():
     assert sum(sizes.values()) <= ALL_NOTEBOOKS_BUDGET_MB, f"nbs/ holds {sum(sizes.values()):.1f} MB of notebooks, over {ALL_NOTEBOOKS_BUDGET_MB} MB"
 
 
-def _package_imports(module: str, top_level_only: bool) -> set[str]:
-    "The fruit_synth modules `module` imports: at module level only, or anywhere in it (inside functions too)."
+LAYERS = ("core", "data", "generate", "learn", "study", "cli")  # bottom to top: a module imports from its own layer or below
+
+
+def _modules() -> list[str]:
+    "Every module of the package as a dotted name below fruit_synth (`generate.scenes`, `cli`)."
+    package = ROOT / "fruit_synth"
+    return sorted(".".join(p.relative_to(package).with_suffix("").parts) for p in package.rglob("*.py")
+                  if not p.name.startswith("_"))
+
+
+def _imports(module: str) -> dict[str, set[str]]:
+    "The package modules `module` imports anywhere in it (at the top and inside functions), each with the names it takes."
     import ast
-    tree = ast.parse((ROOT / "fruit_synth" / f"{module}.py").read_text())
-    nodes = tree.body if top_level_only else list(ast.walk(tree))
-    found = set()
-    for node in nodes:
-        if isinstance(node, ast.ImportFrom) and (node.level == 1 or (node.module or "").startswith("fruit_synth")):
-            name = (node.module or "").removeprefix("fruit_synth").lstrip(".")
-            found |= {name.split(".")[0]} if name else {alias.name for alias in node.names}
+    path = ROOT / "fruit_synth" / Path(*module.split(".")).with_suffix(".py")
+    package = module.split(".")[:-1]
+    found: dict[str, set[str]] = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - node.level + 1] if node.level > 1 else package
+                parts = base + (node.module.split(".") if node.module else [])
+            elif (node.module or "").split(".")[0] == "fruit_synth": parts = node.module.split(".")[1:]
+            else: continue
+            target = ".".join(parts)
+            if target in _modules(): found.setdefault(target, set()).update(a.name for a in node.names)
+            else:  # `from fruit_synth.learn import train`: the names are modules
+                for alias in node.names: found.setdefault(".".join(parts + [alias.name]), set())
         elif isinstance(node, ast.Import):
-            found |= {alias.name.split(".")[1] for alias in node.names if alias.name.startswith("fruit_synth.")}
-    return found - {module, "_modidx", ""}
+            for alias in node.names:
+                if alias.name.startswith("fruit_synth."): found.setdefault(alias.name.removeprefix("fruit_synth."), set())
+    return {target: names for target, names in found.items() if target != module}
 
 
-def test_modules_import_each_other_without_a_cycle_and_datasets_knows_no_generator():
-    modules = [path.stem for path in (ROOT / "fruit_synth").glob("*.py") if not path.stem.startswith("_")]
-    graph = {module: _package_imports(module, top_level_only=True) & set(modules) for module in modules}
+def _layer(module: str) -> int:
+    return LAYERS.index(module.split(".")[0])
+
+
+def test_modules_import_each_other_without_a_cycle_counting_imports_inside_functions():
+    modules = _modules()
+    graph = {module: set(_imports(module)) & set(modules) for module in modules}
     done, active = set(), []
     def visit(module):
         assert module not in active, f"import cycle: {' -> '.join(active[active.index(module):] + [module])}"
@@ -93,9 +116,26 @@ def test_modules_import_each_other_without_a_cycle_and_datasets_knows_no_generat
         active.append(module)
         for other in sorted(graph[module]): visit(other)
         active.pop(); done.add(module)
-    for module in sorted(graph): visit(module)
-    assert not _package_imports("datasets", top_level_only=False) & {"diffusion", "copy_paste", "scenes", "variants"}
-    assert not _package_imports("evaluate", top_level_only=False) & {"train"}
+    for module in modules: visit(module)
+
+
+def test_every_module_lives_in_a_layer_and_imports_only_from_its_layer_or_below():
+    for module in _modules():
+        assert module.split(".")[0] in LAYERS, f"{module} is in no layer ({', '.join(LAYERS)})"
+        upward = [target for target in _imports(module) if _layer(target) > _layer(module)]
+        assert not upward, f"{module} imports {upward}, from a layer above its own"
+
+
+def test_no_module_imports_another_modules_private_names():
+    private = {f"{module}: {target}.{name}" for module in _modules() for target, names in _imports(module).items()
+               for name in names if name.startswith("_")}
+    assert not private, f"private names imported across modules: {sorted(private)}"
+
+
+def test_datasets_knows_no_generator_and_evaluation_no_training():
+    assert not set(_imports("generate.datasets")) & {"generate.diffusion", "generate.copy_paste", "generate.scenes",
+                                                     "generate.variants"}
+    assert "learn.train" not in _imports("learn.evaluate")
 
 
 def test_notebook_outputs_hold_no_path_of_the_machine_they_ran_on():

@@ -10,11 +10,11 @@ import numpy as np
 from PIL import Image
 
 from conftest import CLI, ROOT, run_cli
-from fruit_synth.datasets import load_dataset
-from fruit_synth.variants import generate_variant
-from fruit_synth.probe import FeatureCache
-from fruit_synth.settings import load_settings
-from fruit_synth.sweep import SweepSpec, parse_vary, point_dataset, run_sweep
+from fruit_synth.generate.datasets import load_dataset
+from fruit_synth.generate.variants import generate_variant
+from fruit_synth.learn.probe import FeatureCache
+from fruit_synth.core.settings import load_settings
+from fruit_synth.study.sweep import SweepSpec, parse_vary, point_dataset, run_sweep
 
 TWO_CLASSES = ["-p", "classes=kiwi,banana", "-p", "plurals=kiwis,bananas"]
 
@@ -97,9 +97,9 @@ def test_bad_vary_is_one_line_naming_it(tmp_path):
 
 def test_new_image_code_is_never_reused_as_old(monkeypatch):
     "A generator's version bump changes the digests by which sweeps and ablations reuse datasets and results."
-    from fruit_synth import sweep
-    from fruit_synth.train import generation_digest
-    from fruit_synth.variants import CopyPasteGenerator
+    from fruit_synth.study import sweep
+    from fruit_synth.learn.train import generation_digest
+    from fruit_synth.generate.variants import CopyPasteGenerator
     settings = load_settings("grocery")
     point = sweep.Point("copy_paste_bins", {"n_per_class": 4}, 0)
     before = (generation_digest(settings), sweep._image_digest(settings), sweep._point_digest(settings, point, "probe", {}))

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fruit_synth import train
-from fruit_synth.datasets import load_dataset, write_with_real
+from fruit_synth.learn import train
+from fruit_synth.generate.datasets import load_dataset, write_with_real
 from test_training import CLASSES, photos, toy_dataset, toy_settings
 
 K = 2 # real photos per class

@@ -10,11 +10,13 @@ import torch
 from PIL import Image
 
 from conftest import Swatches
-from fruit_synth import batches, evaluate, train
-from fruit_synth.batches import TrainingError
-from fruit_synth.datasets import generate
-from fruit_synth.models import ModelError, RESNET18_FILE, imagenet_model, resnet18_weights
-from fruit_synth.settings import load_settings
+from fruit_synth.learn import batches
+from fruit_synth.learn import evaluate
+from fruit_synth.learn import train
+from fruit_synth.learn.batches import TrainingError
+from fruit_synth.generate.datasets import generate
+from fruit_synth.learn.models import ModelError, RESNET18_FILE, imagenet_model, resnet18_weights
+from fruit_synth.core.settings import load_settings
 
 CLASSES = ["orange", "kiwi", "banana"]
 

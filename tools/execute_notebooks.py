@@ -1,7 +1,7 @@
 """Execute notebooks in place and keep their outputs, so a reader sees the pictures on a code host without running anything.
 
     python tools/execute_notebooks.py                   # every nbs/*.ipynb except experiment and explore
-    python tools/execute_notebooks.py nbs/09_evaluate.ipynb nbs/10_report.ipynb
+    python tools/execute_notebooks.py nbs/learn/02_evaluate.ipynb nbs/study/03_report.ipynb
 
 Each notebook runs top to bottom in a fresh kernel (cwd nbs/), `#| slow` cells included, as `make test` runs them.
 Pictures are made small before the notebook is written back: PNG outputs wider than MAX_WIDTH pixels are scaled
@@ -27,7 +27,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from PIL import Image
 
-from fruit_synth.report import IpcKernelManager
+from fruit_synth.study.report import IpcKernelManager
 
 ROOT = Path(__file__).resolve().parent.parent
 SKIPPED = {"experiment.ipynb", "explore.ipynb"}  # parameterised by papermill; run by the report and its tests
