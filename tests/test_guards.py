@@ -164,20 +164,20 @@ def _fake_dataset(folder: Path) -> Path:
 
 
 def test_an_interrupted_train_leaves_the_earlier_run_as_it_was(world, capsys, monkeypatch):
-    import fruit_synth.learn.train as train
+    import fruit_synth.learn.run as run
+    from fruit_synth.learn.evaluate import toy_result
     data = _fake_dataset(world / "datasets/copy_paste")
     def finished(data, settings, out, test, progress=True):
         (out / "model.pt").write_text("first model")
-        (out / "metrics.json").write_text(json.dumps({"schema": 2, "selected": [], "model": "first"}))
-        return {"summary": {"test_accuracy": {"mean": 0.5, "ci": [0.4, 0.6]}, "test_macro_f1": {"mean": 0.5}, "epochs_chosen": [1]}}
-    monkeypatch.setattr(train, "train_and_select", finished)
+        return toy_result(settings.classes, 0.5)  # the command writes its metrics.json
+    monkeypatch.setattr(run, "train_and_test", finished)
     status, out, err = cli(capsys, "train", "--data", data, "--out", world / "run", "--test", world / "photos", *small(world))
     assert status == 0, err
     before = snapshot(world / "run")
     def interrupted(data, settings, out, test, progress=True):
         (out / "model.pt").write_text("half-trained second model")
         raise KeyboardInterrupt
-    monkeypatch.setattr(train, "train_and_select", interrupted)
+    monkeypatch.setattr(run, "train_and_test", interrupted)
     status, _, err = cli(capsys, "train", "--data", data, "--out", world / "run", "--test", world / "photos", *small(world))
     assert status == 130 and "interrupted" in err
     assert snapshot(world / "run") == before  # model.pt and metrics.json still belong together

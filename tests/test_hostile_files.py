@@ -211,16 +211,26 @@ def test_metrics_json_is_valid_json_and_reads_back_as_written(capsys, world, tmp
     assert np.isnan(metrics["domain_gap"]["per_class"]["orange"]) and metrics["domain_gap"]["overall"] > 0
 
 
+def _whole_result() -> dict:
+    "A metrics.json object whose every field is right (made up, for damaging one at a time)."
+    from fruit_synth.learn.evaluate import toy_result
+    return toy_result(["orange", "kiwi"]).to_dict()
+
+
 @pytest.mark.parametrize("text, needle", [
-    ('{"schema": 1, "summary": NaN}', "line 1"),
+    ('{"schema": 2, "summary": NaN}', "line 1"),
     ("[1, 2]", "a list, not a JSON object"),
-    ('{"schema": 1, "variant": "copy_paste"}', "missing"),
-    ('{"schema": 1,\n "variant": "copy_pa', "line 2"),
-    (json.dumps({"schema": 1, "non_finite": {"/summary/nowhere": "NaN"}, **{key: None for key in
+    ('{"schema": 2, "variant": "copy_paste"}', "missing"),
+    ('{"schema": 1, "variant": "copy_paste"}', "schema 1, expected 2"),
+    ('{"schema": 2,\n "variant": "copy_pa', "line 2"),
+    (json.dumps(_whole_result() | {"selected": [_whole_result()["selected"][0] | {"seed": "zero"}]}),
+     "/selected/0/seed: expected an integer, found text"),
+    (json.dumps(_whole_result() | {"summary": {"test_accuracy": {}}}), "/summary: missing val_accuracy"),
+    (json.dumps({"schema": 2, "non_finite": {"/summary/nowhere": "NaN"}, **{key: None for key in
                  ["variant", "profile", "classes", "backbone", "pretrained", "image_size", "epochs_grid", "lr", "batch_size",
                   "augment", "dataset", "test", "runs", "selected", "summary", "domain_gap", "files", "device", "seconds"]}}),
      "'non_finite' lists '/summary/nowhere'"),
-], ids=["bare-nan", "list", "keys-missing", "cut-short", "non-finite-place"])
+], ids=["bare-nan", "list", "keys-missing", "old-schema", "cut-short", "nested-type", "nested-missing", "non-finite-place"])
 def test_a_damaged_metrics_json_is_named_when_read_back(tmp_path, text, needle):
     from fruit_synth.learn.evaluate import read_metrics
     (tmp_path / "metrics.json").write_text(text)

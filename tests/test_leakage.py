@@ -14,7 +14,7 @@ from fruit_synth.generate.datasets import load_dataset
 from fruit_synth.data.demo import ensure_demo_world
 from fruit_synth.core.images import file_sha256
 from fruit_synth.core.settings import load_settings
-from fruit_synth.data import sources as stage  # `sources.profile_photos` would be collected as a test if imported by name
+from fruit_synth.data import sources as stage  
 from fruit_synth.generate.variants import generate_variant
 
 CLASSES = ["orange", "kiwi"]
@@ -66,14 +66,13 @@ def test_the_experiments_test_sample_holds_no_few_shot_source_and_no_planted_nea
 
 def fake_training(monkeypatch) -> dict:
     "Replace training by a stand-in that keeps the test photos it is given (returned, filled in when `train` runs)."
-    import fruit_synth.learn.train as train
+    import fruit_synth.learn.run as run
+    from fruit_synth.learn.evaluate import toy_result
     given = {}
     def trained(data, settings, out, test, progress=True):
-        given.update(test)
-        (out / "metrics.json").write_text(json.dumps({"schema": 2, "selected": []}))
-        return {"test": {}, "summary": {"test_accuracy": {"mean": 0.5, "ci": [0.4, 0.6]}, "test_macro_f1": {"mean": 0.5},
-                                        "epochs_chosen": [1]}}
-    monkeypatch.setattr(train, "train_and_select", trained)
+        given.update(test.photos)
+        return toy_result(settings.classes, 0.5)  # the command writes its metrics.json
+    monkeypatch.setattr(run, "train_and_test", trained)
     return given
 
 
@@ -142,8 +141,8 @@ def test_the_k_real_training_photos_are_out_of_every_variants_test_sample(world)
     photos = stage.run_photos(settings, progress=False).photos
     sample = {path for paths in photos.values() for path in paths}
     assert sample and not sample & {path for paths in held.values() for path in paths}
-    without_k = {path for paths in stage.profile_photos(load_settings("demo", options(world, "work-real")),
-                                                     progress=False).values() for path in paths}
+    without_k = {path for paths in stage.run_photos(load_settings("demo", options(world, "work-real"))).photos.values()
+                 for path in paths}
     chosen = {path for paths in held.values() for path in paths}
     assert chosen & without_k  # some of the k photos were in the sample without real_per_class: the check has work to do
     assert sample == without_k - chosen

@@ -151,3 +151,29 @@ def test_notebook_outputs_hold_no_path_of_the_machine_they_ran_on():
             hits = [folder for folder in folders if folder in text]
             if hits: found.setdefault(path.relative_to(ROOT).as_posix(), set()).update(hits)
     assert not found, f"notebook outputs with this machine's paths (python tools/execute_notebooks.py --paths-only): {found}"
+
+
+def test_no_package_function_or_class_is_named_as_pytest_collects_tests():
+    "A package name starting with test or Test would be collected as a test by any test module that imports it."
+    import ast
+    named = [f"{module}.{node.name}" for module in _modules()
+             for node in ast.walk(ast.parse((ROOT / "fruit_synth" / Path(*module.split(".")).with_suffix(".py")).read_text()))
+             if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name.lower().startswith("test")]
+    assert not named, f"rename {named}: pytest collects them wherever they are imported"
+
+
+def test_importing_the_package_changes_no_backend_and_no_environment():
+    "A Jupyter user who imports any module keeps their matplotlib backend and their environment variables."
+    import subprocess
+    import sys
+    code = ("import os, matplotlib; matplotlib.use('svg')\n"
+            "import torch, torchvision, timm, cv2, sklearn, scipy, diffusers, distributed, papermill  # they set their own\n"
+            "before = dict(os.environ)\n"
+            "import pkgutil, importlib, fruit_synth\n"
+            "for m in pkgutil.walk_packages(fruit_synth.__path__, 'fruit_synth.'): importlib.import_module(m.name)\n"
+            "assert matplotlib.get_backend() == 'svg', matplotlib.get_backend()\n"
+            "changed = {k for k in set(os.environ) | set(before) if os.environ.get(k) != before.get(k)}\n"
+            "assert not changed, changed\n")
+    env = {key: value for key, value in __import__("os").environ.items() if key not in ("OMP_WAIT_POLICY", "MPLBACKEND")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]

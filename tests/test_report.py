@@ -49,8 +49,12 @@ def report(tmp_path_factory, demo_world) -> Path:
         assert noise not in result.stderr, f"the report prints {noise!r}: {result.stderr[-2000:]}"
     assert "report: where the time went" in result.stderr and "variant copy_paste" in result.stderr
     assert "report: diffusion: skipped before its notebook: Stable Diffusion weights" in result.stderr
+    # a description-only setting changed: every run is reused (settings.ROLES)
+    described = {**small, "protocol": "described otherwise: nothing a run computes changed"}
+    (project / "settings.ini").write_text(profile_section((ROOT / "settings.ini").read_text(), "demo", described))
     second = make()
     assert second.returncode == 0 and "copy_paste: unchanged, reusing" in second.stderr
+    assert "few_shot: unchanged, reusing" in second.stderr and "running the experiment notebook" not in second.stderr
     return project / "report"
 
 

@@ -98,7 +98,7 @@ def test_bad_vary_is_one_line_naming_it(tmp_path):
 def test_new_image_code_is_never_reused_as_old(monkeypatch):
     "A generator's version bump changes the digests by which sweeps and ablations reuse datasets and results."
     from fruit_synth.study import sweep
-    from fruit_synth.learn.train import generation_digest
+    from fruit_synth.study.ablations import generation_digest
     from fruit_synth.generate.variants import CopyPasteGenerator
     settings = load_settings("grocery")
     point = sweep.Point("copy_paste_bins", {"n_per_class": 4}, 0)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fruit_synth.learn import train
+from fruit_synth.learn.run import train_and_test
 from fruit_synth.generate.datasets import load_dataset, write_with_real
 from test_training import CLASSES, photos, toy_dataset, toy_settings
 
@@ -41,7 +42,7 @@ def spies(monkeypatch) -> dict:
 def test_finetune_trains_on_exactly_the_k_real_photos_after_the_generated_set(tmp_path, spies):
     folder = plus_real(tmp_path, "finetune")
     settings = toy_settings(real_mode="finetune", real_epochs=2, real_lr=1e-3)
-    metrics = train.train_and_select(folder, settings, tmp_path / "out", photos(tmp_path / "test"), progress=False)
+    metrics = train_and_test(folder, settings, tmp_path / "out", photos(tmp_path / "test"), progress=False)
     assert spies["first"] and all(not name.startswith("real-") for files in spies["first"] for name in files)  # generated only
     wanted = sorted((name, f"real-{i:03d}.jpg") for name in CLASSES for i in range(K))
     assert spies["second"] == [wanted] and spies["changed"] == [True]  # once, on the K photos per class, and it trains
@@ -55,7 +56,7 @@ def test_finetune_trains_on_exactly_the_k_real_photos_after_the_generated_set(tm
 
 def test_mix_mode_trains_once_on_generated_and_repeated_real_photos(tmp_path, spies):
     folder = plus_real(tmp_path, "mix")
-    metrics = train.train_and_select(folder, toy_settings(real_mode="mix"), tmp_path / "out", photos(tmp_path / "test"), progress=False)
+    metrics = train_and_test(folder, toy_settings(real_mode="mix"), tmp_path / "out", photos(tmp_path / "test"), progress=False)
     manifest = [r for r in load_dataset(folder).records if r["split"] == "train"]
     assert sorted(spies["first"][0]) == sorted(Path(r["file"]).name for r in manifest)  # every copy of every real photo
     assert {name for name in spies["first"][0] if name.startswith("real-")} == {f"real-{i:03d}.jpg" for i in range(K)}
@@ -66,6 +67,6 @@ def test_mix_mode_trains_once_on_generated_and_repeated_real_photos(tmp_path, sp
 
 def test_finetune_without_real_photos_skips_the_stage_and_says_so(tmp_path, spies, capsys):
     folder = toy_dataset(tmp_path / "generated", {name: 8 for name in CLASSES})
-    metrics = train.train_and_select(folder, toy_settings(real_mode="finetune"), tmp_path / "out", photos(tmp_path / "test"))
+    metrics = train_and_test(folder, toy_settings(real_mode="finetune"), tmp_path / "out", photos(tmp_path / "test"))
     assert spies["second"] == [] and metrics["recipe"]["real_stage"].startswith("skipped: the dataset holds no real photos")
     assert "second stage skipped" in capsys.readouterr().err

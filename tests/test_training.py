@@ -13,10 +13,12 @@ from conftest import Swatches
 from fruit_synth.learn import batches
 from fruit_synth.learn import evaluate
 from fruit_synth.learn import train
+from fruit_synth.learn.run import train_and_test
 from fruit_synth.learn.batches import TrainingError
 from fruit_synth.generate.datasets import generate
 from fruit_synth.learn.models import ModelError, RESNET18_FILE, imagenet_model, resnet18_weights
 from fruit_synth.core.settings import load_settings
+from fruit_synth.data.sources import run_photos
 
 CLASSES = ["orange", "kiwi", "banana"]
 
@@ -51,7 +53,7 @@ def run(tmp_path_factory) -> tuple[Path, dict, dict]:
     root = tmp_path_factory.mktemp("run")
     folder = toy_dataset(root / "data", {name: 8 for name in CLASSES})
     test = photos(root / "test")
-    metrics = train.train_and_select(folder, toy_settings(), root / "out", test, progress=False)
+    metrics = train_and_test(folder, toy_settings(), root / "out", test, progress=False)
     return root / "out", metrics, test
 
 
@@ -59,7 +61,7 @@ def test_run_writes_every_file_and_the_schema(run):
     out, metrics, test = run
     assert {p.name for p in out.iterdir()} >= {"metrics.json", "predictions.csv", "model.pt", "confusion.png", "per_class_f1.png", "curves.png"}
     saved = json.loads((out / "metrics.json").read_text())
-    assert saved["schema"] == 1 and saved["classes"] == CLASSES and saved["test"]["images"] == 9
+    assert saved["schema"] == 2 and saved["classes"] == CLASSES and saved["test"]["images"] == 9
     assert saved["dataset"]["train"] + saved["dataset"]["val"] == 24 and saved["dataset"]["fingerprint"]
     selected = saved["selected"][0]["test"]
     assert 0 <= selected["accuracy"] <= 1 and selected["accuracy_ci"][0] <= selected["accuracy"] <= selected["accuracy_ci"][1]
@@ -88,26 +90,26 @@ def test_test_set_with_other_classes_is_refused(run, tmp_path):
 def test_dataset_missing_a_class_is_refused(tmp_path):
     folder = toy_dataset(tmp_path, {"orange": 4, "kiwi": 4})
     with pytest.raises(TrainingError, match=rf"dataset '{folder}'.*missing: \['banana'\]"):
-        train.train_and_select(folder, toy_settings(), tmp_path / "out", photos(tmp_path / "test"), progress=False)
+        train_and_test(folder, toy_settings(), tmp_path / "out", photos(tmp_path / "test"), progress=False)
 
 
 def test_dataset_with_an_empty_split_is_refused(tmp_path):
     folder = toy_dataset(tmp_path, {"orange": 4, "kiwi": 4, "banana": 1})
     with pytest.raises(TrainingError, match=r"no val images of class\(es\) \['banana'\].*generate more"):
-        train.train_and_select(folder, toy_settings(), tmp_path / "out", photos(tmp_path / "test"), progress=False)
+        train_and_test(folder, toy_settings(), tmp_path / "out", photos(tmp_path / "test"), progress=False)
 
 
 def test_dataset_with_deleted_images_is_refused(tmp_path):
     folder = toy_dataset(tmp_path, {name: 4 for name in CLASSES})
     for path in (folder / "kiwi").glob("*.png"): path.unlink()
     with pytest.raises(TrainingError, match=r"missing, e\.g\. '.*kiwi.*'; run the generate command again"):
-        train.train_and_select(folder, toy_settings(), tmp_path / "out", photos(tmp_path / "test"), progress=False)
+        train_and_test(folder, toy_settings(), tmp_path / "out", photos(tmp_path / "test"), progress=False)
 
 
 def test_test_photos_folder_missing_a_class_is_refused(tmp_path):
     photos(tmp_path, ["orange", "kiwi"])
     with pytest.raises(ValueError, match="banana"):
-        evaluate.test_photos(toy_settings(), tmp_path)
+        run_photos(toy_settings(), tmp_path)
 
 
 def test_corrupt_checkpoint_is_refused(run, tmp_path):
@@ -156,12 +158,12 @@ def test_each_seed_trains_on_its_own_set(tmp_path, mode):
     folders = [generate(Swatches(), tmp_path / f"data{seed}", "swatches", {name: 8 for name in CLASSES},
                         toy_settings(seed=seed), jobs=1, progress=False) for seed in (0, 1)]
     assert (folders[0] / "manifest.jsonl").read_bytes() != (folders[1] / "manifest.jsonl").read_bytes()
-    metrics = train.train_and_select(folders, settings, tmp_path / "out", photos(tmp_path / "test"), progress=False)
+    metrics = train_and_test(folders, settings, tmp_path / "out", photos(tmp_path / "test"), progress=False)
     assert metrics["dataset"]["folders"] == [str(folder) for folder in folders]
     assert [(s["seed"], s["train_set"]) for s in metrics["selected"]] == [(0, str(folders[0])), (1, str(folders[1]))]
     assert metrics["summary"]["test_accuracy"]["ci_over"] == "photos and seeds"
     with pytest.raises(ValueError, match="3 training sets for seeds = 2: give one set, or one per seed"):
-        train.train_and_select(folders + folders[:1], settings, tmp_path / "out3", photos(tmp_path / "test"), progress=False)
+        train_and_test(folders + folders[:1], settings, tmp_path / "out3", photos(tmp_path / "test"), progress=False)
     for path in (folders[1] / "kiwi").glob("*.png"): path.unlink()  # a later seed's lost images: found before any training
     with pytest.raises(ValueError, match=re.escape(str(folders[1]))):
-        train.train_and_select(folders, settings, tmp_path / "out4", photos(tmp_path / "test"), progress=False)
+        train_and_test(folders, settings, tmp_path / "out4", photos(tmp_path / "test"), progress=False)

@@ -12,12 +12,16 @@ import os
 import shutil
 import time
 from contextlib import contextmanager
+import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
+
+from .images import write_json
+from .settings import SCHEMA
 
 # %% auto #0
 __all__ = ['MARKER', 'INPUT_SETTINGS', 'OutputError', 'folder_owner', 'check_output', 'write_marker', 'claim_output',
-           'staged_output', 'check_outside_inputs']
+           'staged_output', 'check_outside_inputs', 'read_marker', 'claim_folder']
 
 # %% ../../nbs/core/03_outputs.ipynb #e50ad2b6
 MARKER = ".fruit-synth-output.json" # the file that says which command wrote a folder
@@ -135,7 +139,8 @@ def staged_output(folder: Path, # where the finished run goes
     shutil.rmtree(old, ignore_errors=True)
 
 # %% ../../nbs/core/03_outputs.ipynb #a95b1eba
-INPUT_SETTINGS = ("real_dir", "mask_dir", "backgrounds_dir") # folders of the user's photos, only ever read
+INPUT_SETTINGS = tuple(name for name, setting in SCHEMA.items() if setting.kind == "path" and setting.role in ("sources", "test", "images"))
+# the folders of the user's photos, cut-outs and backgrounds: only ever read
 
 def check_outside_inputs(folder: Path, # a folder a command will write into
                          settings, # resolved settings (their input folders)
@@ -150,3 +155,38 @@ def check_outside_inputs(folder: Path, # a folder a command will write into
         if folder == source or source in folder.parents:
             raise OutputError(f"{option} '{folder}' is inside {key} '{source}' ({settings.where(key)}); generated files "
                               f"there would later be read as your photos: give an {option} outside it")
+
+# %% ../../nbs/core/03_outputs.ipynb #4c4b6e7f
+def read_marker(path: Path) -> tuple[dict | None, str]:
+    "The marker file at `path` as a JSON object (None when there is none), and what is wrong with it ('' when nothing is)."
+    try: data = json.loads(Path(path).read_bytes())
+    except FileNotFoundError: return None, ""
+    except (UnicodeDecodeError, ValueError) as e: return None, f"is not JSON ({str(e)[:60]})"
+    except OSError as e: return None, f"cannot be read ({e.strerror or e})"
+    return (data, "") if isinstance(data, dict) else (None, "holds no JSON object")
+
+def claim_folder(folder: Path, # the folder a writer takes (made when missing)
+                 marker: str, # the file in it that says what wrote it and what it holds
+                 record: dict, # what the marker says from now on (with `complete` false: the writer sets it true when done)
+                 foreign: Callable[[list[str]], Exception], # the error for a folder without the marker that holds `strangers`
+                 strangers: Callable[[Path], list[str]] = lambda folder: _visible(folder), # files that show the folder is not ours
+                 other: Callable[[dict], Exception | None] = lambda previous: None, # the error when the marker records other work
+                 read: Callable[[Path], tuple[dict | None, str]] = read_marker, # reads the marker: (its object, what is wrong with it)
+                 label: str = "", # what the messages start with (a variant's name)
+                ) -> dict | None:
+    """Take `folder` for a writer by the one rule (see above); return the previous marker: None when there was none, {}
+    when it was damaged (said on stderr: it is written again)."""
+    folder, start = Path(folder), f"{label}: " if label else ""
+    previous, problem = read(folder / marker)
+    if problem:
+        print(f"{start}'{folder / marker}' {problem}; it is written again", file=sys.stderr)
+        previous = {}
+    elif previous is None and folder.is_dir():
+        found = strangers(folder)
+        if found: raise foreign(found)
+    if previous:
+        error = other(previous)
+        if error is not None: raise error
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json({**record, "complete": False, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}, folder / marker)
+    return previous

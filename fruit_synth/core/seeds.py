@@ -8,11 +8,12 @@ Docs: https://fruit-synth.github.io/fruit-synth/core/seeds.html.md"""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 
 # %% auto #0
-__all__ = ['image_seed', 'image_rng']
+__all__ = ['image_seed', 'image_rng', 'fingerprint']
 
 # %% ../../nbs/core/02_seeds.ipynb #edc07f5e
 def image_seed(seed: int, # the dataset (or world) seed
@@ -27,3 +28,10 @@ def image_seed(seed: int, # the dataset (or world) seed
 def image_rng(seed: int, variant: str, name: str, index: int) -> np.random.Generator:
     "A random generator for one image, seeded by `image_seed`."
     return np.random.default_rng(image_seed(seed, variant, name, index))
+
+# %% ../../nbs/core/02_seeds.ipynb #88f3fbfe
+def fingerprint(data, # what the work was made from: JSON-like values (dicts, lists, text, numbers); other objects as their text
+                length: int = 16, # hex digits kept
+               ) -> str:
+    "The content address of `data`: the first `length` hex digits of the sha256 of its JSON with sorted keys."
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:length]

@@ -21,6 +21,8 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from ..core.images import DEFAULT_MAX_PIXELS, ImageError, file_sha256, open_image, save_image, write_bytes_atomic
+from ..core.outputs import claim_folder
+from ..core.seeds import fingerprint
 
 # %% auto #0
 __all__ = ['METHODS', 'MIN_COVERAGE', 'MAX_COVERAGE', 'MIN_CUTOUT_PIXELS', 'MASK_SUFFIXES', 'MASK_EXTENSIONS', 'MIN_PLAIN_BORDER',
@@ -439,7 +441,7 @@ def _reusable(out: Path, inputs: dict) -> Library | None:
     state = out / "library.json"
     try:
         recorded = json.loads(state.read_text(encoding="utf-8"))
-        if not recorded.get("complete") or recorded.get("inputs") != inputs: return None
+        if not recorded.get("complete") or recorded.get("fingerprint") != fingerprint(inputs): return None
         library = load_library(out, verify=True)
     except (OSError, ValueError, KeyError, TypeError): return None
     library.reused = True
@@ -475,19 +477,12 @@ def _our_files(out: Path, class_names: list[str]) -> list[Path]:
             for path in (out / name).glob("*.png") if path.stem.isdigit()]
 
 def _claim_folder(out: Path, class_names: list[str], inputs: dict) -> None:
-    "Make `out` ours for writing: refuse a folder with cut-out-like files we did not write, clear our old ones."
-    state = out / "library.json"
-    previous_classes: list[str] = []
-    if state.is_file():
-        try: previous_classes = list(json.loads(state.read_text(encoding="utf-8")).get("inputs", {}).get("files", {}))
-        except (ValueError, AttributeError): previous_classes = []
-    else:
-        strangers = _our_files(out, class_names)
-        if strangers:
-            raise MasksError(f"{out}: holds {strangers[0].relative_to(out)} but no library.json, so it was not written "
-                             "by build_library; choose an empty folder for the cut-out library")
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(json.dumps({"complete": False, "inputs": inputs}) + "\n", state)
+    "Make `out` ours for writing (`outputs.claim_folder`): refuse a folder with cut-out-like files we did not write, clear our old ones."
+    foreign = lambda found: MasksError(f"{out}: holds {found[0]} but no library.json, so it was not written by build_library; "
+                                       "choose an empty folder for the cut-out library")
+    strangers = lambda folder: [str(path.relative_to(folder)) for path in _our_files(folder, class_names)]
+    previous = claim_folder(out, "library.json", {"inputs": inputs, "fingerprint": fingerprint(inputs)}, foreign, strangers)
+    previous_classes = list(((previous or {}).get("inputs") or {}).get("files") or {})
     (out / "manifest.jsonl").unlink(missing_ok=True)
     for path in _our_files(out, sorted(set(class_names) | set(previous_classes))): path.unlink()
 
@@ -536,7 +531,7 @@ def build_library(photos: dict[str, list[Path]], # candidate files per class (ph
                          "width": record.width, "height": record.height, "sha256": record.sha256})
              for record in library.cutouts]
     write_text_atomic("\n".join(lines) + "\n", out / "manifest.jsonl")
-    state = {"complete": True, "inputs": inputs, "rejected": [[str(path), name, reason] for path, name, reason in rejected]}
+    state = {"complete": True, "inputs": inputs, "fingerprint": fingerprint(inputs), "rejected": [[str(path), name, reason] for path, name, reason in rejected]}
     write_text_atomic(json.dumps(state, indent=1) + "\n", out / "library.json")
     return library
 

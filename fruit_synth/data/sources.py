@@ -22,7 +22,7 @@ from .demo import WORLD_NAME
 from ..core.images import ImageError, ScanResult, Skipped, hash_distance, scan_images
 from .masks import is_mask_file  # one rule for what is a mask file, never a photo
 from ..core.outputs import MARKER, folder_owner
-from ..core.settings import Settings, SettingsError, class_folder_map
+from ..core.settings import Settings, SettingsError, class_folder_map, keys_with
 
 # %% auto #0
 __all__ = ['GENERATED_MARKERS', 'STUDY_LOCK', 'MIN_IMAGE_EDGE', 'MAX_ASPECT_RATIO', 'SOURCE_KEYS', 'tool_folder',
@@ -576,9 +576,7 @@ class SourcesCheck:
         if self.origins and self.origins.folder is not None: walks["cutout_originals"] = self.origins.left_out
         return {where: walk.to_dict() for where, walk in walks.items()}
 
-SOURCE_KEYS = ("classes", "plurals", "class_folders", "seed", "demo", "demo_dir", "real_dir", "test_per_class", "allow_fewer",
-               "mask_dir", "mask_method", "cutout_originals", "masks_per_class", "backgrounds_dir", "min_backgrounds", "leakage_max_distance",
-               "max_image_pixels", "min_image_edge", "max_aspect_ratio") # the settings the sources stage depends on
+SOURCE_KEYS = keys_with("sources", "test") # the settings the sources stage depends on (it samples the test photos too)
 
 def stage_dir(settings: Settings) -> Path:
     "The folder a profile's stages write into: `<work_dir>/<profile>`."

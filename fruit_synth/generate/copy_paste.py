@@ -14,8 +14,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..core.settings import (CAMERA_EFFECTS, ORDERED, RANGES, SCHEMA, SURROUNDINGS, SettingsError, default_value,
+                                      parse_value)
+
 # %% auto #0
-__all__ = ['PLACEMENTS', 'BLENDINGS', 'BINS_SPACINGS', 'FOOTPRINT', 'LUMA', 'CopyPasteParams', 'params_problem',
+__all__ = ['PLACEMENTS', 'BLENDINGS', 'BINS_SPACINGS', 'NOT_SETTINGS', 'FOOTPRINT', 'LUMA', 'CopyPasteParams', 'params_problem',
            'params_from_settings', 'crop_background', 'draw_object', 'rotated_size', 'fit_scale', 'resize_cutout',
            'with_clear_rim', 'turn_rimmed', 'turn_cutout', 'hue_rotation', 'colour_matrices', 'colour_matrix',
            'mean_grey', 'jitter_colours', 'random_position', 'find_spot', 'blend_weights', 'blend_hard', 'feathered',
@@ -24,52 +27,53 @@ __all__ = ['PLACEMENTS', 'BLENDINGS', 'BINS_SPACINGS', 'FOOTPRINT', 'LUMA', 'Cop
            'bins_side', 'bins_layout', 'grid_count', 'bins_problem']
 
 # %% ../../nbs/generate/00_copy_paste.ipynb #8b8e215f
-PLACEMENTS = ("sparse", "piles", "bins", "mixed") # sparse: the study (no overlap); piles: fruits may partly hide each other;
+PLACEMENTS = SCHEMA["placement"].choices # sparse: the study (no overlap); piles: fruits may partly hide each other;
 # bins: see `scenes`; mixed: bins or piles, drawn per image (half each)
-BLENDINGS = ("hard", "gaussian", "poisson", "mixed") # mixed: one of the other three, drawn per object
-BINS_SPACINGS = ("long_side", "footprint") # bins: what spaces the grid (see `scenes.class_params`)
+BLENDINGS = SCHEMA["blending"].choices # mixed: one of the other three, drawn per object
+BINS_SPACINGS = SCHEMA["bins_spacing"].choices # bins: what spaces the grid (see `scenes.class_params`)
+NOT_SETTINGS = ("tries", "bins_footprint") # the parameters that are no setting: every other one is checked, and defaults, as its setting
 FOOTPRINT = 0.1 # alpha above this is a fruit's footprint: what may not overlap, what counts as its area
 
 @dataclass(frozen=True)
 class CopyPasteParams:
     "How `compose` makes an image: canvas, number and size of fruits, augmentation, placement, blending."
-    image_size: int = 224 # edge of the square output, in pixels
-    min_objects: int = 1 # sparse: fewest fruits drawn per image
-    max_objects: int = 4 # sparse: most fruits drawn per image
-    scale_min: float = 0.25 # sparse: smallest longest side of a fruit, relative to the canvas edge
-    scale_max: float = 0.55 # sparse: largest longest side of a fruit, relative to the canvas edge
-    rotation: float = 180.0 # largest absolute rotation, in degrees
-    hflip: bool = True # flip half the fruits left-right
-    vflip: bool = True # flip half the fruits upside down
-    brightness: float = 0.2 # colour jitter ranges, as in torchvision's ColorJitter: factor in [1-b, 1+b]
-    contrast: float = 0.2 # contrast factor in [1-c, 1+c], around the fruit's mean grey
-    saturation: float = 0.2 # saturation factor in [1-s, 1+s]
-    hue: float = 0.02 # hue shift in [-h, h], in turns of the colour wheel
-    placement: str = "sparse" # one of PLACEMENTS
-    max_occlusion: float = 0.4 # piles: most of each fruit's area that later fruits may cover
-    pile_objects: tuple[int, int] = (5, 12) # piles: fewest and most fruits drawn per image
-    pile_scale: tuple[float, float] = (0.15, 0.3) # piles: range of a fruit's longest side, relative to the canvas
-    blending: str = "gaussian" # "hard", "gaussian" (feathered alpha), "poisson" (seamless clone) or "mixed"
-    shadow: bool = False # cast a soft drop shadow under each fruit
+    image_size: int = default_value("image_size") # edge of the square output, in pixels
+    min_objects: int = default_value("min_objects") # sparse: fewest fruits drawn per image
+    max_objects: int = default_value("max_objects") # sparse: most fruits drawn per image
+    scale_min: float = default_value("scale_min") # sparse: smallest longest side of a fruit, relative to the canvas edge
+    scale_max: float = default_value("scale_max") # sparse: largest longest side of a fruit, relative to the canvas edge
+    rotation: float = default_value("rotation") # largest absolute rotation, in degrees
+    hflip: bool = default_value("hflip") # flip half the fruits left-right
+    vflip: bool = default_value("vflip") # flip half the fruits upside down
+    brightness: float = default_value("brightness") # colour jitter ranges, as in torchvision's ColorJitter: factor in [1-b, 1+b]
+    contrast: float = default_value("contrast") # contrast factor in [1-c, 1+c], around the fruit's mean grey
+    saturation: float = default_value("saturation") # saturation factor in [1-s, 1+s]
+    hue: float = default_value("hue") # hue shift in [-h, h], in turns of the colour wheel
+    placement: str = default_value("placement") # one of PLACEMENTS
+    max_occlusion: float = default_value("max_occlusion") # piles: most of each fruit's area that later fruits may cover
+    pile_objects: tuple[int, int] = default_value("pile_objects") # piles: fewest and most fruits drawn per image
+    pile_scale: tuple[float, float] = default_value("pile_scale") # piles: range of a fruit's longest side, relative to the canvas
+    blending: str = default_value("blending") # "hard", "gaussian" (feathered alpha), "poisson" (seamless clone) or "mixed"
+    shadow: bool = default_value("shadow") # cast a soft drop shadow under each fruit
     tries: int = 30 # placement attempts per fruit before the image gets fewer fruits
-    bins_scale: tuple[float, float] = (0.14, 0.45) # bins: range of a fruit's longest side at mid-frame, relative to the canvas
-    bins_tilt: tuple[float, float] = (0.0, 0.6) # bins: range of the camera tilt (fruits at the top this much smaller than at the bottom)
-    bins_fill: float = 0.92 # bins: share of the grid's places that hold a fruit
-    bins_max_objects: int = 400 # bins: most fruits one image may need
-    bins_shading: float = 0.3 # bins: darkest contact shading
-    bins_spacing: str = "long_side" # bins: the grid spaced by a fruit's long side, or by its footprint (see `class_params`)
+    bins_scale: tuple[float, float] = default_value("bins_scale") # bins: range of a fruit's longest side at mid-frame, relative to the canvas
+    bins_tilt: tuple[float, float] = default_value("bins_tilt") # bins: range of the camera tilt (fruits at the top this much smaller than at the bottom)
+    bins_fill: float = default_value("bins_fill") # bins: share of the grid's places that hold a fruit
+    bins_max_objects: int = default_value("bins_max_objects") # bins: most fruits one image may need
+    bins_shading: float = default_value("bins_shading") # bins: darkest contact shading
+    bins_spacing: str = default_value("bins_spacing") # bins: the grid spaced by a fruit's long side, or by its footprint (see `class_params`)
     bins_footprint: float = 1.0 # bins: grid spacing over the long side, per class (`class_params` sets it for footprint spacing)
-    surroundings: tuple[str, ...] = ("backgrounds", "cardboard", "crate", "bin") # bins: surfaces the gaps show
-    distractors: float = 0.0 # bins: largest share of fruits of other classes, at the margins
-    colour_rule: str = "cutouts" # cutouts: hue jitter within the class's own cut-outs' spread; jitter: `hue` as it is
-    camera: tuple[str, ...] = () # camera realism applied last: any of lighting, exposure, noise, blur, jpeg
-    light_gradient: float = 0.2 # lighting: largest brightness gradient across the frame
-    white_balance: float = 0.12 # lighting: largest warm/cool shift of the light
-    vignette: float = 0.35 # lighting: largest darkening at the corners
-    exposure: tuple[float, float] = (0.8, 1.0) # exposure: range of the level (share of white) the brightest 2 % of pixels are brought to
-    noise_std: tuple[float, float] = (0.0, 0.04) # noise: range of the sensor noise std, share of the full range
-    blur_sigma: tuple[float, float] = (0.0, 1.2) # blur: range of the defocus or motion blur, pixels at 224 px
-    jpeg_quality: tuple[int, int] = (35, 95) # jpeg: range of the last JPEG quality
+    surroundings: tuple[str, ...] = default_value("surroundings") # bins: surfaces the gaps show
+    distractors: float = default_value("distractors") # bins: largest share of fruits of other classes, at the margins
+    colour_rule: str = default_value("colour_rule") # cutouts: hue jitter within the class's own cut-outs' spread; jitter: `hue` as it is
+    camera: tuple[str, ...] = default_value("camera") # camera realism applied last: any of lighting, exposure, noise, blur, jpeg
+    light_gradient: float = default_value("light_gradient") # lighting: largest brightness gradient across the frame
+    white_balance: float = default_value("white_balance") # lighting: largest warm/cool shift of the light
+    vignette: float = default_value("vignette") # lighting: largest darkening at the corners
+    exposure: tuple[float, float] = default_value("exposure") # exposure: range of the level (share of white) the brightest 2 % of pixels are brought to
+    noise_std: tuple[float, float] = default_value("noise_std") # noise: range of the sensor noise std, share of the full range
+    blur_sigma: tuple[float, float] = default_value("blur_sigma") # blur: range of the defocus or motion blur, pixels at 224 px
+    jpeg_quality: tuple[int, int] = default_value("jpeg_quality") # jpeg: range of the last JPEG quality
 
     def __post_init__(self):
         object.__setattr__(self, "pile_objects", tuple(int(value) for value in self.pile_objects))
@@ -80,31 +84,28 @@ class CopyPasteParams:
         problem = params_problem(self)
         if problem: raise ValueError(f"copy-paste parameters: {problem}")
 
-def _range_problem(name: str, low: float, high: float, least: float, most: float) -> str:
-    "Why (`low`, `high`) is not an ordered range within [`least`, `most`], or ''."
-    if not least <= low <= high <= most:
-        return f"{name} must satisfy {least} <= low <= high <= {most}, got ({low}, {high})"
-    return ""
+def _as_text(value) -> str:
+    "A parameter's value as settings.ini would hold it."
+    if isinstance(value, bool): return str(value).lower()
+    if isinstance(value, (list, tuple)): return ", ".join(map(str, value))
+    return str(value)
 
 def params_problem(params: CopyPasteParams) -> str:
-    "What is wrong with `params`, in words, or '' when nothing is."
-    if params.placement not in PLACEMENTS: return f"placement must be one of {', '.join(PLACEMENTS)}, got {params.placement!r}"
-    if params.blending not in BLENDINGS: return f"blending must be one of {', '.join(BLENDINGS)}, got {params.blending!r}"
-    if params.image_size < 16: return f"image_size must be at least 16 pixels, got {params.image_size}"
+    "What is wrong with `params`, in words, or '' when nothing is: each parameter against its setting (kind, bounds, choices), then the pairs."
+    for item in fields(params):
+        if item.name in NOT_SETTINGS: continue
+        try: parse_value(SCHEMA[item.name], _as_text(getattr(params, item.name)), "copy-paste parameters:")
+        except SettingsError as error: return str(error).removeprefix("copy-paste parameters: ")
     if params.tries < 1: return f"tries must be at least 1, got {params.tries}"
-    if len(params.pile_objects) != 2 or len(params.pile_scale) != 2: return "pile_objects and pile_scale take two values each"
-    for name in ("brightness", "contrast", "saturation"):
-        if not 0 <= getattr(params, name) <= 1: return f"{name} must be between 0 and 1, got {getattr(params, name)}"
-    checks = [("min_objects, max_objects", params.min_objects, params.max_objects, 1, 1000),
-              ("scale_min, scale_max", params.scale_min, params.scale_max, 0.01, 1.0),
-              ("pile_objects", *params.pile_objects, 1, 1000), ("pile_scale", *params.pile_scale, 0.01, 1.0),
-              ("hue", 0, params.hue, 0, 0.5), ("rotation", 0, params.rotation, 0, 180),
-              ("max_occlusion", 0, params.max_occlusion, 0, 0.95)]
-    problem = next((problem for check in checks if (problem := _range_problem(*check))), "")
-    if not problem and params.bins_spacing not in BINS_SPACINGS:
-        problem = f"bins_spacing must be one of {', '.join(BINS_SPACINGS)}, got {params.bins_spacing!r}"
-    if not problem and params.placement in ("bins", "mixed"):
-        problem = bins_problem(params)
+    for name, allowed in (("surroundings", SURROUNDINGS), ("camera", CAMERA_EFFECTS)):
+        unknown = sorted(set(getattr(params, name)) - set(allowed))
+        if unknown: return f"{name}: expected any of {', '.join(allowed)}, got {', '.join(unknown)}"
+    for low, high in ORDERED:
+        if getattr(params, low) > getattr(params, high): return f"{low} = {getattr(params, low)} is larger than {high} = {getattr(params, high)}"
+    for name in RANGES:
+        pair = getattr(params, name)
+        if len(pair) != 2 or pair[0] > pair[1]: return f"{name}: expected two values, low then high, got {pair}"
+    problem = bins_problem(params) if params.placement in ("bins", "mixed") else ""
     piles = params.placement in ("piles", "mixed")
     smallest = (params.pile_scale[0] if piles else params.scale_min) * params.image_size
     if not problem and smallest < 8 and params.placement != "bins":

@@ -23,8 +23,9 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..core import outputs
 from ..core.images import EncodedImage, file_sha256, image_grid, open_image, save_image, write_bytes_atomic
-from ..core.seeds import image_rng, image_seed
+from ..core.seeds import fingerprint, image_rng, image_seed
 from ..core.settings import Settings
 
 # %% auto #0
@@ -85,24 +86,18 @@ def claim_folder(folder: Path, # the dataset folder, <root>/<variant>
                  fingerprint: str, # digest of everything that shapes its images
                  description: dict, # what to record about how it was made
                 ) -> dict | None:
-    "Check `folder` may hold this dataset and mark it as ours; return its previous `dataset.json` (None if new)."
+    "Check `folder` may hold this dataset and mark it as ours (`outputs.claim_folder`); return its previous `dataset.json` (None if new)."
     check_writable(folder)
-    previous, problem = _read_info(folder / DATASET_FILE)
-    if problem:  # ours, damaged: write it again; every image is kept only if it matches its manifest line
-        print(f"{variant}: '{folder / DATASET_FILE}' {problem}; it is written again", file=sys.stderr)
-        previous = {}
-    elif previous is None:
-        foreign = [p.name for p in folder.iterdir() if not p.name.startswith(".")]
-        if foreign:
-            raise DatasetError(f"output folder '{folder}' holds files that are not a fruit-synth dataset "
-                               f"({', '.join(sorted(foreign)[:5])}); choose another --out or empty it")
-    elif previous.get("variant") != variant or previous.get("fingerprint") != fingerprint:
-        raise DatasetError(f"output folder '{folder}' holds a different dataset (variant {previous.get('variant')!r}, "
-                           f"made with other settings or inputs: fingerprint {previous.get('fingerprint')} instead of "
-                           f"{fingerprint}); it is left as it is: choose another --out, or delete that folder to rebuild")
-    write_json({**description, "variant": variant, "fingerprint": fingerprint, "complete": False,
-                "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}, folder / DATASET_FILE)
-    return previous
+    def other(previous: dict) -> DatasetError | None:
+        if previous.get("variant") == variant and previous.get("fingerprint") == fingerprint: return None
+        return DatasetError(f"output folder '{folder}' holds a different dataset (variant {previous.get('variant')!r}, "
+                            f"made with other settings or inputs: fingerprint {previous.get('fingerprint')} instead of "
+                            f"{fingerprint}); it is left as it is: choose another --out, or delete that folder to rebuild")
+    foreign = lambda found: DatasetError(f"output folder '{folder}' holds files that are not a fruit-synth dataset "
+                                         f"({', '.join(sorted(found)[:5])}); choose another --out or empty it")
+    # damaged: ours, written again; every image is kept only if it matches its manifest line
+    return outputs.claim_folder(folder, DATASET_FILE, {**description, "variant": variant, "fingerprint": fingerprint}, foreign,
+                        other=other, read=_read_info, label=variant)
 
 # %% ../../nbs/generate/02_datasets.ipynb #70e32c12
 import fcntl
@@ -512,7 +507,7 @@ class HybridGenerator:
 
     def fingerprint(self) -> str:
         data = dict(version=self.version, picks={k: [[v, p.name, h] for v, p, h in items] for k, items in self.picks.items()})
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        return fingerprint(data)
 
     def make(self, name: str, index: int, rng: np.random.Generator) -> tuple[Image.Image, dict]:
         variant, path, digest = self.picks[name][index]
@@ -564,8 +559,7 @@ def write_with_real(folder: Path, # the dataset folder to write (<root>/<variant
     facts = {"base": str(base.folder) if base else None, "base_fingerprint": base.info.get("fingerprint") if base else None,
              "n_per_class": n_per_class, "real_per_class": max((len(v) for v in real.values()), default=0),
              "real_mode": settings.real_mode, "real_sha256": real_hashes, "val_fraction": settings.val_fraction, "seed": settings.seed}
-    fingerprint = hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
-    previous = claim_folder(folder, variant, fingerprint, facts)
+    previous = claim_folder(folder, variant, fingerprint(facts), facts)
     if previous and previous.get("complete"):
         try: manifest_records(folder, previous)  # reused only when whole; a damaged one is written again
         except DatasetError as error: print(f"{variant}: {getattr(error, 'problem', error)}; it is written again", file=sys.stderr)

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from .datasets import DatasetError
-from ..core.seeds import image_seed
+from ..core.seeds import fingerprint, image_seed
 from ..core.settings import Settings, prompt_templates
 
 # %% auto #0
@@ -245,7 +245,7 @@ class DiffusionGenerator:
         data = dict(version=self.version, templates=self.templates, plurals=self.plurals, negative=self.negative_prompt,
                     steps=self.steps, guidance=self.guidance_scale, scheduler=self.scheduler, size=self.size,
                     dtype=self.dtype, device=self.device.split(":")[0], seed=self.seed, **self.identity)
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        return fingerprint(data)
 
     def details(self, prompt: str) -> dict:
         "What every image of this generator records."

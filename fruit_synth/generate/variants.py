@@ -24,7 +24,7 @@ from .diffusion import DiffusionGenerator, diffusion_generator, weights_problem
 from ..core.images import EncodedImage, file_sha256, open_image
 from ..data.masks import Library
 from .scenes import class_params, compose_scene
-from ..core.seeds import image_seed
+from ..core.seeds import fingerprint, image_seed
 from ..core.settings import Settings
 from ..data.sources import cutout_library, real_train_photos, usable_backgrounds
 
@@ -84,7 +84,7 @@ class CopyPasteGenerator:
                   if key not in LATER_PARAMS or bins and LATER_PARAMS[key] != value}
         data = dict(version=self.version, params=params, seed=self.seed, backgrounds=backgrounds,
                     cutouts=self.cutout_hashes)
-        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return fingerprint(data)
 
     def background_index(self, name: str, index: int) -> int:
         "Which background image `index` of class `name` uses: a seeded walk through all of them."
@@ -147,7 +147,7 @@ class FewShotGenerator:
 
     def fingerprint(self) -> str:
         data = dict(version=self.version, sources={k: [file_sha256(p) for p in v] for k, v in self.sources.items()})
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        return fingerprint(data)
 
     def make(self, name: str, index: int, rng: np.random.Generator) -> tuple[Image.Image, dict]:
         source = self.sources[name][index]
@@ -211,7 +211,7 @@ def image_digest(settings: Settings, # resolved settings
                  keys: list[str], # the settings that shape the images in question
                 ) -> str:
     "A digest of `settings`' values for `keys` and of `generator_versions()`: datasets that share it hold the same images."
-    return hashlib.sha256(f"{settings.digest(keys)}/{generator_versions()}".encode()).hexdigest()[:16]
+    return fingerprint([settings.digest(keys), generator_versions()])
 
 # %% ../../nbs/generate/04_variants.ipynb #efa6704b
 RESEEDABLE = ("copy_paste", "diffusion") # methods whose images another seed changes while their sources stay (see `seed_datasets`)

@@ -8,6 +8,7 @@ Docs: https://fruit-synth.github.io/fruit-synth/learn/batches.html.md"""
 from __future__ import annotations
 
 import io
+import os
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass

@@ -21,7 +21,7 @@ from torch import nn
 __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'BACKBONES', 'RESNET18_FILE', 'RESNET18_URL', 'ModelError', 'BackboneSpec',
            'backbone_spec', 'spec_from_checkpoint', 'resnet18_weights', 'efficientnet_lite0_weights',
            'resnet18_from_hub_cache', 'map_in_order', 'read_state_dict', 'load_by_name', 'imagenet_model', 'to_input',
-           'classifier', 'feature_extractor', 'classifier_from_settings']
+           'classifier', 'feature_extractor']
 
 # %% ../../nbs/learn/00_models.ipynb #fec7c929
 class ModelError(ValueError):
@@ -192,8 +192,3 @@ def feature_extractor(name: str, # backbone name
     else: model.reset_classifier(0)
     return model.eval()
 
-def classifier_from_settings(settings, # resolved settings (backbone, pretrained, weights_path)
-                             classes: int, # number of outputs
-                            ) -> nn.Module:
-    "The classifier the settings ask for."
-    return classifier(settings.backbone, classes, settings.pretrained, settings.weights_path)

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ..core.images import FITS, file_sha256, open_image, square_input, write_bytes_atomic
+from ..core.seeds import fingerprint
 from ..core.settings import Settings
 from ..data.sources import RunPhotos, given_photos
 from ..generate.datasets import Dataset, assign_split, image_digests, load_dataset
@@ -77,7 +78,7 @@ class FeatureCache:
         "The cache sub-folder: backbone, input size, geometry and weights."
         weights = "imagenet" if self.pretrained else "random0"
         if self.pretrained and self.weights_path: weights = "file-" + file_sha256(Path(self.weights_path))[:12]
-        return f"{self.backbone}-{self.size}px-{self.fit}-{GEOMETRY}-{weights}" + ("-flipped" if self.flip else "")
+        return f"{self.backbone}-{self.size}px-" + fingerprint([self.fit, GEOMETRY, weights, self.flip], 12)
 
     def path(self, digest: str) -> Path:
         "Where the features of the file with sha256 `digest` are kept."

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..core.images import FITS, open_image, square_input, write_bytes_atomic
 from ..core.processes import pick_device
-from ..core.settings import AUGMENTATIONS, Settings
+from ..core.settings import AUGMENTATIONS, Settings, keys_with
 from ..data.sources import RunPhotos, given_photos
 from ..generate.datasets import Dataset, load_dataset, read_json
 from . import evaluate
@@ -349,10 +349,8 @@ def _select(runs: list[dict]) -> dict:
 
 # %% ../../nbs/learn/03_train.ipynb #8d505d0a
 def training_recipe(settings: Settings) -> dict:
-    "The settings that make up the training recipe, as the run's metrics record them."
-    keys = ("backbone", "pretrained", "image_size", "input_size", "fit", "lr", "batch_size", "epochs_grid", "augment", "augment_rotation",
-            "augment_crop", "augment_colour", "augment_noise", "augment_jpeg", "label_smoothing", "head_epochs", "ema", "tta")
-    return {key: getattr(settings, key) for key in keys}
+    "The settings that make up the training recipe (those of the training and evaluation roles, and the image size), as the run's metrics record them."
+    return {key: getattr(settings, key) for key in ("image_size", *keys_with("training", "evaluation"))}
 
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.images import write_bytes_atomic
-from ..core.settings import CAMERA_EFFECTS, SURROUNDINGS, Settings
+from ..core.settings import CAMERA_EFFECTS, IMAGE_KEYS, RESULT_KEYS, SURROUNDINGS, Settings
 from ..data.sources import run_photos
 from ..generate.datasets import read_json
 from ..generate.variants import generate_variant, generator_versions, image_digest
@@ -25,11 +25,11 @@ from ..learn.run import train_and_test
 from .runs import Executor, Task
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'TRAINING_KEYS', 'RESULT_FREE_KEYS', 'CAMERA_STAGES', 'PLACEMENT_VARIANTS', 'SURROUNDINGS_ROWS',
-           'BINS_TRIALS', 'SELECTION_STUDIES', 'ablation_table', 'ablation_rows', 'generation_digest', 'same_settings',
-           'ablation_dataset', 'ablation_run', 'ablation_runs', 'recipe_ablation', 'scene_ingredients',
-           'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation', 'placement_ablation',
-           'surroundings_ablation', 'bins_trials', 'photo_halves', 'selection_check']
+__all__ = ['ABLATIONS', 'CAMERA_STAGES', 'PLACEMENT_VARIANTS', 'SURROUNDINGS_ROWS', 'BINS_TRIALS', 'SELECTION_STUDIES',
+           'ablation_table', 'ablation_rows', 'generation_digest', 'same_settings', 'ablation_dataset', 'ablation_run',
+           'ablation_runs', 'recipe_ablation', 'scene_ingredients', 'scene_ablation', 'camera_rows', 'exposure_rows',
+           'camera_ablation', 'placement_ablation', 'surroundings_ablation', 'bins_trials', 'photo_halves',
+           'selection_check']
 
 # %% ../../nbs/study/01_ablations.ipynb #adaacd92
 def _paired(rows: list[dict], first: list[dict]) -> np.ndarray | None:
@@ -83,25 +83,17 @@ def ablation_rows(path: Path) -> list[dict]:
 
 
 # %% ../../nbs/study/01_ablations.ipynb #48e91091
-TRAINING_KEYS = ("lr", "epochs_grid", "batch_size", "augment", "augment_rotation", "augment_crop", "augment_colour",
-                 "augment_noise", "augment_jpeg", "fit", "label_smoothing", "head_epochs", "ema", "tta", "train_mode",
-                 "input_size", "seeds", "seeds_vary", "backbone", "pretrained", "weights_path", "threads", "cache_mb", "device", "bootstrap",
-                 "real_epochs", "real_lr")
-
-RESULT_FREE_KEYS = ("work_dir", "report_dir", "protocol", "demo_dir", "variants") # settings that change where results go or how they are
-# described, or what else a report runs, never one run's result (demo_dir: a demo profile's photo folders under it are settings of their own)
-
 def generation_digest(settings: Settings) -> str:
-    "A digest of the settings that shape generated images (all but the training ones) and of the generators' versions: runs that share it share a dataset."
-    return image_digest(settings, [key for key in settings.values if key not in TRAINING_KEYS + RESULT_FREE_KEYS])
+    "A digest of the settings that shape generated images (`IMAGE_KEYS`) and of the generators' versions: runs that share it share a dataset."
+    return image_digest(settings, IMAGE_KEYS)
 
 def same_settings(recorded: dict | None, # the settings a finished run recorded (`Settings.to_dict`)
                   settings: Settings, # the settings of the run wanted now
                  ) -> bool:
-    "Whether a finished run had these settings: every value it recorded is the same now (settings added since, and where results are written or how they are described, are ignored)."
+    "Whether a finished run had these settings: every value it recorded that changes a result (`RESULT_KEYS`) is the same now."
     if not recorded: return False
     now = settings.to_dict()
-    return all(now.get(key, value) == value for key, value in recorded.items() if key not in RESULT_FREE_KEYS)
+    return all(now.get(key, value) == value for key, value in recorded.items() if key in RESULT_KEYS)
 
 def ablation_dataset(settings: Settings, variant: str, root: Path, jobs: int | None = None) -> str:
     "An ablation's dataset task: the variant's dataset for these settings, made or reused (`jobs` generation processes)."

@@ -37,20 +37,22 @@ from ..generate.datasets import MANIFEST_FILE, datasets_root
 from ..generate.variants import VARIANTS, seed_datasets, unmakeable
 from ..core.images import file_sha256, image_grid, open_image, save_image, write_bytes_atomic
 from ..data.masks import cutout_grid
-from ..core.settings import STUDY_CLASSES, Settings, SettingsError
+from ..core.settings import RESULT_KEYS, STUDY_CLASSES, Settings, SettingsError
+from ..core.seeds import fingerprint
+from ..learn.evaluate import MetricsError, RunResult, near_chance, read_metrics
 from .runs import Executor, Task, hold_folder, study_folders
 from ..data.sources import SourcesCheck, check_sources
 
 # %% auto #0
-__all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'WIDGET_VIEW', 'NOTEBOOK_STYLE', 'STUDY', 'RECIPE_KEYS', 'git_commit',
-           'package_versions', 'device_description', 'provenance', 'sources_pictures', 'templates', 'render',
-           'html_table', 'figure', 'demo_banner', 'sources_section', 'provenance_section', 'render_page', 'RunOutcome',
-           'IpcKernelManager', 'override_texts', 'experiment_notebook', 'source_hash', 'run_inputs', 'run_fingerprint',
-           'reusable_run', 'run_variant', 'results_page', 'notebook_html', 'static_outputs', 'spread_text',
-           'interval_text', 'results_rows', 'chance_row', 'results_table', 'answer_text', 'run_flags', 'run_recipe',
-           'recipe_rows', 'mistakes_grid', 'variant_section', 'common_size', 'domain_gap_section', 'ablation_section',
-           'curves_section', 'chosen_variants', 'skipped_section', 'timing_rows', 'timing_text', 'variant_datasets',
-           'report_run', 'report_tasks', 'run_variants', 'write_report']
+__all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'WIDGET_VIEW', 'NOTEBOOK_STYLE', 'STUDY', 'git_commit', 'package_versions',
+           'device_description', 'provenance', 'sources_pictures', 'templates', 'render', 'html_table', 'figure',
+           'sources_section', 'provenance_section', 'render_page', 'RunOutcome', 'IpcKernelManager', 'override_texts',
+           'experiment_notebook', 'source_hash', 'run_inputs', 'run_fingerprint', 'reusable_run', 'run_variant',
+           'results_page', 'notebook_html', 'static_outputs', 'spread_text', 'interval_text', 'results_rows',
+           'chance_row', 'results_table', 'answer_text', 'run_flags', 'run_recipe', 'recipe_rows', 'mistakes_grid',
+           'variant_section', 'common_size', 'domain_gap_section', 'ablation_section', 'curves_section',
+           'chosen_variants', 'skipped_section', 'timing_rows', 'timing_text', 'variant_datasets', 'report_run',
+           'report_tasks', 'run_variants', 'write_report']
 
 # %% ../../nbs/study/03_report.ipynb #f5db9ae9
 PACKAGES = ("fruit-synth", "torch", "torchvision", "timm", "diffusers", "numpy", "pillow", "scipy", "opencv-python-headless", "nbdev", "papermill")
@@ -135,9 +137,6 @@ def figure(src: str, caption: str) -> Markup:
     "An image from the assets folder with its caption."
     return Markup(templates().get_template("macros.html").module.figure(f"assets/{src}", caption))
 
-def demo_banner(check: SourcesCheck) -> Markup:
-    "The warning shown when the figures come from the synthetic demo world."
-    return render("banner.html") if check.settings.demo else Markup("")
 
 # %% ../../nbs/study/03_report.ipynb #609a6513
 def sources_section(check: SourcesCheck, pictures: dict[str, str]) -> Markup:
@@ -184,7 +183,6 @@ class RunOutcome:
     def metrics(self) -> dict | None:
         "The run's metrics.json, when it finished."
         if self.status not in ("ok", "reused"): return None
-        from fruit_synth.learn.evaluate import read_metrics
         return read_metrics(self.run_dir / "metrics.json")
 
 class IpcKernelManager(AsyncKernelManager):
@@ -229,7 +227,7 @@ def source_hash() -> str:
 def _notebook_code(path: Path) -> str:
     "SHA-256 of a notebook's cell sources (not its outputs)."
     cells = json.loads(path.read_text())["cells"]
-    return hashlib.sha256(json.dumps([cell["source"] for cell in cells]).encode()).hexdigest()[:16]
+    return fingerprint([cell["source"] for cell in cells])
 
 def run_inputs(settings: Settings, # resolved settings of the profile
                variant: str, # one of VARIANTS
@@ -239,17 +237,16 @@ def run_inputs(settings: Settings, # resolved settings of the profile
     "Fingerprints of what a run reads: settings, package source, experiment notebook, dataset manifest, test photos."
     manifest = Path(datasets) / variant / MANIFEST_FILE
     photos = json.dumps({name: sorted(map(str, paths)) for name, paths in sorted(test.items())}) if test is not None else None
-    return {"settings": settings.digest(), "source": source_hash(), "notebook": _notebook_code(experiment_notebook(settings)),
+    return {"settings": settings.digest(RESULT_KEYS), "source": source_hash(), "notebook": _notebook_code(experiment_notebook(settings)),
             "dataset": file_sha256(manifest)[:16] if manifest.is_file() else "none yet",
-            "test_photos": hashlib.sha256(photos.encode()).hexdigest()[:16] if photos else "not given"}
+            "test_photos": fingerprint(photos) if photos else "not given"}
 
 def run_fingerprint(settings: Settings, variant: str, inputs: dict[str, str] | None = None) -> str:
-    "What a reusable run must match: the variant, every resolved setting and (given) the fingerprints of its inputs."
-    return hashlib.sha256(f"{variant}/{settings.digest()}/{json.dumps(inputs or {}, sort_keys=True)}".encode()).hexdigest()[:16]
+    "What a reusable run must match: the variant, every setting that changes a result (`RESULT_KEYS`) and (given) the fingerprints of its inputs."
+    return fingerprint([variant, settings.digest(RESULT_KEYS), inputs or {}])
 
 def _reusable(state: dict, fingerprint: str, run_dir: Path) -> bool:
     "A finished run whose inputs match and whose metrics.json reads back whole (a damaged one is made again)."
-    from fruit_synth.learn.evaluate import MetricsError, read_metrics
     if state.get("fingerprint") != fingerprint or state.get("status") != "ok": return False
     try: read_metrics(run_dir / "metrics.json")
     except (OSError, MetricsError): return False
@@ -456,7 +453,6 @@ def answer_text(outcomes: list[RunOutcome], # the runs, finished or not
 
 def run_flags(metrics: dict) -> list[str]:
     "The run's own flags, plus a warning when its validation accuracy stays near chance."
-    from fruit_synth.learn.evaluate import near_chance
     flags = [str(flag) for flag in metrics.get("flags") or []]
     classes, val = len(metrics["classes"]), metrics["summary"]["val_accuracy"]["mean"]
     if near_chance(val, classes) and not any("chance" in flag for flag in flags):
@@ -464,20 +460,14 @@ def run_flags(metrics: dict) -> list[str]:
                      f"learn its own training set, so its test figures say little about the generated images")
     return flags
 
-RECIPE_KEYS = ("backbone", "pretrained", "image_size", "lr", "epochs_grid", "batch_size", "augment", "fit",
-               "label_smoothing", "ema", "tta", "crop") # shown when present in a run's metrics.json (or all of its `recipe` dict)
-
 def _recipe_value(value) -> str:
     if isinstance(value, dict): return ", ".join(f"{k}={_recipe_value(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)): return ", ".join(map(str, value)) or "none"
     return "—" if value is None else str(value)
 
-def run_recipe(metrics: dict) -> dict[str, str]:
-    "The training recipe a run used: its `recipe` dict when it has one, else the recipe keys of its metrics.json."
-    recipe = metrics.get("recipe")
-    if isinstance(recipe, dict): return {key: _recipe_value(value) for key, value in recipe.items()}
-    found = {key: _recipe_value(metrics[key]) for key in RECIPE_KEYS if metrics.get(key) is not None}  # None: not recorded
-    return ({"recipe": str(recipe)} if recipe else {}) | found
+def run_recipe(metrics: RunResult) -> dict[str, str]:
+    "The training recipe a run used, as its metrics.json records it (`recipe`), each value as text."
+    return {key: _recipe_value(value) for key, value in metrics.recipe.items()}
 
 def recipe_rows(outcomes: list[RunOutcome]) -> tuple[list[dict], dict[str, str], str]:
     "What differs between the runs' recipes (a row per run, its headers) and, as text, what they all share."

@@ -25,17 +25,18 @@ from ..generate.datasets import hold_dataset_lock, load_dataset, read_json, rele
 from ..generate.variants import RESEEDABLE, VARIANTS, generate_variant, generator_versions, image_digest, variant_settings
 from ..core.images import write_bytes_atomic
 from ..core.outputs import OutputError, check_output, check_outside_inputs, folder_owner, write_marker
-from ..core.settings import SCHEMA, Settings, SettingsError, load_settings, parse_value
+from ..core.settings import IMAGE_KEYS, RESULT_KEYS, SCHEMA, Settings, SettingsError, load_settings, parse_value
+from ..core.seeds import fingerprint
 from ..learn.run import train_and_test
 from .runs import Executor, Task, hold_folder, study_folders
 
 # %% auto #0
-__all__ = ['VARIABLE_KINDS', 'NOT_VARIED', 'PROBE_UNUSED', 'READ_BY', 'TRAINING_KEYS', 'REAL_KEYS', 'SUPERSET_METHODS',
-           'CUTOUT_KEYS', 'CSV_COLUMNS', 'TIMING_COLUMNS', 'SweepError', 'parse_vary', 'SweepSpec', 'check_variants',
-           'parse_sweeps', 'vary_problem', 'check_axes', 'Point', 'grid', 'point_settings', 'run_settings',
-           'point_dataset_name', 'point_base', 'base_dataset', 'point_dataset', 'sample_digest', 'sweep_photos',
-           'SweepResult', 'point_data', 'process_cache', 'run_point', 'write_csv', 'check_sweep_folder',
-           'prepare_sweep', 'hold_datasets', 'run_sweep', 'plot_sweep', 'profile_sweeps', 'sweep_summary', 'sweep_html']
+__all__ = ['VARIABLE_KINDS', 'NOT_VARIED', 'PROBE_UNUSED', 'READ_BY', 'REAL_KEYS', 'SUPERSET_METHODS', 'CUTOUT_KEYS',
+           'CSV_COLUMNS', 'TIMING_COLUMNS', 'SweepError', 'parse_vary', 'SweepSpec', 'check_variants', 'parse_sweeps',
+           'vary_problem', 'check_axes', 'Point', 'grid', 'point_settings', 'run_settings', 'point_dataset_name',
+           'point_base', 'base_dataset', 'point_dataset', 'sample_digest', 'sweep_photos', 'SweepResult', 'point_data',
+           'process_cache', 'run_point', 'write_csv', 'check_sweep_folder', 'prepare_sweep', 'hold_datasets',
+           'run_sweep', 'plot_sweep', 'profile_sweeps', 'sweep_summary', 'sweep_html']
 
 # %% ../../nbs/study/02_sweep.ipynb #432fa7cc
 class SweepError(ValueError):
@@ -190,11 +191,7 @@ def check_axes(settings: Settings, # the profile's settings (read with load_sett
     return SweepSpec(axes, spec.variants, spec.seeds)
 
 # %% ../../nbs/study/02_sweep.ipynb #f0e16a3f
-TRAINING_KEYS = ("lr", "epochs_grid", "seeds", "seeds_vary", "batch_size", "augment", "augment_rotation", "threads", "cache_mb", "device",
-                 "bootstrap", "backbone", "pretrained", "weights_path", "train_mode", "sweeps", "variants", "report_dir",
-                 "test_per_class", "allow_fewer", "real_dir", "input_size", "fit", "tta", "ema", "label_smoothing", "head_epochs",
-                 "augment_colour", "augment_crop", "augment_jpeg", "augment_noise", "real_epochs", "real_lr") # settings that do not change a generated image
-REAL_KEYS = ("real_train_dir", "real_per_class", "real_mode")
+REAL_KEYS = tuple(key for key in IMAGE_KEYS if key.startswith("real_")) # the real training photos a set holds
 SUPERSET_METHODS = ("copy_paste", "few_shot", "plus_real") # image i of these does not depend on n_per_class
 
 @dataclass
@@ -230,8 +227,8 @@ def run_settings(settings: Settings, # the point's settings (`point_settings`)
     return settings.replace(seed=settings.seed + point.seed_index, seeds=1, train_mode=mode)
 
 def _image_digest(settings: Settings, *also: str) -> str:
-    "Digest of the settings that shape generated images (plus `also`) and of the generators' versions."
-    keys = [k for k in SCHEMA if k not in TRAINING_KEYS + REAL_KEYS + ("n_per_class",) or k in also]
+    "Digest of the settings that shape generated images (`IMAGE_KEYS`) but the count and the real photos (unless in `also`), and of the generators' versions."
+    keys = [k for k in IMAGE_KEYS if k not in REAL_KEYS + ("n_per_class",) or k in also]
     return image_digest(settings, keys)
 
 def point_dataset_name(settings: Settings, variant: str, images_seed: int | None = None) -> str:
@@ -324,8 +321,7 @@ def _sample_shape(settings: Settings, spec: SweepSpec) -> dict:
 def sample_digest(settings: Settings, spec: SweepSpec) -> str:
     "What the sweep's test sample depends on: a resumed sweep draws it again when this changed (values added to its grid)."
     shape = _sample_shape(settings, spec)
-    if not shape: return settings.digest()
-    return hashlib.sha256(f"{settings.digest()}/{json.dumps(shape, sort_keys=True, default=str)}".encode()).hexdigest()[:16]
+    return settings.digest(RESULT_KEYS) if not shape else fingerprint([settings.digest(RESULT_KEYS), shape])
 
 def _cutout_sources(settings: Settings, spec: SweepSpec) -> list[Path]:
     "The photos the cut-outs of every value of the sweep's cut-out settings were cut from (none when it varies none)."
@@ -372,10 +368,10 @@ def _row(point: Point, result: dict) -> dict:
     return {**point.values, "variant": point.variant, "seed": result.get("seed"), **{k: result.get(k) for k in CSV_COLUMNS[2:]}}
 
 def _point_digest(settings: Settings, point: Point, mode: str, test: dict) -> str:
-    "What makes a point's result reusable: its settings, the generators' versions, the train mode and the test photos."
-    data = {"settings": settings.to_dict(), "generators": generator_versions(), "variant": point.variant, "mode": mode,
+    "What makes a point's result reusable: the settings that change a result, the generators' versions, the train mode and the test photos."
+    data = {"settings": settings.digest(RESULT_KEYS), "generators": generator_versions(), "variant": point.variant, "mode": mode,
             "test": {name: [str(p) for p in paths] for name, paths in test.items()}}
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return fingerprint(data)
 
 def point_data(settings: Settings, variant: str, datasets: Path, largest: int, jobs: int | None, images_seed: int | None,
                *bases: str) -> str | None:
