@@ -224,7 +224,7 @@ def _whole_result() -> dict:
     ('{"schema": 1, "variant": "copy_paste"}', "schema 1, expected 2"),
     ('{"schema": 2,\n "variant": "copy_pa', "line 2"),
     (json.dumps(_whole_result() | {"selected": [_whole_result()["selected"][0] | {"seed": "zero"}]}),
-     "/selected/0/seed: expected an integer, found text"),
+     "/selected/0/seed: expected an integer, found a string"),
     (json.dumps(_whole_result() | {"summary": {"test_accuracy": {}}}), "/summary: missing val_accuracy"),
     (json.dumps({"schema": 2, "non_finite": {"/summary/nowhere": "NaN"}, **{key: None for key in
                  ["variant", "profile", "classes", "backbone", "pretrained", "image_size", "epochs_grid", "lr", "batch_size",

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import CLI, ROOT, run_cli
-from fruit_synth.core.settings import SCHEMA, SettingsError, load_settings
+from fruit_synth.core.settings import IMAGE_KEYS, SCHEMA, SettingsError, load_settings
 
 TINY_OVERRIDES = {"classes": "kiwi, banana", "plurals": "kiwis, bananas", "test_per_class": "4", "input_size": "64",
                   "n_per_class": "4"}
@@ -135,7 +135,7 @@ def test_every_setting_is_varied_in_each_run_or_refused_in_one_line(key, mode, t
             for index in (0, 1):
                 mine = [(point, run) for point, run in zip(points, runs) if (point.variant, point.seed_index) == (variant, index)]
                 assert len({sweep._point_digest(run, point, mode, {}) for point, run in mine}) == 2  # never the other value's result
-                if key not in sweep.TRAINING_KEYS:  # it shapes the images: each value has its own dataset
+                if key in IMAGE_KEYS:  # it shapes the images: each value has its own dataset
                     assert len({sweep.point_dataset_name(run, variant) for _, run in mine}) == 2
         outcome = "varied"
     assert EXPECTED.get((key, mode), outcome) == outcome

@@ -135,7 +135,7 @@ def test_an_ablation_gives_the_same_rows_in_this_process_and_on_two_workers(tmp_
 
     from fruit_synth.core.settings import load_settings
     from fruit_synth.study.runs import Executor
-    from fruit_synth.learn.train import ablation_runs
+    from fruit_synth.study.ablations import ablation_runs
     overrides = {"classes": "kiwi, banana", "plurals": "kiwis, bananas", "test_per_class": 5, "n_per_class": 6,
                  "input_size": 64, "train_mode": "probe"}
     configurations = {"six per class": {}, "eight per class": {"n_per_class": 8}}

@@ -349,8 +349,10 @@ def _select(runs: list[dict]) -> dict:
 
 # %% ../../nbs/learn/03_train.ipynb #8d505d0a
 def training_recipe(settings: Settings) -> dict:
-    "The settings that make up the training recipe (those of the training and evaluation roles, and the image size), as the run's metrics record them."
-    return {key: getattr(settings, key) for key in ("image_size", *keys_with("training", "evaluation"))}
+    """The settings that make up the training recipe, as the run's metrics record them: those of the training and
+    evaluation roles and the image size (the real photos' stage, `real_*`, is added by `real_recipe` when there is one)."""
+    keys = [key for key in keys_with("training", "evaluation") if not key.startswith("real_")]
+    return {key: getattr(settings, key) for key in ("image_size", *keys)}
 
 
 

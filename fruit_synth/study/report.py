@@ -40,6 +40,7 @@ from ..data.masks import cutout_grid
 from ..core.settings import RESULT_KEYS, STUDY_CLASSES, Settings, SettingsError
 from ..core.seeds import fingerprint
 from ..learn.evaluate import MetricsError, RunResult, near_chance, read_metrics
+from .ablations import ABLATIONS, SELECTION_STUDIES, ablation_rows, ablation_table, selection_check
 from .runs import Executor, Task, hold_folder, study_folders
 from ..data.sources import SourcesCheck, check_sources
 

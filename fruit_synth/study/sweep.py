@@ -370,6 +370,7 @@ def _row(point: Point, result: dict) -> dict:
 def _point_digest(settings: Settings, point: Point, mode: str, test: dict) -> str:
     "What makes a point's result reusable: the settings that change a result, the generators' versions, the train mode and the test photos."
     data = {"settings": settings.digest(RESULT_KEYS), "generators": generator_versions(), "variant": point.variant, "mode": mode,
+            "values": point.values,
             "test": {name: [str(p) for p in paths] for name, paths in test.items()}}
     return fingerprint(data)
 
