@@ -16,7 +16,7 @@ export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=1073741824:glibc.malloc.tri
 # ... and OpenMP threads wait passively, as the command has them (core.processes.wait_passively)
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: env build-env test report export check-sync nbtest pytest browser clean-report notebooks ablation
+.PHONY: env build-env test report export check-sync lint nbtest pytest browser clean-report notebooks ablation
 
 # The stamp holds pyproject.toml's sha256, not its time: nbdev-export rewrites the file unchanged, which would otherwise
 # make every later `make` build the environment again.
@@ -41,6 +41,11 @@ check-sync: env
 export: env
 	$(BIN)/nbdev-export
 
+# ruff: the notebooks (the source) formatted at 120 columns, the package they export lint-free (rules: pyproject.toml).
+lint: env
+	$(BIN)/ruff format --check nbs
+	$(BIN)/ruff check fruit_synth
+
 # The tests never reach a model hub, whatever network the machine has (tests/conftest.py does the same for pytest).
 nbtest: env
 	HF_HUB_OFFLINE=1 $(BIN)/nbdev-test --flags slow --timing --skip-file-re "^(experiment|explore)\.ipynb$$"
@@ -60,7 +65,7 @@ browser:
 	      || echo "could not install chromium: the browser check will be skipped"; \
 	  else echo "no chromium, and no root to install it: the browser check will be skipped"; fi; }
 
-test: check-sync nbtest pytest
+test: check-sync lint nbtest pytest
 
 report: env
 	$(BIN)/fruit-synth report --profile $(PROFILE)
@@ -71,8 +76,8 @@ report: env
 notebooks: env
 	$(BIN)/python tools/execute_notebooks.py $(NB)
 
-# The recipe and scene ablations on the shared real photos (cells flagged `#| ablation` in 08_train and 05a_scenes):
+# The recipe and scene ablations on the shared real photos (cells flagged `#| ablation` in nbs/study/01_ablations):
 # about three hours on two CPU cores from nothing (148 runs of about 75 s); finished runs under work/grocery/ablation are
 # reused. Outputs stay in the notebooks.
 ablation: env
-	$(BIN)/python tools/execute_notebooks.py --ablation nbs/generate/01_scenes.ipynb nbs/learn/03_train.ipynb
+	$(BIN)/python tools/execute_notebooks.py --ablation nbs/study/01_ablations.ipynb

@@ -21,7 +21,7 @@ from pathlib import Path
 
 
 from .core.processes import check_jobs, tune_allocator, wait_passively
-from .core.settings import CLASS_NAME, STUDY_CLASSES, find_settings_file, load_settings
+from .core.settings import CLASS_NAME, STUDY_CLASSES, load_settings
 
 # %% auto #0
 __all__ = ['SETTINGS_COMMANDS', 'STARTER_PROFILE', 'STARTER_FOLDERS', 'MESSAGE_LIMIT', 'settings_options', 'with_options',
@@ -32,55 +32,94 @@ __all__ = ['SETTINGS_COMMANDS', 'STARTER_PROFILE', 'STARTER_FOLDERS', 'MESSAGE_L
            'main', 'cmd_sweep', 'add_sweep_command']
 
 # %% ../nbs/cli/00_cli.ipynb #3c45741b
-SETTINGS_COMMANDS = ("settings", "sources", "generate", "train", "evaluate", "report", "run") # take the settings options
+SETTINGS_COMMANDS = (
+    "settings",
+    "sources",
+    "generate",
+    "train",
+    "evaluate",
+    "report",
+    "run",
+)  # take the settings options
+
 
 def _settings_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="demo", help="section of settings.ini to use (default: demo)")
-    parser.add_argument("-p", "--param", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one setting; repeat for more (paths are taken from the current folder)")
-    parser.add_argument("--settings", default=None, metavar="FILE", help="settings file (default: the nearest settings.ini "
-                        "up from the current folder, else the project's)")
+    parser.add_argument(
+        "-p",
+        "--param",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting; repeat for more (paths are taken from the current folder)",
+    )
+    parser.add_argument(
+        "--settings",
+        default=None,
+        metavar="FILE",
+        help="settings file (default: the nearest settings.ini up from the current folder, else the project's)",
+    )
+
 
 def _settings(args: argparse.Namespace):
     settings = load_settings(args.profile, args.overrides, args.settings)
     args.settings_read = settings.source  # a suggested command names it, so that it works pasted in another folder
     return settings
 
+
 def settings_options(args: argparse.Namespace) -> str:
     "The settings options of this command line (`--profile`, `-p`, `--settings`), to repeat in a suggested command."
-    if getattr(args, "profile", None) is None: return ""
+    if getattr(args, "profile", None) is None:
+        return ""
     parts = ["--profile", args.profile]
-    for override in args.overrides: parts += ["-p", override]
+    for override in args.overrides:
+        parts += ["-p", override]
     read = args.settings or getattr(args, "settings_read", None)
-    if read: parts += ["--settings", str(Path(read).absolute())]
+    if read:
+        parts += ["--settings", str(Path(read).absolute())]
     return " " + shlex.join(parts)
+
 
 def with_options(message: str, args: argparse.Namespace) -> str:
     "`message` with this command line's settings options added to every `fruit-synth ...` command it suggests."
     options = settings_options(args)
+
     def add(match: re.Match) -> str:
         command = match.group(1)
         words = command.split()
-        if len(words) < 3 or words[1] not in SETTINGS_COMMANDS or "--profile" in words or not options: return match.group(0)
+        if len(words) < 3 or words[1] not in SETTINGS_COMMANDS or "--profile" in words or not options:
+            return match.group(0)
         return f"`{command}{options}`"
+
     return re.sub(r"`(fruit-synth [^`]*)`", add, message)
+
 
 def settings_origin(settings, args: argparse.Namespace) -> str:
     "Which settings file was read and why, for the first line a command prints."
     source, here = settings.source, Path.cwd().resolve()
-    if args.settings: why = "given with --settings"
-    elif os.environ.get("FRUIT_SYNTH_SETTINGS"): why = "from $FRUIT_SYNTH_SETTINGS"
-    elif source.parent == here or source.parent in here.parents: why = "found up from the current folder"
-    else: why = (f"the package's own: no settings.ini in {here} or above; give --settings FILE to use yours, whose relative "
-                 f"paths (work_dir, ...) are taken from its folder")
+    if args.settings:
+        why = "given with --settings"
+    elif os.environ.get("FRUIT_SYNTH_SETTINGS"):
+        why = "from $FRUIT_SYNTH_SETTINGS"
+    elif source.parent == here or source.parent in here.parents:
+        why = "found up from the current folder"
+    else:
+        why = (
+            f"the package's own: no settings.ini in {here} or above; give --settings FILE to use yours, whose relative "
+            f"paths (work_dir, ...) are taken from its folder"
+        )
     return f"settings {source} [{settings.profile}] ({why})"
+
 
 def announce(args: argparse.Namespace, settings=None, **paths) -> None:
     "Print on stderr which settings file is read and the absolute paths the command will use."
     parts = [settings_origin(settings, args)] if settings is not None else []
-    if settings is not None: parts.append(f"work_dir {settings.work_dir}")
+    if settings is not None:
+        parts.append(f"work_dir {settings.work_dir}")
     parts += [f"{name.replace('_', '-')} {path}" for name, path in paths.items() if path is not None]
     print(f"fruit-synth {args.command}: " + "; ".join(parts), file=sys.stderr)
+
 
 def absolute(path: str | Path | None) -> Path | None:
     "A path given on the command line, made absolute against the current folder."
@@ -90,16 +129,19 @@ def absolute(path: str | Path | None) -> Path | None:
 class CommandError(ValueError):
     "A command line that cannot work as given (an option that does not fit another); the message says what to do."
 
+
 def cmd_settings(args: argparse.Namespace) -> int:
     "Print the resolved settings of a profile."
     settings = _settings(args)
     announce(args, settings)
-    print(settings.describe())
+    print(settings.describe(explain=args.explain))
     return 0
+
 
 def cmd_sources(args: argparse.Namespace) -> int:
     "Scan and check every configured data source; print counts, skips and leakage exclusions."
     from fruit_synth.data.sources import check_sources
+
     settings = _settings(args)
     announce(args, settings)
     check = check_sources(settings)
@@ -107,22 +149,29 @@ def cmd_sources(args: argparse.Namespace) -> int:
     print(f"written: {check.stage_dir / 'sources.json'}")
     return 0
 
+
 def cmd_demo(args: argparse.Namespace) -> int:
     "Build the offline demo world."
     from fruit_synth.data.demo import ensure_demo_world
+
     out = absolute(args.out)
     announce(args, out=out)
     world = ensure_demo_world(out, seed=args.seed)
     print(f"demo world in {out}: " + ", ".join(f"{k} {v}" for k, v in world.get("counts", {}).items()))
     return 0
 
+
 def chosen_variant(method: str, variant: str | None, out: Path | None = None) -> str:
-    "The variant `generate METHOD [--variant VARIANT]` makes (METHOD may be a variant's own name); an error when the two disagree."
+    """The variant `generate METHOD [--variant VARIANT]` makes (METHOD may be a variant's own name); an error when the
+    two disagree."""
     from fruit_synth.generate.variants import VARIANTS
+
     method = method.replace("-", "_")
     if method not in VARIANTS:
-        raise CommandError(f"generate {method.replace('_', '-')}: unknown method or variant; give one of "
-                           f"{', '.join(name.replace('_', '-') for name in VARIANTS)}")
+        raise CommandError(
+            f"generate {method.replace('_', '-')}: unknown method or variant; give one of "
+            f"{', '.join(name.replace('_', '-') for name in VARIANTS)}"
+        )
     variant = (variant or method).replace("-", "_")
     if variant not in VARIANTS:
         raise CommandError(f"--variant {variant}: unknown variant; variants are: {', '.join(VARIANTS)}")
@@ -130,41 +179,64 @@ def chosen_variant(method: str, variant: str | None, out: Path | None = None) ->
     if made_by != method and variant != method:
         own = [name for name, spec in VARIANTS.items() if spec["method"] == method]
         where = f" --out {shlex.quote(str(out))}" if out is not None else ""
-        raise CommandError(f"--variant {variant} is made by {made_by.replace('_', '-')}, not {method.replace('_', '-')}: run "
-                           f"`fruit-synth generate {variant.replace('_', '-')}{where}`, or give a "
-                           f"{method.replace('_', '-')} variant ({', '.join(own)})")
+        raise CommandError(
+            f"--variant {variant} is made by {made_by.replace('_', '-')}, not {method.replace('_', '-')}: run "
+            f"`fruit-synth generate {variant.replace('_', '-')}{where}`, or give a "
+            f"{method.replace('_', '-')} variant ({', '.join(own)})"
+        )
     return variant
+
 
 def cmd_generate(args: argparse.Namespace) -> int:
     "Make (or finish) one dataset variant."
-    from fruit_synth.generate.datasets import DatasetError, datasets_root, hold_dataset_lock, load_dataset, release_dataset_lock
+    from fruit_synth.generate.datasets import (
+        DatasetError,
+        datasets_root,
+        hold_dataset_lock,
+        load_dataset,
+        release_dataset_lock,
+    )
     from fruit_synth.generate.variants import generate_variant
     from fruit_synth.core.outputs import check_outside_inputs
+
     variant = chosen_variant(args.method, args.variant, absolute(args.out))
     settings = _settings(args)
     root = absolute(args.out) or datasets_root(settings)
     check_outside_inputs(root, settings)
     announce(args, settings, out=root / variant)
     folder = generate_variant(settings, variant, root, jobs=None if args.jobs is None else check_jobs(args.jobs))
-    try: dataset = load_dataset(folder)
+    try:
+        dataset = load_dataset(folder)
     except DatasetError:  # a second `generate` on the same folder took over right after this one finished: wait for it
         hold_dataset_lock(folder, progress=False)
-        try: dataset = load_dataset(folder)
-        finally: release_dataset_lock(folder)
+        try:
+            dataset = load_dataset(folder)
+        finally:
+            release_dataset_lock(folder)
     splits = {split: sum(r["split"] == split for r in dataset.records) for split in ("train", "val")}
-    print(f"{variant}: {len(dataset.records)} images in {folder} (train {splits['train']}, val {splits['val']}); "
-          f"sample grid: {folder / 'samples.jpg'}")
-    for note in dataset.info.get("notes", []): print(f"note: {note}")
+    print(
+        f"{variant}: {len(dataset.records)} images in {folder} (train {splits['train']}, val {splits['val']}); "
+        f"sample grid: {folder / 'samples.jpg'}"
+    )
+    for note in dataset.info.get("notes", []):
+        print(f"note: {note}")
     return 0
+
 
 def check_dataset_folder(data: Path, args: argparse.Namespace) -> Path:
     "`data` if it is a complete dataset folder; else an error whose suggested command works as printed."
     from fruit_synth.generate.datasets import DATASET_FILE, load_dataset, read_dataset_info
     from fruit_synth.generate.variants import VARIANTS
+
     options = settings_options(args)
     if data.is_file():
-        raise CommandError(f"--data '{data}' is a file; expected a dataset folder made by `fruit-synth generate` (it holds {DATASET_FILE})")
-    info = read_dataset_info(data) if data.is_dir() else None  # a damaged dataset.json: an error naming it and the repair
+        raise CommandError(
+            f"--data '{data}' is a file; expected a dataset folder made by `fruit-synth generate` (it holds "
+            f"{DATASET_FILE})"
+        )
+    info = (
+        read_dataset_info(data) if data.is_dir() else None
+    )  # a damaged dataset.json: an error naming it and the repair
     if info is not None and info.get("complete"):
         load_dataset(data)  # every manifest line checked before anything is written
         return data
@@ -176,41 +248,58 @@ def check_dataset_folder(data: Path, args: argparse.Namespace) -> Path:
     else:
         command = f"fruit-synth generate copy-paste --out {shlex.quote(str(data.parent / 'datasets'))}{options}"
     if info is not None:
-        raise CommandError(f"--data '{data}' is an incomplete dataset (its generation was interrupted); finish it with "
-                           f"`{command}`")
+        raise CommandError(
+            f"--data '{data}' is an incomplete dataset (its generation was interrupted); finish it with `{command}`"
+        )
     what = "does not exist" if not data.exists() else f"is not a fruit-synth dataset (no {DATASET_FILE})"
     then = "" if variant else f", then give --data {shlex.quote(str(data.parent / 'datasets' / 'copy_paste'))}"
     photos = " (to test on a folder of photos, give it as --test)" if data.is_dir() else ""
     raise CommandError(f"--data '{data}' {what}{photos}; make a dataset with `{command}`{then}")
 
+
 def photos_to_test(args: argparse.Namespace, settings):
-    "The photos a command tests on (`sources.run_photos`): every usable one of `--test`, or the profile's sample; what shaped them said on stderr."
+    """The photos a command tests on (`sources.run_photos`): every usable one of `--test`, or the profile's sample; what
+    shaped them said on stderr."""
     from fruit_synth.data.sources import run_photos
+
     chosen = run_photos(settings, absolute(args.test) if args.test is not None else None)
-    for line in chosen.lines: print(line, file=sys.stderr)
+    for line in chosen.lines:
+        print(line, file=sys.stderr)
     return chosen
 
+
 def leak_checked(settings, photos: dict, data: Path, where: str = "--test") -> tuple[dict, int]:
-    "The test photos without the training set's source photos and their near-duplicates, and how many were left out (said on stderr)."
+    """The test photos without the training set's source photos and their near-duplicates, and how many were left out
+    (said on stderr)."""
     from fruit_synth.generate.datasets import load_dataset
     from fruit_synth.data.sources import training_sources, without_leaks
+
     sources, warnings = training_sources(settings, load_dataset(data).records)
     kept, leaks = without_leaks(settings, photos, sources)
-    print(f"{where}: left out as photos the training set was made from, or their near-duplicates: {len(leaks)}", file=sys.stderr)
-    for leak in leaks[:20]: print(f"  {leak.photo} ~ {leak.source} (distance {leak.distance})", file=sys.stderr)
-    if len(leaks) > 20: print(f"  ... and {len(leaks) - 20} more", file=sys.stderr)
-    for line in warnings: print(f"warning: {line}", file=sys.stderr)
+    print(
+        f"{where}: left out as photos the training set was made from, or their near-duplicates: {len(leaks)}",
+        file=sys.stderr,
+    )
+    for leak in leaks[:20]:
+        print(f"  {leak.photo} ~ {leak.source} (distance {leak.distance})", file=sys.stderr)
+    if len(leaks) > 20:
+        print(f"  ... and {len(leaks) - 20} more", file=sys.stderr)
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
     return kept, len(leaks)
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     "Train on a dataset folder, keep the best run per seed, test on real photos, write metrics.json."
     from fruit_synth.core.outputs import check_outside_inputs, check_output, staged_output
+
     settings = _settings(args)
     data, out = check_dataset_folder(absolute(args.data), args), absolute(args.out)
     check_output(out, "train")
     check_outside_inputs(out, settings)
     announce(args, settings, data=data, test=absolute(args.test), out=out)
     from fruit_synth.learn.run import train_and_test
+
     chosen = photos_to_test(args, settings)
     # the profile's sample already leaves out the cut-out sources; the dataset's own sources (few-shot photos, k real
     # training photos) are checked against whichever test photos are used
@@ -220,14 +309,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         metrics.test["left_out_as_training_sources"] = left_out  # the count, beside the sample it shaped
         metrics.write(stage / "metrics.json")
     summary = metrics["summary"]
-    print(f"test accuracy {summary['test_accuracy']['mean']:.3f} (95% CI {summary['test_accuracy']['ci'][0]:.3f}-"
-          f"{summary['test_accuracy']['ci'][1]:.3f}), macro-F1 {summary['test_macro_f1']['mean']:.3f}; "
-          f"epochs chosen {summary['epochs_chosen']}; written: {out / 'metrics.json'}")
+    print(
+        f"test accuracy {summary['test_accuracy']['mean']:.3f} (95% CI {summary['test_accuracy']['ci'][0]:.3f}-"
+        f"{summary['test_accuracy']['ci'][1]:.3f}), macro-F1 {summary['test_macro_f1']['mean']:.3f}; "
+        f"epochs chosen {summary['epochs_chosen']}; written: {out / 'metrics.json'}"
+    )
     return 0
+
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     "Test a kept model again on a folder of real photos (a sub-folder per class)."
     from fruit_synth.core.outputs import check_outside_inputs, check_output, staged_output
+
     settings = _settings(args)
     model, out = absolute(args.model), absolute(args.out)
     check_output(out, "evaluate")
@@ -235,42 +328,58 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     announce(args, settings, model=model, test=absolute(args.test), out=out)
     photos = photos_to_test(args, settings).photos
     from fruit_synth.learn.evaluate import evaluate_checkpoint
+
     with staged_output(out, "evaluate") as stage:
         result = evaluate_checkpoint(model, photos, stage, settings)
     test = result["test"]
-    print(f"{test['images']} photos: accuracy {test['accuracy']:.3f}, macro-F1 {test['macro_f1']:.3f}; "
-          f"written: {out / 'evaluation.json'}")
+    print(
+        f"{test['images']} photos: accuracy {test['accuracy']:.3f}, macro-F1 {test['macro_f1']:.3f}; "
+        f"written: {out / 'evaluation.json'}"
+    )
     return 0
+
 
 def variant_names(given: list[str] | None) -> list[str] | None:
     "Variants as given on the command line: either spelling (`copy-paste`, `copy_paste`), each once, in order."
     from fruit_synth.generate.variants import VARIANTS
-    if given is None: return None
+
+    if given is None:
+        return None
     names = [name.strip().replace("-", "_") for name in given]
     for name in names:
         if name not in VARIANTS:
-            raise CommandError(f"variant '{name[:80]}' given on the command line is not a variant; variants are: {', '.join(VARIANTS)}")
+            raise CommandError(
+                f"variant '{name[:80]}' given on the command line is not a variant; variants are: {', '.join(VARIANTS)}"
+            )
     return list(dict.fromkeys(names)) or None
+
 
 def cmd_report(args: argparse.Namespace) -> int:
     "Run the stages and write the HTML report."
     from fruit_synth.core.outputs import check_outside_inputs, claim_output
-    if not args.scheduler: check_jobs(args.jobs)  # before anything is read or made
+
+    if not args.scheduler:
+        check_jobs(args.jobs)  # before anything is read or made
     settings = _settings(args)
     out = absolute(args.out) or Path(settings.report_dir)
     check_outside_inputs(out, settings)
     claim_output(out, "report")
     announce(args, settings, out=out)
     from fruit_synth.study.report import write_report
+
     page = write_report(settings, out, variant_names(args.variants), jobs=args.jobs, scheduler=args.scheduler)
     print(f"report written: {page}")
     return 0
 
+
 def cmd_run(args: argparse.Namespace) -> int:
-    "Run the experiment notebook for one variant, into a run folder of its own: never over other files, nor into a dataset."
-    from fruit_synth.generate.datasets import DATASET_FILE, datasets_root, read_json
+    """Run the experiment notebook for one variant, into a run folder of its own: never over other files, nor into a
+    dataset."""
+    from fruit_synth.core.images import read_json
+    from fruit_synth.generate.datasets import DATASET_FILE, datasets_root
     from fruit_synth.core.outputs import check_output, check_outside_inputs, folder_owner, write_marker
     from fruit_synth.study.report import chosen_variants, run_variant
+
     settings = _settings(args)
     variant = chosen_variants(settings, variant_names([args.variant]))[0]
     runs = absolute(args.out) or Path(settings.report_dir) / "runs"
@@ -279,9 +388,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     for folder in (run_dir, *run_dir.parents):  # a run's files in a dataset would be read as part of it
         if (folder / DATASET_FILE).is_file() or folder == datasets:
             what = "the profile's datasets folder" if folder == datasets else "the dataset folder"
-            raise CommandError(f"--out '{runs}': the run of {variant} would go into '{run_dir}', in {what} '{folder}'; "
-                               f"give an --out outside it, e.g. --out {Path(settings.report_dir) / 'runs'}; nothing was changed")
-    state = read_json(run_dir / "report-run.json")  # a run folder `report` or an earlier `run` wrote before runs were marked
+            raise CommandError(
+                f"--out '{runs}': the run of {variant} would go into '{run_dir}', in {what} '{folder}'; "
+                f"give an --out outside it, e.g. --out {Path(settings.report_dir) / 'runs'}; nothing was changed"
+            )
+    state = read_json(
+        run_dir / "report-run.json"
+    )  # a run folder `report` or an earlier `run` wrote before runs were marked
     if folder_owner(run_dir) != "run" and not (isinstance(state, dict) and "fingerprint" in state):
         check_output(run_dir, "run")  # new, empty or a run's; else one line naming the files that are not ours
     announce(args, settings, out=run_dir)
@@ -292,62 +405,92 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if outcome.status in ("ok", "reused") else 1
 
 # %% ../nbs/cli/00_cli.ipynb #a1b2c3d4e5f6
-STARTER_PROFILE = "mine" # the profile `fruit-synth init` writes for the user's own classes
-STARTER_FOLDERS = { # the folders `fruit-synth init` makes, and what goes in them
+STARTER_PROFILE = "mine"  # the profile `fruit-synth init` writes for the user's own classes
+STARTER_FOLDERS = {  # the folders `fruit-synth init` makes, and what goes in them
     "photos": "real test photos, a sub-folder per class: 30 or more each, as your classifier will meet them",
     "cutouts": "the fruit to paste, a sub-folder per class: about 5 photos of one fruit on a plain background, "
-               "or RGBA cut-outs (PNG)",
+    "or RGBA cut-outs (PNG)",
     "backgrounds": "10 or more photos without any fruit, of the surroundings your photos show",
 }
-_NOT_RECIPE = ("real_dir", "mask_dir", "backgrounds_dir", "real_train_dir", "protocol", "sweeps", "test_per_class",
-               "classes", "plurals", "class_folders") # grocery's settings about its own photos, not its recipe
+_NOT_RECIPE = (
+    "real_dir",
+    "mask_dir",
+    "backgrounds_dir",
+    "real_train_dir",
+    "protocol",
+    "sweeps",
+    "test_per_class",
+    "classes",
+    "plurals",
+    "class_folders",
+)  # grocery's settings about its own photos, not its recipe
+
 
 def shipped_settings() -> Path:
     "The settings.ini the package ships: the defaults, the demo profile and the study's profiles."
     return Path(importlib.util.find_spec("fruit_synth").origin).parent / "resources" / "settings.ini"
 
+
 def plural(name: str) -> str:
-    "A guess at the plural of a class name, for the prompts (`peach`: `peaches`); the user edits `plurals` where it is wrong."
-    if re.search(r"(s|x|z|ch|sh)$", name): return name + "es"
-    if re.search(r"[^aeiou]y$", name): return name[:-1] + "ies"
+    """A guess at the plural of a class name, for the prompts (`peach`: `peaches`); the user edits `plurals` where it is
+    wrong."""
+    if re.search(r"(s|x|z|ch|sh)$", name):
+        return name + "es"
+    if re.search(r"[^aeiou]y$", name):
+        return name[:-1] + "ies"
     return name + "s"
 
-def starter_settings(classes: list[str], # the user's class names
-                     profile: str = STARTER_PROFILE, # the name of their profile
-                    ) -> str:
-    "A starter settings.ini: the shipped defaults and demo profile, then a profile for `classes` with the grocery recipe."
+
+def starter_settings(
+    classes: list[str],  # the user's class names
+    profile: str = STARTER_PROFILE,  # the name of their profile
+) -> str:
+    """A starter settings.ini: the shipped defaults and demo profile, then a profile for `classes` with the grocery
+    recipe."""
     text = shipped_settings().read_text(encoding="utf-8")
     shipped = configparser.ConfigParser(interpolation=None)
     shipped.read_string(text)
     defaults = shipped.defaults()
-    recipe = {key: value for key, value in shipped["grocery"].items() if key not in _NOT_RECIPE and defaults.get(key) != value}
-    head = text[:text.index("\n[", text.index("\n[demo]") + 1) + 1]  # [DEFAULT] and [demo], comments kept
-    lines = [f"[{profile}]",
-             "# Your own fruit, written by `fruit-synth init`. The recipe below is the grocery profile's, chosen on",
-             "# supermarket photos (docs/results.md of the project); nothing in it was chosen on your photos.",
-             f"classes = {', '.join(classes)}",
-             "# the plural of each class, for the Stable Diffusion prompts",
-             f"plurals = {', '.join(map(plural, classes))}",
-             f"# folders named otherwise than a class, e.g.  {classes[0]} = {classes[0].title()}s | My {classes[0]}s; "
-             f"{classes[1]} = {classes[1].title()}",
-             "class_folders =",
-             *[f"# {name}/<class>/: {what}" if name != "backgrounds" else f"# {name}/: {what}"
-               for name, what in STARTER_FOLDERS.items()],
-             "real_dir = photos", "mask_dir = cutouts", "backgrounds_dir = backgrounds",
-             "# RGBA cut-outs: the folder of the photos they were cut from (same file names), for the leakage check",
-             "cutout_originals =",
-             "# real test photos per class: the number in your smallest class",
-             "test_per_class = 30",
-             "protocol = the grocery profile's recipe, chosen on other photos: none of these settings was chosen on these photos",
-             *[f"{key} = {value}".rstrip() for key, value in recipe.items()]]
+    recipe = {
+        key: value for key, value in shipped["grocery"].items() if key not in _NOT_RECIPE and defaults.get(key) != value
+    }
+    head = text[: text.index("\n[", text.index("\n[demo]") + 1) + 1]  # [DEFAULT] and [demo], comments kept
+    lines = [
+        f"[{profile}]",
+        "# Your own fruit, written by `fruit-synth init`. The recipe below is the grocery profile's, chosen on",
+        "# supermarket photos (docs/results.md of the project); nothing in it was chosen on your photos.",
+        f"classes = {', '.join(classes)}",
+        "# the plural of each class, for the Stable Diffusion prompts",
+        f"plurals = {', '.join(map(plural, classes))}",
+        f"# folders named otherwise than a class, e.g.  {classes[0]} = {classes[0].title()}s | My {classes[0]}s; "
+        f"{classes[1]} = {classes[1].title()}",
+        "class_folders =",
+        *[
+            f"# {name}/<class>/: {what}" if name != "backgrounds" else f"# {name}/: {what}"
+            for name, what in STARTER_FOLDERS.items()
+        ],
+        "real_dir = photos",
+        "mask_dir = cutouts",
+        "backgrounds_dir = backgrounds",
+        "# RGBA cut-outs: the folder of the photos they were cut from (same file names), for the leakage check",
+        "cutout_originals =",
+        "# real test photos per class: the number in your smallest class",
+        "test_per_class = 30",
+        "protocol = the grocery profile's recipe, chosen on other photos: none of these settings was chosen on these "
+        "photos",
+        *[f"{key} = {value}".rstrip() for key, value in recipe.items()],
+    ]
     return head.rstrip("\n") + "\n\n" + "\n".join(lines) + "\n"
+
 
 def cmd_init(args: argparse.Namespace) -> int:
     "Write a starter settings.ini (the demo profile and one for your classes) and the folders for your photos."
     folder = absolute(args.folder)
     classes = [name.strip().lower() for name in args.classes.split(",") if name.strip()]
     if len(classes) < 2 or len(set(classes)) != len(classes):
-        raise CommandError(f"--classes {args.classes}: give two or more different class names, e.g. --classes apple,pear")
+        raise CommandError(
+            f"--classes {args.classes}: give two or more different class names, e.g. --classes apple,pear"
+        )
     for name in classes:
         if not CLASS_NAME.fullmatch(name):
             raise CommandError(f"--classes: {name!r} is not a plain folder name; use letters, digits, _, - and spaces")
@@ -358,43 +501,60 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise CommandError(f"{target} exists: init never overwrites a settings file; edit it, or give another folder")
     announce(args, folder=folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(target, "x", encoding="utf-8") as file: file.write(starter_settings(classes, args.name))
+    with open(target, "x", encoding="utf-8") as file:
+        file.write(starter_settings(classes, args.name))
     load_settings(args.name, [], target)  # what init writes must read back
     for name in STARTER_FOLDERS:
-        for sub in (classes if name != "backgrounds" else [""]): (folder / name / sub).mkdir(parents=True, exist_ok=True)
+        for sub in classes if name != "backgrounds" else [""]:
+            (folder / name / sub).mkdir(parents=True, exist_ok=True)
     explorer = folder / "explore.ipynb"
     if not explorer.exists():  # the explorer notebook, reading report/ beside it
         text = (shipped_settings().parent / "explore.ipynb").read_text(encoding="utf-8")
         explorer.write_text(text.replace('report_dir = \\"../report\\"', 'report_dir = \\"report\\"'), encoding="utf-8")
-    put = "\n".join(f"  {name}/{'<class>/' if name != 'backgrounds' else ''}  {what}" for name, what in STARTER_FOLDERS.items())
+    put = "\n".join(
+        f"  {name}/{'<class>/' if name != 'backgrounds' else ''}  {what}" for name, what in STARTER_FOLDERS.items()
+    )
     go = "" if folder == Path.cwd().resolve() else f"cd {shlex.quote(str(folder))}\n  "
-    print(f"wrote {target}: profiles demo (the offline demo world) and {args.name} (classes {', '.join(classes)})\n"
-          f"put your files in {folder}:\n{put}\n"
-          f"then:\n  {go}fruit-synth sources --profile {args.name}   # counts and checks what you put there\n"
-          f"  fruit-synth report --profile {args.name}    # the study on your fruit: report/index.html\n"
-          f"  jupyter lab explore.ipynb   # its generated images and the photos it got wrong\n"
-          f"or first the demo, which needs nothing: fruit-synth report")
+    print(
+        f"wrote {target}: profiles demo (the offline demo world) and {args.name} (classes {', '.join(classes)})\n"
+        f"put your files in {folder}:\n{put}\n"
+        f"then:\n  {go}fruit-synth sources --profile {args.name}   # counts and checks what you put there\n"
+        f"  fruit-synth report --profile {args.name}    # the study on your fruit: report/index.html\n"
+        f"  jupyter lab explore.ipynb   # its generated images and the photos it got wrong\n"
+        f"or first the demo, which needs nothing: fruit-synth report"
+    )
     return 0
 
 # %% ../nbs/cli/00_cli.ipynb #abb56adf
 class OneLineParser(argparse.ArgumentParser):
     "An argument parser whose errors are one line on stderr (and exit status 2), with where to read more."
+
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
+
 def seed_value(text: str) -> int:
     "A seed given on the command line: an integer in [0, 2**32 - 1]."
-    try: value = int(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected an integer in [0, {2**32 - 1}], found {text!r}") from None
-    if not 0 <= value <= 2**32 - 1: raise argparse.ArgumentTypeError(f"expected an integer in [0, {2**32 - 1}], found {text!r}")
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, {2**32 - 1}], found {text!r}") from None
+    if not 0 <= value <= 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, {2**32 - 1}], found {text!r}")
     return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     "The `fruit-synth` argument parser."
-    parser = OneLineParser(prog="fruit-synth", description="Generated training images for real fruit photos: the study, end to end.")
+    parser = OneLineParser(
+        prog="fruit-synth", description="Generated training images for real fruit photos: the study, end to end."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     show = commands.add_parser("settings", help="print the resolved settings")
     _settings_options(show)
+    show.add_argument(
+        "--explain", action="store_true", help="with each setting: what it means, what it takes, its role"
+    )
     show.set_defaults(run=cmd_settings)
     sources = commands.add_parser("sources", help="check the real photos, cut-outs and backgrounds")
     _settings_options(sources)
@@ -404,17 +564,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=seed_value, default=0, help="same seed, same files (default: 0)")
     demo.set_defaults(run=cmd_demo)
     generate = commands.add_parser("generate", help="make a training dataset")
-    generate.add_argument("method", metavar="METHOD", help="how the images are made: copy-paste, few-shot, diffusion or hybrid; "
-                          "or a variant's own name, e.g. copy-paste-piles (see --variant)")
-    generate.add_argument("--out", default=None, help="dataset root; the dataset goes to OUT/<variant> (default: <work_dir>/<profile>/datasets)")
-    generate.add_argument("--variant", default=None, help="a named variant, e.g. copy_paste_piles (default: the method's own)")
+    generate.add_argument(
+        "method",
+        metavar="METHOD",
+        help="how the images are made: copy-paste, few-shot, diffusion or hybrid; "
+        "or a variant's own name, e.g. copy-paste-piles (see --variant)",
+    )
+    generate.add_argument(
+        "--out",
+        default=None,
+        help="dataset root; the dataset goes to OUT/<variant> (default: <work_dir>/<profile>/datasets)",
+    )
+    generate.add_argument(
+        "--variant", default=None, help="a named variant, e.g. copy_paste_piles (default: the method's own)"
+    )
     generate.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     _settings_options(generate)
     generate.set_defaults(run=cmd_generate)
     train = commands.add_parser("train", help="train on a dataset folder and test on real photos")
     train.add_argument("--data", required=True, help="a dataset folder, e.g. work/demo/datasets/copy_paste")
     train.add_argument("--out", required=True, help="folder for metrics.json, model.pt, predictions and figures")
-    train.add_argument("--test", default=None, help="real test photos, a sub-folder per class (default: the profile's test sample)")
+    train.add_argument(
+        "--test", default=None, help="real test photos, a sub-folder per class (default: the profile's test sample)"
+    )
     _settings_options(train)
     train.set_defaults(run=cmd_train)
     evaluate = commands.add_parser("evaluate", help="test a kept model again")
@@ -427,14 +599,26 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_options(report)
     report.add_argument("--out", default=None, help="report folder (default: the report_dir setting)")
     report.add_argument("--variants", nargs="+", default=None, help="variants to run (default: the variants setting)")
-    report.add_argument("--jobs", type=int, default=1, help="worker processes: 1 runs every variant in this process, N starts a "
-                        "local Dask cluster of N workers (default: 1)")
-    report.add_argument("--scheduler", default=None, metavar="ADDRESS", help="send the runs to the Dask cluster at ADDRESS, "
-                        "e.g. tcp://10.0.0.5:8786 (default: $FRUIT_SYNTH_SCHEDULER, else none)")
+    report.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes: 1 runs every variant in this process, N starts a "
+        "local Dask cluster of N workers (default: 1)",
+    )
+    report.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="send the runs to the Dask cluster at ADDRESS, "
+        "e.g. tcp://10.0.0.5:8786 (default: $FRUIT_SYNTH_SCHEDULER, else none)",
+    )
     report.set_defaults(run=cmd_report)
     run = commands.add_parser("run", help="run the experiment notebook for one variant (papermill)")
     run.add_argument("--variant", required=True, help="the dataset variant, e.g. copy_paste")
-    run.add_argument("--out", default=None, help="runs folder; the run goes to OUT/<variant> (default: <report_dir>/runs)")
+    run.add_argument(
+        "--out", default=None, help="runs folder; the run goes to OUT/<variant> (default: <report_dir>/runs)"
+    )
     _settings_options(run)
     run.set_defaults(run=cmd_run)
     add_sweep_command(commands)
@@ -446,38 +630,57 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(run=cmd_init)
     return parser
 
+
 _PACKAGE = Path(__file__).resolve().parent if "__file__" in globals() else None
+
 
 def raised_here(error: BaseException) -> bool:
     "Whether `error` is the package's own: a ValueError subclass it defines, or a ValueError a package module raised."
-    if type(error).__module__.startswith("fruit_synth") or isinstance(error, CommandError): return True
+    if type(error).__module__.startswith("fruit_synth") or isinstance(error, CommandError):
+        return True
     frames = traceback.extract_tb(error.__traceback__)
     return bool(frames) and _PACKAGE is not None and _PACKAGE in Path(frames[-1].filename).resolve().parents
 
-MESSAGE_LIMIT = 1500 # characters of an error line; a longer one (a 2 MB settings value echoed back) is cut
+
+MESSAGE_LIMIT = 1500  # characters of an error line; a longer one (a 2 MB settings value echoed back) is cut
+
 
 def one_line(message: str) -> str:
     "`message` on one line and at most MESSAGE_LIMIT characters, cut in its middle when longer."
     message = " ".join(message.split())
-    if len(message) <= MESSAGE_LIMIT: return message
+    if len(message) <= MESSAGE_LIMIT:
+        return message
     half = MESSAGE_LIMIT // 2 - 20
     return f"{message[:half]} [... {len(message) - 2 * half} characters cut ...] {message[-half:]}"
+
 
 def os_error_line(error: OSError) -> str:
     "An operating-system error (permission denied, a file in the way, a full disk) as one line with what to do."
     if error.errno == errno.EFBIG:
-        return (f"a file grew past this shell's file size limit{f' (' + str(error.filename) + ')' if error.filename else ''}: "
-                f"raise it (ulimit -f unlimited) or choose a smaller run; finished outputs were kept")
+        return (
+            f"a file grew past this shell's file size "
+            f"limit{' (' + str(error.filename) + ')' if error.filename else ''}: "
+            f"raise it (ulimit -f unlimited) or choose a smaller run; finished outputs were kept"
+        )
     if error.errno == errno.ENOSPC:
-        return f"the disk is full{f' writing ' + str(error.filename) if error.filename else ''}: free space or choose another folder"
-    if error.filename is None: return str(error)
+        return (
+            f"the disk is full{' writing ' + str(error.filename) if error.filename else ''}: free space or choose "
+            f"another folder"
+        )
+    if error.filename is None:
+        return str(error)
     path = Path(error.filename)
     if isinstance(error, PermissionError) and path.exists() and not os.access(path, os.R_OK):
-        return (f"cannot read '{error.filename}': {error.strerror}; make it readable (chmod u+r) or point the setting or "
-                f"option that names it at a copy you can read")
+        return (
+            f"cannot read '{error.filename}': {error.strerror}; make it readable (chmod u+r) or point the setting or "
+            f"option that names it at a copy you can read"
+        )
     what = error.strerror or type(error).__name__
-    return (f"cannot use '{error.filename}': {what}; choose a folder you can write to (--out, or -p work_dir=... "
-            f"for the stages' files) or change its permissions")
+    return (
+        f"cannot use '{error.filename}': {what}; choose a folder you can write to (--out, or -p work_dir=... "
+        f"for the stages' files) or change its permissions"
+    )
+
 
 def main(argv: list[str] | None = None) -> int:
     "Entry point of the `fruit-synth` command: errors a user can cause are one line on stderr and exit status 2."
@@ -485,13 +688,16 @@ def main(argv: list[str] | None = None) -> int:
     tune_allocator()  # this process and the ones it starts keep large buffers (see core.processes)
     wait_passively()  # before torch loads; the kernels and workers it starts inherit it
     os.environ.setdefault("MPLBACKEND", "Agg")  # figures are files: no window, whatever the machine has
+
     def fail(message: str) -> int:
         print(f"fruit-synth {args.command}: error: {one_line(with_options(message, args))}", file=sys.stderr)
         return 2
+
     try:
         return args.run(args)
     except ValueError as e:  # every error a user can cause is a ValueError of this package (SettingsError, ...)
-        if not raised_here(e): raise
+        if not raised_here(e):
+            raise
         return fail(str(e))
     except KeyboardInterrupt:
         print(f"fruit-synth {args.command}: interrupted; finished outputs were left as they were", file=sys.stderr)
@@ -499,67 +705,119 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
-    except OSError as e:  # a read-only folder, a file where a folder should be, a demo world folder that holds other files
+    except (
+        OSError
+    ) as e:  # a read-only folder, a file where a folder should be, a demo world folder that holds other files
         where = f" (writing into {absolute(args.out)})" if e.filename is None and getattr(args, "out", None) else ""
         return fail(os_error_line(e) + where)
 
 # %% ../nbs/cli/00_cli.ipynb #5d878bdc
 def cmd_sweep(args: argparse.Namespace) -> int:
-    "Run a grid of training runs over settings (or the profile's `sweeps`); write sweep.csv and a curve per varied setting."
-    from fruit_synth.study.sweep import SweepError, SweepSpec, check_variants, parse_sweeps, parse_vary, prepare_sweep, run_sweep
-    if not args.scheduler: check_jobs(args.jobs)  # before anything is read or made
+    """Run a grid of training runs over settings (or the profile's `sweeps`); write sweep.csv and a curve per varied
+    setting."""
+    from fruit_synth.study.sweep import (
+        SweepError,
+        SweepSpec,
+        check_variants,
+        parse_sweeps,
+        parse_vary,
+        prepare_sweep,
+        run_sweep,
+    )
+
+    if not args.scheduler:
+        check_jobs(args.jobs)  # before anything is read or made
     settings = _settings(args)
     seeds = args.seeds or settings.seeds
-    if args.vary: specs = [SweepSpec(parse_vary(args.vary), check_variants(args.variants or ["copy_paste"]), seeds)]
+    if args.vary:
+        specs = [SweepSpec(parse_vary(args.vary), check_variants(args.variants or ["copy_paste"]), seeds)]
     else:
         specs = parse_sweeps(settings.sweeps, seeds, settings.where("sweeps"))
         if not specs:
-            raise SweepError(f"no --vary given and {settings.where('sweeps')} is empty; give e.g. "
-                             f"--vary n_per_class=25,50,100 --variants copy_paste few_shot")
-        if args.variants: specs = [SweepSpec(spec.axes, check_variants(args.variants), seeds) for spec in specs]
+            raise SweepError(
+                f"no --vary given and {settings.where('sweeps')} is empty; give e.g. "
+                f"--vary n_per_class=25,50,100 --variants copy_paste few_shot"
+            )
+        if args.variants:
+            specs = [SweepSpec(spec.axes, check_variants(args.variants), seeds) for spec in specs]
     if args.out and len(specs) > 1:
-        raise SweepError(f"--out names one sweep folder but {settings.where('sweeps')} holds {len(specs)} sweeps; "
-                         f"leave out --out, or give the sweep with --vary")
+        raise SweepError(
+            f"--out names one sweep folder but {settings.where('sweeps')} holds {len(specs)} sweeps; "
+            f"leave out --out, or give the sweep with --vary"
+        )
     mode = args.train_mode or (settings.train_mode if "train_mode" in settings.overrides else "auto")
     where = "--vary" if args.vary else settings.where("sweeps")
-    # every refusal (a setting a sweep does not vary, a folder it does not own or another sweep writes) before a line is printed
+    # every refusal (a setting a sweep does not vary, a folder it does not own or another sweep writes) before a line is
+    # printed
     prepared = [prepare_sweep(settings, spec, absolute(args.out), mode, where) for spec in specs]
     announce(args, settings)
     status = 0
     for spec, folder, resolved in prepared:
         result = run_sweep(settings, spec, folder, resolved, args.jobs, scheduler=args.scheduler)
         failed = [row for row in result.rows if row["status"] == "failed"]
-        print(f"sweep {spec.name}: {len(result.rows)} runs, {len(failed)} failed; written: {result.folder / 'sweep.csv'}, "
-              + ", ".join(plot.name for plot in result.plots))
-        for row in failed[:5]: print(f"  failed: {row['variant']} seed {row['seed']}: {row['reason']}")
+        print(
+            f"sweep {spec.name}: {len(result.rows)} runs, {len(failed)} failed; written: "
+            f"{result.folder / 'sweep.csv'}, " + ", ".join(plot.name for plot in result.plots)
+        )
+        for row in failed[:5]:
+            print(f"  failed: {row['variant']} seed {row['seed']}: {row['reason']}")
         status = status or int(bool(failed))
     return status
 
+
 def _seeds_value(text: str) -> int:
-    try: value = int(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected an integer in [1, 100], found {text!r}") from None
-    if not 1 <= value <= 100: raise argparse.ArgumentTypeError(f"expected an integer in [1, 100], found {text!r}")
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer in [1, 100], found {text!r}") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected an integer in [1, 100], found {text!r}")
     return value
+
 
 def add_sweep_command(commands) -> None:
     "Add `fruit-synth sweep` to the sub-commands."
     sweep = commands.add_parser("sweep", help="curves: a grid of runs over settings, variants and seeds")
-    sweep.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
-                       help="a setting and its values, e.g. n_per_class=25,50,100; repeat for a grid "
-                            "(default: the profile's sweeps setting)")
-    sweep.add_argument("--variants", nargs="+", default=None, help="dataset variants, a line each (default: copy_paste, "
-                       "or the variants named in the sweeps setting)")
+    sweep.add_argument(
+        "--vary",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="a setting and its values, e.g. n_per_class=25,50,100; repeat for a grid "
+        "(default: the profile's sweeps setting)",
+    )
+    sweep.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        help="dataset variants, a line each (default: copy_paste, or the variants named in the sweeps setting)",
+    )
     sweep.add_argument("--seeds", type=_seeds_value, default=None, help="runs per point (default: the seeds setting)")
-    sweep.add_argument("--train-mode", choices=["auto", "probe", "finetune"], default=None,
-                       help="probe, finetune, or auto: probe on a CPU, finetune on a GPU (default: auto, or -p train_mode=...)")
+    sweep.add_argument(
+        "--train-mode",
+        choices=["auto", "probe", "finetune"],
+        default=None,
+        help="probe, finetune, or auto: probe on a CPU, finetune on a GPU (default: auto, or -p train_mode=...)",
+    )
     sweep.add_argument("--out", default=None, help="sweep folder (default: <work_dir>/<profile>/sweeps/<name>__<mode>)")
-    sweep.add_argument("--jobs", type=int, default=1, help="worker processes: 1 runs every point in this process, N starts a "
-                       "local Dask cluster of N workers (default: 1)")
-    sweep.add_argument("--scheduler", default=None, metavar="ADDRESS", help="send the runs to the Dask cluster at ADDRESS "
-                       "(default: $FRUIT_SYNTH_SCHEDULER, else none)")
+    sweep.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes: 1 runs every point in this process, N starts a "
+        "local Dask cluster of N workers (default: 1)",
+    )
+    sweep.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="send the runs to the Dask cluster at ADDRESS (default: $FRUIT_SYNTH_SCHEDULER, else none)",
+    )
     _settings_options(sweep)
     sweep.set_defaults(run=cmd_sweep)
 
 # %% ../nbs/cli/00_cli.ipynb #cc506784
-if __name__ == "__main__" and "ipykernel" not in sys.modules:  # `python -m fruit_synth.cli` (as `accelerate launch -m` runs it), not this notebook
+if (
+    __name__ == "__main__" and "ipykernel" not in sys.modules
+):  # `python -m fruit_synth.cli` (as `accelerate launch -m` runs it), not this notebook
     sys.exit(main())

@@ -177,3 +177,13 @@ def test_importing_the_package_changes_no_backend_and_no_environment():
     env = {key: value for key, value in __import__("os").environ.items() if key not in ("OMP_WAIT_POLICY", "MPLBACKEND")}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_every_line_of_the_package_fits_in_120_columns():
+    """The formatter holds code to 120 columns; strings and comments too. nbdev's own lines are the exceptions: the first
+    line of `__all__` (it wraps the list at 120 after `__all__ = `) and __init__.py, its index of the modules."""
+    long = [f"{path.relative_to(ROOT)}:{number}" for path in sorted((ROOT / "fruit_synth").rglob("*.py"))
+            if path.name not in ("__init__.py", "_modidx.py")
+            for number, line in enumerate(path.read_text().splitlines(), 1)
+            if len(line) > 120 and not line.startswith("__all__ = ")]
+    assert not long, f"lines over 120 columns: {long[:10]}"

@@ -49,3 +49,14 @@ def test_a_change_of_what_is_generated_keeps_none_of_the_work_it_affects(tmp_pat
     lr = _digests(settings.replace(lr=0.5), tmp_path)  # training only: the datasets stay, the runs do not
     assert lr["ablation dataset"] == before["ablation dataset"] and lr["sweep dataset"] == before["sweep dataset"]
     assert lr["report run"] != before["report run"] and lr["sweep point"] != before["sweep point"]
+
+
+def test_the_settings_command_explains_every_setting_and_where_its_value_came_from(capsys):
+    from conftest import cli
+    status, out, err = cli(capsys, "settings", "--profile", "grocery", "--explain", "-p", "seeds=3")
+    assert status == 0, err
+    lines = out.splitlines()
+    assert any(line.startswith("seeds ") and line.endswith("(override)") for line in lines)
+    assert any(line.startswith("hflip ") and line.endswith("(default)") for line in lines)  # not in settings.ini
+    assert not any(line.startswith("input_size ") and "(" in line for line in lines)  # the grocery section sets it
+    assert sum("# " in line and "; role: " in line for line in lines) == len(SCHEMA)

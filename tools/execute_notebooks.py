@@ -1,9 +1,9 @@
 """Execute notebooks in place and keep their outputs, so a reader sees the pictures on a code host without running anything.
 
-    python tools/execute_notebooks.py                   # every nbs/*.ipynb except experiment and explore
+    python tools/execute_notebooks.py                   # every nbs/<layer>/*.ipynb (not experiment and explore)
     python tools/execute_notebooks.py nbs/learn/02_evaluate.ipynb nbs/study/03_report.ipynb
 
-Each notebook runs top to bottom in a fresh kernel (cwd nbs/), `#| slow` cells included, as `make test` runs them.
+Each notebook runs top to bottom in a fresh kernel (cwd its folder), `#| slow` cells included, as `make test` runs them.
 Pictures are made small before the notebook is written back: PNG outputs wider than MAX_WIDTH pixels are scaled
 down, and any picture without transparency that is smaller as JPEG (quality JPEG_QUALITY) is stored as JPEG.
 Long text outputs keep their last MAX_TEXT characters. Paths of this machine in outputs (the checkout, the home and
@@ -30,7 +30,6 @@ from PIL import Image
 from fruit_synth.study.report import IpcKernelManager
 
 ROOT = Path(__file__).resolve().parent.parent
-SKIPPED = {"experiment.ipynb", "explore.ipynb"}  # parameterised by papermill; run by the report and its tests
 MAX_WIDTH, JPEG_QUALITY, MAX_TEXT = 1000, 80, 4000
 
 
@@ -122,7 +121,7 @@ def execute(path: Path, timeout: int = 3600, ablation: bool | set[str] = False) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: nbs/*.ipynb but experiment and explore)")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to run (default: every nbs/<layer>/*.ipynb; not experiment and explore)")
     parser.add_argument("--ablation", action="store_true", help="also run the cells flagged `#| ablation` (about an hour)")
     parser.add_argument("--ablation-cells", default="", metavar="ID,ID", help="run only these `#| ablation` cells (by cell id)")
     parser.add_argument("--paths-only", action="store_true", help="run nothing: only rewrite this machine's paths in the outputs")
@@ -135,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{path}: {count} path(s) rewritten")
         return 0
     ablation = True if args.ablation else {cell for cell in args.ablation_cells.split(",") if cell}
-    paths = args.notebooks or sorted(p for p in (ROOT / "nbs").glob("*.ipynb") if p.name not in SKIPPED)
+    layers = ("core", "data", "generate", "learn", "study", "cli")  # bottom to top: a notebook's layer is run before its users
+    paths = args.notebooks or [path for layer in layers for path in sorted((ROOT / "nbs" / layer).glob("*.ipynb"))]
     failed = []
     for path in paths:
         try:

@@ -1,4 +1,5 @@
-"""Safe image I/O: open and verify, EXIF orientation, colour-mode conversion, size limits, atomic writes, hashes, folder scans.
+"""Safe image I/O: open and verify, EXIF orientation, colour-mode conversion, size limits, atomic writes, hashes,
+folder scans.
 
 Docs: https://fruit-synth.github.io/fruit-synth/core/images.html.md"""
 
@@ -28,8 +29,9 @@ __all__ = ['DEFAULT_MAX_PIXELS', 'IMAGE_SUFFIXES', 'FITS', 'ImageError', 'conver
            'image_grid', 'square_input']
 
 # %% ../../nbs/core/01_images.ipynb #ccce789d
-DEFAULT_MAX_PIXELS = 64_000_000 # same default as the `max_image_pixels` setting
+DEFAULT_MAX_PIXELS = 64_000_000  # same default as the `max_image_pixels` setting
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
 
 class ImageError(ValueError):
     "An image that cannot be used; the message names the file and what is wrong."
@@ -38,81 +40,134 @@ class ImageError(ValueError):
 def _to_8bit(image: Image.Image) -> Image.Image:
     "Greyscale of 16 or 32 bits per pixel, scaled to 8 bits."
     values = np.asarray(image)
-    if image.mode == "F": scaled = np.clip(values, 0, 1) * 255 if values.max() <= 1 else np.clip(values, 0, 255)
-    else: scaled = values / 257.0 if values.max() > 255 or image.mode.startswith("I;16") else values
+    if image.mode == "F":
+        scaled = np.clip(values, 0, 1) * 255 if values.max() <= 1 else np.clip(values, 0, 255)
+    else:
+        scaled = values / 257.0 if values.max() > 255 or image.mode.startswith("I;16") else values
     return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")
 
-def convert_mode(image: Image.Image, # an opened image in any Pillow mode
-                 mode: str = "RGB", # "RGB" or "RGBA"
-                ) -> Image.Image:
+
+def convert_mode(
+    image: Image.Image,  # an opened image in any Pillow mode
+    mode: str = "RGB",  # "RGB" or "RGBA"
+) -> Image.Image:
     "`image` converted to 8-bit RGB or RGBA, keeping transparency and the value range."
-    if mode not in ("RGB", "RGBA"): raise ValueError(f"mode must be RGB or RGBA, got {mode!r}")
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"): image = _to_8bit(image)
-    if image.mode == "P": image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode in ("L", "1") and "transparency" in image.info: image = image.convert("LA")
-    if image.mode in ("LA", "PA", "La", "RGBa"): image = image.convert("RGBA")
-    if mode == "RGBA": return image.convert("RGBA")
+    if mode not in ("RGB", "RGBA"):
+        raise ValueError(f"mode must be RGB or RGBA, got {mode!r}")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        image = _to_8bit(image)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("L", "1") and "transparency" in image.info:
+        image = image.convert("LA")
+    if image.mode in ("LA", "PA", "La", "RGBa"):
+        image = image.convert("RGBA")
+    if mode == "RGBA":
+        return image.convert("RGBA")
     if image.mode == "RGBA":
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, image).convert("RGB")
     return image.convert("RGB")
 
 # %% ../../nbs/core/01_images.ipynb #af344eb7
-def open_image(path: str | Path, # image file
-               mode: str = "RGB", # "RGB" or "RGBA"
-               max_pixels: int | None = DEFAULT_MAX_PIXELS, # refuse larger images (decompression bombs); None: no limit
-              ) -> Image.Image:
-    "Open, verify and fully decode `path`, upright (EXIF orientation applied), as 8-bit `mode`; `ImageError` if unusable."
+def open_image(
+    path: str | Path,  # image file
+    mode: str = "RGB",  # "RGB" or "RGBA"
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,  # refuse larger images (decompression bombs); None: no limit
+) -> Image.Image:
+    """Open, verify and fully decode `path`, upright (EXIF orientation applied), as 8-bit `mode`; `ImageError` if
+    unusable."""
     path = Path(path)
-    try: size = path.stat().st_size
-    except OSError as e: raise ImageError(f"{path}: cannot be read ({e.strerror})") from None
-    if size == 0: raise ImageError(f"{path}: empty file (0 bytes)")
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise ImageError(f"{path}: cannot be read ({e.strerror})") from None
+    if size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             with Image.open(path) as probe:
                 width, height = probe.size
                 if max_pixels is not None and width * height > max_pixels:
-                    raise ImageError(f"{path}: {width}x{height} = {width * height:,} pixels, over the limit of "
-                                     f"{max_pixels:,} (setting max_image_pixels); shrink the image or raise the limit")
+                    raise ImageError(
+                        f"{path}: {width}x{height} = {width * height:,} pixels, over the limit of "
+                        f"{max_pixels:,} (setting max_image_pixels); shrink the image or raise the limit"
+                    )
                 probe.verify()
             image = Image.open(path)
             image.load()
-        except ImageError: raise
-        except UnidentifiedImageError: raise ImageError(f"{path}: not an image (no known image format)") from None
-        except Image.DecompressionBombError as e: raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
+        except ImageError:
+            raise
+        except UnidentifiedImageError:
+            raise ImageError(f"{path}: not an image (no known image format)") from None
+        except Image.DecompressionBombError as e:
+            raise ImageError(f"{path}: refused as a decompression bomb ({e})") from None
         except (OSError, SyntaxError, ValueError, EOFError) as e:
             raise ImageError(f"{path}: truncated or corrupt image ({e})") from None
-    try: image = ImageOps.exif_transpose(image)
-    except Exception: pass  # a broken EXIF block must not lose an otherwise good photo
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:
+        pass  # a broken EXIF block must not lose an otherwise good photo
     return convert_mode(image, mode)
 
 # %% ../../nbs/core/01_images.ipynb #34e739d6
-_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
-_PNG_BY_OPENCV = {"RGB": cv2.COLOR_RGB2BGR, "RGBA": cv2.COLOR_RGBA2BGRA, "L": None} # modes OpenCV writes, and their conversion
+_FORMATS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+_PNG_BY_OPENCV = {
+    "RGB": cv2.COLOR_RGB2BGR,
+    "RGBA": cv2.COLOR_RGBA2BGRA,
+    "L": None,
+}  # modes OpenCV writes, and their conversion
 # level 1, the 'average' row filter for every row: 35-37 % faster than libpng choosing a filter per row, files 3-5 %
-# larger (generated scenes at 128, 224 and 512 px, measured on two cores); Huffman coding only (no match search): a further
-# 6 % (224 px, 2.09 -> 1.97 ms) and 13 % (512 px, 11.1 -> 9.7 ms) faster than the run-length strategy, files 0.3 % larger
-_PNG_OPTIONS = (cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
-                cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_AVG)
+# larger (generated scenes at 128, 224 and 512 px, measured on two cores); Huffman coding only (no match search): a
+# further
+# 6 % (224 px, 2.09 -> 1.97 ms) and 13 % (512 px, 11.1 -> 9.7 ms) faster than the run-length strategy, files 0.3 %
+# larger
+_PNG_OPTIONS = (
+    cv2.IMWRITE_PNG_COMPRESSION,
+    1,
+    cv2.IMWRITE_PNG_STRATEGY,
+    cv2.IMWRITE_PNG_STRATEGY_HUFFMAN_ONLY,
+    cv2.IMWRITE_PNG_FILTER,
+    cv2.IMWRITE_PNG_FILTER_AVG,
+)
+
 
 def encode_image(image: Image.Image, suffix: str, quality: int = 90) -> bytes:
     "`image` encoded in the format its file suffix names (JPEG at `quality`, PNG lossless)."
     fmt = _FORMATS.get(suffix.lower())
-    if fmt is None: raise ValueError(f"cannot write images with suffix {suffix!r}; use one of {', '.join(_FORMATS)}")
-    if fmt == "JPEG" and image.mode not in ("RGB", "L"): image = convert_mode(image, "RGB")
-    if fmt == "PNG" and image.mode in _PNG_BY_OPENCV:  # lossless all the same: 1.5-1.8x faster than PIL's level 1, files a few % smaller
+    if fmt is None:
+        raise ValueError(f"cannot write images with suffix {suffix!r}; use one of {', '.join(_FORMATS)}")
+    if fmt == "JPEG" and image.mode not in ("RGB", "L"):
+        image = convert_mode(image, "RGB")
+    if (
+        fmt == "PNG" and image.mode in _PNG_BY_OPENCV
+    ):  # lossless all the same: 1.5-1.8x faster than PIL's level 1, files a few % smaller
         pixels, conversion = np.asarray(image), _PNG_BY_OPENCV[image.mode]
-        done, data = cv2.imencode(".png", pixels if conversion is None else cv2.cvtColor(pixels, conversion), _PNG_OPTIONS)
-        if done: return data.tobytes()
+        done, data = cv2.imencode(
+            ".png", pixels if conversion is None else cv2.cvtColor(pixels, conversion), _PNG_OPTIONS
+        )
+        if done:
+            return data.tobytes()
     buffer = io.BytesIO()
     options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {"compress_level": 1} if fmt == "PNG" else {}
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
 
-def write_bytes_atomic(data: bytes, path: str | Path,
-                       durable: bool = True, # fsync before the rename (False: the caller checks or syncs later)
-                      ) -> None:
+
+def write_bytes_atomic(
+    data: bytes,
+    path: str | Path,
+    durable: bool = True,  # fsync before the rename (False: the caller checks or syncs later)
+) -> None:
     "Write `data` to `path` through a temporary file and a rename, so `path` is never seen half-written."
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -120,19 +175,23 @@ def write_bytes_atomic(data: bytes, path: str | Path,
         with open(temporary, "wb") as handle:
             handle.write(data)
             handle.flush()
-            if durable: os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
 
+
 @dataclass(frozen=True)
 class EncodedImage:
-    "An image kept as its file's bytes (a camera's last JPEG): `save_image` writes them as they are, never encoding twice."
-    data: bytes # the file's content
-    suffix: str # the suffix of its format, such as '.jpg'
-    width: int # pixels
-    height: int # pixels
+    """An image kept as its file's bytes (a camera's last JPEG): `save_image` writes them as they are, never encoding
+    twice."""
+
+    data: bytes  # the file's content
+    suffix: str  # the suffix of its format, such as '.jpg'
+    width: int  # pixels
+    height: int  # pixels
 
     def decode(self) -> Image.Image:
         "The pixels, as reading the written file gives them."
@@ -140,29 +199,39 @@ class EncodedImage:
         image.load()
         return image
 
-def save_image(image: Image.Image | EncodedImage, # image to write (an `EncodedImage` goes to a file of its own suffix)
-               path: str | Path, # destination; its suffix picks the format
-               quality: int = 90, # JPEG/WebP quality
-               durable: bool = True, # fsync the file before its rename (see `write_bytes_atomic`)
-              ) -> str:
+
+def save_image(
+    image: Image.Image | EncodedImage,  # image to write (an `EncodedImage` goes to a file of its own suffix)
+    path: str | Path,  # destination; its suffix picks the format
+    quality: int = 90,  # JPEG/WebP quality
+    durable: bool = True,  # fsync the file before its rename (see `write_bytes_atomic`)
+) -> str:
     "Write `image` atomically to `path` and return the sha256 of the file's bytes."
     if isinstance(image, EncodedImage):
         if Path(path).suffix.lower() != image.suffix:
-            raise ValueError(f"cannot write an encoded {image.suffix} image to '{path}': give the file the suffix {image.suffix}")
+            raise ValueError(
+                f"cannot write an encoded {image.suffix} image to '{path}': give the file the suffix {image.suffix}"
+            )
         data = image.data
-    else: data = encode_image(image, Path(path).suffix, quality)
+    else:
+        data = encode_image(image, Path(path).suffix, quality)
     write_bytes_atomic(data, path, durable)
     return hashlib.sha256(data).hexdigest()
 
+
 def file_sha256(path: str | Path) -> str:
     "sha256 of the file at `path` (read in blocks by `hashlib.file_digest`)."
-    with open(path, "rb") as handle: return hashlib.file_digest(handle, "sha256").hexdigest()
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 # %% ../../nbs/core/01_images.ipynb #6ee0be25
 def read_json(path: str | Path) -> dict | None:
     "The JSON object in `path`, or None when it is missing or unreadable."
-    try: return json.loads(Path(path).read_text())
-    except (OSError, ValueError): return None
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
 
 def write_json(data: dict, path: str | Path) -> None:
     "Write `data` as JSON to `path` atomically (indented, keys sorted, a final newline)."
@@ -173,6 +242,7 @@ def perceptual_hash(image: Image.Image) -> int:
     "64-bit pHash of `image` (`imagehash.phash`) as an integer."
     return int(str(imagehash.phash(image)), 16)
 
+
 def hash_distance(first: int, second: int) -> int:
     "Number of differing bits between two perceptual hashes."
     return (first ^ second).bit_count()
@@ -181,57 +251,78 @@ def hash_distance(first: int, second: int) -> int:
 @dataclass
 class Skipped:
     "A file left out of a scan, and why."
+
     path: Path
     reason: str
+
 
 @dataclass
 class ScanResult:
     "Good images of a folder (sorted), the files skipped with reasons, and optionally perceptual hashes."
+
     images: list[Path] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     hashes: dict[Path, int] = field(default_factory=dict)
 
-_CHECKED: dict[tuple, tuple[str | None, int | None]] = {} # (path, size, mtime_ns, max_pixels, hash wanted) -> (skip reason, hash)
+
+_CHECKED: dict[
+    tuple, tuple[str | None, int | None]
+] = {}  # (path, size, mtime_ns, max_pixels, hash wanted) -> (skip reason, hash)
+
 
 def _check_one(path: Path, max_pixels: int | None, want_hash: bool) -> tuple[Path, str | None, int | None]:
     "Decode `path` once per process while its size and modification time stay the same: its skip reason and hash."
-    try: stat = path.stat()
-    except OSError: stat = None
+    try:
+        stat = path.stat()
+    except OSError:
+        stat = None
     key = stat and (str(path), stat.st_size, stat.st_mtime_ns, max_pixels, want_hash)
-    if key and key in _CHECKED: return (path, *_CHECKED[key])
+    if key and key in _CHECKED:
+        return (path, *_CHECKED[key])
     try:
         image = open_image(path, "RGB", max_pixels)
         found = None, perceptual_hash(image) if want_hash else None
     except ImageError as e:
         found = str(e).removeprefix(f"{path}: "), None
-    if key: _CHECKED[key] = found
+    if key:
+        _CHECKED[key] = found
     return (path, *found)
+
 
 def list_files(folder: Path, recursive: bool = True) -> list[Path]:
     "Files under `folder` (sorted; hidden files and folders left out)."
     pattern = folder.rglob("*") if recursive else folder.glob("*")
-    return sorted(p for p in pattern if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return sorted(
+        p for p in pattern if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
-def scan_images(folder: str | Path, # folder to scan
-                recursive: bool = True, # also look in sub-folders
-                max_pixels: int | None = DEFAULT_MAX_PIXELS, # larger images are skipped
-                hashes: bool = False, # also compute perceptual hashes of the good images
-                workers: int | None = None, # decoding threads (default: number of cores)
-               ) -> ScanResult:
+
+def scan_images(
+    folder: str | Path,  # folder to scan
+    recursive: bool = True,  # also look in sub-folders
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,  # larger images are skipped
+    hashes: bool = False,  # also compute perceptual hashes of the good images
+    workers: int | None = None,  # decoding threads (default: number of cores)
+) -> ScanResult:
     "Decode every file under `folder`; return the good images and each skipped file with its reason."
     folder = Path(folder)
-    if not folder.is_dir(): raise ImageError(f"{folder}: folder does not exist")
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: folder does not exist")
     result = ScanResult()
     candidates = []
     for path in list_files(folder, recursive):
-        if path.suffix.lower() in IMAGE_SUFFIXES: candidates.append(path)
-        else: result.skipped.append(Skipped(path, f"not an image file (suffix {path.suffix or 'none'!r})"))
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            candidates.append(path)
+        else:
+            result.skipped.append(Skipped(path, f"not an image file (suffix {path.suffix or 'none'!r})"))
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         for path, reason, phash in pool.map(lambda p: _check_one(p, max_pixels, hashes), candidates):
-            if reason is not None: result.skipped.append(Skipped(path, reason))
+            if reason is not None:
+                result.skipped.append(Skipped(path, reason))
             else:
                 result.images.append(path)
-                if hashes: result.hashes[path] = phash
+                if hashes:
+                    result.hashes[path] = phash
     result.skipped.sort(key=lambda skip: skip.path)
     return result
 
@@ -244,12 +335,14 @@ def fit_square(image: Image.Image, size: int, fill: tuple = (255, 255, 255)) -> 
     tile.alpha_composite(image, ((size - image.width) // 2, (size - image.height) // 2))
     return tile.convert("RGB")
 
-def image_grid(rows: dict[str, list[Image.Image]], # row label -> images of that row
-               cell: int = 96, # edge of each tile, in pixels
-               label_width: int = 80, # width of the label column
-               gap: int = 4, # pixels between tiles
-               fill: tuple[int, int, int] = (255, 255, 255), # behind each picture (grey shows where cut-outs are transparent)
-              ) -> Image.Image:
+
+def image_grid(
+    rows: dict[str, list[Image.Image]],  # row label -> images of that row
+    cell: int = 96,  # edge of each tile, in pixels
+    label_width: int = 80,  # width of the label column
+    gap: int = 4,  # pixels between tiles
+    fill: tuple[int, int, int] = (255, 255, 255),  # behind each picture (grey shows where cut-outs are transparent)
+) -> Image.Image:
     "One row of tiles per label, the label written at the start of the row."
     columns = max((len(images) for images in rows.values()), default=1) or 1
     width = label_width + columns * (cell + gap) + gap
@@ -263,17 +356,22 @@ def image_grid(rows: dict[str, list[Image.Image]], # row label -> images of that
     return grid
 
 # %% ../../nbs/core/01_images.ipynb #bd7b57bd
-FITS = ("crop", "pad", "squash") # how a photo that is not square becomes a square input
+FITS = ("crop", "pad", "squash")  # how a photo that is not square becomes a square input
 
-def square_input(image: Image.Image, # any RGB image
-               size: int, # edge of the square output
-               fit: str = "crop", # crop: keep the aspect ratio, cut the long side; pad: keep all, grey borders; squash: stretch
-              ) -> Image.Image:
+
+def square_input(
+    image: Image.Image,  # any RGB image
+    size: int,  # edge of the square output
+    fit: str = "crop",  # crop: keep the aspect ratio, cut the long side; pad: keep all, grey borders; squash: stretch
+) -> Image.Image:
     "`image` as a `size` x `size` square, its aspect ratio kept (crop, pad) or not (squash)."
-    if fit not in FITS: raise ImageError(f"setting fit: expected one of {', '.join(FITS)}, found {fit!r}")
+    if fit not in FITS:
+        raise ImageError(f"setting fit: expected one of {', '.join(FITS)}, found {fit!r}")
     width, height = image.size
-    if (width, height) == (size, size): return image
-    if fit == "squash" or width == height: return image.resize((size, size), resample=Image.BILINEAR, reducing_gap=None)
+    if (width, height) == (size, size):
+        return image
+    if fit == "squash" or width == height:
+        return image.resize((size, size), resample=Image.BILINEAR, reducing_gap=None)
     factor = size / (min(width, height) if fit == "crop" else max(width, height))
     scaled = image.resize((max(1, round(width * factor)), max(1, round(height * factor))), resample=Image.BILINEAR)
     if fit == "crop":

@@ -1,4 +1,5 @@
-"""The folders a command owns: a marker file, refusing folders that hold anything else, and runs built beside their folder and moved into place when complete.
+"""The folders a command owns: a marker file, refusing folders that hold anything else, and runs built beside
+their folder and moved into place when complete.
 
 Docs: https://fruit-synth.github.io/fruit-synth/core/outputs.html.md"""
 
@@ -24,98 +25,135 @@ __all__ = ['MARKER', 'INPUT_SETTINGS', 'OutputError', 'folder_owner', 'check_out
            'staged_output', 'check_outside_inputs', 'read_marker', 'claim_folder']
 
 # %% ../../nbs/core/03_outputs.ipynb #e50ad2b6
-MARKER = ".fruit-synth-output.json" # the file that says which command wrote a folder
+MARKER = ".fruit-synth-output.json"  # the file that says which command wrote a folder
+
 
 class OutputError(ValueError):
     "An output folder a command may not write into; the message names it and says what to do."
 
+
 def _visible(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
 
+
 def _json(path: Path) -> dict | None:
-    try: data = json.loads(path.read_text())
-    except (OSError, ValueError): return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
     return data if isinstance(data, dict) else None
+
 
 def folder_owner(folder: Path) -> str | None:
     "The fruit-synth command that wrote `folder` (its marker, or the files it writes), or None."
     folder = Path(folder)
     marker = _json(folder / MARKER)
-    if marker and marker.get("command"): return str(marker["command"])
+    if marker and marker.get("command"):
+        return str(marker["command"])
     metrics = _json(folder / "metrics.json")
-    if metrics and "schema" in metrics and "selected" in metrics: return "train"
+    if metrics and "schema" in metrics and "selected" in metrics:
+        return "train"
     evaluation = _json(folder / "evaluation.json")
-    if evaluation and "schema" in evaluation and "model" in evaluation: return "evaluate"
-    try: page = (folder / "index.html").read_text(errors="replace")[:2000]
-    except OSError: page = ""
-    if "fruit-synth report" in page: return "report"
-    if (folder / "dataset.json").is_file(): return "generate"
+    if evaluation and "schema" in evaluation and "model" in evaluation:
+        return "evaluate"
+    try:
+        page = (folder / "index.html").read_text(errors="replace")[:2000]
+    except OSError:
+        page = ""
+    if "fruit-synth report" in page:
+        return "report"
+    if (folder / "dataset.json").is_file():
+        return "generate"
     return None
 
 # %% ../../nbs/core/03_outputs.ipynb #b1525add
 def _describe(found: list[str]) -> str:
     return ", ".join(found[:5]) + (f", ... ({len(found)} in all)" if len(found) > 5 else "")
 
-def check_output(folder: Path, # the folder the command is asked to write into
-                 command: str, # the sub-command, e.g. evaluate
-                 option: str = "--out", # the option that named it, for the message
-                ) -> Path:
+
+def check_output(
+    folder: Path,  # the folder the command is asked to write into
+    command: str,  # the sub-command, e.g. evaluate
+    option: str = "--out",  # the option that named it, for the message
+) -> Path:
     "`folder` as an absolute path if `command` may write into it (new, empty, or its own); else an `OutputError`."
     folder = Path(folder).absolute()
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{option} '{folder}' is a file, expected a folder; give a folder (it is made when missing)")
-    if not folder.is_dir(): return folder
+    if not folder.is_dir():
+        return folder
     found = _visible(folder)
     owner = folder_owner(folder)
-    if not found or owner == command: return folder
+    if not found or owner == command:
+        return folder
     if folder == folder.parent:
-        raise OutputError(f"{option} '{folder}' is the root folder; give a folder of its own, e.g. {option} {command}-out")
+        raise OutputError(
+            f"{option} '{folder}' is the root folder; give a folder of its own, e.g. {option} {command}-out"
+        )
     other = folder.with_name(f"{folder.name}-{command}")
     if owner is not None:
-        raise OutputError(f"{option} '{folder}' holds the output of `fruit-synth {owner}` ({_describe(found)}); "
-                          f"`fruit-synth {command}` does not write over it, so the two stay consistent: give another "
-                          f"{option}, e.g. {option} {other}; nothing was changed")
-    raise OutputError(f"{option} '{folder}' holds files fruit-synth did not write ({_describe(found)}); "
-                      f"`fruit-synth {command}` writes only into a new or empty folder, or one it wrote before: "
-                      f"give another {option}, e.g. {option} {other}; nothing was changed")
+        raise OutputError(
+            f"{option} '{folder}' holds the output of `fruit-synth {owner}` ({_describe(found)}); "
+            f"`fruit-synth {command}` does not write over it, so the two stay consistent: give another "
+            f"{option}, e.g. {option} {other}; nothing was changed"
+        )
+    raise OutputError(
+        f"{option} '{folder}' holds files fruit-synth did not write ({_describe(found)}); "
+        f"`fruit-synth {command}` writes only into a new or empty folder, or one it wrote before: "
+        f"give another {option}, e.g. {option} {other}; nothing was changed"
+    )
+
 
 def write_marker(folder: Path, command: str) -> None:
     "Record in `folder` that `command` wrote it."
     data = {"command": command, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid()}
     (Path(folder) / MARKER).write_text(json.dumps(data) + "\n")
 
-def claim_output(folder: Path, # the folder the command writes into
-                 command: str, # the sub-command
-                 option: str = "--out", # the option that named it
-                ) -> Path:
+
+def claim_output(
+    folder: Path,  # the folder the command writes into
+    command: str,  # the sub-command
+    option: str = "--out",  # the option that named it
+) -> Path:
     "Check `folder` may be written by `command`, create it, mark it as `command`'s, and return it (absolute)."
     folder = check_output(folder, command, option)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         write_marker(folder, command)
     except OSError as e:
-        raise OutputError(f"{option} '{folder}': cannot write there ({e.strerror or e}); choose a folder you can write to") from None
+        raise OutputError(
+            f"{option} '{folder}': cannot write there ({e.strerror or e}); choose a folder you can write to"
+        ) from None
     return folder
 
 # %% ../../nbs/core/03_outputs.ipynb #f3439cf4
 def _stale(path: Path) -> bool:
     "Whether a temporary sibling was left by a process that no longer runs."
-    try: pid = int(path.name.rsplit("-", 1)[1])
-    except (IndexError, ValueError): return True
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return True
-    except PermissionError: return False
+    try:
+        pid = int(path.name.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
     return False
+
 
 def _remove_stale_stages(folder: Path) -> None:
     for path in folder.parent.glob(f".{folder.name}.partial-*"):
-        if path.is_dir() and _stale(path): shutil.rmtree(path, ignore_errors=True)
+        if path.is_dir() and _stale(path):
+            shutil.rmtree(path, ignore_errors=True)
+
 
 @contextmanager
-def staged_output(folder: Path, # where the finished run goes
-                  command: str, # the sub-command
-                  option: str = "--out", # the option that named it
-                 ) -> Iterator[Path]:
+def staged_output(
+    folder: Path,  # where the finished run goes
+    command: str,  # the sub-command
+    option: str = "--out",  # the option that named it
+) -> Iterator[Path]:
     "A temporary sibling of `folder` to write a run into; moved into place when the block ends without an error."
     folder = check_output(folder, command, option)
     try:
@@ -126,54 +164,73 @@ def staged_output(folder: Path, # where the finished run goes
         stage.mkdir()
         write_marker(stage, command)
     except OSError as e:
-        raise OutputError(f"{option} '{folder}': cannot write beside it in '{folder.parent}' ({e.strerror or e}); "
-                          f"choose a folder you can write to") from None
+        raise OutputError(
+            f"{option} '{folder}': cannot write beside it in '{folder.parent}' ({e.strerror or e}); "
+            f"choose a folder you can write to"
+        ) from None
     try:
         yield stage
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
     old = folder.parent / f".{folder.name}.old-{os.getpid()}"
-    if folder.exists(): os.rename(folder, old)
+    if folder.exists():
+        os.rename(folder, old)
     os.rename(stage, folder)
     shutil.rmtree(old, ignore_errors=True)
 
 # %% ../../nbs/core/03_outputs.ipynb #a95b1eba
-INPUT_SETTINGS = tuple(name for name, setting in SCHEMA.items() if setting.kind == "path" and setting.role in ("sources", "test", "images"))
+INPUT_SETTINGS = tuple(
+    name for name, setting in SCHEMA.items() if setting.kind == "path" and setting.role in ("sources", "test", "images")
+)
 # the folders of the user's photos, cut-outs and backgrounds: only ever read
 
-def check_outside_inputs(folder: Path, # a folder a command will write into
-                         settings, # resolved settings (their input folders)
-                         option: str = "--out", # the option that named it
-                        ) -> None:
+
+def check_outside_inputs(
+    folder: Path,  # a folder a command will write into
+    settings,  # resolved settings (their input folders)
+    option: str = "--out",  # the option that named it
+) -> None:
     "An `OutputError` when `folder` is inside one of the folders of real photos, cut-out sources or backgrounds."
     folder = Path(folder).absolute().resolve()
     for key in INPUT_SETTINGS:
         value = settings.values.get(key)
-        if not value: continue
+        if not value:
+            continue
         source = Path(value).resolve()
         if folder == source or source in folder.parents:
-            raise OutputError(f"{option} '{folder}' is inside {key} '{source}' ({settings.where(key)}); generated files "
-                              f"there would later be read as your photos: give an {option} outside it")
+            raise OutputError(
+                f"{option} '{folder}' is inside {key} '{source}' ({settings.where(key)}); generated files "
+                f"there would later be read as your photos: give an {option} outside it"
+            )
 
 # %% ../../nbs/core/03_outputs.ipynb #4c4b6e7f
 def read_marker(path: Path) -> tuple[dict | None, str]:
-    "The marker file at `path` as a JSON object (None when there is none), and what is wrong with it ('' when nothing is)."
-    try: data = json.loads(Path(path).read_bytes())
-    except FileNotFoundError: return None, ""
-    except (UnicodeDecodeError, ValueError) as e: return None, f"is not JSON ({str(e)[:60]})"
-    except OSError as e: return None, f"cannot be read ({e.strerror or e})"
+    """The marker file at `path` as a JSON object (None when there is none), and what is wrong with it ('' when nothing
+    is)."""
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        return None, ""
+    except (UnicodeDecodeError, ValueError) as e:
+        return None, f"is not JSON ({str(e)[:60]})"
+    except OSError as e:
+        return None, f"cannot be read ({e.strerror or e})"
     return (data, "") if isinstance(data, dict) else (None, "holds no JSON object")
 
-def claim_folder(folder: Path, # the folder a writer takes (made when missing)
-                 marker: str, # the file in it that says what wrote it and what it holds
-                 record: dict, # what the marker says from now on (with `complete` false: the writer sets it true when done)
-                 foreign: Callable[[list[str]], Exception], # the error for a folder without the marker that holds `strangers`
-                 strangers: Callable[[Path], list[str]] = lambda folder: _visible(folder), # files that show the folder is not ours
-                 other: Callable[[dict], Exception | None] = lambda previous: None, # the error when the marker records other work
-                 read: Callable[[Path], tuple[dict | None, str]] = read_marker, # reads the marker: (its object, what is wrong with it)
-                 label: str = "", # what the messages start with (a variant's name)
-                ) -> dict | None:
+
+def claim_folder(
+    folder: Path,  # the folder a writer takes (made when missing)
+    marker: str,  # the file in it that says what wrote it and what it holds
+    record: dict,  # what the marker says from now on (with `complete` false: the writer sets it true when done)
+    foreign: Callable[[list[str]], Exception],  # the error for a folder without the marker that holds `strangers`
+    strangers: Callable[[Path], list[str]] = lambda folder: _visible(folder),  # files that show the folder is not ours
+    other: Callable[[dict], Exception | None] = lambda previous: None,  # the error when the marker records other work
+    read: Callable[
+        [Path], tuple[dict | None, str]
+    ] = read_marker,  # reads the marker: (its object, what is wrong with it)
+    label: str = "",  # what the messages start with (a variant's name)
+) -> dict | None:
     """Take `folder` for a writer by the one rule (see above); return the previous marker: None when there was none, {}
     when it was damaged (said on stderr: it is written again)."""
     folder, start = Path(folder), f"{label}: " if label else ""
@@ -183,10 +240,12 @@ def claim_folder(folder: Path, # the folder a writer takes (made when missing)
         previous = {}
     elif previous is None and folder.is_dir():
         found = strangers(folder)
-        if found: raise foreign(found)
+        if found:
+            raise foreign(found)
     if previous:
         error = other(previous)
-        if error is not None: raise error
+        if error is not None:
+            raise error
     folder.mkdir(parents=True, exist_ok=True)
     write_json({**record, "complete": False, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}, folder / marker)
     return previous

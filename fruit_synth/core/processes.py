@@ -1,4 +1,5 @@
-"""What every process the tool starts does first: keep large buffers instead of handing them back to the system, and
+"""What every process the tool starts does first: keep large buffers instead of handing them back to the system,
+and
 start no more workers than the machine can run.
 
 Docs: https://fruit-synth.github.io/fruit-synth/core/processes.html.md"""
@@ -109,7 +110,8 @@ def pick_device(
     setting: str = "auto",  # the `device` setting: auto, cpu or cuda
     assigned: str | None = None,  # the device accelerate assigned to this process, if any
 ):
-    "The torch device to run on: CUDA when asked for or present (accelerate's choice under `accelerate launch`), else the CPU."
+    """The torch device to run on: CUDA when asked for or present (accelerate's choice under `accelerate launch`), else
+    the CPU."""
     import torch  # here: the command starts without it
 
     if setting == "cpu":

@@ -16,22 +16,25 @@ import numpy as np
 __all__ = ['image_seed', 'image_rng', 'fingerprint']
 
 # %% ../../nbs/core/02_seeds.ipynb #edc07f5e
-def image_seed(seed: int, # the dataset (or world) seed
-               variant: str, # the variant, or another name for what is made (demo-real, demo-backgrounds, ...)
-               name: str, # the class (or "")
-               index: int, # the image's index within its class
-              ) -> int:
+def image_seed(
+    seed: int,  # the dataset (or world) seed
+    variant: str,  # the variant, or another name for what is made (demo-real, demo-backgrounds, ...)
+    name: str,  # the class (or "")
+    index: int,  # the image's index within its class
+) -> int:
     "The 64-bit seed of image `index` of class `name` in `variant`: it depends on nothing else."
     digest = hashlib.sha256(f"{seed}/{variant}/{name}/{index}".encode()).digest()
     return int.from_bytes(digest[:8], "little")
+
 
 def image_rng(seed: int, variant: str, name: str, index: int) -> np.random.Generator:
     "A random generator for one image, seeded by `image_seed`."
     return np.random.default_rng(image_seed(seed, variant, name, index))
 
 # %% ../../nbs/core/02_seeds.ipynb #88f3fbfe
-def fingerprint(data, # what the work was made from: JSON-like values (dicts, lists, text, numbers); other objects as their text
-                length: int = 16, # hex digits kept
-               ) -> str:
+def fingerprint(
+    data,  # what the work was made from: JSON-like values (dicts, lists, text, numbers); other objects as their text
+    length: int = 16,  # hex digits kept
+) -> str:
     "The content address of `data`: the first `length` hex digits of the sha256 of its JSON with sorted keys."
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:length]

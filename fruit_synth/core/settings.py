@@ -1,4 +1,5 @@
-"""Read the experiment settings from `settings.ini`: profiles, `key=value` overrides, and validation with errors a user can act on.
+"""Read the experiment settings from `settings.ini`: profiles, `key=value` overrides, and validation with errors
+a user can act on.
 
 Docs: https://fruit-synth.github.io/fruit-synth/core/settings.html.md"""
 
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 import configparser
 import difflib
-import hashlib
-import json
 import math
 import os
 import re
@@ -29,166 +28,883 @@ __all__ = ['ROLES', 'SCHEMA', 'RANGES', 'ORDERED', 'IMAGE_KEYS', 'RESULT_KEYS', 
            'prompt_templates', 'profiles', 'load_settings', 'class_folder_map']
 
 # %% ../../nbs/core/00_settings.ipynb #9192d162
-ROLES = { # what a setting changes; a change keeps every finished piece of work that does not depend on it
+ROLES = {  # what a setting changes; a change keeps every finished piece of work that does not depend on it
     "sources": "what generated sets are made from (cut-outs, backgrounds, the classes, the seed): every later stage",
     "test": "which real photos runs are tested on: every run, no generated image",
     "images": "what the generated images are: each dataset and every run trained on it",
     "training": "how a classifier is trained: every run, no generated image",
     "evaluation": "how a trained classifier is scored: every run",
-    "none": "no result: where results are written, how fast they are made, how the profile is described, what else a report runs",
+    "none": "no result: where results are written, how fast they are made, how the profile is described, what else a "
+    "report runs",
 }
+
 
 @dataclass(frozen=True)
 class Setting:
     "One experiment setting: its name, type, allowed values and meaning."
-    name: str # key in settings.ini
-    kind: str # one of: int, float, bool, str, path, list, int_list, float_list, choice
-    help: str # what it means to the user of the study
-    low: float | None = None # smallest allowed value (numbers, and each item of int_list)
-    high: float | None = None # largest allowed value
-    choices: tuple[str, ...] = () # allowed values of a `choice`
-    required: bool = False # an empty value is an error where the setting is used
-    role: str = "none" # what it changes (a key of ROLES): what decides which finished work a change keeps
-    default: str = "" # its value where settings.ini gives none, as it would be written there
-    demo_folder: str = "" # with demo = true and no value: this folder of the demo world
-    pair: bool = False # a range: two values, low then high
+
+    name: str  # key in settings.ini
+    kind: str  # one of: int, float, bool, str, path, list, int_list, float_list, choice
+    help: str  # what it means to the user of the study
+    low: float | None = None  # smallest allowed value (numbers, and each item of int_list)
+    high: float | None = None  # largest allowed value
+    choices: tuple[str, ...] = ()  # allowed values of a `choice`
+    required: bool = False  # an empty value is an error where the setting is used
+    role: str = "none"  # what it changes (a key of ROLES): what decides which finished work a change keeps
+    default: str = ""  # its value where settings.ini gives none, as it would be written there
+    demo_folder: str = ""  # with demo = true and no value: this folder of the demo world
+    pair: bool = False  # a range: two values, low then high
 
     def expected(self) -> str:
         "Human description of what a valid value looks like."
-        if self.kind == "choice": return "one of " + ", ".join(self.choices)
-        what = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text",
-                "path": "a file or folder path", "list": "a comma-separated list",
-                "int_list": "a comma-separated list of integers", "float_list": "a comma-separated list of numbers"}[self.kind]
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        what = {
+            "int": "an integer",
+            "float": "a number",
+            "bool": "true or false",
+            "str": "text",
+            "path": "a file or folder path",
+            "list": "a comma-separated list",
+            "int_list": "a comma-separated list of integers",
+            "float_list": "a comma-separated list of numbers",
+        }[self.kind]
         shown = (lambda v: str(int(v))) if self.kind in ("int", "int_list") else (lambda v: f"{v:g}")
-        if self.low is not None and self.high is not None: what += f" in [{shown(self.low)}, {shown(self.high)}]"
-        elif self.low is not None: what += f" >= {shown(self.low)}"
-        elif self.high is not None: what += f" <= {shown(self.high)}"
+        if self.low is not None and self.high is not None:
+            what += f" in [{shown(self.low)}, {shown(self.high)}]"
+        elif self.low is not None:
+            what += f" >= {shown(self.low)}"
+        elif self.high is not None:
+            what += f" <= {shown(self.high)}"
         return what
 
     def __post_init__(self):
-        if self.role not in ROLES: raise ValueError(f"setting {self.name}: role {self.role!r} is not one of {', '.join(ROLES)}")
+        if self.role not in ROLES:
+            raise ValueError(f"setting {self.name}: role {self.role!r} is not one of {', '.join(ROLES)}")
 
 # %% ../../nbs/core/00_settings.ipynb #2aa0a310
-SCHEMA: dict[str, Setting] = {s.name: s for s in [
-    Setting("classes", "list", "class names, lower-case; also the class folder names", role='sources', default='orange, peach, kiwi, tomato, banana'),
-    Setting("plurals", "list", "plural of each class name, in the same order (used in prompts)", role='sources', default='oranges, peaches, kiwis, tomatoes, bananas'),
-    Setting("class_folders", "str", "extra folder names per class, e.g. `tomato = Tomatoes | Tomato heirloom; kiwi = Kiwifruit`", role='sources', default=''),
-    Setting("seed", "int", "seed every random choice derives from", low=0, high=2**32 - 1, role='sources', default='0'),
-    Setting("demo", "bool", "use the offline demo world, built into demo_dir when missing", role='sources', default='false'),
-    Setting("demo_dir", "path", "where the demo world is built (empty: work_dir/demo-world)", role='none', default=''),
-    Setting("work_dir", "path", "where generated datasets, runs and caches are written", role='none', default='work'),
-    Setting("report_dir", "path", "where the HTML report is written", role='none', default='report'),
-    Setting("real_dir", "path", "real photos: a folder per class (also Fruits-360 and Fruit Recognition layouts)", required=True, role='test', default='', demo_folder='real'),
-    Setting("test_per_class", "int", "real test photos sampled per class", low=1, high=1_000_000, role='test', default='1000'),
-    Setting("allow_fewer", "bool", "accept a class with fewer real photos than test_per_class (recorded as a warning)", role='test', default='false'),
-    Setting("mask_dir", "path", "photos or cut-outs to build the cut-out library from, a folder per class", required=True, role='sources', default='', demo_folder='white'),
-    Setting("mask_method", "choice", "how cut-outs are made: RGBA files, photos on a plain background, photo + mask file, or auto",
-            choices=("auto", "rgba", "plain", "paired"), role='sources', default='auto'),
-    Setting("cutout_originals", "path", "the original photos RGBA cut-outs were cut from (matched by file stem, a folder per class or one folder): the leakage check compares these with the test photos", role='sources', default=''),
-    Setting("masks_per_class", "int", "cut-outs kept per class (the study: 5)", low=1, high=10_000, role='sources', default='5'),
-    Setting("backgrounds_dir", "path", "fruit-free background photos", required=True, role='sources', default='', demo_folder='backgrounds'),
-    Setting("min_backgrounds", "int", "fewest usable backgrounds accepted", low=1, high=1_000_000, role='sources', default='10'),
-    Setting("leakage_max_distance", "int", "perceptual-hash distance (bits of 64) at or under which a test photo counts as a near-duplicate of a cut-out source", low=0, high=64, role='test', default='6'),
-    Setting("max_image_pixels", "int", "images with more pixels are refused as possible decompression bombs", low=1, high=2**40, role='sources', default='64000000'),
-    Setting("min_image_edge", "int", "real photos with a shorter side (pixels) are skipped and counted", low=1, high=4096, role='sources', default='32'),
-    Setting("max_aspect_ratio", "float", "real photos more than this many times longer than wide (or wider than long) are skipped and counted", low=1.0, high=100.0, role='sources', default='4'),
-    Setting("protocol", "str", "how the profile's settings were chosen, in a sentence or two: the report states it under the title", role='none', default=''),
-    Setting("variants", "list", "dataset variants the report runs: few_shot, copy_paste, copy_paste_piles, copy_paste_poisson, diffusion, hybrid", role='none', default='few_shot, copy_paste, copy_paste_piles, copy_paste_poisson, copy_paste_bins, diffusion, hybrid'),
-    Setting("n_per_class", "int", "generated training images per class", low=1, high=1_000_000, role='images', default='200'),
-    Setting("hybrid_from_copy_paste", "int", "copy-paste images per class in the hybrid set", low=0, high=1_000_000, role='images', default='100'),
-    Setting("hybrid_from_diffusion", "int", "Stable Diffusion images per class in the hybrid set", low=0, high=1_000_000, role='images', default='100'),
-    Setting("image_format", "choice", "file format of generated images (a copy-paste image whose camera ends in JPEG is stored as that JPEG)", choices=("png", "jpg"), role='images', default='png'),
-    Setting("min_objects", "int", "copy-paste: fewest fruits pasted per image", low=1, high=50, role='images', default='1'),
-    Setting("max_objects", "int", "copy-paste: most fruits pasted per image", low=1, high=50, role='images', default='4'),
-    Setting("scale_min", "float", "copy-paste: smallest fruit size, longest side relative to the image edge", low=0.02, high=1.0, role='images', default='0.25'),
-    Setting("scale_max", "float", "copy-paste: largest fruit size, longest side relative to the image edge", low=0.02, high=1.0, role='images', default='0.55'),
-    Setting("rotation", "float", "copy-paste: largest rotation of a pasted fruit, in degrees", low=0, high=180, role='images', default='180'),
-    Setting("hflip", "bool", "copy-paste: flip fruits horizontally at random", role='images', default='true'),
-    Setting("vflip", "bool", "copy-paste: flip fruits vertically at random", role='images', default='true'),
-    Setting("brightness", "float", "copy-paste: colour jitter range of brightness", low=0, high=1, role='images', default='0.2'),
-    Setting("contrast", "float", "copy-paste: colour jitter range of contrast", low=0, high=1, role='images', default='0.2'),
-    Setting("saturation", "float", "copy-paste: colour jitter range of saturation", low=0, high=1, role='images', default='0.2'),
-    Setting("hue", "float", "copy-paste: colour jitter range of hue", low=0, high=0.5, role='images', default='0.02'),
-    Setting("placement", "choice", "copy-paste: sparse (the study: no overlap), piles (smaller fruits that may occlude), bins (the frame filled by one class, as in a crate) or mixed (bins or piles, drawn per image, half each)", choices=("sparse", "piles", "bins", "mixed"), role='images', default='sparse'),
-    Setting("bins_scale", "float_list", "copy-paste bins: range of a fruit's longest side at mid-frame, relative to the image edge", low=0.03, high=1.0, role='images', default='0.14, 0.45', pair=True),
-    Setting("bins_tilt", "float_list", "copy-paste bins: range of the camera tilt: how much smaller fruits at the top of the frame are than at the bottom (0: none)", low=0.0, high=0.9, role='images', default='0.0, 0.6', pair=True),
-    Setting("bins_fill", "float", "copy-paste bins: share of the places in the grid that hold a fruit", low=0.3, high=1.0, role='images', default='0.92'),
-    Setting("bins_max_objects", "int", "copy-paste bins: most fruits one image may need; a bins_scale too small to fill the frame within it is an error", low=10, high=5000, role='images', default='400'),
-    Setting("bins_spacing", "choice", "copy-paste bins: what spaces the grid: long_side (a fruit's long side) or footprint (a disc of the fruit's area, so long fruits such as bananas fill the bin as round ones do)", choices=("long_side", "footprint"), role='images', default='long_side'),
-    Setting("bins_shading", "float", "copy-paste bins: darkest contact shading where fruits touch and in the gaps (0: none)", low=0.0, high=0.9, role='images', default='0.3'),
-    Setting("surroundings", "list", "copy-paste bins: surfaces the gaps show, drawn per image: backgrounds (crops of the background photos), cardboard, crate, bin", role='images', default='backgrounds, cardboard, crate, bin'),
-    Setting("colour_rule", "choice", "copy-paste: cutouts (hue jitter kept within the spread of the class's own cut-outs) or jitter (the hue setting as it is)", choices=("cutouts", "jitter"), role='images', default='cutouts'),
-    Setting("camera", "list", "copy-paste camera realism, any of: lighting, exposure, noise, blur, jpeg (empty: none)", role='images', default='lighting, noise, blur, jpeg'),
-    Setting("light_gradient", "float", "camera lighting: largest brightness gradient across the frame", low=0.0, high=0.2, role='images', default='0.2'),
-    Setting("white_balance", "float", "camera lighting: largest warm/cool shift of the light's colour (red and blue gains 1 +- this)", low=0.0, high=0.5, role='images', default='0.12'),
-    Setting("vignette", "float", "camera lighting: largest darkening at the corners", low=0.0, high=0.9, role='images', default='0.35'),
-    Setting("exposure", "float_list", "camera exposure: range of the level (share of white) that the brightest 2 % of the picture is brought to, as a phone meters a scene", low=0.3, high=1.0, role='images', default='0.8, 1.0', pair=True),
-    Setting("noise_std", "float_list", "camera noise: range of the sensor noise std, share of the full range", low=0.0, high=0.3, role='images', default='0.0, 0.04', pair=True),
-    Setting("blur_sigma", "float_list", "camera blur: range of the defocus or motion blur, pixels at 224 px", low=0.0, high=8.0, role='images', default='0.0, 1.2', pair=True),
-    Setting("jpeg_quality", "int_list", "camera jpeg: range of the JPEG quality of the last re-encoding", low=5, high=100, role='images', default='35, 95', pair=True),
-    Setting("distractors", "float", "copy-paste bins: largest share of the fruits that are of other classes, at the margins (0: none)", low=0.0, high=0.4, role='images', default='0'),
-    Setting("max_occlusion", "float", "copy-paste piles: largest share of a fruit that later fruits may cover", low=0, high=0.9, role='images', default='0.4'),
-    Setting("pile_objects", "int_list", "copy-paste piles: fewest and most fruits per image", low=1, high=100, role='images', default='5, 12', pair=True),
-    Setting("pile_scale", "float_list", "copy-paste piles: smallest and largest fruit size relative to the image edge", low=0.02, high=1.0, role='images', default='0.15, 0.3', pair=True),
-    Setting("blending", "choice", "copy-paste: how fruits are pasted", choices=("hard", "gaussian", "poisson", "mixed"), role='images', default='gaussian'),
-    Setting("shadow", "bool", "copy-paste: soft drop shadow under each fruit", role='images', default='false'),
-    Setting("val_fraction", "float", "share of each generated set held out for validation", low=0.01, high=0.9, role='images', default='0.2'),
-    Setting("image_size", "int", "edge of the square images, in pixels", low=32, high=2048, role='images', default='224'),
-    Setting("input_size", "int", "edge of the classifier's input, pixels: images and photos are resized to it (0: image_size)", low=0, high=2048, role='training', default='0'),
-    Setting("backbone", "choice", "classifier backbone", choices=("resnet18", "efficientnet_lite0"), role='training', default='resnet18'),
-    Setting("pretrained", "bool", "start from ImageNet weights (false: random init, as a baseline)", role='training', default='true'),
-    Setting("weights_path", "path", "a local file of backbone weights (ResNet18 offline)", role='training', default=''),
-    Setting("lr", "float", "peak learning rate of the one-cycle schedule", low=1e-7, high=1.0, role='training', default='1e-4'),
-    Setting("epochs_grid", "int_list", "epoch counts to train; the best by validation macro-F1 is kept", low=1, high=1000, role='training', default='5, 10'),
-    Setting("seeds", "int", "training repeats with different seeds", low=1, high=100, role='training', default='1'),
-    Setting("seeds_vary", "choice", "what each seed changes: dataset (seed k also generates its own training set, so spreads and "
-            "intervals cover the generation seed) or training (one generated set, training seeds only)", choices=("dataset", "training"), role='training', default='dataset'),
-    Setting("batch_size", "int", "training batch size", low=1, high=4096, role='training', default='32'),
-    Setting("augment", "list", "training augmentations, any of: rotation, blur, hflip, vflip (the study's four), crop, colour, noise, jpeg", role='training', default='rotation, blur, hflip, vflip'),
-    Setting("augment_crop", "float", "training crop augmentation: smallest share of the image area a random resized crop keeps", low=0.05, high=1.0, role='training', default='0.35'),
-    Setting("augment_colour", "float", "training colour augmentation: brightness, contrast and saturation range (hue: a tenth of it)", low=0.0, high=1.0, role='training', default='0.3'),
-    Setting("augment_noise", "float", "training noise augmentation: largest Gaussian noise std, share of the full range", low=0.0, high=0.5, role='training', default='0.04'),
-    Setting("augment_jpeg", "int", "training jpeg augmentation: lowest JPEG quality (half the images are re-encoded)", low=1, high=95, role='training', default='30'),
-    Setting("fit", "choice", "how a non-square image becomes the square input: crop (keep the aspect ratio, cut the long side), pad or squash",
-            choices=("crop", "pad", "squash"), role='training', default='crop'),
-    Setting("label_smoothing", "float", "label smoothing of the training loss (0: none)", low=0.0, high=0.5, role='training', default='0'),
-    Setting("head_epochs", "int", "linear probe, then fine-tune (LP-FT): epochs training the new head alone before the whole network (0: none)", low=0, high=100, role='training', default='0'),
-    Setting("ema", "float", "decay of an exponential moving average of the weights, evaluated instead of the last weights (0: off)", low=0.0, high=0.99999, role='training', default='0'),
-    Setting("tta", "choice", "test-time augmentation: none, or hflip (average the logits of each photo and its mirror image)", choices=("none", "hflip"), role='evaluation', default='none'),
-    Setting("augment_rotation", "float", "largest random rotation during training, degrees", low=0, high=180, role='training', default='30'),
-    Setting("threads", "int", "CPU threads for training and evaluation (0: all cores)", low=0, high=512, role='none', default='0'),
-    Setting("cache_mb", "int", "memory for decoded training images, MB; beyond it images are decoded again each epoch", low=0, high=2**30, role='none', default='4096'),
-    Setting("device", "choice", "where to train: auto (CUDA when present), cpu or cuda", choices=("auto", "cpu", "cuda"), role='training', default='auto'),
-    Setting("bootstrap", "int", "bootstrap resamples for the test confidence intervals", low=100, high=100000, role='evaluation', default='1000'),
-    Setting("sd_model", "str", "Stable Diffusion weights: a hub id or a local folder", role='images', default='stable-diffusion-v1-5/stable-diffusion-v1-5'),
-    Setting("prompt", "str", "text-to-image prompt; {plural} is replaced by the class's plural; several templates separated by | are used in turn", role='images', default='a photo of whole {plural} on the table. top view'),
-    Setting("negative_prompt", "str", "what the text-to-image model should avoid", role='images', default='sliced, halved, cut'),
-    Setting("sd_steps", "int", "Stable Diffusion denoising steps", low=1, high=1000, role='images', default='25'),
-    Setting("guidance_scale", "float", "classifier-free guidance scale (1: none)", low=1.0, high=50.0, role='images', default='7.5'),
-    Setting("scheduler", "choice", "sampler: the pipeline's own (default), ddim, dpm++ (DPM-Solver++) or euler",
-            choices=("default", "ddim", "dpm++", "euler"), role='images', default='default'),
-    Setting("sd_size", "int", "edge of the generated images, pixels (multiple of 8)", low=64, high=2048, role='images', default='512'),
-    Setting("sd_batch_size", "int", "images per Stable Diffusion call", low=1, high=256, role='images', default='4'),
-    Setting("sd_dtype", "choice", "weights precision: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16",
-            choices=("auto", "fp32", "fp16", "bf16"), role='images', default='auto'),
-    Setting("safety_checker", "bool", "run the pipeline's safety checker (black images are regenerated with the next seed)", role='images', default='true'),
-    # sweeps, the linear probe and a few real photos (issue 13)
-    Setting("train_mode", "choice", "how a run trains: finetune the whole network, probe (frozen ImageNet features and a logistic regression), or auto (probe on a CPU, finetune on a CUDA GPU)",
-            choices=("finetune", "probe", "auto"), role='training', default='finetune'),
-    Setting("real_train_dir", "path", "labelled real photos of the test domain to train on, a folder per class (variants copy_paste_plus_real and few_shot_real); kept out of the test sample", role='images', default=''),
-    Setting("real_per_class", "int", "real training photos per class taken from real_train_dir (k)", low=0, high=10000, role='images', default='0'),
-    Setting("real_mode", "choice", "how the real photos join the generated ones: mix (oversampled into training) or finetune (trained on after the generated set)",
-            choices=("mix", "finetune"), role='images', default='mix'),
-    Setting("real_epochs", "int", "real_mode = finetune: epochs on the k real photos per class after training on the generated set", low=1, high=1000, role='training', default='10'),
-    Setting("real_lr", "float", "real_mode = finetune: learning rate of those epochs (cosine decay to 0, the same augmentations)", low=1e-7, high=1.0, role='training', default='1e-4'),
-    Setting("sweeps", "str", "the sweeps `fruit-synth sweep` runs without --vary: `key=v1,v2,... @ variant variant; ...`", role='none', default=''),
-]}
+SCHEMA: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        Setting(
+            "classes",
+            "list",
+            "class names, lower-case; also the class folder names",
+            role="sources",
+            default="orange, peach, kiwi, tomato, banana",
+        ),
+        Setting(
+            "plurals",
+            "list",
+            "plural of each class name, in the same order (used in prompts)",
+            role="sources",
+            default="oranges, peaches, kiwis, tomatoes, bananas",
+        ),
+        Setting(
+            "class_folders",
+            "str",
+            "extra folder names per class, e.g. `tomato = Tomatoes | Tomato heirloom; kiwi = Kiwifruit`",
+            role="sources",
+            default="",
+        ),
+        Setting(
+            "seed", "int", "seed every random choice derives from", low=0, high=2**32 - 1, role="sources", default="0"
+        ),
+        Setting(
+            "demo",
+            "bool",
+            "use the offline demo world, built into demo_dir when missing",
+            role="sources",
+            default="false",
+        ),
+        Setting(
+            "demo_dir", "path", "where the demo world is built (empty: work_dir/demo-world)", role="none", default=""
+        ),
+        Setting(
+            "work_dir", "path", "where generated datasets, runs and caches are written", role="none", default="work"
+        ),
+        Setting("report_dir", "path", "where the HTML report is written", role="none", default="report"),
+        Setting(
+            "real_dir",
+            "path",
+            "real photos: a folder per class (also Fruits-360 and Fruit Recognition layouts)",
+            required=True,
+            role="test",
+            default="",
+            demo_folder="real",
+        ),
+        Setting(
+            "test_per_class",
+            "int",
+            "real test photos sampled per class",
+            low=1,
+            high=1_000_000,
+            role="test",
+            default="1000",
+        ),
+        Setting(
+            "allow_fewer",
+            "bool",
+            "accept a class with fewer real photos than test_per_class (recorded as a warning)",
+            role="test",
+            default="false",
+        ),
+        Setting(
+            "mask_dir",
+            "path",
+            "photos or cut-outs to build the cut-out library from, a folder per class",
+            required=True,
+            role="sources",
+            default="",
+            demo_folder="white",
+        ),
+        Setting(
+            "mask_method",
+            "choice",
+            "how cut-outs are made: RGBA files, photos on a plain background, photo + mask file, or auto",
+            choices=("auto", "rgba", "plain", "paired"),
+            role="sources",
+            default="auto",
+        ),
+        Setting(
+            "cutout_originals",
+            "path",
+            "the original photos RGBA cut-outs were cut from (matched by file stem, a folder per class or one folder): "
+            "the leakage check compares these with the test photos",
+            role="sources",
+            default="",
+        ),
+        Setting(
+            "masks_per_class",
+            "int",
+            "cut-outs kept per class (the study: 5)",
+            low=1,
+            high=10_000,
+            role="sources",
+            default="5",
+        ),
+        Setting(
+            "backgrounds_dir",
+            "path",
+            "fruit-free background photos",
+            required=True,
+            role="sources",
+            default="",
+            demo_folder="backgrounds",
+        ),
+        Setting(
+            "min_backgrounds",
+            "int",
+            "fewest usable backgrounds accepted",
+            low=1,
+            high=1_000_000,
+            role="sources",
+            default="10",
+        ),
+        Setting(
+            "leakage_max_distance",
+            "int",
+            "perceptual-hash distance (bits of 64) at or under which a test photo counts as a near-duplicate of a "
+            "cut-out source",
+            low=0,
+            high=64,
+            role="test",
+            default="6",
+        ),
+        Setting(
+            "max_image_pixels",
+            "int",
+            "images with more pixels are refused as possible decompression bombs",
+            low=1,
+            high=2**40,
+            role="sources",
+            default="64000000",
+        ),
+        Setting(
+            "min_image_edge",
+            "int",
+            "real photos with a shorter side (pixels) are skipped and counted",
+            low=1,
+            high=4096,
+            role="sources",
+            default="32",
+        ),
+        Setting(
+            "max_aspect_ratio",
+            "float",
+            "real photos more than this many times longer than wide (or wider than long) are skipped and counted",
+            low=1.0,
+            high=100.0,
+            role="sources",
+            default="4",
+        ),
+        Setting(
+            "protocol",
+            "str",
+            "how the profile's settings were chosen, in a sentence or two: the report states it under the title",
+            role="none",
+            default="",
+        ),
+        Setting(
+            "variants",
+            "list",
+            "dataset variants the report runs: few_shot, copy_paste, copy_paste_piles, copy_paste_poisson, diffusion, "
+            "hybrid",
+            role="none",
+            default="few_shot, copy_paste, copy_paste_piles, copy_paste_poisson, copy_paste_bins, diffusion, hybrid",
+        ),
+        Setting(
+            "n_per_class",
+            "int",
+            "generated training images per class",
+            low=1,
+            high=1_000_000,
+            role="images",
+            default="200",
+        ),
+        Setting(
+            "hybrid_from_copy_paste",
+            "int",
+            "copy-paste images per class in the hybrid set",
+            low=0,
+            high=1_000_000,
+            role="images",
+            default="100",
+        ),
+        Setting(
+            "hybrid_from_diffusion",
+            "int",
+            "Stable Diffusion images per class in the hybrid set",
+            low=0,
+            high=1_000_000,
+            role="images",
+            default="100",
+        ),
+        Setting(
+            "image_format",
+            "choice",
+            "file format of generated images (a copy-paste image whose camera ends in JPEG is stored as that JPEG)",
+            choices=("png", "jpg"),
+            role="images",
+            default="png",
+        ),
+        Setting(
+            "min_objects",
+            "int",
+            "copy-paste: fewest fruits pasted per image",
+            low=1,
+            high=50,
+            role="images",
+            default="1",
+        ),
+        Setting(
+            "max_objects", "int", "copy-paste: most fruits pasted per image", low=1, high=50, role="images", default="4"
+        ),
+        Setting(
+            "scale_min",
+            "float",
+            "copy-paste: smallest fruit size, longest side relative to the image edge",
+            low=0.02,
+            high=1.0,
+            role="images",
+            default="0.25",
+        ),
+        Setting(
+            "scale_max",
+            "float",
+            "copy-paste: largest fruit size, longest side relative to the image edge",
+            low=0.02,
+            high=1.0,
+            role="images",
+            default="0.55",
+        ),
+        Setting(
+            "rotation",
+            "float",
+            "copy-paste: largest rotation of a pasted fruit, in degrees",
+            low=0,
+            high=180,
+            role="images",
+            default="180",
+        ),
+        Setting("hflip", "bool", "copy-paste: flip fruits horizontally at random", role="images", default="true"),
+        Setting("vflip", "bool", "copy-paste: flip fruits vertically at random", role="images", default="true"),
+        Setting(
+            "brightness",
+            "float",
+            "copy-paste: colour jitter range of brightness",
+            low=0,
+            high=1,
+            role="images",
+            default="0.2",
+        ),
+        Setting(
+            "contrast",
+            "float",
+            "copy-paste: colour jitter range of contrast",
+            low=0,
+            high=1,
+            role="images",
+            default="0.2",
+        ),
+        Setting(
+            "saturation",
+            "float",
+            "copy-paste: colour jitter range of saturation",
+            low=0,
+            high=1,
+            role="images",
+            default="0.2",
+        ),
+        Setting(
+            "hue", "float", "copy-paste: colour jitter range of hue", low=0, high=0.5, role="images", default="0.02"
+        ),
+        Setting(
+            "placement",
+            "choice",
+            "copy-paste: sparse (the study: no overlap), piles (smaller fruits that may occlude), bins (the frame "
+            "filled by one class, as in a crate) or mixed (bins or piles, drawn per image, half each)",
+            choices=("sparse", "piles", "bins", "mixed"),
+            role="images",
+            default="sparse",
+        ),
+        Setting(
+            "bins_scale",
+            "float_list",
+            "copy-paste bins: range of a fruit's longest side at mid-frame, relative to the image edge",
+            low=0.03,
+            high=1.0,
+            role="images",
+            default="0.14, 0.45",
+            pair=True,
+        ),
+        Setting(
+            "bins_tilt",
+            "float_list",
+            "copy-paste bins: range of the camera tilt: how much smaller fruits at the top of the frame are than at "
+            "the bottom (0: none)",
+            low=0.0,
+            high=0.9,
+            role="images",
+            default="0.0, 0.6",
+            pair=True,
+        ),
+        Setting(
+            "bins_fill",
+            "float",
+            "copy-paste bins: share of the places in the grid that hold a fruit",
+            low=0.3,
+            high=1.0,
+            role="images",
+            default="0.92",
+        ),
+        Setting(
+            "bins_max_objects",
+            "int",
+            "copy-paste bins: most fruits one image may need; a bins_scale too small to fill the frame within it is an "
+            "error",
+            low=10,
+            high=5000,
+            role="images",
+            default="400",
+        ),
+        Setting(
+            "bins_spacing",
+            "choice",
+            "copy-paste bins: what spaces the grid: long_side (a fruit's long side) or footprint (a disc of the "
+            "fruit's area, so long fruits such as bananas fill the bin as round ones do)",
+            choices=("long_side", "footprint"),
+            role="images",
+            default="long_side",
+        ),
+        Setting(
+            "bins_shading",
+            "float",
+            "copy-paste bins: darkest contact shading where fruits touch and in the gaps (0: none)",
+            low=0.0,
+            high=0.9,
+            role="images",
+            default="0.3",
+        ),
+        Setting(
+            "surroundings",
+            "list",
+            "copy-paste bins: surfaces the gaps show, drawn per image: backgrounds (crops of the background photos), "
+            "cardboard, crate, bin",
+            role="images",
+            default="backgrounds, cardboard, crate, bin",
+        ),
+        Setting(
+            "colour_rule",
+            "choice",
+            "copy-paste: cutouts (hue jitter kept within the spread of the class's own cut-outs) or jitter (the hue "
+            "setting as it is)",
+            choices=("cutouts", "jitter"),
+            role="images",
+            default="cutouts",
+        ),
+        Setting(
+            "camera",
+            "list",
+            "copy-paste camera realism, any of: lighting, exposure, noise, blur, jpeg (empty: none)",
+            role="images",
+            default="lighting, noise, blur, jpeg",
+        ),
+        Setting(
+            "light_gradient",
+            "float",
+            "camera lighting: largest brightness gradient across the frame",
+            low=0.0,
+            high=0.2,
+            role="images",
+            default="0.2",
+        ),
+        Setting(
+            "white_balance",
+            "float",
+            "camera lighting: largest warm/cool shift of the light's colour (red and blue gains 1 +- this)",
+            low=0.0,
+            high=0.5,
+            role="images",
+            default="0.12",
+        ),
+        Setting(
+            "vignette",
+            "float",
+            "camera lighting: largest darkening at the corners",
+            low=0.0,
+            high=0.9,
+            role="images",
+            default="0.35",
+        ),
+        Setting(
+            "exposure",
+            "float_list",
+            "camera exposure: range of the level (share of white) that the brightest 2 % of the picture is brought to, "
+            "as a phone meters a scene",
+            low=0.3,
+            high=1.0,
+            role="images",
+            default="0.8, 1.0",
+            pair=True,
+        ),
+        Setting(
+            "noise_std",
+            "float_list",
+            "camera noise: range of the sensor noise std, share of the full range",
+            low=0.0,
+            high=0.3,
+            role="images",
+            default="0.0, 0.04",
+            pair=True,
+        ),
+        Setting(
+            "blur_sigma",
+            "float_list",
+            "camera blur: range of the defocus or motion blur, pixels at 224 px",
+            low=0.0,
+            high=8.0,
+            role="images",
+            default="0.0, 1.2",
+            pair=True,
+        ),
+        Setting(
+            "jpeg_quality",
+            "int_list",
+            "camera jpeg: range of the JPEG quality of the last re-encoding",
+            low=5,
+            high=100,
+            role="images",
+            default="35, 95",
+            pair=True,
+        ),
+        Setting(
+            "distractors",
+            "float",
+            "copy-paste bins: largest share of the fruits that are of other classes, at the margins (0: none)",
+            low=0.0,
+            high=0.4,
+            role="images",
+            default="0",
+        ),
+        Setting(
+            "max_occlusion",
+            "float",
+            "copy-paste piles: largest share of a fruit that later fruits may cover",
+            low=0,
+            high=0.9,
+            role="images",
+            default="0.4",
+        ),
+        Setting(
+            "pile_objects",
+            "int_list",
+            "copy-paste piles: fewest and most fruits per image",
+            low=1,
+            high=100,
+            role="images",
+            default="5, 12",
+            pair=True,
+        ),
+        Setting(
+            "pile_scale",
+            "float_list",
+            "copy-paste piles: smallest and largest fruit size relative to the image edge",
+            low=0.02,
+            high=1.0,
+            role="images",
+            default="0.15, 0.3",
+            pair=True,
+        ),
+        Setting(
+            "blending",
+            "choice",
+            "copy-paste: how fruits are pasted",
+            choices=("hard", "gaussian", "poisson", "mixed"),
+            role="images",
+            default="gaussian",
+        ),
+        Setting("shadow", "bool", "copy-paste: soft drop shadow under each fruit", role="images", default="false"),
+        Setting(
+            "val_fraction",
+            "float",
+            "share of each generated set held out for validation",
+            low=0.01,
+            high=0.9,
+            role="images",
+            default="0.2",
+        ),
+        Setting(
+            "image_size", "int", "edge of the square images, in pixels", low=32, high=2048, role="images", default="224"
+        ),
+        Setting(
+            "input_size",
+            "int",
+            "edge of the classifier's input, pixels: images and photos are resized to it (0: image_size)",
+            low=0,
+            high=2048,
+            role="training",
+            default="0",
+        ),
+        Setting(
+            "backbone",
+            "choice",
+            "classifier backbone",
+            choices=("resnet18", "efficientnet_lite0"),
+            role="training",
+            default="resnet18",
+        ),
+        Setting(
+            "pretrained",
+            "bool",
+            "start from ImageNet weights (false: random init, as a baseline)",
+            role="training",
+            default="true",
+        ),
+        Setting(
+            "weights_path", "path", "a local file of backbone weights (ResNet18 offline)", role="training", default=""
+        ),
+        Setting(
+            "lr",
+            "float",
+            "peak learning rate of the one-cycle schedule",
+            low=1e-7,
+            high=1.0,
+            role="training",
+            default="1e-4",
+        ),
+        Setting(
+            "epochs_grid",
+            "int_list",
+            "epoch counts to train; the best by validation macro-F1 is kept",
+            low=1,
+            high=1000,
+            role="training",
+            default="5, 10",
+        ),
+        Setting("seeds", "int", "training repeats with different seeds", low=1, high=100, role="training", default="1"),
+        Setting(
+            "seeds_vary",
+            "choice",
+            "what each seed changes: dataset (seed k also generates its own training set, so spreads and "
+            "intervals cover the generation seed) or training (one generated set, training seeds only)",
+            choices=("dataset", "training"),
+            role="training",
+            default="dataset",
+        ),
+        Setting("batch_size", "int", "training batch size", low=1, high=4096, role="training", default="32"),
+        Setting(
+            "augment",
+            "list",
+            "training augmentations, any of: rotation, blur, hflip, vflip (the study's four), crop, colour, noise, "
+            "jpeg",
+            role="training",
+            default="rotation, blur, hflip, vflip",
+        ),
+        Setting(
+            "augment_crop",
+            "float",
+            "training crop augmentation: smallest share of the image area a random resized crop keeps",
+            low=0.05,
+            high=1.0,
+            role="training",
+            default="0.35",
+        ),
+        Setting(
+            "augment_colour",
+            "float",
+            "training colour augmentation: brightness, contrast and saturation range (hue: a tenth of it)",
+            low=0.0,
+            high=1.0,
+            role="training",
+            default="0.3",
+        ),
+        Setting(
+            "augment_noise",
+            "float",
+            "training noise augmentation: largest Gaussian noise std, share of the full range",
+            low=0.0,
+            high=0.5,
+            role="training",
+            default="0.04",
+        ),
+        Setting(
+            "augment_jpeg",
+            "int",
+            "training jpeg augmentation: lowest JPEG quality (half the images are re-encoded)",
+            low=1,
+            high=95,
+            role="training",
+            default="30",
+        ),
+        Setting(
+            "fit",
+            "choice",
+            "how a non-square image becomes the square input: crop (keep the aspect ratio, cut the long side), pad or "
+            "squash",
+            choices=("crop", "pad", "squash"),
+            role="training",
+            default="crop",
+        ),
+        Setting(
+            "label_smoothing",
+            "float",
+            "label smoothing of the training loss (0: none)",
+            low=0.0,
+            high=0.5,
+            role="training",
+            default="0",
+        ),
+        Setting(
+            "head_epochs",
+            "int",
+            "linear probe, then fine-tune (LP-FT): epochs training the new head alone before the whole network (0: "
+            "none)",
+            low=0,
+            high=100,
+            role="training",
+            default="0",
+        ),
+        Setting(
+            "ema",
+            "float",
+            "decay of an exponential moving average of the weights, evaluated instead of the last weights (0: off)",
+            low=0.0,
+            high=0.99999,
+            role="training",
+            default="0",
+        ),
+        Setting(
+            "tta",
+            "choice",
+            "test-time augmentation: none, or hflip (average the logits of each photo and its mirror image)",
+            choices=("none", "hflip"),
+            role="evaluation",
+            default="none",
+        ),
+        Setting(
+            "augment_rotation",
+            "float",
+            "largest random rotation during training, degrees",
+            low=0,
+            high=180,
+            role="training",
+            default="30",
+        ),
+        Setting(
+            "threads",
+            "int",
+            "CPU threads for training and evaluation (0: all cores)",
+            low=0,
+            high=512,
+            role="none",
+            default="0",
+        ),
+        Setting(
+            "cache_mb",
+            "int",
+            "memory for decoded training images, MB; beyond it images are decoded again each epoch",
+            low=0,
+            high=2**30,
+            role="none",
+            default="4096",
+        ),
+        Setting(
+            "device",
+            "choice",
+            "where to train: auto (CUDA when present), cpu or cuda",
+            choices=("auto", "cpu", "cuda"),
+            role="training",
+            default="auto",
+        ),
+        Setting(
+            "bootstrap",
+            "int",
+            "bootstrap resamples for the test confidence intervals",
+            low=100,
+            high=100000,
+            role="evaluation",
+            default="1000",
+        ),
+        Setting(
+            "sd_model",
+            "str",
+            "Stable Diffusion weights: a hub id or a local folder",
+            role="images",
+            default="stable-diffusion-v1-5/stable-diffusion-v1-5",
+        ),
+        Setting(
+            "prompt",
+            "str",
+            "text-to-image prompt; {plural} is replaced by the class's plural; several templates separated by | are "
+            "used in turn",
+            role="images",
+            default="a photo of whole {plural} on the table. top view",
+        ),
+        Setting(
+            "negative_prompt",
+            "str",
+            "what the text-to-image model should avoid",
+            role="images",
+            default="sliced, halved, cut",
+        ),
+        Setting("sd_steps", "int", "Stable Diffusion denoising steps", low=1, high=1000, role="images", default="25"),
+        Setting(
+            "guidance_scale",
+            "float",
+            "classifier-free guidance scale (1: none)",
+            low=1.0,
+            high=50.0,
+            role="images",
+            default="7.5",
+        ),
+        Setting(
+            "scheduler",
+            "choice",
+            "sampler: the pipeline's own (default), ddim, dpm++ (DPM-Solver++) or euler",
+            choices=("default", "ddim", "dpm++", "euler"),
+            role="images",
+            default="default",
+        ),
+        Setting(
+            "sd_size",
+            "int",
+            "edge of the generated images, pixels (multiple of 8)",
+            low=64,
+            high=2048,
+            role="images",
+            default="512",
+        ),
+        Setting(
+            "sd_batch_size", "int", "images per Stable Diffusion call", low=1, high=256, role="images", default="4"
+        ),
+        Setting(
+            "sd_dtype",
+            "choice",
+            "weights precision: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16",
+            choices=("auto", "fp32", "fp16", "bf16"),
+            role="images",
+            default="auto",
+        ),
+        Setting(
+            "safety_checker",
+            "bool",
+            "run the pipeline's safety checker (black images are regenerated with the next seed)",
+            role="images",
+            default="true",
+        ),
+        # sweeps, the linear probe and a few real photos (issue 13)
+        Setting(
+            "train_mode",
+            "choice",
+            "how a run trains: finetune the whole network, probe (frozen ImageNet features and a logistic regression), "
+            "or auto (probe on a CPU, finetune on a CUDA GPU)",
+            choices=("finetune", "probe", "auto"),
+            role="training",
+            default="finetune",
+        ),
+        Setting(
+            "real_train_dir",
+            "path",
+            "labelled real photos of the test domain to train on, a folder per class (variants copy_paste_plus_real "
+            "and few_shot_real); kept out of the test sample",
+            role="images",
+            default="",
+        ),
+        Setting(
+            "real_per_class",
+            "int",
+            "real training photos per class taken from real_train_dir (k)",
+            low=0,
+            high=10000,
+            role="images",
+            default="0",
+        ),
+        Setting(
+            "real_mode",
+            "choice",
+            "how the real photos join the generated ones: mix (oversampled into training) or finetune (trained on "
+            "after the generated set)",
+            choices=("mix", "finetune"),
+            role="images",
+            default="mix",
+        ),
+        Setting(
+            "real_epochs",
+            "int",
+            "real_mode = finetune: epochs on the k real photos per class after training on the generated set",
+            low=1,
+            high=1000,
+            role="training",
+            default="10",
+        ),
+        Setting(
+            "real_lr",
+            "float",
+            "real_mode = finetune: learning rate of those epochs (cosine decay to 0, the same augmentations)",
+            low=1e-7,
+            high=1.0,
+            role="training",
+            default="1e-4",
+        ),
+        Setting(
+            "sweeps",
+            "str",
+            "the sweeps `fruit-synth sweep` runs without --vary: `key=v1,v2,... @ variant variant; ...`",
+            role="none",
+            default="",
+        ),
+    ]
+}
+
 
 def keys_with(*roles: str) -> tuple[str, ...]:
     "The settings whose role is one of `roles` (see ROLES), in the schema's order: what a digest of that stage reads."
     unknown = sorted(set(roles) - set(ROLES))
-    if unknown: raise ValueError(f"roles {unknown} are not among {', '.join(ROLES)}")
+    if unknown:
+        raise ValueError(f"roles {unknown} are not among {', '.join(ROLES)}")
     return tuple(name for name, setting in SCHEMA.items() if setting.role in roles)
+
 
 def default_value(name: str) -> Any:
     "The typed default of setting `name` (a list as a tuple, so that it can be a frozen dataclass's default)."
@@ -196,10 +912,13 @@ def default_value(name: str) -> Any:
     value = parse_value(setting, setting.default, f"the settings schema's default of {name}:")
     return tuple(value) if isinstance(value, list) else value
 
-RANGES = tuple(name for name, setting in SCHEMA.items() if setting.pair) # two values each, low then high
-ORDERED = (("min_objects", "max_objects"), ("scale_min", "scale_max")) # two settings, the first at most the second
-IMAGE_KEYS = keys_with("sources", "images") # what a generated image depends on
-RESULT_KEYS = keys_with("sources", "test", "images", "training", "evaluation") # what a run's result depends on: all but "none"
+
+RANGES = tuple(name for name, setting in SCHEMA.items() if setting.pair)  # two values each, low then high
+ORDERED = (("min_objects", "max_objects"), ("scale_min", "scale_max"))  # two settings, the first at most the second
+IMAGE_KEYS = keys_with("sources", "images")  # what a generated image depends on
+RESULT_KEYS = keys_with(
+    "sources", "test", "images", "training", "evaluation"
+)  # what a run's result depends on: all but "none"
 
 # %% ../../nbs/core/00_settings.ipynb #82e2f014
 class SettingsError(ValueError):
@@ -207,56 +926,76 @@ class SettingsError(ValueError):
 
 # %% ../../nbs/core/00_settings.ipynb #e0ca4f1f
 _TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
-LARGEST_INT = 2**63 - 1 # no integer setting may be larger: beyond it numpy and torch overflow
+LARGEST_INT = 2**63 - 1  # no integer setting may be larger: beyond it numpy and torch overflow
+
 
 def _split_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
+
 def parse_value(setting: Setting, raw: str, where: str) -> Any:
     "Turn the text `raw` into the typed value of `setting`; `where` names the section for the error."
     raw = raw.strip()
+
     def bad(why: str = ""):
         return SettingsError(f"{where} {setting.name}: expected {setting.expected()}, found {raw!r}{why}")
+
     if setting.kind in ("str", "path", "choice") and raw == "":
         return None if setting.kind != "str" else ""
     try:
-        if setting.kind == "int": value = int(raw)
-        elif setting.kind == "float": value = float(raw)
+        if setting.kind == "int":
+            value = int(raw)
+        elif setting.kind == "float":
+            value = float(raw)
         elif setting.kind == "bool":
-            if raw.lower() not in _TRUE | _FALSE: raise bad()
+            if raw.lower() not in _TRUE | _FALSE:
+                raise bad()
             return raw.lower() in _TRUE
-        elif setting.kind == "list": return _split_list(raw)
+        elif setting.kind == "list":
+            return _split_list(raw)
         elif setting.kind in ("int_list", "float_list"):
             value = [(int if setting.kind == "int_list" else float)(item) for item in _split_list(raw)]
-            if not value: raise bad()
+            if not value:
+                raise bad()
         elif setting.kind == "choice":
-            if raw not in setting.choices: raise bad()
+            if raw not in setting.choices:
+                raise bad()
             return raw
-        else: return raw
+        else:
+            return raw
     except ValueError as e:
-        if isinstance(e, SettingsError): raise
+        if isinstance(e, SettingsError):
+            raise
         raise bad() from None
     numbers = value if isinstance(value, list) else [value]
     for number in numbers:
-        if isinstance(number, float) and not math.isfinite(number): raise bad(" (not a finite number)")
+        if isinstance(number, float) and not math.isfinite(number):
+            raise bad(" (not a finite number)")
         if (setting.low is not None and number < setting.low) or (setting.high is not None and number > setting.high):
             raise bad()
-        if isinstance(number, int) and abs(number) > LARGEST_INT: raise bad(f" (larger than {LARGEST_INT})")
+        if isinstance(number, int) and abs(number) > LARGEST_INT:
+            raise bad(f" (larger than {LARGEST_INT})")
     return value
 
 # %% ../../nbs/core/00_settings.ipynb #6dd26a7f
 _ENV_VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
+
 def expand_env(text: str, where: str = "") -> str:
     "Replace `${VAR}` and `${VAR:-default}` in `text` with the environment's values."
+
     def replace(match: re.Match) -> str:
         name, default = match.group(1), match.group(2)
         value = os.environ.get(name) or default
         if value is None:
-            raise SettingsError(f"{where}: environment variable {name} is not set and has no default; "
-                                f"set it, or write ${{{name}:-default}}")
+            raise SettingsError(
+                f"{where}: environment variable {name} is not set and has no default; "
+                f"set it, or write ${{{name}:-default}}"
+            )
         return value
+
     return _ENV_VAR.sub(replace, text)
+
 
 def resolve_path(text: str, base: Path, where: str = "") -> Path:
     "`text` with environment variables expanded, as an absolute path (relative ones taken from `base`)."
@@ -272,76 +1011,95 @@ def parse_override(text: str) -> tuple[str, str]:
     check_key(key, f"override {text!r}")
     return key, value
 
+
 def nearest_key(key: str) -> str | None:
     "The known setting whose name is closest to `key` (a typo's likely meaning), or None."
     close = difflib.get_close_matches(key.strip().lower(), list(SCHEMA), n=1, cutoff=0.6)
     return close[0] if close else None
+
 
 def check_key(key: str, where: str, line: str = "") -> None:
     "Raise a `SettingsError` suggesting the nearest key, and listing the valid ones, when `key` is not a setting."
     if key not in SCHEMA:
         nearest = nearest_key(key)
         hint = f"did you mean {nearest!r}? " if nearest else ""
-        raise SettingsError(f"{where}: unknown setting {key!r}{line}; {hint}valid settings are: {', '.join(sorted(SCHEMA))}")
+        raise SettingsError(
+            f"{where}: unknown setting {key!r}{line}; {hint}valid settings are: {', '.join(sorted(SCHEMA))}"
+        )
 
 # %% ../../nbs/core/00_settings.ipynb #845f6f5f
 SETTINGS_MARKER = "Experiment settings for fruit-synth"
-STUDY_CLASSES = ["orange", "peach", "kiwi", "tomato", "banana"] # the reference study's classes, in its order
+STUDY_CLASSES = ["orange", "peach", "kiwi", "tomato", "banana"]  # the reference study's classes, in its order
+
 
 def _is_ours(path: Path) -> bool:
-    try: return path.is_file() and SETTINGS_MARKER in path.read_text(encoding="utf-8").split("\n", 1)[0]
-    except OSError: return False
+    try:
+        return path.is_file() and SETTINGS_MARKER in path.read_text(encoding="utf-8").split("\n", 1)[0]
+    except OSError:
+        return False
+
 
 def find_settings_file(path: str | Path | None = None) -> Path:
-    "The `settings.ini` to read: `path`, `$FRUIT_SYNTH_SETTINGS`, the nearest one up from the working folder, or the project's."
+    """The `settings.ini` to read: `path`, `$FRUIT_SYNTH_SETTINGS`, the nearest one up from the working folder, or the
+    project's."""
     explicit = path or os.environ.get("FRUIT_SYNTH_SETTINGS")
     if explicit:
         explicit = Path(explicit).expanduser().absolute()
         if explicit.is_dir():
             hint = " (it holds a settings.ini: give that file)" if (explicit / "settings.ini").is_file() else ""
             raise SettingsError(f"settings file '{explicit}' is a folder, expected a settings file{hint}")
-        if not explicit.is_file(): raise SettingsError(f"settings file '{explicit}' does not exist; give the path of a settings.ini")
+        if not explicit.is_file():
+            raise SettingsError(f"settings file '{explicit}' does not exist; give the path of a settings.ini")
         return explicit.resolve()
     here = Path.cwd().resolve()
     for folder in [here, *here.parents]:
-        if _is_ours(folder / "settings.ini"): return folder / "settings.ini"
+        if _is_ours(folder / "settings.ini"):
+            return folder / "settings.ini"
     beside_package = Path(__file__).resolve().parents[2] / "settings.ini"  # the checkout holding fruit_synth/core/
-    if _is_ours(beside_package): return beside_package
-    raise SettingsError(f"no settings.ini in {here} or above: run `fruit-synth init` to write a starter one here, or give "
-                        "--settings PATH or $FRUIT_SYNTH_SETTINGS")
+    if _is_ours(beside_package):
+        return beside_package
+    raise SettingsError(
+        f"no settings.ini in {here} or above: run `fruit-synth init` to write a starter one here, or give "
+        "--settings PATH or $FRUIT_SYNTH_SETTINGS"
+    )
 
 # %% ../../nbs/core/00_settings.ipynb #739bd435
 @dataclass
 class Settings:
     "The resolved settings of one profile, after overrides: read values as attributes (`settings.n_per_class`)."
-    profile: str # section of settings.ini these came from
-    values: dict[str, Any] # every setting, typed
-    source: Path # the settings.ini they were read from
-    overrides: dict[str, str] = field(default_factory=dict) # the raw key=value overrides applied (paths made absolute)
-    lines: dict[str, int] = field(default_factory=dict) # line of settings.ini each key's value was read from
+
+    profile: str  # section of settings.ini these came from
+    values: dict[str, Any]  # every setting, typed
+    source: Path  # the settings.ini they were read from
+    overrides: dict[str, str] = field(default_factory=dict)  # the raw key=value overrides applied (paths made absolute)
+    lines: dict[str, int] = field(default_factory=dict)  # line of settings.ini each key's value was read from
 
     def __getattr__(self, name: str) -> Any:
         values = self.__dict__.get("values", {})
-        if name in values: return values[name]
+        if name in values:
+            return values[name]
         raise AttributeError(f"no setting {name!r}")
 
     def where(self, key: str) -> str:
         "Where `key`'s value came from, for error messages: `settings.ini [paper] real_dir` or `override real_dir`."
-        if key in self.overrides: return f"override {key}={self.overrides[key]}"
-        line = f" (line {self.lines[key]})" if key in self.lines else ""
+        if key in self.overrides:
+            return f"override {key}={self.overrides[key]}"
+        line = f" (line {self.lines[key]})" if key in self.lines else " (not set there: its default)"
         return f"{self.source.name} [{self.profile}] {key}{line}"
 
     def require(self, key: str) -> Any:
         "The value of `key`, or an error saying it must be set for this step."
         value = self.values[key]
         if value in (None, "", []):
-            raise SettingsError(f"{self.where(key)} is empty: {SCHEMA[key].help}; set it in settings.ini "
-                                f"or with -p {key}=...")
+            raise SettingsError(
+                f"{self.where(key)} is empty: {SCHEMA[key].help}; set it in settings.ini or with -p {key}=..."
+            )
         return value
 
     def replace(self, **changes: Any) -> "Settings":
         "A copy with some values changed (already typed)."
-        for key in changes: check_key(key, "Settings.replace")
+        for key in changes:
+            check_key(key, "Settings.replace")
         return Settings(self.profile, {**self.values, **changes}, self.source, dict(self.overrides), dict(self.lines))
 
     def to_dict(self) -> dict[str, Any]:
@@ -354,66 +1112,94 @@ class Settings:
         chosen = {k: data[k] for k in sorted(keys if keys is not None else data)}
         return fingerprint(chosen)
 
-    def describe(self) -> str:
-        "The resolved settings as aligned text, one per line, overrides marked."
+    def describe(self, explain: bool = False) -> str:
+        """The resolved settings as aligned text, one per line, each marked where it came from (the profile's file, an
+        override, or the schema's default); with `explain`, each with what it changes (its role) and what it means."""
         width = max(map(len, self.values))
         lines = [f"# profile [{self.profile}] from {self.source}"]
         for key, value in self.to_dict().items():
             shown = ", ".join(map(str, value)) if isinstance(value, list) else value
-            mark = "   (override)" if key in self.overrides else ""
+            mark = "   (override)" if key in self.overrides else ("" if key in self.lines else "   (default)")
             lines.append(f"{key:<{width}} = {'' if shown is None else shown}{mark}")
+            if explain:
+                setting = SCHEMA[key]
+                lines.append(f"{'':<{width}}   # {setting.help}; {setting.expected()}; role: {setting.role}")
         return "\n".join(lines)
 
 # %% ../../nbs/core/00_settings.ipynb #12a264c2
 def read_text_utf8(path: Path, what: str = "settings file") -> str:
     "The text of `path`; a `SettingsError` naming the line and byte when it is not UTF-8, or when it is a folder."
     path = Path(path)
-    if path.is_dir(): raise SettingsError(f"{what} '{path}' is a folder, expected a file")
+    if path.is_dir():
+        raise SettingsError(f"{what} '{path}' is a folder, expected a file")
     data = path.read_bytes()
-    try: return data.decode("utf-8-sig")
+    try:
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
+        line = data[: e.start].count(b"\n") + 1
         column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise SettingsError(f"{path} line {line}, column {column}: byte 0x{data[e.start]:02x} is not UTF-8 text; "
-                            f"save the file as UTF-8 (in most editors: Save with encoding, UTF-8)") from None
+        raise SettingsError(
+            f"{path} line {line}, column {column}: byte 0x{data[e.start]:02x} is not UTF-8 text; "
+            f"save the file as UTF-8 (in most editors: Save with encoding, UTF-8)"
+        ) from None
+
 
 _HEADER = re.compile(r"\[([^\[\]]+)\]\s*(?:[#;].*)?")
 _ENTRY = re.compile(r"([^\s#;=:\[][^=:]*?)\s*[=:]")
+
 
 def ini_lines(text: str) -> dict[tuple[str, str], int]:
     "(section, key) -> line number of each `key = value` line of a settings file's `text`."
     found, section = {}, "DEFAULT"
     for number, line in enumerate(text.splitlines(), 1):
         header = _HEADER.fullmatch(line.strip()) if not line[:1].isspace() else None
-        if header: section = header.group(1).strip()
-        elif (entry := _ENTRY.match(line)): found.setdefault((section, entry.group(1).strip().lower()), number)
+        if header:
+            section = header.group(1).strip()
+        elif entry := _ENTRY.match(line):
+            found.setdefault((section, entry.group(1).strip().lower()), number)
     return found
+
 
 def _check_headers(path: Path, text: str) -> None:
     "A line that starts like a section header but is not one (`[paper`) is an error naming it."
     for number, line in enumerate(text.splitlines(), 1):
         if line.startswith("[") and not _HEADER.fullmatch(line.strip()):
-            raise SettingsError(f"{path} line {number}: broken section header {line.strip()!r}; expected a name in "
-                                f"square brackets on a line of its own, e.g. [grocery]")
+            raise SettingsError(
+                f"{path} line {number}: broken section header {line.strip()!r}; expected a name in "
+                f"square brackets on a line of its own, e.g. [grocery]"
+            )
+
 
 def _parse_error(path: Path, text: str, error: configparser.Error) -> SettingsError:
     "A configparser error as one line with the line number, the offending text and what to do."
     lines = text.splitlines()
-    def shown(number: int) -> str: return repr(lines[number - 1].strip()) if 0 < number <= len(lines) else ""
+
+    def shown(number: int) -> str:
+        return repr(lines[number - 1].strip()) if 0 < number <= len(lines) else ""
+
     if isinstance(error, configparser.DuplicateOptionError):
-        first = ini_lines("\n".join(lines[:error.lineno - 1])).get((error.section, error.option))
-        return SettingsError(f"{path} line {error.lineno}: {shown(error.lineno)} sets {error.option!r} a second time in "
-                             f"[{error.section}]" + (f" (first set on line {first})" if first else "") + "; keep one of them")
+        first = ini_lines("\n".join(lines[: error.lineno - 1])).get((error.section, error.option))
+        return SettingsError(
+            f"{path} line {error.lineno}: {shown(error.lineno)} sets {error.option!r} a second time in "
+            f"[{error.section}]" + (f" (first set on line {first})" if first else "") + "; keep one of them"
+        )
     if isinstance(error, configparser.DuplicateSectionError):
-        return SettingsError(f"{path} line {error.lineno}: section [{error.section}] appears a second time; merge the two")
+        return SettingsError(
+            f"{path} line {error.lineno}: section [{error.section}] appears a second time; merge the two"
+        )
     if isinstance(error, configparser.MissingSectionHeaderError):
-        return SettingsError(f"{path} line {error.lineno}: {shown(error.lineno)} comes before any section header; "
-                             f"start the file with [DEFAULT]")
+        return SettingsError(
+            f"{path} line {error.lineno}: {shown(error.lineno)} comes before any section header; "
+            f"start the file with [DEFAULT]"
+        )
     if isinstance(error, configparser.ParsingError) and error.errors:
         number = error.errors[0][0]
-        return SettingsError(f"{path} line {number}: cannot read {shown(number)}; expected `key = value`, a "
-                             f"[section] header or a # comment")
+        return SettingsError(
+            f"{path} line {number}: cannot read {shown(number)}; expected `key = value`, a "
+            f"[section] header or a # comment"
+        )
     return SettingsError(f"{path}: not a valid settings file ({error.message.splitlines()[0]})")
+
 
 def read_ini(path: Path) -> configparser.ConfigParser:
     "Parse `path` as settings.ini, checking every key in every section is a known setting; errors name the line."
@@ -421,12 +1207,16 @@ def read_ini(path: Path) -> configparser.ConfigParser:
     text = read_text_utf8(path)
     if text and not text.endswith("\n"):  # every key may be left out (the schema has its default): a cut shows here
         last = text.rsplit("\n", 1)[-1]
-        raise SettingsError(f"{path} line {text.count(chr(10)) + 1}: the file ends inside {last[:60]!r} with no newline after it: "
-                            f"it may have been cut short (copied or saved in part); check its end, then end it with a newline")
+        raise SettingsError(
+            f"{path} line {text.count(chr(10)) + 1}: the file ends inside {last[:60]!r} with no newline after it: "
+            f"it may have been cut short (copied or saved in part); check its end, then end it with a newline"
+        )
     _check_headers(path, text)
     parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=None)
-    try: parser.read_string(text, source=str(path))
-    except configparser.Error as e: raise _parse_error(path, text, e) from None
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.Error as e:
+        raise _parse_error(path, text, e) from None
     lines = ini_lines(text)
     parser.line_numbers = lines
     for section in ["DEFAULT", *parser.sections()]:
@@ -435,77 +1225,121 @@ def read_ini(path: Path) -> configparser.ConfigParser:
             check_key(key, f"{path.name} [{section}]", f" on line {line}" if line else "")
     return parser
 
-AUGMENTATIONS = ("rotation", "blur", "hflip", "vflip", "crop", "colour", "noise", "jpeg") # training augmentations
-SURROUNDINGS = ("backgrounds", "cardboard", "crate", "bin") # copy-paste bins surfaces
-CAMERA_EFFECTS = ("lighting", "exposure", "noise", "blur", "jpeg") # copy-paste camera realism
-CLASS_NAME = re.compile(r"\w[\w\- ]*") # a class name is a plain folder name: letters, digits, _, - and spaces
+
+AUGMENTATIONS = ("rotation", "blur", "hflip", "vflip", "crop", "colour", "noise", "jpeg")  # training augmentations
+SURROUNDINGS = ("backgrounds", "cardboard", "crate", "bin")  # copy-paste bins surfaces
+CAMERA_EFFECTS = ("lighting", "exposure", "noise", "blur", "jpeg")  # copy-paste camera realism
+CLASS_NAME = re.compile(r"\w[\w\- ]*")  # a class name is a plain folder name: letters, digits, _, - and spaces
+
 
 def prompt_templates(settings: "Settings") -> list[str]:
     "The prompt templates: `prompt` split at `|`."
     return [part.strip() for part in settings.prompt.split("|") if part.strip()]
 
+
 def profiles(path: str | Path | None = None) -> list[str]:
     "The profiles (sections) defined in the settings file."
     return read_ini(find_settings_file(path)).sections()
+
 
 def _check_together(settings: Settings) -> None:
     "Checks that involve more than one setting."
     classes, plurals = settings.classes, settings.plurals
     for name in classes:
         if not CLASS_NAME.fullmatch(name):
-            raise SettingsError(f"{settings.where('classes')}: class name {name!r} is not a plain folder name; expected "
-                                f"letters, digits, _, - and spaces only (class names become folder names)")
-    if len(classes) < 2: raise SettingsError(f"{settings.where('classes')}: expected at least 2 classes, found {classes}")
+            raise SettingsError(
+                f"{settings.where('classes')}: class name {name!r} is not a plain folder name; expected "
+                f"letters, digits, _, - and spaces only (class names become folder names)"
+            )
+    if len(classes) < 2:
+        raise SettingsError(f"{settings.where('classes')}: expected at least 2 classes, found {classes}")
     if len(set(classes)) != len(classes):
         raise SettingsError(f"{settings.where('classes')}: class names must be unique, found {classes}")
     if len(plurals) != len(classes):
-        raise SettingsError(f"{settings.where('plurals')}: expected one plural per class ({len(classes)}), "
-                            f"found {len(plurals)}: {plurals}; give them with the classes, e.g. -p classes=a,b -p plurals=as,bs")
+        raise SettingsError(
+            f"{settings.where('plurals')}: expected one plural per class ({len(classes)}), "
+            f"found {len(plurals)}: {plurals}; give them with the classes, e.g. -p classes=a,b -p plurals=as,bs"
+        )
     for template in prompt_templates(settings):
         if "{plural}" not in template:
-            raise SettingsError(f"{settings.where('prompt')}: expected each template to contain {{plural}}, found {template!r}")
+            raise SettingsError(
+                f"{settings.where('prompt')}: expected each template to contain {{plural}}, found {template!r}"
+            )
     unknown = sorted(set(settings.augment) - set(AUGMENTATIONS))
     if unknown:
-        raise SettingsError(f"{settings.where('augment')}: expected any of {', '.join(AUGMENTATIONS)}, found {', '.join(unknown)}")
+        raise SettingsError(
+            f"{settings.where('augment')}: expected any of {', '.join(AUGMENTATIONS)}, found {', '.join(unknown)}"
+        )
     for key, allowed in (("surroundings", SURROUNDINGS), ("camera", CAMERA_EFFECTS)):
         unknown = sorted(set(getattr(settings, key)) - set(allowed))
-        if unknown: raise SettingsError(f"{settings.where(key)}: expected any of {', '.join(allowed)}, found {', '.join(unknown)}")
+        if unknown:
+            raise SettingsError(
+                f"{settings.where(key)}: expected any of {', '.join(allowed)}, found {', '.join(unknown)}"
+            )
     if not settings.surroundings:
-        raise SettingsError(f"{settings.where('surroundings')}: expected at least one of {', '.join(SURROUNDINGS)}, found none")
+        raise SettingsError(
+            f"{settings.where('surroundings')}: expected at least one of {', '.join(SURROUNDINGS)}, found none"
+        )
     for key in RANGES:
         values = getattr(settings, key)
         if len(values) != 2 or values[0] > values[1]:
-            raise SettingsError(f"{settings.where(key)}: expected two values, low then high, found {', '.join(map(str, values)) or 'none'}")
+            raise SettingsError(
+                f"{settings.where(key)}: expected two values, low then high, found "
+                f"{', '.join(map(str, values)) or 'none'}"
+            )
     if settings.sd_size % 8:
         raise SettingsError(f"{settings.where('sd_size')}: expected a multiple of 8, found {settings.sd_size}")
     for low, high in ORDERED:
         if settings.values[low] > settings.values[high]:
-            raise SettingsError(f"{settings.where(low)} = {settings.values[low]} is larger than {high} = {settings.values[high]}")
+            raise SettingsError(
+                f"{settings.where(low)} = {settings.values[low]} is larger than {high} = {settings.values[high]}"
+            )
     stages = Path(settings.work_dir) / settings.profile
-    if settings.demo and (settings.demo_dir == stages or stages in Path(settings.demo_dir).parents or Path(settings.demo_dir) in stages.parents):
-        raise SettingsError(f"{settings.where('demo_dir')} = {settings.demo_dir} overlaps {stages}, where the "
-                            f"[{settings.profile}] stages write (work_dir/profile); choose another demo_dir")
+    if settings.demo and (
+        settings.demo_dir == stages
+        or stages in Path(settings.demo_dir).parents
+        or Path(settings.demo_dir) in stages.parents
+    ):
+        raise SettingsError(
+            f"{settings.where('demo_dir')} = {settings.demo_dir} overlaps {stages}, where the "
+            f"[{settings.profile}] stages write (work_dir/profile); choose another demo_dir"
+        )
     class_folder_map(settings)
 
-DEMO_FOLDERS = {name: setting.demo_folder for name, setting in SCHEMA.items() if setting.demo_folder} # demo world folders
 
-def load_settings(profile: str = "demo", # section of settings.ini
-                  overrides: Iterable[str] | dict[str, Any] | None = None, # `key=value` texts, or a dict
-                  path: str | Path | None = None, # settings file; found automatically when None
-                 ) -> Settings:
+DEMO_FOLDERS = {
+    name: setting.demo_folder for name, setting in SCHEMA.items() if setting.demo_folder
+}  # demo world folders
+
+
+def load_settings(
+    profile: str = "demo",  # section of settings.ini
+    overrides: Iterable[str] | dict[str, Any] | None = None,  # `key=value` texts, or a dict
+    path: str | Path | None = None,  # settings file; found automatically when None
+) -> Settings:
     "Read `profile` from settings.ini, apply `overrides`, and check every value."
     source = find_settings_file(path)
     parser = read_ini(source)
     if profile not in parser.sections():
-        raise SettingsError(f"{source}: no profile [{profile}]; " + (f"profiles are: {', '.join(parser.sections())}"
-                           if parser.sections() else "it has none: add a section such as [demo], or write a starter "
-                           "settings file with `fruit-synth init`"))
+        raise SettingsError(
+            f"{source}: no profile [{profile}]; "
+            + (
+                f"profiles are: {', '.join(parser.sections())}"
+                if parser.sections()
+                else "it has none: add a section such as [demo], or write a starter "
+                "settings file with `fruit-synth init`"
+            )
+        )
     raw = dict(parser[profile])
-    if isinstance(overrides, dict): pairs = [(k, str(v)) for k, v in overrides.items()]
-    else: pairs = [parse_override(text) for text in (overrides or [])]
-    for key, _ in pairs: check_key(key, f"override {key}")
+    if isinstance(overrides, dict):
+        pairs = [(k, str(v)) for k, v in overrides.items()]
+    else:
+        pairs = [parse_override(text) for text in (overrides or [])]
+    for key, _ in pairs:
+        check_key(key, f"override {key}")
     raw.update(pairs)
-    for key, setting in SCHEMA.items(): raw.setdefault(key, setting.default)  # what settings.ini leaves out: the schema's default
+    for key, setting in SCHEMA.items():
+        raw.setdefault(key, setting.default)  # what settings.ini leaves out: the schema's default
     given = dict(pairs)
     numbers = parser.line_numbers
     lines = {key: numbers.get((profile, key)) or numbers.get(("DEFAULT", key)) for key in SCHEMA if key not in given}
@@ -513,21 +1347,27 @@ def load_settings(profile: str = "demo", # section of settings.ini
     values = {}
     for key, setting in SCHEMA.items():
         where = f"override {key}={given[key]}:" if key in given else f"{source.name} [{profile}]"
-        try: value = parse_value(setting, raw[key], where)
+        try:
+            value = parse_value(setting, raw[key], where)
         except SettingsError as e:
-            if key in given or key not in lines: raise
+            if key in given or key not in lines:
+                raise
             raise SettingsError(f"{e} (line {lines[key]})") from None
         if setting.kind == "path" and value is not None:
             # a path given on the command line is the user's, relative to where they are; settings.ini's to its folder
             base = Path.cwd() if key in given else source.parent
             value = resolve_path(value, base, f"{where} {key}")
-            if key in given: given[key] = str(value)
+            if key in given:
+                given[key] = str(value)
         values[key] = value
-    for key in ("classes", "plurals"): values[key] = [unicodedata.normalize("NFC", name) for name in values[key]]
-    if values["demo_dir"] is None: values["demo_dir"] = values["work_dir"] / "demo-world"  # the demo world goes with work_dir
+    for key in ("classes", "plurals"):
+        values[key] = [unicodedata.normalize("NFC", name) for name in values[key]]
+    if values["demo_dir"] is None:
+        values["demo_dir"] = values["work_dir"] / "demo-world"  # the demo world goes with work_dir
     if values["demo"]:
         for key, folder in DEMO_FOLDERS.items():
-            if values[key] is None: values[key] = values["demo_dir"] / folder
+            if values[key] is None:
+                values[key] = values["demo_dir"] / folder
     settings = Settings(profile, values, source, given, lines)
     _check_together(settings)
     return settings
@@ -539,9 +1379,13 @@ def class_folder_map(settings: Settings) -> dict[str, list[str]]:
     text = settings.class_folders or ""
     for part in filter(None, (p.strip() for p in text.split(";"))):
         if "=" not in part:
-            raise SettingsError(f"{settings.where('class_folders')}: expected `class = Folder | Other folder; ...`, found {part!r}")
+            raise SettingsError(
+                f"{settings.where('class_folders')}: expected `class = Folder | Other folder; ...`, found {part!r}"
+            )
         name, folders = (p.strip() for p in part.split("=", 1))
         if name not in mapping:
-            raise SettingsError(f"{settings.where('class_folders')}: {name!r} is not one of the classes ({', '.join(settings.classes)})")
+            raise SettingsError(
+                f"{settings.where('class_folders')}: {name!r} is not one of the classes ({', '.join(settings.classes)})"
+            )
         mapping[name] += [f.strip() for f in folders.split("|") if f.strip()]
     return mapping

@@ -1,4 +1,5 @@
-"""A small, deterministic, offline world of fruit photos, cut-outs and backgrounds, planned and written to disk, so the whole study runs where nothing real can be downloaded.
+"""A small, deterministic, offline world of fruit photos, cut-outs and backgrounds, planned and written to disk,
+so the whole study runs where nothing real can be downloaded.
 
 Docs: https://fruit-synth.github.io/fruit-synth/data/demo.html.md"""
 
@@ -30,23 +31,31 @@ def _save(image: Image.Image, path: Path, quality: int = 90) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(image, path, quality=quality)
 
+
 def _write_text(path: Path, text: str) -> None:
     "Write `text` atomically, creating the folder."
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(text.encode(), path)
 
 # %% ../../nbs/data/02_demo.ipynb #7aecdda7
-def world_plan(seed: int = 0, # seed every image derives from
-               real_per_class: int = 60, # "real" test photos per class (plus one planted near-duplicate)
-               white_per_class: int = 12, # plain-background photos (and cut-outs) per class
-               n_backgrounds: int = 40, # fruit-free backgrounds
-               real_size: int = 192, # edge of the real photos, in pixels
-               white_size: int = 192, # edge of the plain-background photos and cut-outs
-               background_size: int = 256, # edge of the backgrounds
-              ) -> dict:
+def world_plan(
+    seed: int = 0,  # seed every image derives from
+    real_per_class: int = 60,  # "real" test photos per class (plus one planted near-duplicate)
+    white_per_class: int = 12,  # plain-background photos (and cut-outs) per class
+    n_backgrounds: int = 40,  # fruit-free backgrounds
+    real_size: int = 192,  # edge of the real photos, in pixels
+    white_size: int = 192,  # edge of the plain-background photos and cut-outs
+    background_size: int = 256,  # edge of the backgrounds
+) -> dict:
     "The content of `world.json` for these parameters; raises ValueError on a value that cannot be built."
-    parameters = dict(real_per_class=real_per_class, white_per_class=white_per_class, n_backgrounds=n_backgrounds,
-                      real_size=real_size, white_size=white_size, background_size=background_size)
+    parameters = dict(
+        real_per_class=real_per_class,
+        white_per_class=white_per_class,
+        n_backgrounds=n_backgrounds,
+        real_size=real_size,
+        white_size=white_size,
+        background_size=background_size,
+    )
     for name, value in parameters.items():
         low = 32 if name.endswith("size") else 1
         if not isinstance(value, (int, np.integer)) or value < low:
@@ -54,12 +63,25 @@ def world_plan(seed: int = 0, # seed every image derives from
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"demo world seed: expected an integer >= 0, found {seed!r}")
     parameters = {name: int(value) for name, value in parameters.items()}
-    return {"name": WORLD_NAME, "synthetic": True, "renderer_version": RENDERER_VERSION, "seed": int(seed),
-            "parameters": parameters, "classes": list(CLASSES),
-            "counts": {"real_per_class": real_per_class + 1, "white_per_class": white_per_class,
-                       "cutouts_per_class": white_per_class, "backgrounds": n_backgrounds},
-            "near_duplicates": {kind: {"real": f"real/{kind}/real_{kind}_dup.jpg",
-                                       "copy_of": f"white/{kind}/white_{kind}_00.jpg"} for kind in CLASSES}}
+    return {
+        "name": WORLD_NAME,
+        "synthetic": True,
+        "renderer_version": RENDERER_VERSION,
+        "seed": int(seed),
+        "parameters": parameters,
+        "classes": list(CLASSES),
+        "counts": {
+            "real_per_class": real_per_class + 1,
+            "white_per_class": white_per_class,
+            "cutouts_per_class": white_per_class,
+            "backgrounds": n_backgrounds,
+        },
+        "near_duplicates": {
+            kind: {"real": f"real/{kind}/real_{kind}_dup.jpg", "copy_of": f"white/{kind}/white_{kind}_00.jpg"}
+            for kind in CLASSES
+        },
+    }
+
 
 def world_files(plan: dict) -> list[str]:
     "Every file of the world `plan` describes, relative to its folder, `world.json` last."
@@ -78,30 +100,33 @@ def readme_text(plan: dict) -> str:
     "The README.txt of the world `plan` describes: what it is, what each folder holds, the seed."
     parameters, counts = plan["parameters"], plan["counts"]
     real, white = parameters["real_size"], parameters["white_size"]
-    background = parameters["background_size"]
+    background, version, seed = parameters["background_size"], plan["renderer_version"], plan["seed"]
+    n_real, n_white = parameters["real_per_class"], parameters["white_per_class"]
+    n_bg, bg = parameters["n_backgrounds"], background
+    in_folder = counts["real_per_class"]
     return f"""{WORLD_NAME}
 {"=" * len(WORLD_NAME)}
 
 This folder is the synthetic demo world of fruit-synth. It is NOT real data: every image in it was
-rendered by a program (fruit_synth.data.demo_render, renderer version {plan["renderer_version"]}) from seed {plan["seed"]}, and no
+rendered by a program (fruit_synth.data.demo_render, renderer version {version}) from seed {seed}, and no
 photo of a real fruit is in it. Results measured on it show how the pipeline behaves; they say nothing
 about how well generated images replace real photos.
 
 Classes: {", ".join(plan["classes"])}
 
-real/<class>/real_<class>_<NNN>.jpg    {parameters["real_per_class"]} per class, {real}x{real}, JPEG quality 90. The "real" test
+real/<class>/real_<class>_<NNN>.jpg    {n_real} per class, {real}x{real}, JPEG quality 90. The "real" test
                                        domain: 1-4 fruits of one class lying on one wooden table, one top-view
                                        camera, mild changes of light.
-real/<class>/real_<class>_dup.jpg      1 per class ({counts["real_per_class"]} files per class folder in all): a near-duplicate of
+real/<class>/real_<class>_dup.jpg      1 per class ({in_folder} files per class folder in all): a near-duplicate of
                                        white/<class>/white_<class>_00.jpg (resized to 95% and re-encoded at
                                        JPEG quality 75), planted on purpose so the leakage check has something
                                        to catch. A clean test set leaves it out.
-white/<class>/white_<class>_<NN>.jpg   {parameters["white_per_class"]} per class, {white}x{white}, JPEG quality 90: one fruit on a near-white
+white/<class>/white_<class>_<NN>.jpg   {n_white} per class, {white}x{white}, JPEG quality 90: one fruit on a near-white
                                        background with a faint shadow, like Fruits-360.
-cutouts/<class>/white_<class>_<NN>.png {parameters["white_per_class"]} per class, RGBA PNG: the exact cut-out of the fruit in the white
+cutouts/<class>/white_<class>_<NN>.png {n_white} per class, RGBA PNG: the exact cut-out of the fruit in the white
                                        photo with the same stem, same size and position; alpha is the share
                                        of each pixel the fruit covers.
-backgrounds/bg_<NNN>.jpg               {parameters["n_backgrounds"]}, {background}x{background}, JPEG quality 90: fruit-free scenes (gradients,
+backgrounds/bg_<NNN>.jpg               {n_bg}, {bg}x{bg}, JPEG quality 90: fruit-free scenes (gradients,
                                        grass, brick, tiles, sky over ground, fabric, geometric clutter,
                                        blurred noise).
 world.json                             seed, parameters, counts and renderer version; written last, so a
@@ -116,6 +141,7 @@ def near_duplicate(photo: Image.Image) -> Image.Image:
     "A near-duplicate of `photo`: resized to 95% with Lanczos (re-encode it at JPEG quality 75)."
     width, height = photo.size
     return photo.convert("RGB").resize((round(width * 0.95), round(height * 0.95)), Image.LANCZOS)
+
 
 def _render_task(task: tuple) -> None:
     "Render and write the files of one task: (folder, out, seed, class, index, size)."
@@ -134,19 +160,30 @@ def _render_task(task: tuple) -> None:
     else:
         _save(background_photo(seed, index, size), out / "backgrounds" / f"bg_{index:03d}.jpg")
 
+
 def world_tasks(out: Path, plan: dict) -> list[tuple]:
     "The tasks that render every image file of `plan` into `out`."
     parameters, seed = plan["parameters"], plan["seed"]
     tasks = []
     for kind in plan["classes"]:
-        tasks += [("white", str(out), seed, kind, index, parameters["white_size"]) for index in range(parameters["white_per_class"])]
-        tasks += [("real", str(out), seed, kind, index, parameters["real_size"]) for index in range(parameters["real_per_class"])]
-    tasks += [("backgrounds", str(out), seed, "", index, parameters["background_size"]) for index in range(parameters["n_backgrounds"])]
+        tasks += [
+            ("white", str(out), seed, kind, index, parameters["white_size"])
+            for index in range(parameters["white_per_class"])
+        ]
+        tasks += [
+            ("real", str(out), seed, kind, index, parameters["real_size"])
+            for index in range(parameters["real_per_class"])
+        ]
+    tasks += [
+        ("backgrounds", str(out), seed, "", index, parameters["background_size"])
+        for index in range(parameters["n_backgrounds"])
+    ]
     return tasks
 
 # %% ../../nbs/data/02_demo.ipynb #d06d6cd6
 class NotADemoWorldError(FileExistsError):
     "The folder holds files that are not a fruit-synth demo world; nothing was changed."
+
 
 def _read_plan(path: Path) -> dict | None:
     "The JSON object in `path`, or None when it is missing or unreadable."
@@ -156,10 +193,13 @@ def _read_plan(path: Path) -> dict | None:
         return None
     return recorded if isinstance(recorded, dict) else None
 
-def demo_world_state(out: Path, # folder of the world
-                     plan: dict, # what the world should be, from `world_plan`
-                    ) -> str:
-    "'missing' (absent or empty), 'complete' (same plan, all files there), 'demo' (another or unfinished demo world) or 'foreign'."
+
+def demo_world_state(
+    out: Path,  # folder of the world
+    plan: dict,  # what the world should be, from `world_plan`
+) -> str:
+    """'missing' (absent or empty), 'complete' (same plan, all files there), 'demo' (another or unfinished demo world)
+    or 'foreign'."""
     out = Path(out)
     if not out.exists():
         return "missing"
@@ -177,18 +217,23 @@ def demo_world_state(out: Path, # folder of the world
         return "demo"
     return "foreign"
 
+
 def _refuse(out: Path) -> NotADemoWorldError:
     "The error for a folder that holds something other than a demo world."
     found = sorted(path.name for path in Path(out).iterdir())[:5] if Path(out).is_dir() else ["(a file, not a folder)"]
     return NotADemoWorldError(
         f"demo world folder '{out}' holds files that are not a fruit-synth demo world (found: {', '.join(found)}); "
         "the demo world is only built into a new or empty folder, or over an earlier demo world. "
-        "Choose another folder (settings.ini demo_dir, or --out); nothing was changed or deleted.")
+        "Choose another folder (settings.ini demo_dir, or --out); nothing was changed or deleted."
+    )
 
 # %% ../../nbs/data/02_demo.ipynb #071a4bc9
-_DEMO_FILE = re.compile(r"^(real/\w+/real_\w+_(\d+|dup)\.jpg|white/\w+/white_\w+_\d+\.jpg"
-                        r"|cutouts/\w+/white_\w+_\d+\.png|backgrounds/bg_\d+\.jpg)$")
+_DEMO_FILE = re.compile(
+    r"^(real/\w+/real_\w+_(\d+|dup)\.jpg|white/\w+/white_\w+_\d+\.jpg"
+    r"|cutouts/\w+/white_\w+_\d+\.png|backgrounds/bg_\d+\.jpg)$"
+)
 _TEMPORARY_FILE = re.compile(r"^\..+\.tmp$")
+
 
 def _remove_stale(out: Path, plan: dict) -> None:
     "Remove demo-world files that `plan` does not hold (from an earlier world) and stray temporary files."
@@ -199,9 +244,11 @@ def _remove_stale(out: Path, plan: dict) -> None:
             if path.is_file() and name not in keep and (_DEMO_FILE.match(name) or _TEMPORARY_FILE.match(path.name)):
                 path.unlink()
 
+
 def _run_tasks(tasks: list[tuple], workers: int, progress: bool) -> None:
     "Run the render tasks, in a pool of `workers` processes when more than one, with a progress bar."
     from tqdm.auto import tqdm
+
     with tqdm(total=len(tasks), desc="demo world", unit="image", disable=not progress) as bar:
         if workers <= 1:
             for task in tasks:
@@ -209,23 +256,26 @@ def _run_tasks(tasks: list[tuple], workers: int, progress: bool) -> None:
                 bar.update()
             return
         import multiprocessing
+
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
         with context.Pool(workers) as pool:
             for _ in pool.imap_unordered(_render_task, tasks, chunksize=4):
                 bar.update()
 
-def build_demo_world(out: Path, # folder to build the world in: new, empty, or an earlier demo world
-                     seed: int = 0, # seed every image derives from
-                     real_per_class: int = 60, # "real" test photos per class (plus one planted near-duplicate)
-                     white_per_class: int = 12, # plain-background photos (and cut-outs) per class
-                     n_backgrounds: int = 40, # fruit-free backgrounds
-                     progress: bool = True, # show a progress bar
-                     real_size: int = 192, # edge of the real photos, in pixels
-                     white_size: int = 192, # edge of the plain-background photos and cut-outs
-                     background_size: int = 256, # edge of the backgrounds
-                     workers: int = 2, # processes rendering in parallel (the files do not depend on it)
-                    ) -> dict:
+
+def build_demo_world(
+    out: Path,  # folder to build the world in: new, empty, or an earlier demo world
+    seed: int = 0,  # seed every image derives from
+    real_per_class: int = 60,  # "real" test photos per class (plus one planted near-duplicate)
+    white_per_class: int = 12,  # plain-background photos (and cut-outs) per class
+    n_backgrounds: int = 40,  # fruit-free backgrounds
+    progress: bool = True,  # show a progress bar
+    real_size: int = 192,  # edge of the real photos, in pixels
+    white_size: int = 192,  # edge of the plain-background photos and cut-outs
+    background_size: int = 256,  # edge of the backgrounds
+    workers: int = 2,  # processes rendering in parallel (the files do not depend on it)
+) -> dict:
     "Render the demo world into `out` and return its plan (the content of `world.json`)."
     out = Path(out)
     plan = world_plan(seed, real_per_class, white_per_class, n_backgrounds, real_size, white_size, background_size)
@@ -239,13 +289,16 @@ def build_demo_world(out: Path, # folder to build the world in: new, empty, or a
     _write_text(out / "world.json", json.dumps(plan, indent=2) + "\n")
     return plan
 
-def ensure_demo_world(out: Path, # folder of the world
-                      seed: int = 0, # seed every image derives from
-                      progress: bool = True, # show a progress bar when building
-                      workers: int = 2, # processes rendering in parallel when building
-                      **parameters, # any other parameter of `build_demo_world` (counts, sizes)
-                     ) -> dict:
-    "The demo world in `out`: reused when complete with the same seed and parameters, else built; refuses a folder that holds anything else."
+
+def ensure_demo_world(
+    out: Path,  # folder of the world
+    seed: int = 0,  # seed every image derives from
+    progress: bool = True,  # show a progress bar when building
+    workers: int = 2,  # processes rendering in parallel when building
+    **parameters,  # any other parameter of `build_demo_world` (counts, sizes)
+) -> dict:
+    """The demo world in `out`: reused when complete with the same seed and parameters, else built; refuses a folder
+    that holds anything else."""
     plan = world_plan(seed, **parameters)
     state = demo_world_state(Path(out), plan)
     if state == "complete":

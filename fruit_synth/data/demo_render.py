@@ -1,4 +1,5 @@
-"""Photo-like fruits, their shading and shadows, the table, plain-background photos and fruit-free backgrounds, rendered with numpy: the pictures of the demo world.
+"""Photo-like fruits, their shading and shadows, the table, plain-background photos and fruit-free backgrounds,
+rendered with numpy: the pictures of the demo world.
 
 Docs: https://fruit-synth.github.io/fruit-synth/data/demo_render.html.md"""
 
@@ -12,7 +13,7 @@ from typing import Callable
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from ..core.seeds import image_rng
 
@@ -24,14 +25,16 @@ __all__ = ['CLASSES', 'RENDERER_VERSION', 'SURFACES', 'FRUIT_SCALE', 'SCENES', '
 
 # %% ../../nbs/data/01_demo_render.ipynb #58b085c0
 CLASSES = ("orange", "peach", "kiwi", "tomato", "banana")
-RENDERER_VERSION = 2 # bump whenever a change alters any rendered byte: old worlds are then rebuilt (2: seeds from image_rng, now in seeds)
+# bump whenever a change alters any rendered byte: old worlds are then rebuilt (2: seeds from image_rng, now in seeds)
+RENDERER_VERSION = 2
 
 # %% ../../nbs/data/01_demo_render.ipynb #721b6cf7
-def smooth_noise(rng: np.random.Generator, # source of randomness
-                 shape: tuple[int, int], # (height, width) of the field
-                 cell: float, # typical feature size, in pixels
-                 aspect: float = 1.0, # features are this many times longer along x than along y
-                ) -> np.ndarray:
+def smooth_noise(
+    rng: np.random.Generator,  # source of randomness
+    shape: tuple[int, int],  # (height, width) of the field
+    cell: float,  # typical feature size, in pixels
+    aspect: float = 1.0,  # features are this many times longer along x than along y
+) -> np.ndarray:
     "Zero-mean, unit-variance smooth random field of float32."
     height, width = shape
     rows = max(2, int(np.ceil(height / cell)) + 1)
@@ -40,24 +43,27 @@ def smooth_noise(rng: np.random.Generator, # source of randomness
     field = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
     return (field - field.mean()) / (field.std() + 1e-6)
 
-def fractal_noise(rng: np.random.Generator, # source of randomness
-                  shape: tuple[int, int], # (height, width) of the field
-                  cell: float, # size of the coarsest features, in pixels
-                  octaves: int = 4, # number of layers, each with features half the size of the one before
-                  persistence: float = 0.5, # weight of each layer relative to the one before
-                  aspect: float = 1.0, # features are this many times longer along x than along y
-                 ) -> np.ndarray:
+
+def fractal_noise(
+    rng: np.random.Generator,  # source of randomness
+    shape: tuple[int, int],  # (height, width) of the field
+    cell: float,  # size of the coarsest features, in pixels
+    octaves: int = 4,  # number of layers, each with features half the size of the one before
+    persistence: float = 0.5,  # weight of each layer relative to the one before
+    aspect: float = 1.0,  # features are this many times longer along x than along y
+) -> np.ndarray:
     "Sum of `smooth_noise` layers of halving size: natural-looking texture, zero mean and unit variance."
     total = np.zeros(shape, np.float32)
     for octave in range(octaves):
-        total += persistence ** octave * smooth_noise(rng, shape, max(1.0, cell / 2 ** octave), aspect)
+        total += persistence**octave * smooth_noise(rng, shape, max(1.0, cell / 2**octave), aspect)
     return (total - total.mean()) / (total.std() + 1e-6)
 
 # %% ../../nbs/data/01_demo_render.ipynb #69949df8
-def lookup(texture: np.ndarray, # 2-D (or 2-D × channels) float32 texture
-           coord_x: np.ndarray, # surface coordinate along the texture's width, in [-1, 1]
-           coord_y: np.ndarray, # surface coordinate along the texture's height, in [-1, 1]
-          ) -> np.ndarray:
+def lookup(
+    texture: np.ndarray,  # 2-D (or 2-D × channels) float32 texture
+    coord_x: np.ndarray,  # surface coordinate along the texture's width, in [-1, 1]
+    coord_y: np.ndarray,  # surface coordinate along the texture's height, in [-1, 1]
+) -> np.ndarray:
     "Sample `texture` bilinearly at surface coordinates (mirrored outside [-1, 1])."
     rows, cols = texture.shape[:2]
     map_x = ((coord_x + 1) * 0.5 * (cols - 1)).astype(np.float32)
@@ -67,16 +73,18 @@ def lookup(texture: np.ndarray, # 2-D (or 2-D × channels) float32 texture
 # %% ../../nbs/data/01_demo_render.ipynb #c6e3944b
 class Surface:
     "What the shader needs to know about a fruit at every supersampled pixel."
-    def __init__(self,
-                 inside: np.ndarray, # bool mask of covered pixels
-                 height: np.ndarray, # height above the table, in sprite half-widths
-                 albedo: np.ndarray, # base colour, float RGB in [0, 1]
-                 specular: float | np.ndarray = 0.3, # strength of the highlight
-                 shininess: float = 20.0, # Blinn-Phong exponent: higher is a smaller, sharper highlight
-                 wrap: float = 0.0, # diffuse light wrapping round the terminator (soft, translucent skins)
-                 sheen: float = 0.0, # light scattered by fuzz at grazing angles (peach, kiwi)
-                 sheen_colour: tuple[float, float, float] = (1.0, 0.95, 0.85), # colour of that sheen
-                ):
+
+    def __init__(
+        self,
+        inside: np.ndarray,  # bool mask of covered pixels
+        height: np.ndarray,  # height above the table, in sprite half-widths
+        albedo: np.ndarray,  # base colour, float RGB in [0, 1]
+        specular: float | np.ndarray = 0.3,  # strength of the highlight
+        shininess: float = 20.0,  # Blinn-Phong exponent: higher is a smaller, sharper highlight
+        wrap: float = 0.0,  # diffuse light wrapping round the terminator (soft, translucent skins)
+        sheen: float = 0.0,  # light scattered by fuzz at grazing angles (peach, kiwi)
+        sheen_colour: tuple[float, float, float] = (1.0, 0.95, 0.85),  # colour of that sheen
+    ):
         self.inside, self.height, self.albedo = inside, height, albedo
         self.specular, self.shininess, self.wrap = specular, shininess, wrap
         self.sheen, self.sheen_colour = sheen, sheen_colour
@@ -90,7 +98,10 @@ def _lerp(start, end, weight):
         weight = weight[..., None]
     return start + (end - start) * weight
 
-def _outline(rng: np.random.Generator, amplitude: float, harmonics: int = 6, lobes: int = 0, lobe_depth: float = 0.0) -> Callable:
+
+def _outline(
+    rng: np.random.Generator, amplitude: float, harmonics: int = 6, lobes: int = 0, lobe_depth: float = 0.0
+) -> Callable:
     "A radius multiplier r(angle): 1 plus small random harmonics (and optional regular lobes)."
     orders = np.arange(2, 2 + harmonics)
     weights = amplitude * rng.standard_normal(harmonics) / np.sqrt(orders / 2)
@@ -100,30 +111,45 @@ def _outline(rng: np.random.Generator, amplitude: float, harmonics: int = 6, lob
     table = 1 + weights @ np.cos(np.outer(orders, table_angles) + phases[:, None])
     if lobes:
         table += lobe_depth * np.cos(lobes * table_angles + lobe_phase)
+
     def radius(angle):
         return np.interp(angle, table_angles, table).astype(np.float32)
+
     return radius
 
-def _round_body(u, v, radius_u: float, radius_v: float, outline: Callable, depth: float, fringe: Callable | None = None) -> dict:
-    "Mask, height and surface coordinates of a round fruit (an ellipsoid with a wavy outline, a `fringe` on its edge only) seen from above."
+
+def _round_body(
+    u, v, radius_u: float, radius_v: float, outline: Callable, depth: float, fringe: Callable | None = None
+) -> dict:
+    """Mask, height and surface coordinates of a round fruit (an ellipsoid with a wavy outline, a `fringe` on its edge
+    only) seen from above."""
     angle = np.arctan2(v / radius_v, u / radius_u)
     scale = outline(angle)
     across_u, across_v = u / radius_u / scale, v / radius_v / scale
-    rho2 = across_u ** 2 + across_v ** 2
+    rho2 = across_u**2 + across_v**2
     z = np.sqrt(np.clip(1 - rho2, 0, 1))
     inside = rho2 < (1 if fringe is None else fringe(angle) ** 2)
-    return dict(inside=inside, z=z, height=depth * z,
-                tex_x=np.arctan2(across_u, z) / (np.pi / 2), tex_y=np.arctan2(across_v, z) / (np.pi / 2))
+    return dict(
+        inside=inside,
+        z=z,
+        height=depth * z,
+        tex_x=np.arctan2(across_u, z) / (np.pi / 2),
+        tex_y=np.arctan2(across_v, z) / (np.pi / 2),
+    )
 
-def _texture(rng: np.random.Generator, cell: float, aspect: float = 1.0, octaves: int = 1, size: int = 256) -> np.ndarray:
+
+def _texture(
+    rng: np.random.Generator, cell: float, aspect: float = 1.0, octaves: int = 1, size: int = 256
+) -> np.ndarray:
     "A square surface texture, `size` texels across the visible half of the fruit."
     if octaves == 1:
         return smooth_noise(rng, (size, size), cell, aspect)
     return fractal_noise(rng, (size, size), cell, octaves, aspect=aspect)
 
+
 def _spot(tex_x, tex_y, centre: tuple[float, float], radius: float) -> np.ndarray:
     "Gaussian bump of surface coordinates around `centre`: 1 at the centre, about 0.37 at `radius`."
-    return np.exp(-((tex_x - centre[0]) ** 2 + (tex_y - centre[1]) ** 2) / radius ** 2)
+    return np.exp(-((tex_x - centre[0]) ** 2 + (tex_y - centre[1]) ** 2) / radius**2)
 
 # %% ../../nbs/data/01_demo_render.ipynb #3e079b3c
 def orange_surface(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> Surface:
@@ -149,18 +175,23 @@ def peach_surface(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> Sur
     "A peach: round with a crease, yellow-orange with a red blush, fuzzy and matte."
     radius = rng.uniform(0.8, 0.9)
     stretch = rng.uniform(0.98, 1.05)
-    body = _round_body(u, v, radius * stretch, radius / stretch, _outline(rng, 0.012, lobes=1, lobe_depth=0.025), radius * 0.95)
+    body = _round_body(
+        u, v, radius * stretch, radius / stretch, _outline(rng, 0.012, lobes=1, lobe_depth=0.025), radius * 0.95
+    )
     tex_x, tex_y = body["tex_x"], body["tex_y"]
     crease_at, bend = rng.uniform(-0.4, 0.4), rng.uniform(-0.25, 0.25)
-    offset = tex_x - crease_at - bend * tex_y ** 2
-    crease = np.exp(-(offset / 0.06) ** 2)
+    offset = tex_x - crease_at - bend * tex_y**2
+    crease = np.exp(-((offset / 0.06) ** 2))
     cavity_at = (crease_at + bend * 0.8, -0.88)
     cavity = _spot(tex_x, tex_y, cavity_at, 0.16)
     fuzz = lookup(_texture(rng, 1.2), tex_x, tex_y)
     height = body["height"] - 0.03 * radius * crease - 0.035 * radius * cavity + 0.0006 * fuzz
     direction = rng.uniform(0, 2 * np.pi)
-    blush_field = (0.45 * lookup(_texture(rng, 70, octaves=3), tex_x, tex_y)
-                   + 1.6 * (np.cos(direction) * tex_x + np.sin(direction) * tex_y) + rng.uniform(-1.2, 1.4))
+    blush_field = (
+        0.45 * lookup(_texture(rng, 70, octaves=3), tex_x, tex_y)
+        + 1.6 * (np.cos(direction) * tex_x + np.sin(direction) * tex_y)
+        + rng.uniform(-1.2, 1.4)
+    )
     streaks = lookup(_texture(rng, 2.5, aspect=0.3, octaves=2), tex_x, tex_y)
     blush = 1 / (1 + np.exp(-1.8 * (blush_field + 0.3 * streaks)))
     base = _lerp((0.99, 0.78, 0.40), (0.97, 0.64, 0.26), rng.uniform())
@@ -198,8 +229,9 @@ def kiwi_surface(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> Surf
     albedo = _lerp(albedo, (0.70, 0.57, 0.38), 0.45 * np.clip(light_hairs - 1.2, 0, 1))
     albedo = albedo * (1 - 0.10 * np.clip(speckles, -1.5, 1.5)[..., None])
     albedo = _lerp(albedo, (0.20, 0.13, 0.06), np.clip(1.5 * scar, 0, 1))
-    return Surface(body["inside"], height, albedo, specular=0.03, shininess=5, wrap=0.2, sheen=0.2,
-                   sheen_colour=(0.85, 0.72, 0.52))
+    return Surface(
+        body["inside"], height, albedo, specular=0.03, shininess=5, wrap=0.2, sheen=0.2, sheen_colour=(0.85, 0.72, 0.52)
+    )
 
 # %% ../../nbs/data/01_demo_render.ipynb #c135de2e
 def tomato_surface(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> Surface:
@@ -222,12 +254,20 @@ def tomato_surface(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> Su
     calyx = ((np.abs(within) < half_width) & (distance < lengths)) | (distance < 0.08)
     stem = distance < 0.045
     calyx_soft = cv2.GaussianBlur(calyx.astype(np.float32), (0, 0), 2.0)
-    height = body["height"] + 0.03 * radius * calyx_soft + 0.04 * radius * stem.astype(np.float32) - 0.02 * radius * np.exp(-(distance / 0.2) ** 2)
+    height = (
+        body["height"]
+        + 0.03 * radius * calyx_soft
+        + 0.04 * radius * stem.astype(np.float32)
+        - 0.02 * radius * np.exp(-((distance / 0.2) ** 2))
+    )
     colour = _lerp((0.84, 0.07, 0.05), (0.93, 0.25, 0.06), rng.uniform() ** 2)
     mottle = lookup(_texture(rng, 40, octaves=2), tex_x, tex_y)
     albedo = colour * (1 + 0.05 * mottle[..., None])
-    albedo = _lerp(albedo, (0.88, 0.50, 0.10), rng.uniform(0, 0.45) * np.exp(-(distance / 0.45) ** 2))
-    green = _lerp((0.20, 0.42, 0.10), (0.32, 0.50, 0.14), rng.uniform()) * (0.8 + 0.3 * np.clip(distance / 0.3, 0, 1))[..., None]
+    albedo = _lerp(albedo, (0.88, 0.50, 0.10), rng.uniform(0, 0.45) * np.exp(-((distance / 0.45) ** 2)))
+    green = (
+        _lerp((0.20, 0.42, 0.10), (0.32, 0.50, 0.14), rng.uniform())
+        * (0.8 + 0.3 * np.clip(distance / 0.3, 0, 1))[..., None]
+    )
     albedo = np.where(calyx[..., None], green, albedo)
     albedo = np.where(stem[..., None], np.float32([0.38, 0.45, 0.20]), albedo)
     specular = np.where(calyx, np.float32(0.12), np.float32(1.0))
@@ -247,7 +287,9 @@ def banana_surface(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> Su
     arc_length = 2 * half_angle * arc_radius
     along = (angle + half_angle) / (2 * half_angle)
     thickness = rng.uniform(0.2, 0.24)
-    body_width = thickness * np.clip(np.sin(np.pi * np.clip(along, 0, 1)), 0, 1) ** 0.38 * (1 - 0.15 * np.clip(along, 0, 1))
+    body_width = (
+        thickness * np.clip(np.sin(np.pi * np.clip(along, 0, 1)), 0, 1) ** 0.38 * (1 - 0.15 * np.clip(along, 0, 1))
+    )
     stalk_end = -rng.uniform(0.07, 0.11) / arc_length
     is_stalk = (along >= stalk_end) & (along < 0.12)
     tip_end = 1 + 0.02 / arc_length
@@ -259,7 +301,7 @@ def banana_surface(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> Su
     inside = (np.abs(across_unit) < 1) & (along >= stalk_end) & (along <= tip_end)
     ridges = np.sin(np.linspace(-np.pi / 2, np.pi / 2, 5)).astype(np.float32)
     faceted = np.interp(np.clip(across_unit, -1, 1), ridges, np.cos(np.arcsin(ridges))).astype(np.float32)
-    round_profile = np.sqrt(np.clip(1 - across_unit ** 2, 0, 1))
+    round_profile = np.sqrt(np.clip(1 - across_unit**2, 0, 1))
     height = scale * width * (0.6 * faceted + 0.4 * round_profile)
     tex_x, tex_y = 2 * np.clip(along, 0, 1) - 1, np.arcsin(np.clip(across_unit, -1, 1)) / (np.pi / 2)
     ripeness = rng.uniform()
@@ -268,7 +310,7 @@ def banana_surface(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> Su
     albedo = yellow * (1 + 0.04 * streaks[..., None])
     ends = np.clip(1 - np.minimum(along, 1 - along) / rng.uniform(0.08, 0.16), 0, 1)
     albedo = _lerp(albedo, (0.55, 0.58, 0.22), 0.8 * ends)
-    ridge_lines = sum(np.exp(-((across_unit - ridge) / 0.05) ** 2) for ridge in ridges[1:-1])
+    ridge_lines = sum(np.exp(-(((across_unit - ridge) / 0.05) ** 2)) for ridge in ridges[1:-1])
     albedo = albedo * (1 - 0.10 * ridge_lines[..., None])
     spots = lookup(_texture(rng, 1.8), tex_x, tex_y) > 2.6 - 1.2 * ripeness
     albedo = _lerp(albedo, (0.40, 0.26, 0.10), 0.75 * spots)
@@ -278,22 +320,30 @@ def banana_surface(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> Su
     return Surface(inside, height, albedo.astype(np.float32), specular=0.3, shininess=22)
 
 # %% ../../nbs/data/01_demo_render.ipynb #1703ed33
-SURFACES: dict[str, Callable] = {"orange": orange_surface, "peach": peach_surface, "kiwi": kiwi_surface,
-                                 "tomato": tomato_surface, "banana": banana_surface}
+SURFACES: dict[str, Callable] = {
+    "orange": orange_surface,
+    "peach": peach_surface,
+    "kiwi": kiwi_surface,
+    "tomato": tomato_surface,
+    "banana": banana_surface,
+}
 
 # %% ../../nbs/data/01_demo_render.ipynb #a1972ae4
-def light_vector(azimuth: float, # degrees, in the picture plane: 0 = from the right, 90 = from below
-                 elevation: float, # degrees above the table
-                ) -> np.ndarray:
+def light_vector(
+    azimuth: float,  # degrees, in the picture plane: 0 = from the right, 90 = from below
+    elevation: float,  # degrees above the table
+) -> np.ndarray:
     "Unit vector towards the light, in picture coordinates (x right, y down, z towards the camera)."
     azimuth, elevation = np.radians(azimuth), np.radians(elevation)
     return np.float32([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
 
-def shade(surface: Surface, # the fruit
-          light: tuple[float, float], # (azimuth, elevation) of the light, in degrees
-          step: float, # sprite half-widths per supersampled pixel
-          ambient: float = 0.3, # share of light that comes from everywhere
-         ) -> np.ndarray:
+
+def shade(
+    surface: Surface,  # the fruit
+    light: tuple[float, float],  # (azimuth, elevation) of the light, in degrees
+    step: float,  # sprite half-widths per supersampled pixel
+    ambient: float = 0.3,  # share of light that comes from everywhere
+) -> np.ndarray:
     "Shaded float RGB of `surface` lit from `light`."
     grad_y, grad_x = np.gradient(surface.height.astype(np.float32), step)
     normal = np.dstack([-grad_x, -grad_y, np.ones_like(grad_x)])
@@ -306,13 +356,17 @@ def shade(surface: Surface, # the fruit
     lighting = ambient * (0.35 + 0.65 * facing) + (1 - ambient) * diffuse
     highlight = surface.specular * np.clip(normal @ halfway, 0, 1) ** surface.shininess
     rim = surface.sheen * (1 - facing) ** 2 * (0.4 + 0.6 * diffuse)
-    return (surface.albedo * lighting[..., None] + highlight[..., None] * np.float32([1.0, 0.98, 0.94])
-            + rim[..., None] * np.float32(surface.sheen_colour))
+    return (
+        surface.albedo * lighting[..., None]
+        + highlight[..., None] * np.float32([1.0, 0.98, 0.94])
+        + rim[..., None] * np.float32(surface.sheen_colour)
+    )
 
 # %% ../../nbs/data/01_demo_render.ipynb #7df5ec6b
 def supersampling(size: int) -> int:
     "How many times larger than `size` a sprite is rendered before it is averaged down."
     return 3 if size <= 96 else 2
+
 
 def _downsample(rgb: np.ndarray, inside: np.ndarray, size: int) -> Image.Image:
     "Average supersampled colour (weighted by coverage) and coverage down to a `size`×`size` RGBA image."
@@ -325,11 +379,13 @@ def _downsample(rgb: np.ndarray, inside: np.ndarray, size: int) -> Image.Image:
     rgba[rgba[..., 3] == 0] = 0
     return Image.fromarray(rgba, "RGBA")
 
-def render_fruit(kind: str, # one of CLASSES
-                 rng: np.random.Generator, # all randomness (pose, shape, colour, texture, light) comes from here
-                 size: int, # edge of the square sprite, in pixels
-                 light: tuple[float, float] | None = None, # (azimuth, elevation) in degrees; random when None
-                ) -> Image.Image:
+
+def render_fruit(
+    kind: str,  # one of CLASSES
+    rng: np.random.Generator,  # all randomness (pose, shape, colour, texture, light) comes from here
+    size: int,  # edge of the square sprite, in pixels
+    light: tuple[float, float] | None = None,  # (azimuth, elevation) in degrees; random when None
+) -> Image.Image:
     "An RGBA sprite of one fruit of class `kind`, in a random pose, its alpha the exact coverage."
     if kind not in SURFACES:
         raise ValueError(f"render_fruit: unknown class {kind!r}; expected one of {', '.join(CLASSES)}")
@@ -352,16 +408,18 @@ def _place(layer: np.ndarray, shape: tuple[int, int], top: int, left: int) -> np
     row0, col0 = max(top, 0), max(left, 0)
     row1, col1 = min(top + layer.shape[0], shape[0]), min(left + layer.shape[1], shape[1])
     if row1 > row0 and col1 > col0:
-        placed[row0:row1, col0:col1] = layer[row0 - top:row1 - top, col0 - left:col1 - left]
+        placed[row0:row1, col0:col1] = layer[row0 - top : row1 - top, col0 - left : col1 - left]
     return placed
 
-def paste_fruit(canvas: np.ndarray, # float RGB picture in [0, 1], changed in place
-                sprite: Image.Image, # RGBA fruit from `render_fruit`
-                centre: tuple[int, int], # (x, y) of the sprite's centre on the canvas, in pixels
-                light: tuple[float, float], # (azimuth, elevation) the sprite was lit from, in degrees
-                shadow: float = 0.5, # darkness of the cast shadow
-                contact: float = 0.35, # darkness of the contact shadow under the fruit
-               ) -> np.ndarray:
+
+def paste_fruit(
+    canvas: np.ndarray,  # float RGB picture in [0, 1], changed in place
+    sprite: Image.Image,  # RGBA fruit from `render_fruit`
+    centre: tuple[int, int],  # (x, y) of the sprite's centre on the canvas, in pixels
+    light: tuple[float, float],  # (azimuth, elevation) the sprite was lit from, in degrees
+    shadow: float = 0.5,  # darkness of the cast shadow
+    contact: float = 0.35,  # darkness of the contact shadow under the fruit
+) -> np.ndarray:
     "Composite `sprite` onto `canvas` with a soft cast shadow away from the light and a contact shadow."
     rgba = np.asarray(sprite, np.float32) / 255
     size, shape = rgba.shape[0], canvas.shape[:2]
@@ -377,14 +435,16 @@ def paste_fruit(canvas: np.ndarray, # float RGB picture in [0, 1], changed in pl
     canvas[:] = canvas * (1 - alpha) + _place(rgba[..., :3], shape, top, left) * alpha
     return canvas
 
-def camera_finish(canvas: np.ndarray, # float RGB picture in [0, 1]
-                  rng: np.random.Generator, # for the sensor noise
-                  exposure: float = 1.0, # overall brightness factor
-                  tint: tuple[float, float, float] = (1.0, 1.0, 1.0), # colour balance of the light
-                  blur: float = 0.5, # sigma of the lens blur, in pixels
-                  vignette: float = 0.1, # darkening at the corners
-                  noise: float = 0.01, # standard deviation of the sensor noise
-                 ) -> Image.Image:
+
+def camera_finish(
+    canvas: np.ndarray,  # float RGB picture in [0, 1]
+    rng: np.random.Generator,  # for the sensor noise
+    exposure: float = 1.0,  # overall brightness factor
+    tint: tuple[float, float, float] = (1.0, 1.0, 1.0),  # colour balance of the light
+    blur: float = 0.5,  # sigma of the lens blur, in pixels
+    vignette: float = 0.1,  # darkening at the corners
+    noise: float = 0.01,  # standard deviation of the sensor noise
+) -> Image.Image:
     "What the camera adds: lens blur, vignetting, exposure and colour balance, sensor noise; an RGB image."
     height, width = canvas.shape[:2]
     picture = cv2.GaussianBlur(canvas.astype(np.float32), (0, 0), blur) if blur > 0 else canvas.astype(np.float32)
@@ -396,9 +456,10 @@ def camera_finish(canvas: np.ndarray, # float RGB picture in [0, 1]
 
 # %% ../../nbs/data/01_demo_render.ipynb #c4e5b801
 @lru_cache(maxsize=4)
-def table_texture(seed: int, # the world's seed: one table per world
-                  size: int, # edge of the photos taken on it; the table is twice as large
-                 ) -> np.ndarray:
+def table_texture(
+    seed: int,  # the world's seed: one table per world
+    size: int,  # edge of the photos taken on it; the table is twice as large
+) -> np.ndarray:
     "The one wooden table of a world: float RGB, `2*size` pixels square, planks running along x."
     rng = image_rng(seed, "demo-table", "", 0)
     edge = 2 * size
@@ -414,13 +475,20 @@ def table_texture(seed: int, # the world's seed: one table per world
     shades = 1 + 0.06 * rng.standard_normal(int(plank_index.max()) + 2)
     base = np.float32([0.74, 0.57, 0.38]) * shades[plank_index.astype(int)][..., None]
     wood = base * (1 - 0.14 * grain[..., None] + 0.035 * streaks[..., None])
-    seam = np.exp(-((np.minimum(within, plank - within)) / 1.2) ** 2)
+    seam = np.exp(-(((np.minimum(within, plank - within)) / 1.2) ** 2))
     wood = wood * (1 - 0.55 * seam[..., None])
     wood.setflags(write=False)
     return wood
 
 # %% ../../nbs/data/01_demo_render.ipynb #3a2473cb
-FRUIT_SCALE = {"orange": 0.42, "peach": 0.42, "kiwi": 0.40, "tomato": 0.40, "banana": 0.75} # sprite edge / photo edge on the table
+FRUIT_SCALE = {
+    "orange": 0.42,
+    "peach": 0.42,
+    "kiwi": 0.40,
+    "tomato": 0.40,
+    "banana": 0.75,
+}  # sprite edge / photo edge on the table
+
 
 def _scatter(rng: np.random.Generator, count: int, size: int, spacing: float) -> list[tuple[int, int]]:
     "Up to `count` centres in a `size` square, kept about `spacing` pixels apart where possible."
@@ -433,16 +501,18 @@ def _scatter(rng: np.random.Generator, count: int, size: int, spacing: float) ->
         centres.append(centre)
     return [(int(x), int(y)) for x, y in centres]
 
-def real_photo(seed: int, # the world's seed
-               kind: str, # class of the fruits
-               index: int, # index of the photo in its class
-               size: int = 192, # edge of the photo, in pixels
-              ) -> Image.Image:
+
+def real_photo(
+    seed: int,  # the world's seed
+    kind: str,  # class of the fruits
+    index: int,  # index of the photo in its class
+    size: int = 192,  # edge of the photo, in pixels
+) -> Image.Image:
     "A 'real' test photo: 1-4 fruits of class `kind` lying on the world's wooden table, seen from above."
     rng = image_rng(seed, "demo-real", kind, index)
     table = table_texture(seed, size)
     top, left = rng.integers(0, size + 1, 2)
-    canvas = table[top:top + size, left:left + size].copy()
+    canvas = table[top : top + size, left : left + size].copy()
     light = (225 + rng.normal(0, 6), 55 + rng.normal(0, 3))
     towards_light = light_vector(*light)
     rows, cols = np.mgrid[0:size, 0:size].astype(np.float32) / size - 0.5
@@ -457,17 +527,21 @@ def real_photo(seed: int, # the world's seed
     return camera_finish(canvas, rng, exposure=rng.uniform(0.93, 1.05), tint=tint)
 
 # %% ../../nbs/data/01_demo_render.ipynb #ae02a2fb
-def white_photo(seed: int, # the world's seed
-                kind: str, # class of the fruit
-                index: int, # index of the photo in its class
-                size: int = 192, # edge of the photo, in pixels
-               ) -> tuple[Image.Image, Image.Image]:
+def white_photo(
+    seed: int,  # the world's seed
+    kind: str,  # class of the fruit
+    index: int,  # index of the photo in its class
+    size: int = 192,  # edge of the photo, in pixels
+) -> tuple[Image.Image, Image.Image]:
     "One fruit on a near-white background, and its exact RGBA cut-out of the same size and position."
     rng = image_rng(seed, "demo-white", kind, index)
     light = (rng.uniform(0, 360), rng.uniform(45, 75))
     share = rng.uniform(0.85, 0.95) if kind == "banana" else rng.uniform(0.62, 0.78)
     sprite = render_fruit(kind, rng, int(round(size * share)), light)
-    centre = (size // 2 + int(rng.integers(-size // 20, size // 20 + 1)), size // 2 + int(rng.integers(-size // 20, size // 20 + 1)))
+    centre = (
+        size // 2 + int(rng.integers(-size // 20, size // 20 + 1)),
+        size // 2 + int(rng.integers(-size // 20, size // 20 + 1)),
+    )
     paper = np.float32([0.965, 0.962, 0.955]) + rng.normal(0, 0.008, 3).astype(np.float32)
     canvas = np.ones((size, size, 3), np.float32) * paper
     paste_fruit(canvas, sprite, centre, light, shadow=0.16, contact=0.12)
@@ -478,10 +552,13 @@ def white_photo(seed: int, # the world's seed
     return photo, cutout
 
 # %% ../../nbs/data/01_demo_render.ipynb #7b8c7139
-def _random_colour(rng: np.random.Generator, saturation: tuple[float, float] = (0.1, 0.6), value: tuple[float, float] = (0.3, 0.9)) -> np.ndarray:
+def _random_colour(
+    rng: np.random.Generator, saturation: tuple[float, float] = (0.1, 0.6), value: tuple[float, float] = (0.3, 0.9)
+) -> np.ndarray:
     "A random colour with saturation and value in the given ranges, as float RGB."
     hsv = np.uint8([[[rng.uniform(0, 180), rng.uniform(*saturation) * 255, rng.uniform(*value) * 255]]])
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0].astype(np.float32) / 255
+
 
 def _gradient_scene(rng, size):
     angle = rng.uniform(0, 2 * np.pi)
@@ -490,11 +567,13 @@ def _gradient_scene(rng, size):
     picture = _lerp(_random_colour(rng), _random_colour(rng), ramp)
     return picture * (1 + 0.05 * fractal_noise(rng, (size, size), size / 3)[..., None])
 
+
 def _grass_scene(rng, size):
     blades = fractal_noise(rng, (size, size), 10, octaves=3, aspect=0.2)
     patches = fractal_noise(rng, (size, size), size / 3, octaves=2)
     picture = _lerp((0.08, 0.22, 0.05), (0.42, 0.62, 0.18), 1 / (1 + np.exp(-1.6 * blades)))
     return _lerp(picture, (0.55, 0.55, 0.25), 0.25 * np.clip(patches, 0, 1))
+
 
 def _brick_scene(rng, size):
     brick_w, brick_h, mortar = rng.uniform(36, 70), rng.uniform(14, 26), rng.uniform(1.5, 3.5)
@@ -508,16 +587,18 @@ def _brick_scene(rng, size):
     joint = (rows % brick_h < mortar) | (shifted % brick_w < mortar)
     return np.where(joint[..., None], np.float32([0.72, 0.70, 0.64]) * rng.uniform(0.8, 1.05), picture)
 
+
 def _tile_scene(rng, size):
     tile, grout = rng.uniform(24, 64), rng.uniform(1.5, 3)
     rows, cols = np.mgrid[0:size, 0:size].astype(np.float32)
     checker = (np.floor(rows / tile) + np.floor(cols / tile)) % 2
     first, second = _random_colour(rng, (0, 0.4), (0.5, 0.95)), _random_colour(rng, (0, 0.4), (0.5, 0.95))
     picture = _lerp(first, second, checker * rng.uniform(0.3, 1.0))
-    glare = np.exp(-((cols - rows - rng.uniform(-size / 2, size / 2)) / (size / 4)) ** 2)
+    glare = np.exp(-(((cols - rows - rng.uniform(-size / 2, size / 2)) / (size / 4)) ** 2))
     picture = picture * (1 + 0.02 * fractal_noise(rng, (size, size), 6)[..., None]) + 0.12 * glare[..., None]
     joint = (rows % tile < grout) | (cols % tile < grout)
     return np.where(joint[..., None], np.float32([0.55, 0.55, 0.52]), picture)
+
 
 def _sky_scene(rng, size):
     rows, cols = np.mgrid[0:size, 0:size].astype(np.float32) / size
@@ -526,8 +607,13 @@ def _sky_scene(rng, size):
     clouds = np.clip(fractal_noise(rng, (size, size), size / 3, octaves=4, aspect=2.5) - rng.uniform(0.2, 1.0), 0, 1)
     sky = _lerp(sky, (0.96, 0.96, 0.97), clouds)
     ground_colour = _lerp((0.25, 0.40, 0.12), (0.45, 0.36, 0.22), rng.uniform())
-    ground = ground_colour * (0.75 + 0.25 * rows)[..., None] * (1 + 0.12 * fractal_noise(rng, (size, size), 20, aspect=4)[..., None])
+    ground = (
+        ground_colour
+        * (0.75 + 0.25 * rows)[..., None]
+        * (1 + 0.12 * fractal_noise(rng, (size, size), 20, aspect=4)[..., None])
+    )
     return np.where((rows > horizon)[..., None], ground, sky)
+
 
 def _fabric_scene(rng, size):
     pitch = rng.uniform(3, 6)
@@ -540,6 +626,7 @@ def _fabric_scene(rng, size):
     folds = 1 + 0.15 * fractal_noise(rng, (size, size), size / 2.5, octaves=2)[..., None]
     return picture * (0.7 + 0.35 * threads) * folds
 
+
 def _clutter_scene(rng, size):
     picture = np.ones((size, size, 3), np.float32) * _random_colour(rng, value=(0.4, 0.8))
     for _ in range(int(rng.integers(15, 40))):
@@ -547,12 +634,20 @@ def _clutter_scene(rng, size):
         corners = rng.uniform(-0.1, 1.1, (int(rng.choice([3, 4])), 2)) * size
         if rng.uniform() < 0.3:
             start, end = corners[0].astype(int), corners[1].astype(int)
-            cv2.line(picture, (int(start[0]), int(start[1])), (int(end[0]), int(end[1])), colour, int(rng.integers(1, 6)), cv2.LINE_AA)
+            cv2.line(
+                picture,
+                (int(start[0]), int(start[1])),
+                (int(end[0]), int(end[1])),
+                colour,
+                int(rng.integers(1, 6)),
+                cv2.LINE_AA,
+            )
         else:
             middle = corners.mean(axis=0)
             shrunk = (middle + (corners - middle) * rng.uniform(0.1, 0.5)).astype(np.int32)
             cv2.fillPoly(picture, [shrunk], colour, cv2.LINE_AA)
     return picture * (1 + 0.04 * fractal_noise(rng, (size, size), 8)[..., None])
+
 
 def _noise_scene(rng, size):
     cell = rng.uniform(3, 40)
@@ -560,13 +655,24 @@ def _noise_scene(rng, size):
     mix = np.dstack(channels) * rng.uniform(0.08, 0.2)
     return cv2.GaussianBlur(_random_colour(rng) + mix, (0, 0), rng.uniform(0.5, 3))
 
-SCENES: dict[str, Callable] = {"gradient": _gradient_scene, "grass": _grass_scene, "brick": _brick_scene, "tiles": _tile_scene,
-                               "sky": _sky_scene, "fabric": _fabric_scene, "clutter": _clutter_scene, "noise": _noise_scene}
 
-def background_photo(seed: int, # the world's seed
-                     index: int, # index of the background; its scene kind cycles through SCENES
-                     size: int = 256, # edge of the picture, in pixels
-                    ) -> Image.Image:
+SCENES: dict[str, Callable] = {
+    "gradient": _gradient_scene,
+    "grass": _grass_scene,
+    "brick": _brick_scene,
+    "tiles": _tile_scene,
+    "sky": _sky_scene,
+    "fabric": _fabric_scene,
+    "clutter": _clutter_scene,
+    "noise": _noise_scene,
+}
+
+
+def background_photo(
+    seed: int,  # the world's seed
+    index: int,  # index of the background; its scene kind cycles through SCENES
+    size: int = 256,  # edge of the picture, in pixels
+) -> Image.Image:
     "A fruit-free background scene."
     rng = image_rng(seed, "demo-backgrounds", "", index)
     scene = list(SCENES.values())[index % len(SCENES)]

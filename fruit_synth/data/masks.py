@@ -1,4 +1,5 @@
-"""The cut-out library: RGBA fruit cut-outs per class, from RGBA files, from photos on a plain background, or from a photo plus a mask file.
+"""The cut-out library: RGBA fruit cut-outs per class, from RGBA files, from photos on a plain background, or
+from a photo plus a mask file.
 
 Docs: https://fruit-synth.github.io/fruit-synth/data/masks.html.md"""
 
@@ -9,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,14 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from ..core.images import DEFAULT_MAX_PIXELS, ImageError, file_sha256, open_image, save_image, write_bytes_atomic
+from fruit_synth.core.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    file_sha256,
+    open_image,
+    save_image,
+    write_bytes_atomic,
+)
 from ..core.outputs import claim_folder
 from ..core.seeds import fingerprint
 
@@ -35,27 +41,31 @@ __all__ = ['METHODS', 'MIN_COVERAGE', 'MAX_COVERAGE', 'MIN_CUTOUT_PIXELS', 'MASK
            'cutout_grid', 'extraction_rate']
 
 # %% ../../nbs/data/00_masks.ipynb #d088abb0
-METHODS = ("auto", "rgba", "plain", "paired") # same choices as the `mask_method` setting
-MIN_COVERAGE = 0.05 # a plain or paired mask covering less of its photo is rejected
-MAX_COVERAGE = 0.95 # ... and one covering more (the background was not separated)
-MIN_CUTOUT_PIXELS = 400 # fewer opaque pixels than this (20x20) is too small to paste
-MASK_SUFFIXES = (".mask", "_mask") # `x.jpg` pairs with `x.mask.png` or `x_mask.png`
+METHODS = ("auto", "rgba", "plain", "paired")  # same choices as the `mask_method` setting
+MIN_COVERAGE = 0.05  # a plain or paired mask covering less of its photo is rejected
+MAX_COVERAGE = 0.95  # ... and one covering more (the background was not separated)
+MIN_CUTOUT_PIXELS = 400  # fewer opaque pixels than this (20x20) is too small to paste
+MASK_SUFFIXES = (".mask", "_mask")  # `x.jpg` pairs with `x.mask.png` or `x_mask.png`
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg", ".webp")
+
 
 class MasksError(ValueError):
     "A cut-out library that cannot be built or read; the message names the class, folder or file."
 
 # %% ../../nbs/data/00_masks.ipynb #fa8a22a4
-def border_pixels(values: np.ndarray, # HxW or HxWxC array
-                  width: int = 1, # border thickness in pixels
-                 ) -> np.ndarray:
+def border_pixels(
+    values: np.ndarray,  # HxW or HxWxC array
+    width: int = 1,  # border thickness in pixels
+) -> np.ndarray:
     "The pixels of a `width`-pixel frame around `values`, as an N x C array."
     channels = values.reshape(values.shape[0], values.shape[1], -1)
     frame = [channels[:width], channels[-width:], channels[width:-width, :width], channels[width:-width, -width:]]
     return np.concatenate([part.reshape(-1, channels.shape[2]) for part in frame])
 
-def background_colour(rgb: np.ndarray, # HxWx3 uint8 photo
-                     ) -> tuple[np.ndarray, float]:
+
+def background_colour(
+    rgb: np.ndarray,  # HxWx3 uint8 photo
+) -> tuple[np.ndarray, float]:
     "The background colour read from the border of `rgb`, and the share of border pixels near it."
     width = max(1, min(rgb.shape[:2]) // 50)
     border = border_pixels(rgb, width).astype(np.int32)
@@ -67,10 +77,11 @@ def background_colour(rgb: np.ndarray, # HxWx3 uint8 photo
     return np.median(border[near], axis=0), float(near.mean())
 
 # %% ../../nbs/data/00_masks.ipynb #5c309f21
-def colour_distance(rgb: np.ndarray, # HxWx3 uint8 photo
-                    colour: np.ndarray, # the background colour, RGB
-                    lightness_weight: float = 0.5, # weight of lightness against hue; < 1 keeps shadows out
-                   ) -> np.ndarray:
+def colour_distance(
+    rgb: np.ndarray,  # HxWx3 uint8 photo
+    colour: np.ndarray,  # the background colour, RGB
+    lightness_weight: float = 0.5,  # weight of lightness against hue; < 1 keeps shadows out
+) -> np.ndarray:
     "Distance of each pixel of `rgb` from `colour` in Lab (OpenCV's 8-bit scale), lightness down-weighted."
     pixels = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
     reference = cv2.cvtColor(np.asarray(colour, np.uint8).reshape(1, 1, 3), cv2.COLOR_RGB2LAB).astype(np.float32)
@@ -78,20 +89,25 @@ def colour_distance(rgb: np.ndarray, # HxWx3 uint8 photo
     difference[..., 0] *= lightness_weight
     return np.linalg.norm(difference, axis=2)
 
+
 def disk(radius: int) -> np.ndarray:
     "A disk-shaped structuring element of `radius` pixels."
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
+
 def largest_component(mask: np.ndarray) -> np.ndarray:
     "The largest 8-connected component of a boolean `mask` (all False if there is none)."
     labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
-    if count == 0: return np.zeros_like(mask, bool)
+    if count == 0:
+        return np.zeros_like(mask, bool)
     sizes = ndimage.sum(mask, labels, range(1, count + 1))
     return labels == (int(np.argmax(sizes)) + 1)
 
-def clean_mask(mask: np.ndarray, # boolean HxW
-               radius: int = 1, # opening radius; the closing uses twice this
-              ) -> np.ndarray:
+
+def clean_mask(
+    mask: np.ndarray,  # boolean HxW
+    radius: int = 1,  # opening radius; the closing uses twice this
+) -> np.ndarray:
     "`mask` opened (specks gone), closed, holes filled, largest component only."
     margin = 2 * radius + 1  # pad with background, so the frame never closes a gap between fruit and image edge
     cleaned = np.pad(mask.astype(np.uint8), margin)
@@ -99,10 +115,12 @@ def clean_mask(mask: np.ndarray, # boolean HxW
     cleaned = cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, disk(2 * radius))[margin:-margin, margin:-margin]
     return largest_component(ndimage.binary_fill_holes(cleaned.astype(bool)))
 
-def fruit_mask(rgb: np.ndarray, # HxWx3 uint8 photo
-               background: np.ndarray, # its background colour
-               low_share: float = 0.35, # the growing threshold, as a share of Otsu's
-              ) -> np.ndarray:
+
+def fruit_mask(
+    rgb: np.ndarray,  # HxWx3 uint8 photo
+    background: np.ndarray,  # its background colour
+    low_share: float = 0.35,  # the growing threshold, as a share of Otsu's
+) -> np.ndarray:
     "Boolean mask of what differs from `background`: Otsu's threshold, grown by hysteresis, cleaned."
     raw = colour_distance(rgb, background)
     distance = cv2.GaussianBlur(raw, (0, 0), 0.8)
@@ -117,23 +135,29 @@ def fruit_mask(rgb: np.ndarray, # HxWx3 uint8 photo
     return clean_mask(grown, max(1, round(min(rgb.shape[:2]) / 100)))
 
 # %% ../../nbs/data/00_masks.ipynb #518b88ca
-def feather(mask: np.ndarray, # boolean HxW
-            erode: int = 1, # pixels to erode first, so the ramp lies on fruit pixels
-            sigma: float = 0.7, # Gaussian blur of the edge, in pixels
-           ) -> np.ndarray:
+def feather(
+    mask: np.ndarray,  # boolean HxW
+    erode: int = 1,  # pixels to erode first, so the ramp lies on fruit pixels
+    sigma: float = 0.7,  # Gaussian blur of the edge, in pixels
+) -> np.ndarray:
     "A uint8 alpha with a soft 1–2 pixel ramp at the edge of `mask`."
     core = cv2.erode(mask.astype(np.uint8), disk(erode)) if erode > 0 else mask.astype(np.uint8)
-    if not core.any(): core = mask.astype(np.uint8)
+    if not core.any():
+        core = mask.astype(np.uint8)
     soft = cv2.GaussianBlur(core.astype(np.float32), (0, 0), sigma)
     return np.clip(np.rint(soft * 255), 0, 255).astype(np.uint8)
 
-def decontaminate(rgb: np.ndarray, # HxWx3 uint8 photo
-                  alpha: np.ndarray, # HxW uint8 alpha
-                 ) -> np.ndarray:
+
+def decontaminate(
+    rgb: np.ndarray,  # HxWx3 uint8 photo
+    alpha: np.ndarray,  # HxW uint8 alpha
+) -> np.ndarray:
     "`rgb` with each pixel that is not fully opaque given the colour of the nearest fully opaque pixel."
     solid = alpha == 255
-    if not solid.any(): solid = alpha >= 128
-    if not solid.any(): return rgb.copy()
+    if not solid.any():
+        solid = alpha >= 128
+    if not solid.any():
+        return rgb.copy()
     rows, cols = ndimage.distance_transform_edt(~solid, return_distances=False, return_indices=True)
     cleaned = rgb[rows, cols]
     return np.where(solid[..., None], rgb, cleaned)
@@ -143,21 +167,27 @@ def check_coverage(alpha: np.ndarray) -> str:
     "'ok', or why an alpha of a plain or paired photo is unusable (empty, too small, too large)."
     opaque = int((alpha >= 128).sum())
     coverage = opaque / alpha.size
-    if coverage < MIN_COVERAGE: return f"mask covers {coverage:.1%} of the image (need at least {MIN_COVERAGE:.0%}): no fruit found"
-    if coverage > MAX_COVERAGE: return f"mask covers {coverage:.1%} of the image (need at most {MAX_COVERAGE:.0%}): background not separated"
-    if opaque < MIN_CUTOUT_PIXELS: return f"only {opaque} opaque pixels (need {MIN_CUTOUT_PIXELS}): too small to paste"
+    if coverage < MIN_COVERAGE:
+        return f"mask covers {coverage:.1%} of the image (need at least {MIN_COVERAGE:.0%}): no fruit found"
+    if coverage > MAX_COVERAGE:
+        return f"mask covers {coverage:.1%} of the image (need at most {MAX_COVERAGE:.0%}): background not separated"
+    if opaque < MIN_CUTOUT_PIXELS:
+        return f"only {opaque} opaque pixels (need {MIN_CUTOUT_PIXELS}): too small to paste"
     return "ok"
 
-MIN_PLAIN_BORDER = 0.6 # least share of the border near one colour (plain photos: 69-100%, supermarket photos: 4-49%)
-MAX_PLAIN_COVERAGE = 0.9 # a plain photo's fruit covers at most this share (the plain photos: 9-84%)
-MAX_FRAME_TOUCH = 0.3 # share of the photo's outermost pixels the fruit may cover (plain photos: at most 16%)
-MIN_DOMINANCE = 0.8 # share of everything that differs from the background held by the largest object
-MIN_SOLIDITY = 0.6 # mask area over its convex hull's (plain photos: 0.67 and up; a fruit is nearly convex)
 
-def plain_problems(rgb: np.ndarray, # HxWx3 uint8 photo
-                   background: np.ndarray, # its background colour
-                   mask: np.ndarray, # boolean HxW mask of the fruit found
-                  ) -> list[str]:
+MIN_PLAIN_BORDER = 0.6  # least share of the border near one colour (plain photos: 69-100%, supermarket photos: 4-49%)
+MAX_PLAIN_COVERAGE = 0.9  # a plain photo's fruit covers at most this share (the plain photos: 9-84%)
+MAX_FRAME_TOUCH = 0.3  # share of the photo's outermost pixels the fruit may cover (plain photos: at most 16%)
+MIN_DOMINANCE = 0.8  # share of everything that differs from the background held by the largest object
+MIN_SOLIDITY = 0.6  # mask area over its convex hull's (plain photos: 0.67 and up; a fruit is nearly convex)
+
+
+def plain_problems(
+    rgb: np.ndarray,  # HxWx3 uint8 photo
+    background: np.ndarray,  # its background colour
+    mask: np.ndarray,  # boolean HxW mask of the fruit found
+) -> list[str]:
     "Why `rgb` is not a photo of one fruit on a plain background, judged from its `mask`: [] when it is."
     problems = []
     coverage = float(mask.mean())
@@ -165,61 +195,79 @@ def plain_problems(rgb: np.ndarray, # HxWx3 uint8 photo
         problems.append(f"the object covers {coverage:.0%} of the photo (at most {MAX_PLAIN_COVERAGE:.0%})")
     touch = float(border_pixels(mask.astype(np.uint8), 1).mean())
     if touch > MAX_FRAME_TOUCH:
-        problems.append(f"the object runs along {touch:.0%} of the photo's edge (at most {MAX_FRAME_TOUCH:.0%}): "
-                        "cut off by the frame, or part of a scene")
+        problems.append(
+            f"the object runs along {touch:.0%} of the photo's edge (at most {MAX_FRAME_TOUCH:.0%}): "
+            "cut off by the frame, or part of a scene"
+        )
     differs = cv2.GaussianBlur(colour_distance(rgb, background), (0, 0), 0.8) > 20
     labels, count = ndimage.label(differs, structure=np.ones((3, 3)))
     sizes = np.asarray(ndimage.sum(differs, labels, range(1, count + 1))) if count else np.zeros(0)
     sizes = sizes[sizes >= 0.002 * differs.size]  # specks and dust are no objects
     dominance = float(sizes.max() / sizes.sum()) if sizes.size else 1.0
     if dominance < MIN_DOMINANCE:
-        problems.append(f"no single dominant object: the largest of {sizes.size} holds {dominance:.0%} of what "
-                        f"differs from the background (need {MIN_DOMINANCE:.0%})")
+        problems.append(
+            f"no single dominant object: the largest of {sizes.size} holds {dominance:.0%} of what "
+            f"differs from the background (need {MIN_DOMINANCE:.0%})"
+        )
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if contours:
         hull = cv2.contourArea(cv2.convexHull(max(contours, key=cv2.contourArea)))
         solidity = float(mask.sum() / hull) if hull > 0 else 0.0
         if solidity < MIN_SOLIDITY:
-            problems.append(f"ragged shape: solidity {solidity:.2f} (mask area over its convex hull; need {MIN_SOLIDITY})")
+            problems.append(
+                f"ragged shape: solidity {solidity:.2f} (mask area over its convex hull; need {MIN_SOLIDITY})"
+            )
     return problems
 
-def extract_plain(photo: Image.Image, # a photo of one fruit on a plain background
-                  min_plain_border: float = MIN_PLAIN_BORDER, # least share of the border near one colour
-                 ) -> tuple[np.ndarray | None, str]:
+
+def extract_plain(
+    photo: Image.Image,  # a photo of one fruit on a plain background
+    min_plain_border: float = MIN_PLAIN_BORDER,  # least share of the border near one colour
+) -> tuple[np.ndarray | None, str]:
     "Alpha (uint8 HxW, soft edge) of the fruit in `photo` and 'ok', or None and why not (not a plain background, ...)."
     rgb = np.asarray(photo.convert("RGB"))
     background, share = background_colour(rgb)
     if share < min_plain_border:
-        return None, f"background not plain: only {share:.0%} of the border is near one colour (need {min_plain_border:.0%})"
+        return (
+            None,
+            f"background not plain: only {share:.0%} of the border is near one colour (need {min_plain_border:.0%})",
+        )
     mask = fruit_mask(rgb, background)
     alpha = feather(mask)
     verdict = check_coverage(alpha)
-    if verdict != "ok": return None, verdict
+    if verdict != "ok":
+        return None, verdict
     problems = plain_problems(rgb, background, mask)
-    if problems: return None, "not one fruit on a plain background: " + "; ".join(problems)
+    if problems:
+        return None, "not one fruit on a plain background: " + "; ".join(problems)
     return alpha, "ok"
 
 # %% ../../nbs/data/00_masks.ipynb #24775bb1
 @dataclass
 class Cutout:
     "A fruit cut-out: RGBA image cropped to its alpha, and where it came from."
-    source: Path # the photo (or RGBA file) it was cut from
-    method: str # rgba, plain or paired
-    image: Image.Image # RGBA, cropped tight to the alpha's bounding box
-    coverage: float # share of the source image the fruit covers (alpha >= 128)
-    box: tuple[int, int, int, int] # the crop in source pixels: left, top, right, bottom
-    mask_file: Path | None = None # the mask file, for the paired method
+
+    source: Path  # the photo (or RGBA file) it was cut from
+    method: str  # rgba, plain or paired
+    image: Image.Image  # RGBA, cropped tight to the alpha's bounding box
+    coverage: float  # share of the source image the fruit covers (alpha >= 128)
+    box: tuple[int, int, int, int]  # the crop in source pixels: left, top, right, bottom
+    mask_file: Path | None = None  # the mask file, for the paired method
+
 
 @dataclass
 class Rejection:
     "A candidate file that gave no cut-out, and why."
+
     source: Path
     method: str
     reason: str
 
+
 def is_mask_file(path: Path) -> bool:
     "Whether `path` is a mask file (`x.mask.png`, `x_mask.png`, any case: `X_MASK.PNG`) rather than a photo."
     return Path(path).stem.lower().endswith(MASK_SUFFIXES)
+
 
 def find_mask_file(photo: Path) -> Path | None:
     "The mask file beside `photo` (`<stem>.mask.png` or `<stem>_mask.png`, any image format), if there is one."
@@ -227,7 +275,8 @@ def find_mask_file(photo: Path) -> Path | None:
     for suffix in MASK_SUFFIXES:
         for extension in MASK_EXTENSIONS:
             candidate = photo.with_name(photo.stem + suffix + extension)
-            if candidate.is_file() and candidate != photo: return candidate
+            if candidate.is_file() and candidate != photo:
+                return candidate
     return None
 
 # %% ../../nbs/data/00_masks.ipynb #5a1b2c11
@@ -235,14 +284,19 @@ def _without_path(error: ImageError, path: Path) -> str:
     "The message of `error` without its leading file name (a rejection names the file already)."
     return str(error).removeprefix(f"{path}: ")
 
-def alpha_from_mask_file(mask_file: Path, # binary or greyscale mask; white = fruit
-                         size: tuple[int, int], # (width, height) of the photo it belongs to
-                         max_pixels: int, # larger images are refused
-                        ) -> tuple[np.ndarray | None, str]:
+
+def alpha_from_mask_file(
+    mask_file: Path,  # binary or greyscale mask; white = fruit
+    size: tuple[int, int],  # (width, height) of the photo it belongs to
+    max_pixels: int,  # larger images are refused
+) -> tuple[np.ndarray | None, str]:
     "The alpha read from `mask_file` (a binary mask gets a soft edge) and 'ok', or None and why not."
     mask_image = open_image(mask_file, "RGBA", max_pixels)
     if mask_image.size != size:
-        return None, f"mask file {mask_file.name} is {mask_image.size[0]}x{mask_image.size[1]}, the photo {size[0]}x{size[1]}"
+        return (
+            None,
+            f"mask file {mask_file.name} is {mask_image.size[0]}x{mask_image.size[1]}, the photo {size[0]}x{size[1]}",
+        )
     values = np.asarray(mask_image)
     grey = values[..., 3] if values[..., 3].min() < 255 else np.asarray(mask_image.convert("L"))
     binary = ((grey < 16) | (grey > 239)).mean() > 0.98  # a binary mask, perhaps saved as JPEG
@@ -250,30 +304,37 @@ def alpha_from_mask_file(mask_file: Path, # binary or greyscale mask; white = fr
     verdict = check_coverage(alpha)
     return (alpha, verdict) if verdict == "ok" else (None, verdict)
 
+
 def check_rgba(alpha: np.ndarray) -> str:
     "'ok', or why the alpha of an RGBA cut-out is unusable (no transparency, all transparent, near-empty)."
     opaque = int((alpha >= 128).sum())
-    if alpha.min() == 255: return "no transparency: alpha is 255 everywhere (use method plain or paired)"
-    if alpha.max() == 0: return "all transparent: alpha is 0 everywhere"
-    if opaque < MIN_CUTOUT_PIXELS: return f"near-empty: only {opaque} opaque pixels (need {MIN_CUTOUT_PIXELS})"
+    if alpha.min() == 255:
+        return "no transparency: alpha is 255 everywhere (use method plain or paired)"
+    if alpha.max() == 0:
+        return "all transparent: alpha is 0 everywhere"
+    if opaque < MIN_CUTOUT_PIXELS:
+        return f"near-empty: only {opaque} opaque pixels (need {MIN_CUTOUT_PIXELS})"
     return "ok"
+
 
 def crop_cutout(rgb: np.ndarray, alpha: np.ndarray, source: Path, method: str, mask_file: Path | None = None) -> Cutout:
     "A `Cutout` of `rgb` with `alpha`, cropped tight to the pixels that are not fully transparent."
     rows, cols = np.nonzero(alpha)
     box = (int(cols.min()), int(rows.min()), int(cols.max()) + 1, int(rows.max()) + 1)
-    pixels = np.dstack([rgb, alpha])[box[1]:box[3], box[0]:box[2]]
+    pixels = np.dstack([rgb, alpha])[box[1] : box[3], box[0] : box[2]]
     coverage = float((alpha >= 128).mean())
     return Cutout(Path(source), method, Image.fromarray(np.ascontiguousarray(pixels), "RGBA"), coverage, box, mask_file)
 
 # %% ../../nbs/data/00_masks.ipynb #a42a4399
-def make_cutout(path: Path, # a photo, an RGBA PNG, or a photo with a mask file beside it
-                method: str = "auto", # auto, rgba, plain or paired
-                max_pixels: int | None = None, # refuse larger images; None: the images module's default
-               ) -> Cutout | Rejection:
+def make_cutout(
+    path: Path,  # a photo, an RGBA PNG, or a photo with a mask file beside it
+    method: str = "auto",  # auto, rgba, plain or paired
+    max_pixels: int | None = None,  # refuse larger images; None: the images module's default
+) -> Cutout | Rejection:
     "The cut-out in `path` made by `method` (auto: rgba, else paired, else plain), or a `Rejection` saying why not."
     path = Path(path)
-    if method not in METHODS: raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     limit = DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels
     chosen = method
     try:
@@ -286,28 +347,34 @@ def make_cutout(path: Path, # a photo, an RGBA PNG, or a photo with a mask file 
         if chosen == "rgba":
             verdict = check_rgba(alpha)
             return crop_cutout(rgb, alpha, path, chosen) if verdict == "ok" else Rejection(path, chosen, verdict)
-        if alpha.min() < 255: rgb = np.asarray(open_image(path, "RGB", limit))  # transparency over white, as a photo
+        if alpha.min() < 255:
+            rgb = np.asarray(open_image(path, "RGB", limit))  # transparency over white, as a photo
         mask_file = None
         if chosen == "paired":
             mask_file = find_mask_file(path)
             if mask_file is None:
-                return Rejection(path, chosen, f"no mask file beside it (expected {path.stem}.mask.png or {path.stem}_mask.png)")
+                return Rejection(
+                    path, chosen, f"no mask file beside it (expected {path.stem}.mask.png or {path.stem}_mask.png)"
+                )
             alpha, verdict = alpha_from_mask_file(mask_file, image.size, limit)
         else:
             alpha, verdict = extract_plain(Image.fromarray(rgb))
     except ImageError as error:
         return Rejection(path, chosen, _without_path(error, path))
-    if alpha is None: return Rejection(path, chosen, verdict)
+    if alpha is None:
+        return Rejection(path, chosen, verdict)
     return crop_cutout(decontaminate(rgb, alpha), alpha, path, chosen, mask_file)
 
 # %% ../../nbs/data/00_masks.ipynb #e3df7ec0
-def checkerboard(size: tuple[int, int], # (width, height)
-                 square: int = 8, # edge of one square in pixels
-                ) -> Image.Image:
+def checkerboard(
+    size: tuple[int, int],  # (width, height)
+    square: int = 8,  # edge of one square in pixels
+) -> Image.Image:
     "A grey checkerboard, the usual backdrop for showing transparency."
-    rows, cols = np.mgrid[:size[1], :size[0]]
+    rows, cols = np.mgrid[: size[1], : size[0]]
     light = ((rows // square + cols // square) % 2).astype(bool)
     return Image.fromarray(np.where(light, 170, 105).astype(np.uint8)).convert("RGBA")
+
 
 def on_backdrop(cutout: Image.Image, backdrop: Image.Image | None = None) -> Image.Image:
     "The RGBA `cutout` composited over `backdrop` (a checkerboard by default), as RGB."
@@ -315,105 +382,137 @@ def on_backdrop(cutout: Image.Image, backdrop: Image.Image | None = None) -> Ima
     return Image.alpha_composite(backdrop, cutout.convert("RGBA")).convert("RGB")
 
 # %% ../../nbs/data/00_masks.ipynb #9056463b
-def candidate_order(paths: list[Path], # candidate files of one class
-                    seed: int = 0, # another seed, another order
-                   ) -> list[Path]:
+def candidate_order(
+    paths: list[Path],  # candidate files of one class
+    seed: int = 0,  # another seed, another order
+) -> list[Path]:
     "`paths` in a deterministic order given by a seeded hash of each file name."
+
     def key(path: Path) -> tuple[str, str]:
         return hashlib.sha256(f"{seed}:{Path(path).name}".encode()).hexdigest(), str(path)
+
     return sorted((Path(path) for path in paths), key=key)
 
 # %% ../../nbs/data/00_masks.ipynb #25cf7877
 @dataclass
 class CutoutRecord:
     "One cut-out of a library, as written in its manifest."
-    class_name: str # the class (manifest key `class`)
-    path: Path # the cut-out PNG
-    source: Path # the photo it was cut from (kept out of the test set; the few-shot baseline trains on it)
-    method: str # rgba, plain or paired
-    coverage: float # share of the source photo the fruit covers
+
+    class_name: str  # the class (manifest key `class`)
+    path: Path  # the cut-out PNG
+    source: Path  # the photo it was cut from (kept out of the test set; the few-shot baseline trains on it)
+    method: str  # rgba, plain or paired
+    coverage: float  # share of the source photo the fruit covers
     width: int
     height: int
-    sha256: str # of the PNG file
+    sha256: str  # of the PNG file
+
 
 @dataclass
 class Library:
     "A cut-out library on disk: its cut-outs, the candidates rejected on the way (path, class, reason), its folder."
+
     out: Path
     cutouts: list[CutoutRecord] = field(default_factory=list)
     rejected: list[tuple[Path, str, str]] = field(default_factory=list)
-    reused: bool = False # True when build_library found it complete and did not recompute
+    reused: bool = False  # True when build_library found it complete and did not recompute
 
     def by_class(self) -> dict[str, list[CutoutRecord]]:
         "The cut-outs grouped by class, in manifest order."
         groups: dict[str, list[CutoutRecord]] = {}
-        for record in self.cutouts: groups.setdefault(record.class_name, []).append(record)
+        for record in self.cutouts:
+            groups.setdefault(record.class_name, []).append(record)
         return groups
 
 # %% ../../nbs/data/00_masks.ipynb #9a65f5bc
 class TooFewCutouts(MasksError):
     "Fewer valid cut-outs than wanted for a class; carries the rejections, for the QC grid."
+
     def __init__(self, message: str, class_name: str, rejected: list):
         super().__init__(message)
         self.class_name, self.rejected = class_name, rejected
 
-def choose_cutouts(class_name: str, # the class, for messages
-                   paths: list[Path], # its candidate files (mask files among them are skipped)
-                   per_class: int, # cut-outs wanted
-                   seed: int = 0,
-                   method: str = "auto",
-                   max_pixels: int | None = None,
-                  ) -> tuple[list[Cutout], list[Rejection]]:
+
+def choose_cutouts(
+    class_name: str,  # the class, for messages
+    paths: list[Path],  # its candidate files (mask files among them are skipped)
+    per_class: int,  # cut-outs wanted
+    seed: int = 0,
+    method: str = "auto",
+    max_pixels: int | None = None,
+) -> tuple[list[Cutout], list[Rejection]]:
     "The first `per_class` valid cut-outs of a class in seeded order, and the rejections met on the way."
     candidates = [Path(path) for path in paths if not is_mask_file(Path(path))]
     if not candidates:
-        raise MasksError(f"class '{class_name}': no candidate photos (the list is empty); "
-                         "put photos on a plain background, RGBA cut-outs or photo + mask pairs in its folder")
+        raise MasksError(
+            f"class '{class_name}': no candidate photos (the list is empty); "
+            "put photos on a plain background, RGBA cut-outs or photo + mask pairs in its folder"
+        )
     kept, rejected = [], []
     for path in candidate_order(candidates, seed):
-        if len(kept) == per_class: break
+        if len(kept) == per_class:
+            break
         result = make_cutout(path, method, max_pixels)
-        if isinstance(result, Cutout): kept.append(result)
-        else: rejected.append(result)
+        if isinstance(result, Cutout):
+            kept.append(result)
+        else:
+            rejected.append(result)
     if len(kept) < per_class:
         folders = ", ".join(sorted({str(path.parent) for path in candidates}))
         reasons = "; ".join(f"{rejection.source.name}: {rejection.reason}" for rejection in rejected[:5])
         more = f"; ... and {len(rejected) - 5} more" if len(rejected) > 5 else ""
-        raise TooFewCutouts(f"class '{class_name}': only {len(kept)} valid cut-outs of {per_class} wanted (masks_per_class) "
-                            f"from {len(candidates)} candidates in {folders}; rejected: {reasons}{more}. Add photos of one "
-                            f"fruit on a plain background, RGBA cut-outs or photo + mask pairs, or lower masks_per_class",
-                            class_name, rejected)
+        raise TooFewCutouts(
+            f"class '{class_name}': only {len(kept)} valid cut-outs of {per_class} wanted (masks_per_class) "
+            f"from {len(candidates)} candidates in {folders}; rejected: {reasons}{more}. Add photos of one "
+            f"fruit on a plain background, RGBA cut-outs or photo + mask pairs, or lower masks_per_class",
+            class_name,
+            rejected,
+        )
     return kept, rejected
 
 # %% ../../nbs/data/00_masks.ipynb #9d2fc9c9
 LIBRARY_FORMAT = 1
 
+
 def _file_stamp(path: Path) -> list:
     stat = path.stat()
     return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
 
-def library_inputs(photos: dict[str, list[Path]], per_class: int, seed: int, method: str, max_pixels: int | None) -> dict:
+
+def library_inputs(
+    photos: dict[str, list[Path]], per_class: int, seed: int, method: str, max_pixels: int | None
+) -> dict:
     "What a library depends on: the parameters and each candidate file's (and mask file's) path, size and time."
     files = {}
     for class_name, paths in photos.items():
         stamps = []
         for path in sorted(Path(path) for path in paths):
-            try: stamp = _file_stamp(path)
-            except OSError: stamp = [str(path), None, None]
+            try:
+                stamp = _file_stamp(path)
+            except OSError:
+                stamp = [str(path), None, None]
             mask_file = find_mask_file(path)
             stamps.append(stamp + ([_file_stamp(mask_file)] if mask_file else []))
         files[class_name] = stamps
-    return {"format": LIBRARY_FORMAT, "per_class": per_class, "seed": seed, "method": method,
-            "max_pixels": DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels, "files": files}
+    return {
+        "format": LIBRARY_FORMAT,
+        "per_class": per_class,
+        "seed": seed,
+        "method": method,
+        "max_pixels": DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels,
+        "files": files,
+    }
+
 
 def write_text_atomic(text: str, path: Path) -> None:
     "Write `text` (UTF-8) to `path` through a temporary file and a rename."
     write_bytes_atomic(text.encode("utf-8"), path)
 
 # %% ../../nbs/data/00_masks.ipynb #f6d03aaa
-def load_library(out: Path, # a folder written by `build_library`
-                 verify: bool = False, # also check every cut-out's sha256
-                ) -> Library:
+def load_library(
+    out: Path,  # a folder written by `build_library`
+    verify: bool = False,  # also check every cut-out's sha256
+) -> Library:
     "The cut-out library in `out`, read from its manifest (and the rejections from library.json)."
     out = Path(out)
     manifest = out / "manifest.jsonl"
@@ -421,40 +520,63 @@ def load_library(out: Path, # a folder written by `build_library`
         raise MasksError(f"{out}: no manifest.jsonl, so not a finished cut-out library; build one with build_library")
     library = Library(out)
     for number, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip(): continue
-        try: entry = json.loads(line)
-        except json.JSONDecodeError as error: raise MasksError(f"{manifest} line {number}: not JSON ({error})") from None
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise MasksError(f"{manifest} line {number}: not JSON ({error})") from None
         path = out / entry["file"]
-        if not path.is_file(): raise MasksError(f"{manifest} line {number}: cut-out {path} is missing; rebuild the library")
+        if not path.is_file():
+            raise MasksError(f"{manifest} line {number}: cut-out {path} is missing; rebuild the library")
         if verify and file_sha256(path) != entry["sha256"]:
-            raise MasksError(f"{manifest} line {number}: cut-out {path} changed since it was written; rebuild the library")
-        library.cutouts.append(CutoutRecord(entry["class"], path, Path(entry["source"]), entry["method"],
-                                            entry["coverage"], entry["width"], entry["height"], entry["sha256"]))
+            raise MasksError(
+                f"{manifest} line {number}: cut-out {path} changed since it was written; rebuild the library"
+            )
+        library.cutouts.append(
+            CutoutRecord(
+                entry["class"],
+                path,
+                Path(entry["source"]),
+                entry["method"],
+                entry["coverage"],
+                entry["width"],
+                entry["height"],
+                entry["sha256"],
+            )
+        )
     state = out / "library.json"
     if state.is_file():
         recorded = json.loads(state.read_text(encoding="utf-8"))
-        library.rejected = [(Path(path), class_name, reason) for path, class_name, reason in recorded.get("rejected", [])]
+        library.rejected = [
+            (Path(path), class_name, reason) for path, class_name, reason in recorded.get("rejected", [])
+        ]
     return library
+
 
 def _reusable(out: Path, inputs: dict) -> Library | None:
     "The library in `out` if it is complete, made from `inputs`, and intact; else None."
     state = out / "library.json"
     try:
         recorded = json.loads(state.read_text(encoding="utf-8"))
-        if not recorded.get("complete") or recorded.get("fingerprint") != fingerprint(inputs): return None
+        if not recorded.get("complete") or recorded.get("fingerprint") != fingerprint(inputs):
+            return None
         library = load_library(out, verify=True)
-    except (OSError, ValueError, KeyError, TypeError): return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
     library.reused = True
     return library
 
 # %% ../../nbs/data/00_masks.ipynb #c1df03f2
-def rejection_grid(rejected: list[Rejection], # the rejections of one class
-                   per_row: int = 6, # tiles per row
-                   tile: int = 128, # edge of each photo tile
-                   limit: int = 24, # most rejections drawn
-                  ) -> Image.Image:
+def rejection_grid(
+    rejected: list[Rejection],  # the rejections of one class
+    per_row: int = 6,  # tiles per row
+    tile: int = 128,  # edge of each photo tile
+    limit: int = 24,  # most rejections drawn
+) -> Image.Image:
     "The rejected candidates of a class as tiles, each with its file name and the reason written under it."
     import textwrap
+
     shown = rejected[:limit] or []
     rows = max(1, -(-len(shown) // per_row))
     text_height = 64
@@ -462,8 +584,10 @@ def rejection_grid(rejected: list[Rejection], # the rejections of one class
     draw = ImageDraw.Draw(grid)
     for index, rejection in enumerate(shown):
         left, top = 8 + (index % per_row) * (tile + 8), 8 + (index // per_row) * (tile + text_height + 8)
-        try: photo = open_image(rejection.source, "RGB")
-        except ImageError: photo = Image.new("RGB", (tile, tile), (128, 128, 128))
+        try:
+            photo = open_image(rejection.source, "RGB")
+        except ImageError:
+            photo = Image.new("RGB", (tile, tile), (128, 128, 128))
         photo.thumbnail((tile, tile))
         grid.paste(photo, (left + (tile - photo.width) // 2, top + (tile - photo.height) // 2))
         lines = textwrap.wrap(f"{rejection.source.name}: {rejection.reason}", width=tile // 6)[:5]
@@ -473,50 +597,70 @@ def rejection_grid(rejected: list[Rejection], # the rejections of one class
 # %% ../../nbs/data/00_masks.ipynb #44bb68cc
 def _our_files(out: Path, class_names: list[str]) -> list[Path]:
     "Files in `out` whose names a library uses: `<class>/<digits>.png`."
-    return [path for name in class_names if (out / name).is_dir()
-            for path in (out / name).glob("*.png") if path.stem.isdigit()]
+    return [
+        path
+        for name in class_names
+        if (out / name).is_dir()
+        for path in (out / name).glob("*.png")
+        if path.stem.isdigit()
+    ]
+
 
 def _claim_folder(out: Path, class_names: list[str], inputs: dict) -> None:
-    "Make `out` ours for writing (`outputs.claim_folder`): refuse a folder with cut-out-like files we did not write, clear our old ones."
-    foreign = lambda found: MasksError(f"{out}: holds {found[0]} but no library.json, so it was not written by build_library; "
-                                       "choose an empty folder for the cut-out library")
+    """Make `out` ours for writing (`outputs.claim_folder`): refuse a folder with cut-out-like files we did not write,
+    clear our old ones."""
+    foreign = lambda found: MasksError(
+        f"{out}: holds {found[0]} but no library.json, so it was not written by build_library; "
+        "choose an empty folder for the cut-out library"
+    )
     strangers = lambda folder: [str(path.relative_to(folder)) for path in _our_files(folder, class_names)]
-    previous = claim_folder(out, "library.json", {"inputs": inputs, "fingerprint": fingerprint(inputs)}, foreign, strangers)
+    previous = claim_folder(
+        out, "library.json", {"inputs": inputs, "fingerprint": fingerprint(inputs)}, foreign, strangers
+    )
     previous_classes = list(((previous or {}).get("inputs") or {}).get("files") or {})
     (out / "manifest.jsonl").unlink(missing_ok=True)
-    for path in _our_files(out, sorted(set(class_names) | set(previous_classes))): path.unlink()
+    for path in _our_files(out, sorted(set(class_names) | set(previous_classes))):
+        path.unlink()
 
-def build_library(photos: dict[str, list[Path]], # candidate files per class (photos, RGBA PNGs; mask files are skipped)
-                  out: Path, # folder to write the library into
-                  per_class: int, # cut-outs per class (the `masks_per_class` setting)
-                  seed: int = 0, # seeds the choice of candidates
-                  method: str = "auto", # auto, rgba, plain or paired
-                  max_pixels: int | None = None, # refuse larger images; None: the images module's default
-                  progress: bool = True, # print one line per class to stderr
-                 ) -> Library:
+
+def build_library(
+    photos: dict[str, list[Path]],  # candidate files per class (photos, RGBA PNGs; mask files are skipped)
+    out: Path,  # folder to write the library into
+    per_class: int,  # cut-outs per class (the `masks_per_class` setting)
+    seed: int = 0,  # seeds the choice of candidates
+    method: str = "auto",  # auto, rgba, plain or paired
+    max_pixels: int | None = None,  # refuse larger images; None: the images module's default
+    progress: bool = True,  # print one line per class to stderr
+) -> Library:
     "Choose and write `per_class` cut-outs per class into `out` (reusing a complete library made from the same inputs)."
-    if method not in METHODS: raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
-    if per_class < 1: raise ValueError(f"per_class must be at least 1, got {per_class}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if per_class < 1:
+        raise ValueError(f"per_class must be at least 1, got {per_class}")
     out = Path(out)
     inputs = library_inputs(photos, per_class, seed, method, max_pixels)
     reused = _reusable(out, inputs)
     if reused is not None:
-        if progress: print(f"masks: reusing the complete library in {out}", file=sys.stderr)
+        if progress:
+            print(f"masks: reusing the complete library in {out}", file=sys.stderr)
         return reused
     chosen = {}
     rejected: list[tuple[Path, str, str]] = []
     for class_name, paths in photos.items():
-        try: kept, refused = choose_cutouts(class_name, paths, per_class, seed, method, max_pixels)
+        try:
+            kept, refused = choose_cutouts(class_name, paths, per_class, seed, method, max_pixels)
         except TooFewCutouts as error:
             grid = out / f"rejected-{class_name}.jpg"
             try:
                 out.mkdir(parents=True, exist_ok=True)
                 save_image(rejection_grid(error.rejected), grid)
-            except (OSError, ValueError): raise error from None
+            except (OSError, ValueError):
+                raise error from None
             raise MasksError(f"{error} See the QC grid of the rejected photos and why: {grid}") from None
         chosen[class_name] = kept
         rejected += [(rejection.source, class_name, rejection.reason) for rejection in refused]
-        if progress: print(f"masks: {class_name}: {len(kept)} cut-outs, {len(refused)} candidates rejected", file=sys.stderr)
+        if progress:
+            print(f"masks: {class_name}: {len(kept)} cut-outs, {len(refused)} candidates rejected", file=sys.stderr)
     _claim_folder(out, list(photos), inputs)
     library = Library(out, rejected=rejected)
     for class_name, cutouts in chosen.items():
@@ -524,14 +668,40 @@ def build_library(photos: dict[str, list[Path]], # candidate files per class (ph
         for index, cutout in enumerate(cutouts):
             path = out / class_name / f"{index:02d}.png"
             digest = save_image(cutout.image, path)
-            library.cutouts.append(CutoutRecord(class_name, path, cutout.source.resolve(), cutout.method,
-                                                round(cutout.coverage, 4), cutout.image.width, cutout.image.height, digest))
-    lines = [json.dumps({"class": record.class_name, "file": record.path.relative_to(out).as_posix(),
-                         "source": str(record.source), "method": record.method, "coverage": record.coverage,
-                         "width": record.width, "height": record.height, "sha256": record.sha256})
-             for record in library.cutouts]
+            library.cutouts.append(
+                CutoutRecord(
+                    class_name,
+                    path,
+                    cutout.source.resolve(),
+                    cutout.method,
+                    round(cutout.coverage, 4),
+                    cutout.image.width,
+                    cutout.image.height,
+                    digest,
+                )
+            )
+    lines = [
+        json.dumps(
+            {
+                "class": record.class_name,
+                "file": record.path.relative_to(out).as_posix(),
+                "source": str(record.source),
+                "method": record.method,
+                "coverage": record.coverage,
+                "width": record.width,
+                "height": record.height,
+                "sha256": record.sha256,
+            }
+        )
+        for record in library.cutouts
+    ]
     write_text_atomic("\n".join(lines) + "\n", out / "manifest.jsonl")
-    state = {"complete": True, "inputs": inputs, "fingerprint": fingerprint(inputs), "rejected": [[str(path), name, reason] for path, name, reason in rejected]}
+    state = {
+        "complete": True,
+        "inputs": inputs,
+        "fingerprint": fingerprint(inputs),
+        "rejected": [[str(path), name, reason] for path, name, reason in rejected],
+    }
     write_text_atomic(json.dumps(state, indent=1) + "\n", out / "library.json")
     return library
 
@@ -544,27 +714,35 @@ def _tile(image: Image.Image, size: int, backdrop: Image.Image | None = None) ->
     square.alpha_composite(fitted, ((size - fitted.width) // 2, (size - fitted.height) // 2))
     return square.convert("RGB")
 
+
 def _source_tile(source: Path, size: int) -> Image.Image:
     "The source photo as a tile, or a grey tile saying it is missing."
-    try: return _tile(open_image(source, "RGB"), size, Image.new("RGB", (size, size), "white"))
+    try:
+        return _tile(open_image(source, "RGB"), size, Image.new("RGB", (size, size), "white"))
     except ImageError:
         tile = Image.new("RGB", (size, size), (128, 128, 128))
         ImageDraw.Draw(tile).text((4, size // 2), "missing", fill=(255, 255, 255))
         return tile
 
-def cutout_grid(library: Library, # a library from build_library or load_library
-                per_row: int | None = None, # cut-outs per row (default: all of a class in one row)
-                tile: int = 96, # edge of each square tile in pixels
-                sources: bool = True, # show each source photo left of its cut-out
-               ) -> Image.Image:
+
+def cutout_grid(
+    library: Library,  # a library from build_library or load_library
+    per_row: int | None = None,  # cut-outs per row (default: all of a class in one row)
+    tile: int = 96,  # edge of each square tile in pixels
+    sources: bool = True,  # show each source photo left of its cut-out
+) -> Image.Image:
     "A picture for checking a library by eye: a row per class, each cut-out over a checkerboard beside its source."
     groups = library.by_class()
-    if not groups: raise MasksError(f"{library.out}: the library has no cut-outs to show")
+    if not groups:
+        raise MasksError(f"{library.out}: the library has no cut-outs to show")
     per_row = per_row or max(len(records) for records in groups.values())
     label_width, gap = 80, 8
     cell = (2 * tile if sources else tile) + gap
-    rows = [(name, records[start:start + per_row]) for name, records in groups.items()
-            for start in range(0, len(records), per_row)]
+    rows = [
+        (name, records[start : start + per_row])
+        for name, records in groups.items()
+        for start in range(0, len(records), per_row)
+    ]
     grid = Image.new("RGB", (label_width + per_row * cell, len(rows) * (tile + gap)), "white")
     draw = ImageDraw.Draw(grid)
     for row, (name, records) in enumerate(rows):
@@ -579,10 +757,11 @@ def cutout_grid(library: Library, # a library from build_library or load_library
     return grid
 
 # %% ../../nbs/data/00_masks.ipynb #2f80a249
-def extraction_rate(photos: dict[str, list[Path]], # candidate files per class
-                    method: str = "auto", # auto, rgba, plain or paired
-                    max_pixels: int | None = None, # refuse larger images; None: the images module's default
-                   ) -> dict:
+def extraction_rate(
+    photos: dict[str, list[Path]],  # candidate files per class
+    method: str = "auto",  # auto, rgba, plain or paired
+    max_pixels: int | None = None,  # refuse larger images; None: the images module's default
+) -> dict:
     "Per class (and 'overall'): candidates tried, valid cut-outs, their share, and the rejections (name, reason)."
     rates = {}
     for class_name, paths in photos.items():
@@ -590,10 +769,18 @@ def extraction_rate(photos: dict[str, list[Path]], # candidate files per class
         results = [make_cutout(path, method, max_pixels) for path in candidates]
         rejected = [(result.source.name, result.reason) for result in results if isinstance(result, Rejection)]
         valid = len(results) - len(rejected)
-        rates[class_name] = {"tried": len(results), "valid": valid, "share": valid / len(results) if results else 0.0,
-                             "rejected": rejected}
+        rates[class_name] = {
+            "tried": len(results),
+            "valid": valid,
+            "share": valid / len(results) if results else 0.0,
+            "rejected": rejected,
+        }
     tried = sum(rate["tried"] for rate in rates.values())
     valid = sum(rate["valid"] for rate in rates.values())
-    rates["overall"] = {"tried": tried, "valid": valid, "share": valid / tried if tried else 0.0,
-                        "rejected": [item for rate in rates.values() for item in rate["rejected"]]}
+    rates["overall"] = {
+        "tried": tried,
+        "valid": valid,
+        "share": valid / tried if tried else 0.0,
+        "rejected": [item for rate in rates.values() for item in rate["rejected"]],
+    }
     return rates

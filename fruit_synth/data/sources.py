@@ -1,4 +1,5 @@
-"""The real photos, the backgrounds and the test sample: class-folder layouts, deterministic sampling, and the leakage check.
+"""The real photos, the backgrounds and the test sample: class-folder layouts, deterministic sampling, and the
+leakage check.
 
 Docs: https://fruit-synth.github.io/fruit-synth/data/sources.html.md"""
 
@@ -12,16 +13,31 @@ import hashlib
 import json
 import os
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
-from .demo import WORLD_NAME
-from ..core.images import ImageError, ScanResult, Skipped, hash_distance, scan_images
-from .masks import is_mask_file  # one rule for what is a mask file, never a photo
+from fruit_synth.core.images import (
+    IMAGE_SUFFIXES,
+    ScanResult,
+    Skipped,
+    hash_distance,
+    open_image,
+    perceptual_hash,
+    scan_images,
+    write_bytes_atomic,
+)
 from ..core.outputs import MARKER, folder_owner
+from . import demo as demo_world
+from .demo import WORLD_NAME
+from fruit_synth.data.masks import (
+    Library,
+    build_library,
+    is_mask_file,
+)  # one rule for what is a mask file, never a photo
 from ..core.settings import Settings, SettingsError, class_folder_map, keys_with
 
 # %% auto #0
@@ -35,65 +51,105 @@ __all__ = ['GENERATED_MARKERS', 'STUDY_LOCK', 'MIN_IMAGE_EDGE', 'MAX_ASPECT_RATI
            'folder_photos', 'training_sources', 'without_leaks']
 
 # %% ../../nbs/data/03_sources.ipynb #5f0c2a12
-GENERATED_MARKERS = ("dataset.json", "manifest.jsonl", "library.json") # files fruit-synth writes into folders it generates
-STUDY_LOCK = ".fruit-synth.lock" # the lock a report or sweep holds in its folder (`study.runs.hold_folder`)
+GENERATED_MARKERS = (
+    "dataset.json",
+    "manifest.jsonl",
+    "library.json",
+)  # files fruit-synth writes into folders it generates
+STUDY_LOCK = ".fruit-synth.lock"  # the lock a report or sweep holds in its folder (`study.runs.hold_folder`)
 _MARKER_WHAT = {"dataset.json": "a dataset", "manifest.jsonl": "a dataset", "library.json": "a cut-out library"}
-_OWNER_FILES = {"train": "metrics.json", "evaluate": "evaluation.json", "report": "index.html", "generate": "dataset.json"}
+_OWNER_FILES = {
+    "train": "metrics.json",
+    "evaluate": "evaluation.json",
+    "report": "index.html",
+    "generate": "dataset.json",
+}
+
 
 def _json_object(path: Path) -> dict | None:
-    try: data = json.loads(path.read_text())
-    except (OSError, ValueError): return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
     return data if isinstance(data, dict) else None
+
 
 def _is_demo_world(folder: Path) -> bool:
     world = _json_object(folder / "world.json")
-    if world is not None: return world.get("name") == WORLD_NAME
-    try: return (folder / "README.txt").read_text(errors="replace").startswith(WORLD_NAME)
-    except OSError: return False
+    if world is not None:
+        return world.get("name") == WORLD_NAME
+    try:
+        return (folder / "README.txt").read_text(errors="replace").startswith(WORLD_NAME)
+    except OSError:
+        return False
 
-def tool_folder(folder: Path, # a folder found where photos are read
-                demo_world: bool = True, # also recognise the demo world (False: where the demo profile reads from it)
-               ) -> tuple[str, str] | None:
+
+def tool_folder(
+    folder: Path,  # a folder found where photos are read
+    demo_world: bool = True,  # also recognise the demo world (False: where the demo profile reads from it)
+) -> tuple[str, str] | None:
     "(the file that shows fruit-synth wrote `folder`, what the folder is), or None for a folder of the user's."
     folder = Path(folder)
     for name in GENERATED_MARKERS:
-        if (folder / name).is_file(): return name, _MARKER_WHAT[name]
+        if (folder / name).is_file():
+            return name, _MARKER_WHAT[name]
     owner = folder_owner(folder)
-    if owner: return (MARKER if (folder / MARKER).is_file() else _OWNER_FILES.get(owner, MARKER)), f"output of `fruit-synth {owner}`"
-    if (folder / MARKER).is_file(): return MARKER, "output of a fruit-synth command"
-    if (folder / STUDY_LOCK).is_file(): return STUDY_LOCK, "a report or sweep folder"
-    if "settings_digest" in (_json_object(folder / "sources.json") or {}): return "sources.json", "a profile folder of a work_dir"
-    if demo_world and _is_demo_world(folder): return "world.json", "the demo world (synthetic images)"
+    if owner:
+        return (
+            MARKER if (folder / MARKER).is_file() else _OWNER_FILES.get(owner, MARKER)
+        ), f"output of `fruit-synth {owner}`"
+    if (folder / MARKER).is_file():
+        return MARKER, "output of a fruit-synth command"
+    if (folder / STUDY_LOCK).is_file():
+        return STUDY_LOCK, "a report or sweep folder"
+    if "settings_digest" in (_json_object(folder / "sources.json") or {}):
+        return "sources.json", "a profile folder of a work_dir"
+    if demo_world and _is_demo_world(folder):
+        return "world.json", "the demo world (synthetic images)"
     return None
 
+
 def generated_marker(folder: Path) -> str | None:
-    "The file that shows `folder` was written by fruit-synth (the demo world aside, which the demo profile reads), or None."
+    """The file that shows `folder` was written by fruit-synth (the demo world aside, which the demo profile reads), or
+    None."""
     found = tool_folder(folder, demo_world=False)
     return found[0] if found else None
 
 # %% ../../nbs/data/03_sources.ipynb #5f0c2a13
 def _relative(path: Path, root: Path | None) -> str:
-    try: return path.relative_to(root).as_posix() if root else str(path)
-    except ValueError: return str(path)
+    try:
+        return path.relative_to(root).as_posix() if root else str(path)
+    except ValueError:
+        return str(path)
 
-def _count(number: int, thing: str) -> str: return f"{number} {thing}{'' if number == 1 else 's'}"
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'' if number == 1 else 's'}"
+
 
 def _listed(paths: list[str], limit: int = 5) -> str:
     return ", ".join(paths[:limit]) + (f", ... ({len(paths)} in all)" if len(paths) > limit else "")
 
+
 def _target(link: Path) -> str:
-    try: return os.readlink(link)
-    except OSError: return "?"
+    try:
+        return os.readlink(link)
+    except OSError:
+        return "?"
+
 
 @dataclass
 class LeftOut:
     "What a walk of a photo folder left out besides unreadable files: folders fruit-synth wrote, hidden entries, links."
-    tool_folders: dict[Path, tuple[str, str]] = field(default_factory=dict) # folder -> (the file that shows it, what it is)
-    hidden_files: list[Path] = field(default_factory=list) # names starting with '.'
+
+    tool_folders: dict[Path, tuple[str, str]] = field(
+        default_factory=dict
+    )  # folder -> (the file that shows it, what it is)
+    hidden_files: list[Path] = field(default_factory=list)  # names starting with '.'
     hidden_folders: list[Path] = field(default_factory=list)
-    broken_links: list[Path] = field(default_factory=list) # links whose target is missing
-    linked_folders: list[Path] = field(default_factory=list) # links to folders: not followed
-    unreadable: list[Path] = field(default_factory=list) # folders that could not be listed
+    broken_links: list[Path] = field(default_factory=list)  # links whose target is missing
+    linked_folders: list[Path] = field(default_factory=list)  # links to folders: not followed
+    unreadable: list[Path] = field(default_factory=list)  # folders that could not be listed
 
     def add(self, other: LeftOut) -> LeftOut:
         "These entries with `other`'s added."
@@ -103,42 +159,76 @@ class LeftOut:
         return self
 
     def notes(self, root: Path | None = None) -> list[str]:
-        "A line for the folders fruit-synth wrote, one for hidden entries and links (paths relative to `root`), each saying what to do."
+        """A line for the folders fruit-synth wrote, one for hidden entries and links (paths relative to `root`), each
+        saying what to do."""
         notes = []
         if self.tool_folders:
-            listed = [f"{_relative(path, root)} ({what}: it has {marker})" for path, (marker, what) in self.tool_folders.items()]
-            notes.append(f"left out {len(listed)} folder(s) fruit-synth generated (never read as photos): {_listed(listed, 10)}; "
-                         f"move them out of '{root}': fruit-synth's own outputs belong under work_dir or an --out folder")
-        skipped = [_count(len(paths), thing) for paths, thing in ((self.hidden_files, "hidden file"),
-                   (self.hidden_folders, "hidden folder"), (self.broken_links, "broken link")) if paths]
-        heads = [(", ".join(skipped[:-1]) + " and " if len(skipped) > 1 else "") + skipped[-1] + " skipped"] if skipped else []
-        if self.linked_folders: heads.append(f"{_count(len(self.linked_folders), 'linked folder')} not followed")
-        if self.unreadable: heads.append(f"{_count(len(self.unreadable), 'folder')} that cannot be read")
-        if not heads: return notes
+            listed = [
+                f"{_relative(path, root)} ({what}: it has {marker})"
+                for path, (marker, what) in self.tool_folders.items()
+            ]
+            notes.append(
+                f"left out {len(listed)} folder(s) fruit-synth generated (never read as photos): "
+                f"{_listed(listed, 10)}; "
+                f"move them out of '{root}': fruit-synth's own outputs belong under work_dir or an --out folder"
+            )
+        skipped = [
+            _count(len(paths), thing)
+            for paths, thing in (
+                (self.hidden_files, "hidden file"),
+                (self.hidden_folders, "hidden folder"),
+                (self.broken_links, "broken link"),
+            )
+            if paths
+        ]
+        heads = (
+            [(", ".join(skipped[:-1]) + " and " if len(skipped) > 1 else "") + skipped[-1] + " skipped"]
+            if skipped
+            else []
+        )
+        if self.linked_folders:
+            heads.append(f"{_count(len(self.linked_folders), 'linked folder')} not followed")
+        if self.unreadable:
+            heads.append(f"{_count(len(self.unreadable), 'folder')} that cannot be read")
+        if not heads:
+            return notes
         details = []
         hidden = sorted(self.hidden_files + self.hidden_folders)
         if hidden:
-            details.append(f"hidden (a name starting with '.' is never read; rename a photo to use it): "
-                           + _listed([_relative(path, root) for path in hidden]))
+            details.append(
+                "hidden (a name starting with '.' is never read; rename a photo to use it): "
+                + _listed([_relative(path, root) for path in hidden])
+            )
         if self.broken_links:
-            details.append("broken links (their target is missing; fix or remove them): "
-                           + _listed([f"{_relative(path, root)} -> {_target(path)}" for path in self.broken_links]))
+            details.append(
+                "broken links (their target is missing; fix or remove them): "
+                + _listed([f"{_relative(path, root)} -> {_target(path)}" for path in self.broken_links])
+            )
         if self.linked_folders:
-            details.append("links to folders (never followed; move or copy the photos in instead): "
-                           + _listed([f"{_relative(path, root)} -> {_target(path)}" for path in self.linked_folders]))
+            details.append(
+                "links to folders (never followed; move or copy the photos in instead): "
+                + _listed([f"{_relative(path, root)} -> {_target(path)}" for path in self.linked_folders])
+            )
         if self.unreadable:
-            details.append("folders that cannot be read (permission denied; fix their permissions): "
-                           + _listed([_relative(path, root) for path in self.unreadable]))
+            details.append(
+                "folders that cannot be read (permission denied; fix their permissions): "
+                + _listed([_relative(path, root) for path in self.unreadable])
+            )
         notes.append("; ".join(heads) + ": " + "; ".join(details))
         return notes
 
     def to_dict(self) -> dict:
         "JSON-friendly: what sources.json records of the walk."
-        return dict(tool_folders=[dict(path=str(path), marker=marker, what=what) for path, (marker, what) in self.tool_folders.items()],
-                    hidden=[str(path) for path in sorted(self.hidden_files + self.hidden_folders)],
-                    broken_links=[dict(path=str(path), target=_target(path)) for path in self.broken_links],
-                    linked_folders=[dict(path=str(path), target=_target(path)) for path in self.linked_folders],
-                    unreadable=[str(path) for path in self.unreadable])
+        return dict(
+            tool_folders=[
+                dict(path=str(path), marker=marker, what=what) for path, (marker, what) in self.tool_folders.items()
+            ],
+            hidden=[str(path) for path in sorted(self.hidden_files + self.hidden_folders)],
+            broken_links=[dict(path=str(path), target=_target(path)) for path in self.broken_links],
+            linked_folders=[dict(path=str(path), target=_target(path)) for path in self.linked_folders],
+            unreadable=[str(path) for path in self.unreadable],
+        )
+
 
 def _leave_out_entry(entry: os.DirEntry, path: Path, left_out: LeftOut) -> bool:
     "Record `entry` in `left_out` when it is hidden or a broken link; whether it was."
@@ -150,33 +240,43 @@ def _leave_out_entry(entry: os.DirEntry, path: Path, left_out: LeftOut) -> bool:
         return True
     return False
 
-def photo_folders(folder: Path, # a folder of photos: a class folder, backgrounds_dir
-                  left_out: LeftOut, # where what the walk leaves out is recorded
-                 ) -> list[Path]:
-    "`folder` and every folder under it, at any depth, to read photos from; fruit-synth's folders, hidden entries and links to folders left out."
+
+def photo_folders(
+    folder: Path,  # a folder of photos: a class folder, backgrounds_dir
+    left_out: LeftOut,  # where what the walk leaves out is recorded
+) -> list[Path]:
+    """`folder` and every folder under it, at any depth, to read photos from; fruit-synth's folders, hidden entries and
+    links to folders left out."""
     folders, pending = [], [Path(folder)]
     while pending:
         current = pending.pop()
         try:
-            with os.scandir(current) as listing: entries = sorted(listing, key=lambda entry: entry.name)
+            with os.scandir(current) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
         except OSError:
             left_out.unreadable.append(current)
             continue
         folders.append(current)
         for entry in entries:
             path = current / entry.name
-            if _leave_out_entry(entry, path, left_out): continue
-            if entry.is_symlink() and entry.is_dir(): left_out.linked_folders.append(path)
+            if _leave_out_entry(entry, path, left_out):
+                continue
+            if entry.is_symlink() and entry.is_dir():
+                left_out.linked_folders.append(path)
             elif entry.is_dir():
                 found = tool_folder(path)
-                if found: left_out.tool_folders[path] = found
-                else: pending.append(path)
+                if found:
+                    left_out.tool_folders[path] = found
+                else:
+                    pending.append(path)
     return sorted(folders)
 
-def scan_photo_folders(folder: Path, # a folder of photos
-                       max_pixels: int | None = None, # larger images are skipped
-                       hashes: bool = False, # also compute perceptual hashes
-                      ) -> tuple[ScanResult, LeftOut]:
+
+def scan_photo_folders(
+    folder: Path,  # a folder of photos
+    max_pixels: int | None = None,  # larger images are skipped
+    hashes: bool = False,  # also compute perceptual hashes
+) -> tuple[ScanResult, LeftOut]:
     "Decode every file of `photo_folders(folder)`: the usable images and skipped files, and what the walk left out."
     left_out, result = LeftOut(), ScanResult()
     for each in photo_folders(folder, left_out):
@@ -191,47 +291,71 @@ def scan_photo_folders(folder: Path, # a folder of photos
 # %% ../../nbs/data/03_sources.ipynb #d74f4ebe
 _SPLIT_FOLDERS = {"training", "train", "test", "testing", "validation", "val", "images", "fruits", "fruit"}
 
-def _nfc(text: str) -> str: return unicodedata.normalize("NFC", text)
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
 
 def folder_matches(folder_name: str, names: list[str]) -> bool:
-    "Whether `folder_name` is one of `names` (case-insensitive, Unicode NFC; also `Name 3`, `Name A` variants and glob patterns)."
+    """Whether `folder_name` is one of `names` (case-insensitive, Unicode NFC; also `Name 3`, `Name A` variants and glob
+    patterns)."""
     folder = _nfc(folder_name).strip().lower()
     for name in (_nfc(n).lower() for n in names):
-        if folder == name or fnmatch.fnmatch(folder, name): return True
-        if re.fullmatch(re.escape(name) + r"[ _-]+(\d+|[a-z])", folder): return True
+        if folder == name or fnmatch.fnmatch(folder, name):
+            return True
+        if re.fullmatch(re.escape(name) + r"[ _-]+(\d+|[a-z])", folder):
+            return True
     return False
+
 
 @dataclass
 class FolderSurvey:
-    "What the top of a dataset root holds: class folders, what was left out (fruit-synth's folders, hidden entries, links), and folders that are no class."
-    found: dict[str, list[Path]] # class -> its folders
-    left_out: LeftOut = field(default_factory=LeftOut) # fruit-synth datasets, runs and libraries (never real photos), hidden entries, links
-    extra: list[Path] = field(default_factory=list) # folders that match no class (another class, notes, ...)
+    """What the top of a dataset root holds: class folders, what was left out (fruit-synth's folders, hidden entries,
+    links), and folders that are no class."""
+
+    found: dict[str, list[Path]]  # class -> its folders
+    left_out: LeftOut = field(
+        default_factory=LeftOut
+    )  # fruit-synth datasets, runs and libraries (never real photos), hidden entries, links
+    extra: list[Path] = field(default_factory=list)  # folders that match no class (another class, notes, ...)
 
     @property
     def generated(self) -> list[Path]:
         "The folders fruit-synth wrote, left out."
         return list(self.left_out.tool_folders)
 
+
 def _subfolders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
+
 def survey_folders(root: Path, names: dict[str, list[str]]) -> FolderSurvey:
-    "Class folders one level under `root` (two under a split folder such as `Training/`); fruit-synth's folders, hidden entries and broken links left out."
+    """Class folders one level under `root` (two under a split folder such as `Training/`); fruit-synth's folders,
+    hidden entries and broken links left out."""
     survey = FolderSurvey({name: [] for name in names})
+
     def visit(folder: Path, depth: int):
-        with os.scandir(folder) as listing: entries = sorted(listing, key=lambda entry: entry.name)
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
         for entry in entries:
             child = folder / entry.name
-            if _leave_out_entry(entry, child, survey.left_out) or not entry.is_dir(): continue
+            if _leave_out_entry(entry, child, survey.left_out) or not entry.is_dir():
+                continue
             found = tool_folder(child)
-            if found: survey.left_out.tool_folders[child] = found; continue
+            if found:
+                survey.left_out.tool_folders[child] = found
+                continue
             owners = [name for name, aliases in names.items() if folder_matches(child.name, aliases)]
-            if owners: survey.found[owners[0]].append(child)
-            elif depth == 1 and child.name.lower() in _SPLIT_FOLDERS: visit(child, 2)
-            else: survey.extra.append(child)
+            if owners:
+                survey.found[owners[0]].append(child)
+            elif depth == 1 and child.name.lower() in _SPLIT_FOLDERS:
+                visit(child, 2)
+            else:
+                survey.extra.append(child)
+
     visit(root, 1)
     return survey
+
 
 def _deeper(root: Path, names: list[str], depth: int = 3, limit: int = 5) -> list[str]:
     "Folders matching `names` further down than a class folder may be (for the error that says where they are)."
@@ -241,30 +365,40 @@ def _deeper(root: Path, names: list[str], depth: int = 3, limit: int = 5) -> lis
         hits += [p for p in level if folder_matches(p.name, names) and p.parent != root]
     return [p.relative_to(root).as_posix() + (" (generated)" if tool_folder(p.parent) else "") for p in hits[:limit]]
 
-def refuse_generated(root: Path, # a folder given as a setting or option
-                     where: str, # the setting or option, for the error
-                     expected: str = "the folder of your real photos", # what to give instead
-                    ) -> None:
-    "An error when `root`, or the folder it is in, is a folder fruit-synth wrote (the demo world, which the demo profile reads, aside)."
+
+def refuse_generated(
+    root: Path,  # a folder given as a setting or option
+    where: str,  # the setting or option, for the error
+    expected: str = "the folder of your real photos",  # what to give instead
+) -> None:
+    """An error when `root`, or the folder it is in, is a folder fruit-synth wrote (the demo world, which the demo
+    profile reads, aside)."""
     for folder in (root, root.parent):
         found = tool_folder(folder, demo_world=False)
         if found:
             marker, what = found
-            raise SettingsError(f"{where}: '{root}' is {'inside ' if folder != root else ''}a folder fruit-synth generated "
-                                f"({what}: it has {folder / marker}), not photos of yours; give {expected}")
+            raise SettingsError(
+                f"{where}: '{root}' is {'inside ' if folder != root else ''}a folder fruit-synth generated "
+                f"({what}: it has {folder / marker}), not photos of yours; give {expected}"
+            )
+
 
 def check_root(root: Path, where: str) -> Path:
     "`root` if it is a folder of real photos; an error when it is missing, a file, or a folder fruit-synth generated."
     root = Path(root)
-    if root.is_file(): raise SettingsError(f"{where}: '{root}' is a file, expected a folder with a sub-folder per class")
-    if not root.is_dir(): raise SettingsError(f"{where}: folder '{root}' does not exist")
+    if root.is_file():
+        raise SettingsError(f"{where}: '{root}' is a file, expected a folder with a sub-folder per class")
+    if not root.is_dir():
+        raise SettingsError(f"{where}: folder '{root}' does not exist")
     refuse_generated(root, where)
     return root
 
-def find_class_folders(root: str | Path, # dataset root
-                       names: dict[str, list[str]], # class -> folder names that mean it
-                       where: str = "folder", # the setting `root` came from, for errors
-                      ) -> dict[str, list[Path]]:
+
+def find_class_folders(
+    root: str | Path,  # dataset root
+    names: dict[str, list[str]],  # class -> folder names that mean it
+    where: str = "folder",  # the setting `root` came from, for errors
+) -> dict[str, list[Path]]:
     "The class folders of `root` (one level down, or two under a split folder); an error names any class not found."
     root = check_root(Path(root), where)
     survey = survey_folders(root, names)
@@ -272,11 +406,16 @@ def find_class_folders(root: str | Path, # dataset root
         if not folders:
             present = [p.name for p in _subfolders(root)]
             deeper = _deeper(root, names[name])
-            hint = (f"; class folders further down: {', '.join(deeper)}: give the folder that holds them" if deeper else "")
-            raise SettingsError(f"{where}: folder '{root}' has no class folder matching '{name}' (found: "
-                                f"{', '.join(present[:20]) or 'no folders'}{', ...' if len(present) > 20 else ''}){hint}; "
-                                f"rename the folder or add `{name} = <folder name>` to class_folders")
+            hint = (
+                f"; class folders further down: {', '.join(deeper)}: give the folder that holds them" if deeper else ""
+            )
+            raise SettingsError(
+                f"{where}: folder '{root}' has no class folder matching '{name}' (found: "
+                f"{', '.join(present[:20]) or 'no folders'}{', ...' if len(present) > 20 else ''}){hint}; "
+                f"rename the folder or add `{name} = <folder name>` to class_folders"
+            )
     return survey.found
+
 
 def class_names(settings: Settings) -> dict[str, list[str]]:
     "For each class, the folder names that mean it: the class, its plural, and `class_folders` additions."
@@ -284,18 +423,22 @@ def class_names(settings: Settings) -> dict[str, list[str]]:
     return {name: [name, plural, *extra[name]] for name, plural in zip(settings.classes, settings.plurals)}
 
 # %% ../../nbs/data/03_sources.ipynb #98fa5bfe
-MIN_IMAGE_EDGE, MAX_ASPECT_RATIO = 32, 4.0 # defaults of the min_image_edge and max_aspect_ratio settings
+MIN_IMAGE_EDGE, MAX_ASPECT_RATIO = 32, 4.0  # defaults of the min_image_edge and max_aspect_ratio settings
+
 
 @dataclass
 class ClassImages:
     "The usable images of each class under a root, the folders they came from, and every skipped file."
+
     root: Path
     folders: dict[str, list[Path]]
     images: dict[str, list[Path]]
     skipped: list[Skipped] = field(default_factory=list)
     hashes: dict[Path, int] = field(default_factory=dict)
-    left_out: LeftOut = field(default_factory=LeftOut) # folders fruit-synth wrote, hidden entries and links, at any depth
-    extra: list[Path] = field(default_factory=list) # folders that are no class, left out
+    left_out: LeftOut = field(
+        default_factory=LeftOut
+    )  # folders fruit-synth wrote, hidden entries and links, at any depth
+    extra: list[Path] = field(default_factory=list)  # folders that are no class, left out
 
     @property
     def generated(self) -> list[Path]:
@@ -310,43 +453,56 @@ class ClassImages:
         "What was left out besides skipped files, and where a class came from more than one folder."
         notes = self.left_out.notes(self.root)
         if self.extra:
-            notes.append(f"{len(self.extra)} folder(s) match no class and were not used: "
-                         + ", ".join(p.relative_to(self.root).as_posix() for p in self.extra[:10]))
+            notes.append(
+                f"{len(self.extra)} folder(s) match no class and were not used: "
+                + ", ".join(p.relative_to(self.root).as_posix() for p in self.extra[:10])
+            )
         for name, folders in self.folders.items():
             if len(folders) > 1:
-                notes.append(f"class '{name}' is taken from {len(folders)} folders: "
-                             + ", ".join(p.relative_to(self.root).as_posix() for p in folders))
+                notes.append(
+                    f"class '{name}' is taken from {len(folders)} folders: "
+                    + ", ".join(p.relative_to(self.root).as_posix() for p in folders)
+                )
         return notes
 
-def shape_problem(path: Path, # an image file that decodes
-                  min_edge: int = MIN_IMAGE_EDGE, # shortest side accepted, pixels
-                  max_aspect: float = MAX_ASPECT_RATIO, # longest side at most this many times the shortest
-                 ) -> str | None:
+
+def shape_problem(
+    path: Path,  # an image file that decodes
+    min_edge: int = MIN_IMAGE_EDGE,  # shortest side accepted, pixels
+    max_aspect: float = MAX_ASPECT_RATIO,  # longest side at most this many times the shortest
+) -> str | None:
     "Why the image in `path` is no photo to test or cut from (animated, tiny, a strip), or None."
     try:
         with Image.open(path) as image:
             frames = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
             width, height = image.size
             kind = image.format
-    except Exception as e: return f"cannot be read ({type(e).__name__})"
-    if frames > 1: return f"animated image ({frames} frames, {kind} format); give still photos"
+    except Exception as e:
+        return f"cannot be read ({type(e).__name__})"
+    if frames > 1:
+        return f"animated image ({frames} frames, {kind} format); give still photos"
     if min(width, height) < min_edge:
         return f"{width}x{height} pixels: shorter side under min_image_edge = {min_edge}"
     if max(width, height) / min(width, height) > max_aspect:
-        return (f"{width}x{height} pixels: aspect ratio {max(width, height) / min(width, height):.1f}, "
-                f"over max_aspect_ratio = {max_aspect:g}")
+        return (
+            f"{width}x{height} pixels: aspect ratio {max(width, height) / min(width, height):.1f}, "
+            f"over max_aspect_ratio = {max_aspect:g}"
+        )
     return None
 
-def class_images(root: str | Path, # dataset root
-                 names: dict[str, list[str]], # class -> folder names
-                 where: str = "folder", # the setting `root` came from
-                 max_pixels: int | None = None, # larger images are skipped
-                 hashes: bool = False, # compute perceptual hashes too
-                 exclude: tuple[str, ...] = (), # glob patterns of file names that are not photos (mask files always are)
-                 min_edge: int = MIN_IMAGE_EDGE, # images with a shorter side are skipped
-                 max_aspect: float = MAX_ASPECT_RATIO, # images more elongated than this are skipped
-                ) -> ClassImages:
-    "Scan the class folders of `root` at any depth: usable images per class, skipped files with reasons, what was left out."
+
+def class_images(
+    root: str | Path,  # dataset root
+    names: dict[str, list[str]],  # class -> folder names
+    where: str = "folder",  # the setting `root` came from
+    max_pixels: int | None = None,  # larger images are skipped
+    hashes: bool = False,  # compute perceptual hashes too
+    exclude: tuple[str, ...] = (),  # glob patterns of file names that are not photos (mask files always are)
+    min_edge: int = MIN_IMAGE_EDGE,  # images with a shorter side are skipped
+    max_aspect: float = MAX_ASPECT_RATIO,  # images more elongated than this are skipped
+) -> ClassImages:
+    """Scan the class folders of `root` at any depth: usable images per class, skipped files with reasons, what was left
+    out."""
     root = check_root(Path(root), where)
     find_class_folders(root, names, where)
     survey = survey_folders(root, names)
@@ -356,30 +512,42 @@ def class_images(root: str | Path, # dataset root
             scan, left_out = scan_photo_folders(folder, max_pixels, hashes)
             result.left_out.add(left_out)
             for path in scan.images:
-                if is_mask_file(path) or any(fnmatch.fnmatch(path.name.lower(), pattern) for pattern in exclude): continue
+                if is_mask_file(path) or any(fnmatch.fnmatch(path.name.lower(), pattern) for pattern in exclude):
+                    continue
                 problem = shape_problem(path, min_edge, max_aspect)
                 if problem:
                     result.skipped.append(Skipped(path, problem))
                     continue
                 result.images[name].append(path)
-                if hashes: result.hashes[path] = scan.hashes[path]
+                if hashes:
+                    result.hashes[path] = scan.hashes[path]
             result.skipped += [skip for skip in scan.skipped if not is_mask_file(skip.path)]
     result.skipped.sort(key=lambda skip: skip.path)
     return result
 
-def settings_class_images(settings: Settings, # resolved settings (classes, size limits)
-                          root: Path, # the folder to scan
-                          where: str, # the setting or option it came from
-                          hashes: bool = False, # compute perceptual hashes too
-                         ) -> ClassImages:
+
+def settings_class_images(
+    settings: Settings,  # resolved settings (classes, size limits)
+    root: Path,  # the folder to scan
+    where: str,  # the setting or option it came from
+    hashes: bool = False,  # compute perceptual hashes too
+) -> ClassImages:
     "`class_images` of `root` with the limits the settings give (max_image_pixels, min_image_edge, max_aspect_ratio)."
-    return class_images(root, class_names(settings), where, settings.max_image_pixels, hashes,
-                        min_edge=settings.min_image_edge, max_aspect=settings.max_aspect_ratio)
+    return class_images(
+        root,
+        class_names(settings),
+        where,
+        settings.max_image_pixels,
+        hashes,
+        min_edge=settings.min_image_edge,
+        max_aspect=settings.max_aspect_ratio,
+    )
 
 # %% ../../nbs/data/03_sources.ipynb #c5b52e73
 def sample_key(seed: int, name: str, relative: str) -> str:
     "Sort key of one photo in the seeded sample."
     return hashlib.sha256(f"{seed}/{name}/{relative}".encode()).hexdigest()
+
 
 def seeded_order(paths: list[Path], root: Path, seed: int, name: str) -> list[Path]:
     "`paths` in the seeded order of `sample_key`."
@@ -389,14 +557,17 @@ def seeded_order(paths: list[Path], root: Path, seed: int, name: str) -> list[Pa
 @dataclass
 class Leak:
     "A test candidate left out because it is (nearly) one of the cut-out source photos."
-    photo: Path # the candidate test photo
-    source: Path # the cut-out source photo it matches
-    distance: int # perceptual-hash distance in bits (0: same picture)
 
-def find_leaks(candidates: dict[Path, int], # test candidates and their perceptual hashes
-               sources: dict[Path, int], # cut-out source photos and their hashes
-               max_distance: int, # at or under this distance, a candidate is a near-duplicate
-              ) -> list[Leak]:
+    photo: Path  # the candidate test photo
+    source: Path  # the cut-out source photo it matches
+    distance: int  # perceptual-hash distance in bits (0: same picture)
+
+
+def find_leaks(
+    candidates: dict[Path, int],  # test candidates and their perceptual hashes
+    sources: dict[Path, int],  # cut-out source photos and their hashes
+    max_distance: int,  # at or under this distance, a candidate is a near-duplicate
+) -> list[Leak]:
     "Test candidates that are the same file as, or a near-duplicate of, a cut-out source photo."
     leaks = []
     resolved_sources = {path.resolve(): path for path in sources}
@@ -404,28 +575,35 @@ def find_leaks(candidates: dict[Path, int], # test candidates and their perceptu
         if photo.resolve() in resolved_sources:
             leaks.append(Leak(photo, resolved_sources[photo.resolve()], 0))
             continue
-        best = min(((hash_distance(photo_hash, source_hash), source) for source, source_hash in sources.items()),
-                   default=None, key=lambda pair: pair[0])
-        if best is not None and best[0] <= max_distance: leaks.append(Leak(photo, best[1], best[0]))
+        best = min(
+            ((hash_distance(photo_hash, source_hash), source) for source, source_hash in sources.items()),
+            default=None,
+            key=lambda pair: pair[0],
+        )
+        if best is not None and best[0] <= max_distance:
+            leaks.append(Leak(photo, best[1], best[0]))
     return leaks
 
 # %% ../../nbs/data/03_sources.ipynb #e66f1ffb
 @dataclass
 class PhotoSample:
     "The sampled real test photos per class, what was left out and why, and warnings to report."
+
     photos: dict[str, list[Path]]
-    available: dict[str, int] # usable photos per class before leakage exclusion
+    available: dict[str, int]  # usable photos per class before leakage exclusion
     leaks: list[Leak] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
-def sample_test_set(real: ClassImages, # the scanned real photos (with hashes)
-                    per_class: int, # photos wanted per class
-                    seed: int, # sampling seed
-                    sources: dict[Path, int] | None = None, # cut-out source photos and their hashes
-                    max_distance: int = 6, # leakage threshold in bits
-                    allow_fewer: bool = False, # a class short of photos is a warning instead of an error
-                    where: str = "test_per_class", # the setting, for errors
-                   ) -> PhotoSample:
+
+def sample_test_set(
+    real: ClassImages,  # the scanned real photos (with hashes)
+    per_class: int,  # photos wanted per class
+    seed: int,  # sampling seed
+    sources: dict[Path, int] | None = None,  # cut-out source photos and their hashes
+    max_distance: int = 6,  # leakage threshold in bits
+    allow_fewer: bool = False,  # a class short of photos is a warning instead of an error
+    where: str = "test_per_class",  # the setting, for errors
+) -> PhotoSample:
     "Sample `per_class` real photos of each class, excluding cut-out sources and their near-duplicates."
     leaks = find_leaks(real.hashes, sources or {}, max_distance) if sources else []
     leaked = {leak.photo for leak in leaks}
@@ -433,8 +611,10 @@ def sample_test_set(real: ClassImages, # the scanned real photos (with hashes)
     for name, paths in real.images.items():
         usable = [p for p in paths if p not in leaked]
         if len(usable) < per_class:
-            message = (f"class '{name}' has {len(usable)} usable real photos ({len(paths) - len(usable)} left out as "
-                       f"cut-out sources or near-duplicates), fewer than test_per_class = {per_class}")
+            message = (
+                f"class '{name}' has {len(usable)} usable real photos ({len(paths) - len(usable)} left out as "
+                f"cut-out sources or near-duplicates), fewer than test_per_class = {per_class}"
+            )
             if not allow_fewer:
                 raise SettingsError(f"{where}: {message}; lower test_per_class, add photos, or set allow_fewer=true")
             result.warnings.append(message + "; using all of them (allow_fewer=true)")
@@ -445,57 +625,62 @@ def sample_test_set(real: ClassImages, # the scanned real photos (with hashes)
 @dataclass
 class Backgrounds(ScanResult):
     "The usable background photos of a folder, every skipped file with its reason, and what the walk left out."
-    root: Path | None = None # the backgrounds folder
-    left_out: LeftOut = field(default_factory=LeftOut) # folders fruit-synth wrote, hidden entries and links, at any depth
+
+    root: Path | None = None  # the backgrounds folder
+    left_out: LeftOut = field(
+        default_factory=LeftOut
+    )  # folders fruit-synth wrote, hidden entries and links, at any depth
 
     def notes(self) -> list[str]:
         "What was left out besides skipped files, and what to do."
         return self.left_out.notes(self.root)
 
-def find_backgrounds(folder: str | Path, # folder of fruit-free photos
-                     minimum: int, # fewest usable backgrounds accepted
-                     where: str = "backgrounds_dir", # the setting, for errors
-                     max_pixels: int | None = None, # larger images are skipped
-                     min_edge: int = MIN_IMAGE_EDGE, # images with a shorter side are skipped
-                     max_aspect: float = MAX_ASPECT_RATIO, # images more elongated than this are skipped
-                    ) -> Backgrounds:
-    "The usable background photos of `folder` at any depth, with the size and shape guards of real photos; an error if there are fewer than `minimum`."
+
+def find_backgrounds(
+    folder: str | Path,  # folder of fruit-free photos
+    minimum: int,  # fewest usable backgrounds accepted
+    where: str = "backgrounds_dir",  # the setting, for errors
+    max_pixels: int | None = None,  # larger images are skipped
+    min_edge: int = MIN_IMAGE_EDGE,  # images with a shorter side are skipped
+    max_aspect: float = MAX_ASPECT_RATIO,  # images more elongated than this are skipped
+) -> Backgrounds:
+    """The usable background photos of `folder` at any depth, with the size and shape guards of real photos; an error if
+    there are fewer than `minimum`."""
     folder = Path(folder)
-    if folder.is_file(): raise SettingsError(f"{where}: '{folder}' is a file, expected a folder of background photos")
-    if not folder.is_dir(): raise SettingsError(f"{where}: folder '{folder}' does not exist")
+    if folder.is_file():
+        raise SettingsError(f"{where}: '{folder}' is a file, expected a folder of background photos")
+    if not folder.is_dir():
+        raise SettingsError(f"{where}: folder '{folder}' does not exist")
     refuse_generated(folder, where, "a folder of fruit-free background photos")
     scan, left_out = scan_photo_folders(folder, max_pixels)
     result = Backgrounds(skipped=list(scan.skipped), root=folder, left_out=left_out)
     for path in scan.images:
         problem = shape_problem(path, min_edge, max_aspect)
-        if problem: result.skipped.append(Skipped(path, problem))
-        else: result.images.append(path)
+        if problem:
+            result.skipped.append(Skipped(path, problem))
+        else:
+            result.images.append(path)
     result.skipped.sort(key=lambda skip: skip.path)
     if len(result.images) < minimum:
-        raise SettingsError(f"{where}: folder '{folder}' has {len(result.images)} usable background images "
-                            f"({len(result.skipped)} skipped), fewer than min_backgrounds = {minimum}")
+        raise SettingsError(
+            f"{where}: folder '{folder}' has {len(result.images)} usable background images "
+            f"({len(result.skipped)} skipped), fewer than min_backgrounds = {minimum}"
+        )
     return result
-
-# %% ../../nbs/data/03_sources.ipynb #31aee315
-import json
-import sys
-
-from . import demo as demo_world
-from ..core.images import IMAGE_SUFFIXES, open_image, perceptual_hash, write_bytes_atomic
-from .masks import Library, build_library, is_mask_file
 
 # %% ../../nbs/data/03_sources.ipynb #47d82b8d
 @dataclass
 class SourcesCheck:
     "What the sources stage found: real photos, test sample, cut-out library, backgrounds, and every skip."
+
     settings: Settings
     real: ClassImages
     test: PhotoSample
     library: Library
     mask_candidates: ClassImages
     backgrounds: Backgrounds
-    world: dict | None = None # the demo world's description, when the profile uses it
-    origins: CutoutOrigins | None = None # the photos the cut-outs were cut from, as the leakage check saw them
+    world: dict | None = None  # the demo world's description, when the profile uses it
+    origins: CutoutOrigins | None = None  # the photos the cut-outs were cut from, as the leakage check saw them
 
     @property
     def leakage_warnings(self) -> list[str]:
@@ -512,12 +697,23 @@ class SourcesCheck:
         leaks_per_class = {name: 0 for name in self.settings.classes}
         for leak in self.test.leaks:
             for name, paths in self.real.images.items():
-                if leak.photo in paths: leaks_per_class[name] += 1
+                if leak.photo in paths:
+                    leaks_per_class[name] += 1
         cutouts = self.library.by_class()
-        rejected = {name: sum(1 for _, cls, _ in self.library.rejected if cls == name) for name in self.settings.classes}
-        return [dict(cls=name, real_found=self.real.counts()[name], leakage_excluded=leaks_per_class[name],
-                     test_sampled=len(self.test.photos[name]), cutouts=len(cutouts.get(name, [])),
-                     cutout_rejected=rejected[name]) for name in self.settings.classes]
+        rejected = {
+            name: sum(1 for _, cls, _ in self.library.rejected if cls == name) for name in self.settings.classes
+        }
+        return [
+            dict(
+                cls=name,
+                real_found=self.real.counts()[name],
+                leakage_excluded=leaks_per_class[name],
+                test_sampled=len(self.test.photos[name]),
+                cutouts=len(cutouts.get(name, [])),
+                cutout_rejected=rejected[name],
+            )
+            for name in self.settings.classes
+        ]
 
     def skipped(self) -> list[tuple[str, Path, str]]:
         "Every file left out, as (where, path, reason)."
@@ -529,102 +725,161 @@ class SourcesCheck:
 
     def to_dict(self) -> dict:
         "Everything above as JSON-friendly data (what sources.json holds)."
-        return dict(profile=self.settings.profile, settings_digest=self.settings.digest(SOURCE_KEYS),
-                    real_dir=str(self.real.root), demo_world=self.world, classes=self.table(),
-                    test_photos={name: [str(p) for p in paths] for name, paths in self.test.photos.items()},
-                    leakage_excluded=[dict(photo=str(l.photo), source=str(l.source), distance=l.distance) for l in self.test.leaks],
-                    cutout_sources=sorted({str(record.source) for record in self.library.cutouts}),
-                    cutout_originals={str(source): str(original) if original else None for source, original in
-                                      (self.origins.origins.items() if self.origins else []) if source != original},
-                    leakage_warnings=self.leakage_warnings,
-                    backgrounds=[str(p) for p in self.backgrounds.images],
-                    left_out=self.left_out(),
-                    skipped=[dict(where=where, path=str(path), reason=reason) for where, path, reason in self.skipped()],
-                    notes=self.notes(),
-                    warnings=self.test.warnings)
+        return dict(
+            profile=self.settings.profile,
+            settings_digest=self.settings.digest(SOURCE_KEYS),
+            real_dir=str(self.real.root),
+            demo_world=self.world,
+            classes=self.table(),
+            test_photos={name: [str(p) for p in paths] for name, paths in self.test.photos.items()},
+            leakage_excluded=[
+                dict(photo=str(leak.photo), source=str(leak.source), distance=leak.distance) for leak in self.test.leaks
+            ],
+            cutout_sources=sorted({str(record.source) for record in self.library.cutouts}),
+            cutout_originals={
+                str(source): str(original) if original else None
+                for source, original in (self.origins.origins.items() if self.origins else [])
+                if source != original
+            },
+            leakage_warnings=self.leakage_warnings,
+            backgrounds=[str(p) for p in self.backgrounds.images],
+            left_out=self.left_out(),
+            skipped=[dict(where=where, path=str(path), reason=reason) for where, path, reason in self.skipped()],
+            notes=self.notes(),
+            warnings=self.test.warnings,
+        )
 
     def summary(self) -> str:
         "A few lines for the terminal: the per-class table, skips, exclusions and warnings."
         rows = self.table()
         header = f"{'class':<10}{'found':>7}{'leaked':>8}{'test':>6}{'cut-outs':>10}{'rejected':>10}"
         lines = [f"profile [{self.settings.profile}]  real photos: {self.real.root}", header]
-        lines += [f"{r['cls']:<10}{r['real_found']:>7}{r['leakage_excluded']:>8}{r['test_sampled']:>6}"
-                  f"{r['cutouts']:>10}{r['cutout_rejected']:>10}" for r in rows]
+        lines += [
+            f"{r['cls']:<10}{r['real_found']:>7}{r['leakage_excluded']:>8}{r['test_sampled']:>6}"
+            f"{r['cutouts']:>10}{r['cutout_rejected']:>10}"
+            for r in rows
+        ]
         lines.append(f"backgrounds: {len(self.backgrounds.images)} usable")
         skipped = self.skipped()
         lines.append(f"skipped files: {len(skipped)}")
         lines += [f"  {where}: {path}: {reason}" for where, path, reason in skipped[:50]]
-        if len(skipped) > 50: lines.append(f"  ... and {len(skipped) - 50} more (see sources.json)")
+        if len(skipped) > 50:
+            lines.append(f"  ... and {len(skipped) - 50} more (see sources.json)")
         lines.append(f"left out of the test set as cut-out sources or their near-duplicates: {len(self.test.leaks)}")
-        lines += [f"  {l.photo} ~ {l.source} (distance {l.distance})" for l in self.test.leaks]
+        lines += [f"  {leak.photo} ~ {leak.source} (distance {leak.distance})" for leak in self.test.leaks]
         lines += [f"warning: {w}" for w in self.leakage_warnings]
         lines += [f"warning: {w}" for w in self.test.warnings]
         lines += [f"note: {note}" for note in self.notes()]
         return "\n".join(lines)
 
     def notes(self) -> list[str]:
-        "What each input folder left out (folders fruit-synth wrote, no class, hidden, links), and classes taken from several folders."
-        return ([f"real_dir: {note}" for note in self.real.notes()]
-                + [f"mask_dir: {note}" for note in self.mask_candidates.notes()]
-                + [f"backgrounds_dir: {note}" for note in self.backgrounds.notes()]
-                + [f"cutout_originals: {note}" for note in (self.origins.notes() if self.origins else [])])
+        """What each input folder left out (folders fruit-synth wrote, no class, hidden, links), and classes taken from
+        several folders."""
+        return (
+            [f"real_dir: {note}" for note in self.real.notes()]
+            + [f"mask_dir: {note}" for note in self.mask_candidates.notes()]
+            + [f"backgrounds_dir: {note}" for note in self.backgrounds.notes()]
+            + [f"cutout_originals: {note}" for note in (self.origins.notes() if self.origins else [])]
+        )
 
     def left_out(self) -> dict[str, dict]:
         "What the walk of each input folder left out, by setting (the `left_out` of sources.json)."
-        walks = {"real_dir": self.real.left_out, "mask_dir": self.mask_candidates.left_out,
-                 "backgrounds_dir": self.backgrounds.left_out}
-        if self.origins and self.origins.folder is not None: walks["cutout_originals"] = self.origins.left_out
+        walks = {
+            "real_dir": self.real.left_out,
+            "mask_dir": self.mask_candidates.left_out,
+            "backgrounds_dir": self.backgrounds.left_out,
+        }
+        if self.origins and self.origins.folder is not None:
+            walks["cutout_originals"] = self.origins.left_out
         return {where: walk.to_dict() for where, walk in walks.items()}
 
-SOURCE_KEYS = keys_with("sources", "test") # the settings the sources stage depends on (it samples the test photos too)
+
+SOURCE_KEYS = keys_with("sources", "test")  # the settings the sources stage depends on (it samples the test photos too)
+
 
 def stage_dir(settings: Settings) -> Path:
     "The folder a profile's stages write into: `<work_dir>/<profile>`."
     return Path(settings.work_dir) / settings.profile
 
+
 def _say(progress: bool):
     return (lambda text: print(f"sources: {text}", file=sys.stderr)) if progress else (lambda text: None)
 
+
 def prepare_world(settings: Settings, progress: bool = True) -> dict | None:
     "Build the demo world into `demo_dir` when the profile uses it and it is not there yet; its description, or None."
-    if not settings.demo: return None
+    if not settings.demo:
+        return None
     _say(progress)(f"demo world in {settings.demo_dir}")
     return demo_world.ensure_demo_world(Path(settings.demo_dir), seed=settings.seed)
 
+
 def library_dir(settings: Settings) -> Path:
-    "Where the cut-outs of `settings` live: one folder per seed, count and method, so runs of other seeds (in parallel or not) never rebuild it under a run that reads it."
+    """Where the cut-outs of `settings` live: one folder per seed, count and method, so runs of other seeds (in parallel
+    or not) never rebuild it under a run that reads it."""
     return stage_dir(settings) / "cutouts" / f"seed{settings.seed}-{settings.masks_per_class}-{settings.mask_method}"
 
-def cutout_library(settings: Settings, # resolved settings
-                   progress: bool = True, # print each step to stderr
-                  ) -> tuple[Library, ClassImages]:
-    "The cut-out library of the profile, built from `mask_dir` into `<work_dir>/<profile>/cutouts/<its key>` (reused when unchanged)."
+
+def cutout_library(
+    settings: Settings,  # resolved settings
+    progress: bool = True,  # print each step to stderr
+) -> tuple[Library, ClassImages]:
+    """The cut-out library of the profile, built from `mask_dir` into `<work_dir>/<profile>/cutouts/<its key>` (reused
+    when unchanged)."""
     prepare_world(settings, progress)
     _say(progress)(f"cut-out candidates in {settings.require('mask_dir')}")
     # a cut-out cropped tight may be small or long (a banana): only the real photos get the edge and shape limits
-    candidates = class_images(settings.mask_dir, class_names(settings), settings.where("mask_dir"), settings.max_image_pixels,
-                              min_edge=1, max_aspect=float("inf"))
-    library = build_library(candidates.images, library_dir(settings), settings.masks_per_class,
-                            seed=settings.seed, method=settings.mask_method, max_pixels=settings.max_image_pixels,
-                            progress=progress)
+    candidates = class_images(
+        settings.mask_dir,
+        class_names(settings),
+        settings.where("mask_dir"),
+        settings.max_image_pixels,
+        min_edge=1,
+        max_aspect=float("inf"),
+    )
+    library = build_library(
+        candidates.images,
+        library_dir(settings),
+        settings.masks_per_class,
+        seed=settings.seed,
+        method=settings.mask_method,
+        max_pixels=settings.max_image_pixels,
+        progress=progress,
+    )
     return library, candidates
+
 
 def usable_backgrounds(settings: Settings) -> ScanResult:
     "The profile's usable background photos (at least `min_backgrounds` of them, within the size and shape limits)."
-    return find_backgrounds(settings.require("backgrounds_dir"), settings.min_backgrounds, settings.where("backgrounds_dir"),
-                            settings.max_image_pixels, settings.min_image_edge, settings.max_aspect_ratio)
+    return find_backgrounds(
+        settings.require("backgrounds_dir"),
+        settings.min_backgrounds,
+        settings.where("backgrounds_dir"),
+        settings.max_image_pixels,
+        settings.min_image_edge,
+        settings.max_aspect_ratio,
+    )
 
-def check_sources(settings: Settings, # resolved settings of one profile
-                  progress: bool = True, # print what each step is doing to stderr
-                 ) -> SourcesCheck:
+
+def check_sources(
+    settings: Settings,  # resolved settings of one profile
+    progress: bool = True,  # print what each step is doing to stderr
+) -> SourcesCheck:
     "Run the sources stage for `settings` and write `<work_dir>/<profile>/sources.json`."
     world = prepare_world(settings, progress)
     library, candidates = cutout_library(settings, progress)
     origins = cutout_origins(settings, library)
     _say(progress)(f"real photos in {settings.require('real_dir')}")
     real = settings_class_images(settings, settings.real_dir, settings.where("real_dir"), hashes=True)
-    test = sample_test_set(real, settings.test_per_class, settings.seed, origins.hashes, settings.leakage_max_distance,
-                           settings.allow_fewer, settings.where("test_per_class"))
+    test = sample_test_set(
+        real,
+        settings.test_per_class,
+        settings.seed,
+        origins.hashes,
+        settings.leakage_max_distance,
+        settings.allow_fewer,
+        settings.where("test_per_class"),
+    )
     _say(progress)(f"backgrounds in {settings.backgrounds_dir}")
     backgrounds = usable_backgrounds(settings)
     check = SourcesCheck(settings, real, test, library, candidates, backgrounds, world, origins)
@@ -636,35 +891,48 @@ def check_sources(settings: Settings, # resolved settings of one profile
 @dataclass
 class CutoutOrigins:
     "The photos the cut-outs were cut from, as the leakage check uses them."
-    origins: dict[Path, Path | None] # recorded source -> the photo it was cut from (None: an RGBA file whose original is unknown)
-    hashes: dict[Path, int] # the photos the test photos are checked against, with their perceptual hashes
-    warnings: list[str] # what the check cannot see, and what to do about it
-    folder: Path | None = None # the cutout_originals folder (None: the setting is empty)
-    left_out: LeftOut = field(default_factory=LeftOut) # what the walk of that folder left out
+
+    origins: dict[
+        Path, Path | None
+    ]  # recorded source -> the photo it was cut from (None: an RGBA file whose original is unknown)
+    hashes: dict[Path, int]  # the photos the test photos are checked against, with their perceptual hashes
+    warnings: list[str]  # what the check cannot see, and what to do about it
+    folder: Path | None = None  # the cutout_originals folder (None: the setting is empty)
+    left_out: LeftOut = field(default_factory=LeftOut)  # what the walk of that folder left out
 
     def notes(self) -> list[str]:
         "What the walk of `cutout_originals` left out, and what to do."
         return self.left_out.notes(self.folder)
 
+
 def _originals(settings: Settings) -> tuple[Path | None, dict[str, list[Path]], LeftOut]:
-    "The `cutout_originals` folder, its image files by stem (mask files and fruit-synth's folders left out), and what was left out."
+    """The `cutout_originals` folder, its image files by stem (mask files and fruit-synth's folders left out), and what
+    was left out."""
     left_out = LeftOut()
-    if not settings.cutout_originals: return None, {}, left_out
+    if not settings.cutout_originals:
+        return None, {}, left_out
     folder = Path(settings.cutout_originals)
     if not folder.is_dir():
-        raise SettingsError(f"{settings.where('cutout_originals')}: folder '{folder}' does not exist; give the folder of the photos "
-                            f"the RGBA cut-outs were cut from (matched by file stem), or leave it empty")
+        raise SettingsError(
+            f"{settings.where('cutout_originals')}: folder '{folder}' does not exist; give the folder of the photos "
+            f"the RGBA cut-outs were cut from (matched by file stem), or leave it empty"
+        )
     by_stem: dict[str, list[Path]] = {}
-    files = [path for each in photo_folders(folder, left_out) for path in each.iterdir() if not path.name.startswith(".")]
+    files = [
+        path for each in photo_folders(folder, left_out) for path in each.iterdir() if not path.name.startswith(".")
+    ]
     for path in sorted(files):
         if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file() and not is_mask_file(path):
             by_stem.setdefault(path.stem, []).append(path)
     return folder, by_stem, left_out
 
-def cutout_origins(settings: Settings, # resolved settings (cutout_originals, classes, max_image_pixels)
-                   library: Library, # the cut-out library
-                  ) -> CutoutOrigins:
-    "The photo each cut-out was cut from (itself for a photo; the original of the same stem for an RGBA file), hashed, and warnings."
+
+def cutout_origins(
+    settings: Settings,  # resolved settings (cutout_originals, classes, max_image_pixels)
+    library: Library,  # the cut-out library
+) -> CutoutOrigins:
+    """The photo each cut-out was cut from (itself for a photo; the original of the same stem for an RGBA file), hashed,
+    and warnings."""
     folder, by_stem, left_out = _originals(settings)
     names = class_names(settings)
     origins: dict[Path, Path | None] = {}
@@ -675,47 +943,69 @@ def cutout_origins(settings: Settings, # resolved settings (cutout_originals, cl
         found = by_stem.get(record.source.stem, [])
         if len(found) > 1:  # the same stem in several folders: the one in a folder named like the class
             wanted = {name.casefold() for name in names.get(record.class_name, [record.class_name])}
-            found = [path for path in found if wanted & {part.casefold() for part in path.relative_to(folder).parent.parts}]
+            found = [
+                path for path in found if wanted & {part.casefold() for part in path.relative_to(folder).parent.parts}
+            ]
         origins[record.source] = found[0] if len(found) == 1 else None
     pixels = settings.max_image_pixels
-    hashes = {photo: perceptual_hash(open_image(photo, max_pixels=pixels)) for photo in dict.fromkeys(
-              original or source for source, original in origins.items())}  # an unknown original: the RGBA file, as before
+    hashes = {
+        photo: perceptual_hash(open_image(photo, max_pixels=pixels))
+        for photo in dict.fromkeys(original or source for source, original in origins.items())
+    }  # an unknown original: the RGBA file, as before
     unknown = [source for source, original in origins.items() if original is None]
     warnings = []
     if unknown:
-        why = (f"no file of the same name in {settings.where('cutout_originals')} '{folder}'" if folder is not None
-               else f"{settings.where('cutout_originals')} is empty")
-        warnings.append(f"leakage check incomplete: {len(unknown)} of {len(origins)} cut-outs are RGBA files whose original photo "
-                        f"is unknown ({why}; e.g. {unknown[0].name}): the test photos are compared with the cut-outs "
-                        f"composited on white, which misses the photos they were cut from unless those had a plain white "
-                        f"background, so such a photo may be in the test set; set cutout_originals to the folder of the "
-                        f"photos they were cut from (matched by file stem)")
+        why = (
+            f"no file of the same name in {settings.where('cutout_originals')} '{folder}'"
+            if folder is not None
+            else f"{settings.where('cutout_originals')} is empty"
+        )
+        warnings.append(
+            f"leakage check incomplete: {len(unknown)} of {len(origins)} cut-outs are RGBA files whose original photo "
+            f"is unknown ({why}; e.g. {unknown[0].name}): the test photos are compared with the cut-outs "
+            f"composited on white, which misses the photos they were cut from unless those had a plain white "
+            f"background, so such a photo may be in the test set; set cutout_originals to the folder of the "
+            f"photos they were cut from (matched by file stem)"
+        )
     return CutoutOrigins(origins, hashes, warnings, folder, left_out)
 
 # %% ../../nbs/data/03_sources.ipynb #00b31a43
 @dataclass
 class RunPhotos:
     "The real photos a run is tested on, and what shaped them."
-    photos: dict[str, list[Path]] # per class, in the settings' class order
-    source: str # where they come from, as metrics.json records it
-    lines: list[str] = field(default_factory=list) # for the user: skipped files, notes, what was left out, what the leakage check could not see
-    left_out: dict[str, int] = field(default_factory=dict) # photos left out of the profile's sample, by why
+
+    photos: dict[str, list[Path]]  # per class, in the settings' class order
+    source: str  # where they come from, as metrics.json records it
+    lines: list[str] = field(
+        default_factory=list
+    )  # for the user: skipped files, notes, what was left out, what the leakage check could not see
+    left_out: dict[str, int] = field(default_factory=dict)  # photos left out of the profile's sample, by why
+
 
 def given_photos(photos: RunPhotos | dict[str, list[Path]]) -> RunPhotos:
     "`photos` as a RunPhotos: photos per class that a caller chose itself are recorded as given photos."
-    return photos if isinstance(photos, RunPhotos) else RunPhotos({name: list(paths) for name, paths in photos.items()}, "given photos")
+    return (
+        photos
+        if isinstance(photos, RunPhotos)
+        else RunPhotos({name: list(paths) for name, paths in photos.items()}, "given photos")
+    )
 
-def run_photos(settings: Settings, # resolved settings of the profile
-               test_dir: Path | None = None, # a folder with a sub-folder per class (`--test`): every usable photo of it
-               real_train: dict[str, list[Path]] | None = None, # real training photos to keep out (default: the k of `real_train_dir`)
-               leave_out: list[Path] = (), # more photos to keep out of the sample, with their near-duplicates (a sweep's cut-out sources)
-               where: str = "--test", # the option `test_dir` came from, for errors
-               progress: bool = False, # print the sources stage's steps to stderr
-              ) -> RunPhotos:
-    """The one way a run gets its test photos. Every usable photo of `test_dir`; or the profile's leakage-checked sample of
-    `real_dir` (read from `sources.json` while it is valid) without the k real training photos of `real_train_dir`
-    (`real_per_class` > 0), without `leave_out`, and without near-duplicates of either, whatever the variant: every variant
-    of a run is tested on the same photos, and none on its own training photos."""
+
+def run_photos(
+    settings: Settings,  # resolved settings of the profile
+    test_dir: Path | None = None,  # a folder with a sub-folder per class (`--test`): every usable photo of it
+    real_train: dict[str, list[Path]]
+    | None = None,  # real training photos to keep out (default: the k of `real_train_dir`)
+    leave_out: list[
+        Path
+    ] = (),  # more photos to keep out of the sample, with their near-duplicates (a sweep's cut-out sources)
+    where: str = "--test",  # the option `test_dir` came from, for errors
+    progress: bool = False,  # print the sources stage's steps to stderr
+) -> RunPhotos:
+    """The one way a run gets its test photos. Every usable photo of `test_dir`; or the profile's leakage-checked
+    sample of `real_dir` (read from `sources.json` while it is valid) without the k real training photos of
+    `real_train_dir` (`real_per_class` > 0), without `leave_out`, and without near-duplicates of either, whatever
+    the variant: every variant of a run is tested on the same photos, and none on its own training photos."""
     if test_dir is not None:
         photos, lines = folder_photos(settings, Path(test_dir), where)
         return RunPhotos(photos, f"{where} {test_dir}", lines)
@@ -725,15 +1015,21 @@ def run_photos(settings: Settings, # resolved settings of the profile
     if any(real_train.values()) or leave_out:
         sample, counts = sample_without(settings, {**real_train, "left out": list(leave_out)}, progress)
         real = {path for paths in real_train.values() for path in paths}
-        counts = {"cutout_sources": sum(leak.source not in real for leak in sample.leaks),
-                  "real_train": sum(leak.source in real and leak.distance == 0 for leak in sample.leaks),
-                  "real_train_near_duplicates": sum(leak.source in real and leak.distance > 0 for leak in sample.leaks)}
-        lines = [f"test sample: left out as real training photos or their near-duplicates: {counts['real_train']} + "
-                 f"{counts['real_train_near_duplicates']}; as cut-out sources or theirs: {counts['cutout_sources']}"]
+        counts = {
+            "cutout_sources": sum(leak.source not in real for leak in sample.leaks),
+            "real_train": sum(leak.source in real and leak.distance == 0 for leak in sample.leaks),
+            "real_train_near_duplicates": sum(leak.source in real and leak.distance > 0 for leak in sample.leaks),
+        }
+        lines = [
+            f"test sample: left out as real training photos or their near-duplicates: {counts['real_train']} + "
+            f"{counts['real_train_near_duplicates']}; as cut-out sources or theirs: {counts['cutout_sources']}"
+        ]
         return RunPhotos(sample.photos, source, lines + [f"warning: {line}" for line in sample.warnings], counts)
     path = stage_dir(settings) / "sources.json"
-    try: saved = json.loads(path.read_text())
-    except (OSError, ValueError): saved = None
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        saved = None
     if isinstance(saved, dict) and saved.get("settings_digest") == settings.digest(SOURCE_KEYS):
         photos = {name: [Path(p) for p in paths] for name, paths in saved.get("test_photos", {}).items()}
         if list(photos) == list(settings.classes) and all(p.is_file() for paths in photos.values() for p in paths):
@@ -742,64 +1038,97 @@ def run_photos(settings: Settings, # resolved settings of the profile
     return RunPhotos(check.test.photos, source, [f"warning: {line}" for line in check.leakage_warnings])
 
 # %% ../../nbs/data/03_sources.ipynb #0518c26b
-def real_train_photos(settings: Settings, # real_train_dir, classes, seed, max_image_pixels
-                      per_class: int | None = None, # k (default: the real_per_class setting)
-                     ) -> dict[str, list[Path]]:
+def real_train_photos(
+    settings: Settings,  # real_train_dir, classes, seed, max_image_pixels
+    per_class: int | None = None,  # k (default: the real_per_class setting)
+) -> dict[str, list[Path]]:
     "The k real training photos per class from `real_train_dir`: the first k of a seeded order, the same whatever k is."
     k = settings.real_per_class if per_class is None else per_class
-    if k == 0: return {name: [] for name in settings.classes}
-    found = class_images(settings.require("real_train_dir"), class_names(settings), settings.where("real_train_dir"),
-                         settings.max_image_pixels)
+    if k == 0:
+        return {name: [] for name in settings.classes}
+    found = class_images(
+        settings.require("real_train_dir"),
+        class_names(settings),
+        settings.where("real_train_dir"),
+        settings.max_image_pixels,
+    )
     picks = {}
     for name, paths in found.images.items():
         if len(paths) < k:
-            raise SettingsError(f"{settings.where('real_train_dir')}: class '{name}' has {len(paths)} usable photos in "
-                                f"'{found.root}', fewer than real_per_class = {k}; lower real_per_class or add photos")
+            raise SettingsError(
+                f"{settings.where('real_train_dir')}: class '{name}' has {len(paths)} usable photos in "
+                f"'{found.root}', fewer than real_per_class = {k}; lower real_per_class or add photos"
+            )
         picks[name] = seeded_order(paths, found.root, settings.seed, f"real_train/{name}")[:k]
     return picks
 
-def sample_without(settings: Settings, # resolved settings of the profile
-                        held: dict[str, list[Path]], # real training photos per class, to keep out of the test sample
-                        progress: bool = False, # print each step to stderr
-                       ) -> tuple[PhotoSample, dict[str, int]]:
-    "The test sample without cut-out sources, `held` photos and near-duplicates of either; and how many of each were left out."
+
+def sample_without(
+    settings: Settings,  # resolved settings of the profile
+    held: dict[str, list[Path]],  # real training photos per class, to keep out of the test sample
+    progress: bool = False,  # print each step to stderr
+) -> tuple[PhotoSample, dict[str, int]]:
+    """The test sample without cut-out sources, `held` photos and near-duplicates of either; and how many of each were
+    left out."""
     library, _ = cutout_library(settings, progress)
     pixels = settings.max_image_pixels
     cutouts = cutout_origins(settings, library).hashes
-    real = class_images(settings.require("real_dir"), class_names(settings), settings.where("real_dir"), pixels, hashes=True)
-    held_hashes = {path: real.hashes.get(path) or perceptual_hash(open_image(path, max_pixels=pixels))
-                   for paths in held.values() for path in paths}
+    real = class_images(
+        settings.require("real_dir"), class_names(settings), settings.where("real_dir"), pixels, hashes=True
+    )
+    held_hashes = {
+        path: real.hashes.get(path) or perceptual_hash(open_image(path, max_pixels=pixels))
+        for paths in held.values()
+        for path in paths
+    }
     from_test_folder = any(Path(settings.real_dir) in path.parents for path in held_hashes)
-    test = sample_test_set(real, settings.test_per_class, settings.seed, {**cutouts, **held_hashes}, settings.leakage_max_distance,
-                           settings.allow_fewer or from_test_folder, settings.where("test_per_class"))
-    counts = {"cutout_sources": sum(leak.source not in held_hashes for leak in test.leaks),
-              "real_train": sum(leak.source in held_hashes and leak.distance == 0 for leak in test.leaks),
-              "real_train_near_duplicates": sum(leak.source in held_hashes and leak.distance > 0 for leak in test.leaks)}
+    test = sample_test_set(
+        real,
+        settings.test_per_class,
+        settings.seed,
+        {**cutouts, **held_hashes},
+        settings.leakage_max_distance,
+        settings.allow_fewer or from_test_folder,
+        settings.where("test_per_class"),
+    )
+    counts = {
+        "cutout_sources": sum(leak.source not in held_hashes for leak in test.leaks),
+        "real_train": sum(leak.source in held_hashes and leak.distance == 0 for leak in test.leaks),
+        "real_train_near_duplicates": sum(leak.source in held_hashes and leak.distance > 0 for leak in test.leaks),
+    }
     return test, counts
 
 # %% ../../nbs/data/03_sources.ipynb #3de02e35
-def folder_photos(settings: Settings, # resolved settings (classes, size limits)
-                folder: Path, # a folder with a sub-folder per class
-                where: str = "--test", # the option it came from, for errors
-               ) -> tuple[dict[str, list[Path]], list[str]]:
+def folder_photos(
+    settings: Settings,  # resolved settings (classes, size limits)
+    folder: Path,  # a folder with a sub-folder per class
+    where: str = "--test",  # the option it came from, for errors
+) -> tuple[dict[str, list[Path]], list[str]]:
     "Every usable photo of `folder` per class, and lines to show: skipped files (counted, with reasons) and notes."
     found = settings_class_images(settings, Path(folder), where)
     empty = [name for name, paths in found.images.items() if not paths]
     if empty:
-        raise SettingsError(f"{where}: folder '{folder}' has no usable images of class(es) {', '.join(empty)} "
-                            f"({len(found.skipped)} files skipped); put photos in a sub-folder per class named like the class")
-    lines = [f"{where}: {sum(found.counts().values())} photos ("
-             + ", ".join(f"{name} {count}" for name, count in found.counts().items()) + f"), skipped files: {len(found.skipped)}"]
+        raise SettingsError(
+            f"{where}: folder '{folder}' has no usable images of class(es) {', '.join(empty)} "
+            f"({len(found.skipped)} files skipped); put photos in a sub-folder per class named like the class"
+        )
+    lines = [
+        f"{where}: {sum(found.counts().values())} photos ("
+        + ", ".join(f"{name} {count}" for name, count in found.counts().items())
+        + f"), skipped files: {len(found.skipped)}"
+    ]
     lines += [f"  skipped {skip.path}: {skip.reason}" for skip in found.skipped[:20]]
-    if len(found.skipped) > 20: lines.append(f"  ... and {len(found.skipped) - 20} more")
+    if len(found.skipped) > 20:
+        lines.append(f"  ... and {len(found.skipped) - 20} more")
     lines += [f"note: {where}: {note}" for note in found.notes()]
     return {name: sorted(paths) for name, paths in found.images.items()}, lines
 
 # %% ../../nbs/data/03_sources.ipynb #62395457
-def training_sources(settings: Settings, # the profile: mask_dir, cutout_originals, leakage and size limits
-                     records: list[dict] = (), # the manifest records of the training dataset
-                     progress: bool = False, # print each step to stderr
-                    ) -> tuple[dict[Path, int], list[str]]:
+def training_sources(
+    settings: Settings,  # the profile: mask_dir, cutout_originals, leakage and size limits
+    records: list[dict] = (),  # the manifest records of the training dataset
+    progress: bool = False,  # print each step to stderr
+) -> tuple[dict[Path, int], list[str]]:
     "The photos a training set was made from, with their perceptual hashes, and warnings about what cannot be checked."
     hashes, warnings = {}, []
     if settings.mask_dir:
@@ -808,19 +1137,28 @@ def training_sources(settings: Settings, # the profile: mask_dir, cutout_origina
         hashes.update(origins.hashes)
         warnings += origins.warnings
     else:
-        warnings.append(f"{settings.where('mask_dir')} is empty: the test photos were not compared with any cut-out source photo")
+        warnings.append(
+            f"{settings.where('mask_dir')} is empty: the test photos were not compared with any cut-out source photo"
+        )
     named = [record["source"] for record in records if "source_sha256" in record]  # few-shot: the photo itself
     named += [record["real_file"] for record in records if "real_file" in record]  # real photos trained on
     for path in dict.fromkeys(Path(name) for name in named):
-        if path not in hashes: hashes[path] = perceptual_hash(open_image(path, max_pixels=settings.max_image_pixels))
+        if path not in hashes:
+            hashes[path] = perceptual_hash(open_image(path, max_pixels=settings.max_image_pixels))
     return hashes, warnings
 
-def without_leaks(settings: Settings, # leakage_max_distance, max_image_pixels
-                  photos: dict[str, list[Path]], # test photos per class
-                  sources: dict[Path, int], # the training set's source photos and their hashes (`training_sources`)
-                 ) -> tuple[dict[str, list[Path]], list[Leak]]:
+
+def without_leaks(
+    settings: Settings,  # leakage_max_distance, max_image_pixels
+    photos: dict[str, list[Path]],  # test photos per class
+    sources: dict[Path, int],  # the training set's source photos and their hashes (`training_sources`)
+) -> tuple[dict[str, list[Path]], list[Leak]]:
     "`photos` without the training sources and their near-duplicates; and the photos left out."
-    candidates = {path: perceptual_hash(open_image(path, max_pixels=settings.max_image_pixels)) for paths in photos.values() for path in paths}
+    candidates = {
+        path: perceptual_hash(open_image(path, max_pixels=settings.max_image_pixels))
+        for paths in photos.values()
+        for path in paths
+    }
     leaks = find_leaks(candidates, sources, settings.leakage_max_distance)
     leaked = {leak.photo for leak in leaks}
     return {name: [path for path in paths if path not in leaked] for name, paths in photos.items()}, leaks

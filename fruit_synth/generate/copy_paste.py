@@ -1,4 +1,5 @@
-"""Paste real fruit cut-outs onto fruit-free backgrounds: the compositing core of the study's strongest generator.
+"""Paste real fruit cut-outs onto fruit-free backgrounds: the compositing core of the study's strongest
+generator.
 
 Docs: https://fruit-synth.github.io/fruit-synth/generate/copy_paste.html.md"""
 
@@ -14,8 +15,16 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..core.settings import (CAMERA_EFFECTS, ORDERED, RANGES, SCHEMA, SURROUNDINGS, SettingsError, default_value,
-                                      parse_value)
+from fruit_synth.core.settings import (
+    CAMERA_EFFECTS,
+    ORDERED,
+    RANGES,
+    SCHEMA,
+    SURROUNDINGS,
+    SettingsError,
+    default_value,
+    parse_value,
+)
 
 # %% auto #0
 __all__ = ['PLACEMENTS', 'BLENDINGS', 'BINS_SPACINGS', 'NOT_SETTINGS', 'FOOTPRINT', 'LUMA', 'CopyPasteParams', 'params_problem',
@@ -27,84 +36,140 @@ __all__ = ['PLACEMENTS', 'BLENDINGS', 'BINS_SPACINGS', 'NOT_SETTINGS', 'FOOTPRIN
            'bins_side', 'bins_layout', 'grid_count', 'bins_problem']
 
 # %% ../../nbs/generate/00_copy_paste.ipynb #8b8e215f
-PLACEMENTS = SCHEMA["placement"].choices # sparse: the study (no overlap); piles: fruits may partly hide each other;
+PLACEMENTS = SCHEMA["placement"].choices  # sparse: the study (no overlap); piles: fruits may partly hide each other;
 # bins: see `scenes`; mixed: bins or piles, drawn per image (half each)
-BLENDINGS = SCHEMA["blending"].choices # mixed: one of the other three, drawn per object
-BINS_SPACINGS = SCHEMA["bins_spacing"].choices # bins: what spaces the grid (see `scenes.class_params`)
-NOT_SETTINGS = ("tries", "bins_footprint") # the parameters that are no setting: every other one is checked, and defaults, as its setting
-FOOTPRINT = 0.1 # alpha above this is a fruit's footprint: what may not overlap, what counts as its area
+BLENDINGS = SCHEMA["blending"].choices  # mixed: one of the other three, drawn per object
+BINS_SPACINGS = SCHEMA["bins_spacing"].choices  # bins: what spaces the grid (see `scenes.class_params`)
+NOT_SETTINGS = (
+    "tries",
+    "bins_footprint",
+)  # the parameters that are no setting: every other one is checked, and defaults, as its setting
+FOOTPRINT = 0.1  # alpha above this is a fruit's footprint: what may not overlap, what counts as its area
+
 
 @dataclass(frozen=True)
 class CopyPasteParams:
     "How `compose` makes an image: canvas, number and size of fruits, augmentation, placement, blending."
-    image_size: int = default_value("image_size") # edge of the square output, in pixels
-    min_objects: int = default_value("min_objects") # sparse: fewest fruits drawn per image
-    max_objects: int = default_value("max_objects") # sparse: most fruits drawn per image
-    scale_min: float = default_value("scale_min") # sparse: smallest longest side of a fruit, relative to the canvas edge
-    scale_max: float = default_value("scale_max") # sparse: largest longest side of a fruit, relative to the canvas edge
-    rotation: float = default_value("rotation") # largest absolute rotation, in degrees
-    hflip: bool = default_value("hflip") # flip half the fruits left-right
-    vflip: bool = default_value("vflip") # flip half the fruits upside down
-    brightness: float = default_value("brightness") # colour jitter ranges, as in torchvision's ColorJitter: factor in [1-b, 1+b]
-    contrast: float = default_value("contrast") # contrast factor in [1-c, 1+c], around the fruit's mean grey
-    saturation: float = default_value("saturation") # saturation factor in [1-s, 1+s]
-    hue: float = default_value("hue") # hue shift in [-h, h], in turns of the colour wheel
-    placement: str = default_value("placement") # one of PLACEMENTS
-    max_occlusion: float = default_value("max_occlusion") # piles: most of each fruit's area that later fruits may cover
-    pile_objects: tuple[int, int] = default_value("pile_objects") # piles: fewest and most fruits drawn per image
-    pile_scale: tuple[float, float] = default_value("pile_scale") # piles: range of a fruit's longest side, relative to the canvas
-    blending: str = default_value("blending") # "hard", "gaussian" (feathered alpha), "poisson" (seamless clone) or "mixed"
-    shadow: bool = default_value("shadow") # cast a soft drop shadow under each fruit
-    tries: int = 30 # placement attempts per fruit before the image gets fewer fruits
-    bins_scale: tuple[float, float] = default_value("bins_scale") # bins: range of a fruit's longest side at mid-frame, relative to the canvas
-    bins_tilt: tuple[float, float] = default_value("bins_tilt") # bins: range of the camera tilt (fruits at the top this much smaller than at the bottom)
-    bins_fill: float = default_value("bins_fill") # bins: share of the grid's places that hold a fruit
-    bins_max_objects: int = default_value("bins_max_objects") # bins: most fruits one image may need
-    bins_shading: float = default_value("bins_shading") # bins: darkest contact shading
-    bins_spacing: str = default_value("bins_spacing") # bins: the grid spaced by a fruit's long side, or by its footprint (see `class_params`)
-    bins_footprint: float = 1.0 # bins: grid spacing over the long side, per class (`class_params` sets it for footprint spacing)
-    surroundings: tuple[str, ...] = default_value("surroundings") # bins: surfaces the gaps show
-    distractors: float = default_value("distractors") # bins: largest share of fruits of other classes, at the margins
-    colour_rule: str = default_value("colour_rule") # cutouts: hue jitter within the class's own cut-outs' spread; jitter: `hue` as it is
-    camera: tuple[str, ...] = default_value("camera") # camera realism applied last: any of lighting, exposure, noise, blur, jpeg
-    light_gradient: float = default_value("light_gradient") # lighting: largest brightness gradient across the frame
-    white_balance: float = default_value("white_balance") # lighting: largest warm/cool shift of the light
-    vignette: float = default_value("vignette") # lighting: largest darkening at the corners
-    exposure: tuple[float, float] = default_value("exposure") # exposure: range of the level (share of white) the brightest 2 % of pixels are brought to
-    noise_std: tuple[float, float] = default_value("noise_std") # noise: range of the sensor noise std, share of the full range
-    blur_sigma: tuple[float, float] = default_value("blur_sigma") # blur: range of the defocus or motion blur, pixels at 224 px
-    jpeg_quality: tuple[int, int] = default_value("jpeg_quality") # jpeg: range of the last JPEG quality
+
+    image_size: int = default_value("image_size")  # edge of the square output, in pixels
+    min_objects: int = default_value("min_objects")  # sparse: fewest fruits drawn per image
+    max_objects: int = default_value("max_objects")  # sparse: most fruits drawn per image
+    scale_min: float = default_value(
+        "scale_min"
+    )  # sparse: smallest longest side of a fruit, relative to the canvas edge
+    scale_max: float = default_value(
+        "scale_max"
+    )  # sparse: largest longest side of a fruit, relative to the canvas edge
+    rotation: float = default_value("rotation")  # largest absolute rotation, in degrees
+    hflip: bool = default_value("hflip")  # flip half the fruits left-right
+    vflip: bool = default_value("vflip")  # flip half the fruits upside down
+    brightness: float = default_value(
+        "brightness"
+    )  # colour jitter ranges, as in torchvision's ColorJitter: factor in [1-b, 1+b]
+    contrast: float = default_value("contrast")  # contrast factor in [1-c, 1+c], around the fruit's mean grey
+    saturation: float = default_value("saturation")  # saturation factor in [1-s, 1+s]
+    hue: float = default_value("hue")  # hue shift in [-h, h], in turns of the colour wheel
+    placement: str = default_value("placement")  # one of PLACEMENTS
+    max_occlusion: float = default_value(
+        "max_occlusion"
+    )  # piles: most of each fruit's area that later fruits may cover
+    pile_objects: tuple[int, int] = default_value("pile_objects")  # piles: fewest and most fruits drawn per image
+    pile_scale: tuple[float, float] = default_value(
+        "pile_scale"
+    )  # piles: range of a fruit's longest side, relative to the canvas
+    blending: str = default_value(
+        "blending"
+    )  # "hard", "gaussian" (feathered alpha), "poisson" (seamless clone) or "mixed"
+    shadow: bool = default_value("shadow")  # cast a soft drop shadow under each fruit
+    tries: int = 30  # placement attempts per fruit before the image gets fewer fruits
+    bins_scale: tuple[float, float] = default_value(
+        "bins_scale"
+    )  # bins: range of a fruit's longest side at mid-frame, relative to the canvas
+    bins_tilt: tuple[float, float] = default_value(
+        "bins_tilt"
+    )  # bins: range of the camera tilt (fruits at the top this much smaller than at the bottom)
+    bins_fill: float = default_value("bins_fill")  # bins: share of the grid's places that hold a fruit
+    bins_max_objects: int = default_value("bins_max_objects")  # bins: most fruits one image may need
+    bins_shading: float = default_value("bins_shading")  # bins: darkest contact shading
+    bins_spacing: str = default_value(
+        "bins_spacing"
+    )  # bins: the grid spaced by a fruit's long side, or by its footprint (see `class_params`)
+    bins_footprint: float = (
+        1.0  # bins: grid spacing over the long side, per class (`class_params` sets it for footprint spacing)
+    )
+    surroundings: tuple[str, ...] = default_value("surroundings")  # bins: surfaces the gaps show
+    distractors: float = default_value("distractors")  # bins: largest share of fruits of other classes, at the margins
+    colour_rule: str = default_value(
+        "colour_rule"
+    )  # cutouts: hue jitter within the class's own cut-outs' spread; jitter: `hue` as it is
+    camera: tuple[str, ...] = default_value(
+        "camera"
+    )  # camera realism applied last: any of lighting, exposure, noise, blur, jpeg
+    light_gradient: float = default_value("light_gradient")  # lighting: largest brightness gradient across the frame
+    white_balance: float = default_value("white_balance")  # lighting: largest warm/cool shift of the light
+    vignette: float = default_value("vignette")  # lighting: largest darkening at the corners
+    exposure: tuple[float, float] = default_value(
+        "exposure"
+    )  # exposure: range of the level (share of white) the brightest 2 % of pixels are brought to
+    noise_std: tuple[float, float] = default_value(
+        "noise_std"
+    )  # noise: range of the sensor noise std, share of the full range
+    blur_sigma: tuple[float, float] = default_value(
+        "blur_sigma"
+    )  # blur: range of the defocus or motion blur, pixels at 224 px
+    jpeg_quality: tuple[int, int] = default_value("jpeg_quality")  # jpeg: range of the last JPEG quality
 
     def __post_init__(self):
         object.__setattr__(self, "pile_objects", tuple(int(value) for value in self.pile_objects))
         object.__setattr__(self, "pile_scale", tuple(float(value) for value in self.pile_scale))
-        for name, kind in (("bins_scale", float), ("bins_tilt", float), ("exposure", float), ("noise_std", float), ("blur_sigma", float),
-                           ("jpeg_quality", int), ("surroundings", str), ("camera", str)):
+        for name, kind in (
+            ("bins_scale", float),
+            ("bins_tilt", float),
+            ("exposure", float),
+            ("noise_std", float),
+            ("blur_sigma", float),
+            ("jpeg_quality", int),
+            ("surroundings", str),
+            ("camera", str),
+        ):
             object.__setattr__(self, name, tuple(kind(value) for value in getattr(self, name)))
         problem = params_problem(self)
-        if problem: raise ValueError(f"copy-paste parameters: {problem}")
+        if problem:
+            raise ValueError(f"copy-paste parameters: {problem}")
+
 
 def _as_text(value) -> str:
     "A parameter's value as settings.ini would hold it."
-    if isinstance(value, bool): return str(value).lower()
-    if isinstance(value, (list, tuple)): return ", ".join(map(str, value))
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
     return str(value)
 
+
 def params_problem(params: CopyPasteParams) -> str:
-    "What is wrong with `params`, in words, or '' when nothing is: each parameter against its setting (kind, bounds, choices), then the pairs."
+    """What is wrong with `params`, in words, or '' when nothing is: each parameter against its setting (kind, bounds,
+    choices), then the pairs."""
     for item in fields(params):
-        if item.name in NOT_SETTINGS: continue
-        try: parse_value(SCHEMA[item.name], _as_text(getattr(params, item.name)), "copy-paste parameters:")
-        except SettingsError as error: return str(error).removeprefix("copy-paste parameters: ")
-    if params.tries < 1: return f"tries must be at least 1, got {params.tries}"
+        if item.name in NOT_SETTINGS:
+            continue
+        try:
+            parse_value(SCHEMA[item.name], _as_text(getattr(params, item.name)), "copy-paste parameters:")
+        except SettingsError as error:
+            return str(error).removeprefix("copy-paste parameters: ")
+    if params.tries < 1:
+        return f"tries must be at least 1, got {params.tries}"
     for name, allowed in (("surroundings", SURROUNDINGS), ("camera", CAMERA_EFFECTS)):
         unknown = sorted(set(getattr(params, name)) - set(allowed))
-        if unknown: return f"{name}: expected any of {', '.join(allowed)}, got {', '.join(unknown)}"
+        if unknown:
+            return f"{name}: expected any of {', '.join(allowed)}, got {', '.join(unknown)}"
     for low, high in ORDERED:
-        if getattr(params, low) > getattr(params, high): return f"{low} = {getattr(params, low)} is larger than {high} = {getattr(params, high)}"
+        if getattr(params, low) > getattr(params, high):
+            return f"{low} = {getattr(params, low)} is larger than {high} = {getattr(params, high)}"
     for name in RANGES:
         pair = getattr(params, name)
-        if len(pair) != 2 or pair[0] > pair[1]: return f"{name}: expected two values, low then high, got {pair}"
+        if len(pair) != 2 or pair[0] > pair[1]:
+            return f"{name}: expected two values, low then high, got {pair}"
     problem = bins_problem(params) if params.placement in ("bins", "mixed") else ""
     piles = params.placement in ("piles", "mixed")
     smallest = (params.pile_scale[0] if piles else params.scale_min) * params.image_size
@@ -113,49 +178,61 @@ def params_problem(params: CopyPasteParams) -> str:
         problem = f"the smallest fruit would be {smallest:.1f} pixels long ({name} x image_size); need at least 8"
     return problem
 
-def params_from_settings(settings, # a `Settings` (or anything with attributes of these names)
-                        ) -> CopyPasteParams:
+
+def params_from_settings(
+    settings,  # a `Settings` (or anything with attributes of these names)
+) -> CopyPasteParams:
     "Copy-paste parameters from the settings keys of the same names; missing keys keep their defaults."
     values = {field.name: getattr(settings, field.name, None) for field in fields(CopyPasteParams)}
     return CopyPasteParams(**{name: value for name, value in values.items() if value is not None})
 
 # %% ../../nbs/generate/00_copy_paste.ipynb #f1ab520e
-def crop_background(background: Image.Image | np.ndarray, # the background photo, any size (or it as HxWx3 uint8)
-                    size: int, # edge of the square output, in pixels
-                    rng: np.random.Generator, # the source of every random choice
-                    min_share: float = 0.5, # the smallest region's edge, as a share of the short side
-                   ) -> tuple[np.ndarray, list[int]]:
+def crop_background(
+    background: Image.Image | np.ndarray,  # the background photo, any size (or it as HxWx3 uint8)
+    size: int,  # edge of the square output, in pixels
+    rng: np.random.Generator,  # the source of every random choice
+    min_share: float = 0.5,  # the smallest region's edge, as a share of the short side
+) -> tuple[np.ndarray, list[int]]:
     "A random square region of `background` resized to `size` (HxWx3 uint8), and the region's box in its pixels."
-    if isinstance(background, np.ndarray): pixels = background
-    else: pixels = np.asarray(background if background.mode == "RGB" else background.convert("RGB"))
+    if isinstance(background, np.ndarray):
+        pixels = background
+    else:
+        pixels = np.asarray(background if background.mode == "RGB" else background.convert("RGB"))
     height, width = pixels.shape[:2]
     short = min(height, width)
     side = max(1, int(round(short * rng.uniform(min_share, 1.0))))
     left = int(rng.integers(0, width - side + 1))
     top = int(rng.integers(0, height - side + 1))
-    region = pixels[top:top + side, left:left + side]
+    region = pixels[top : top + side, left : left + side]
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     return cv2.resize(region, (size, size), interpolation=interpolation), [left, top, left + side, top + side]
 
 # %% ../../nbs/generate/00_copy_paste.ipynb #c55eba5d
-def draw_object(params: CopyPasteParams, # the generator's parameters
-                n_cutouts: int, # how many cut-outs there are to choose from
-                scale_range: tuple[float, float], # range of the fruit's longest side, relative to the canvas edge
-                rng: np.random.Generator, # the source of every random choice
-               ) -> dict:
+def draw_object(
+    params: CopyPasteParams,  # the generator's parameters
+    n_cutouts: int,  # how many cut-outs there are to choose from
+    scale_range: tuple[float, float],  # range of the fruit's longest side, relative to the canvas edge
+    rng: np.random.Generator,  # the source of every random choice
+) -> dict:
     "The random choices for one fruit, as the JSON-friendly dict the image's record keeps."
-    jitter = {"brightness": round(float(rng.uniform(1 - params.brightness, 1 + params.brightness)), 4),
-              "contrast": round(float(rng.uniform(1 - params.contrast, 1 + params.contrast)), 4),
-              "saturation": round(float(rng.uniform(1 - params.saturation, 1 + params.saturation)), 4),
-              "hue": round(float(rng.uniform(-params.hue, params.hue)), 4)}
+    jitter = {
+        "brightness": round(float(rng.uniform(1 - params.brightness, 1 + params.brightness)), 4),
+        "contrast": round(float(rng.uniform(1 - params.contrast, 1 + params.contrast)), 4),
+        "saturation": round(float(rng.uniform(1 - params.saturation, 1 + params.saturation)), 4),
+        "hue": round(float(rng.uniform(-params.hue, params.hue)), 4),
+    }
     blending = params.blending
-    if blending == "mixed": blending = BLENDINGS[int(rng.integers(0, 3))]
-    return {"cutout": int(rng.integers(0, n_cutouts)),
-            "scale": round(float(rng.uniform(*scale_range)), 4),
-            "rotation": round(float(rng.uniform(-params.rotation, params.rotation)), 2),
-            "hflip": bool(params.hflip and rng.random() < 0.5),
-            "vflip": bool(params.vflip and rng.random() < 0.5),
-            "jitter": jitter, "blending": blending}
+    if blending == "mixed":
+        blending = BLENDINGS[int(rng.integers(0, 3))]
+    return {
+        "cutout": int(rng.integers(0, n_cutouts)),
+        "scale": round(float(rng.uniform(*scale_range)), 4),
+        "rotation": round(float(rng.uniform(-params.rotation, params.rotation)), 2),
+        "hflip": bool(params.hflip and rng.random() < 0.5),
+        "vflip": bool(params.vflip and rng.random() < 0.5),
+        "jitter": jitter,
+        "blending": blending,
+    }
 
 # %% ../../nbs/generate/00_copy_paste.ipynb #d72e36a2
 def rotated_size(width: float, height: float, degrees: float) -> tuple[float, float]:
@@ -163,46 +240,60 @@ def rotated_size(width: float, height: float, degrees: float) -> tuple[float, fl
     cosine, sine = abs(math.cos(math.radians(degrees))), abs(math.sin(math.radians(degrees)))
     return width * cosine + height * sine, width * sine + height * cosine
 
-def fit_scale(cutout_size: tuple[int, int], # (width, height) of the cut-out
-              scale: float, # wanted longest side, relative to the canvas edge
-              degrees: float, # rotation
-              canvas: int, # edge of the canvas, in pixels
-             ) -> tuple[float, bool]:
+
+def fit_scale(
+    cutout_size: tuple[int, int],  # (width, height) of the cut-out
+    scale: float,  # wanted longest side, relative to the canvas edge
+    degrees: float,  # rotation
+    canvas: int,  # edge of the canvas, in pixels
+) -> tuple[float, bool]:
     "`scale`, shrunk (and True) where the rotated fruit would not fit on the canvas."
     width, height = cutout_size
     long_side = scale * canvas
     rotated = rotated_size(width * long_side / max(width, height), height * long_side / max(width, height), degrees)
     largest = max(rotated) + 2  # rounding and interpolation may widen the footprint by a pixel
-    if largest <= canvas: return scale, False
+    if largest <= canvas:
+        return scale, False
     return math.floor(scale * canvas / largest * 1e4) / 1e4, True
 
-def resize_cutout(rgba: np.ndarray, # HxWx4 uint8 cut-out
-                  long_side: float, # wanted longest side, in pixels
-                 ) -> np.ndarray:
+
+def resize_cutout(
+    rgba: np.ndarray,  # HxWx4 uint8 cut-out
+    long_side: float,  # wanted longest side, in pixels
+) -> np.ndarray:
     "The cut-out resized so its longest side is `long_side` (area interpolation when shrinking)."
     height, width = rgba.shape[:2]
     factor = long_side / max(height, width)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     return cv2.resize(rgba, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
 
-def with_clear_rim(rgba: np.ndarray, # HxWx4 uint8 cut-out
-                  ) -> np.ndarray:
-    "`rgba` with a one-pixel rim of its edge's colours, fully clear: resampling then never pulls black into a visible pixel."
+
+def with_clear_rim(
+    rgba: np.ndarray,  # HxWx4 uint8 cut-out
+) -> np.ndarray:
+    """`rgba` with a one-pixel rim of its edge's colours, fully clear: resampling then never pulls black into a visible
+    pixel."""
     rimmed = cv2.copyMakeBorder(rgba, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
     rimmed[[0, -1], :, 3] = 0
     rimmed[:, [0, -1], 3] = 0
     return rimmed
 
-def turn_rimmed(rimmed: np.ndarray, # `with_clear_rim` of an HxWx4 uint8 cut-out
-                degrees: float = 0.0, # rotation, counter-clockwise
-                hflip: bool = False, # flip left-right
-                vflip: bool = False, # flip upside down
-                scale: float = 1.0, # resize by this factor in the same resampling (for growing: one pass over the large output)
-               ) -> np.ndarray:
-    "The rimmed cut-out flipped, scaled and rotated without clipping (one bilinear pass), trimmed to its footprint: hxwx4 uint8."
-    if hflip and vflip: rimmed = cv2.flip(rimmed, -1)  # flipping and rimming commute: the rim is the same on every side
-    elif hflip: rimmed = cv2.flip(rimmed, 1)
-    elif vflip: rimmed = cv2.flip(rimmed, 0)
+
+def turn_rimmed(
+    rimmed: np.ndarray,  # `with_clear_rim` of an HxWx4 uint8 cut-out
+    degrees: float = 0.0,  # rotation, counter-clockwise
+    hflip: bool = False,  # flip left-right
+    vflip: bool = False,  # flip upside down
+    scale: float = 1.0,  # resize by this factor in the same resampling (for growing: one pass over the large output)
+) -> np.ndarray:
+    """The rimmed cut-out flipped, scaled and rotated without clipping (one bilinear pass), trimmed to its footprint:
+    hxwx4 uint8."""
+    if hflip and vflip:
+        rimmed = cv2.flip(rimmed, -1)  # flipping and rimming commute: the rim is the same on every side
+    elif hflip:
+        rimmed = cv2.flip(rimmed, 1)
+    elif vflip:
+        rimmed = cv2.flip(rimmed, 0)
     rgba = rimmed
     if degrees % 360 or scale != 1:
         height, width = rimmed.shape[0] - 2, rimmed.shape[1] - 2
@@ -213,36 +304,49 @@ def turn_rimmed(rimmed: np.ndarray, # `with_clear_rim` of an HxWx4 uint8 cut-out
         rgba = cv2.warpAffine(rimmed, matrix, (new_width, new_height), flags=cv2.INTER_LINEAR)
     _, footprint = cv2.threshold(rgba[..., 3], FOOTPRINT * 255, 255, cv2.THRESH_BINARY)
     left, top, width, height = cv2.boundingRect(footprint)
-    if width == 0: return np.zeros((1, 1, 4), np.uint8)
-    return rgba[top:top + height, left:left + width]
+    if width == 0:
+        return np.zeros((1, 1, 4), np.uint8)
+    return rgba[top : top + height, left : left + width]
 
-def turn_cutout(rgba: np.ndarray, # HxWx4 uint8 cut-out
-                degrees: float = 0.0, # rotation, counter-clockwise
-                hflip: bool = False, # flip left-right
-                vflip: bool = False, # flip upside down
-                scale: float = 1.0, # resize by this factor in the same resampling (for growing: one pass over the large output)
-               ) -> tuple[np.ndarray, np.ndarray]:
-    "The cut-out flipped, scaled and rotated without clipping, trimmed to its footprint: RGB (hxwx3) and alpha (hxw), uint8."
+
+def turn_cutout(
+    rgba: np.ndarray,  # HxWx4 uint8 cut-out
+    degrees: float = 0.0,  # rotation, counter-clockwise
+    hflip: bool = False,  # flip left-right
+    vflip: bool = False,  # flip upside down
+    scale: float = 1.0,  # resize by this factor in the same resampling (for growing: one pass over the large output)
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cut-out flipped, scaled and rotated without clipping, trimmed to its footprint: RGB (hxwx3) and alpha (hxw),
+    uint8."""
     trimmed = turn_rimmed(with_clear_rim(rgba), degrees, hflip, vflip, scale)
     return cv2.cvtColor(trimmed, cv2.COLOR_RGBA2RGB), np.ascontiguousarray(trimmed[..., 3])
 
 # %% ../../nbs/generate/00_copy_paste.ipynb #2bbe8e8d
-LUMA = np.array([0.299, 0.587, 0.114]) # grey as torchvision computes it
+LUMA = np.array([0.299, 0.587, 0.114])  # grey as torchvision computes it
 
-_HUE_GREY = np.array([[0.213, 0.715, 0.072]] * 3)  # the hue-rotate matrix's parts (made once: dozens of fruits per image)
+_HUE_GREY = np.array(
+    [[0.213, 0.715, 0.072]] * 3
+)  # the hue-rotate matrix's parts (made once: dozens of fruits per image)
 _HUE_COSINE = np.array([[0.787, -0.715, -0.072], [-0.213, 0.285, -0.072], [-0.213, -0.715, 0.928]])
 _HUE_SINE = np.array([[-0.213, -0.715, 0.928], [0.143, 0.140, -0.283], [-0.787, 0.715, 0.072]])
 
+
 def hue_rotation(turns: float | np.ndarray) -> np.ndarray:
-    "3x3 matrix (nx3x3 for n `turns`) turning colours' hue by `turns` of the colour wheel, keeping their luminance (hue-rotate)."
+    """3x3 matrix (nx3x3 for n `turns`) turning colours' hue by `turns` of the colour wheel, keeping their luminance
+    (hue-rotate)."""
     angle = 2 * np.pi * np.asarray(turns, float)[..., None, None]
     return _HUE_GREY + np.cos(angle) * _HUE_COSINE + np.sin(angle) * _HUE_SINE
 
-def colour_matrices(brightness: np.ndarray, contrast: np.ndarray, saturation: np.ndarray, # factors, one per fruit
-                    hue: np.ndarray, # hue shifts in turns, one per fruit
-                    mean_grey: np.ndarray, # each fruit's mean grey level before jitter, 0-255
-                   ) -> np.ndarray:
-    "nx3x4 affine colour matrices doing brightness, contrast (around `mean_grey`), saturation and hue in turn: all fruits at once."
+
+def colour_matrices(
+    brightness: np.ndarray,
+    contrast: np.ndarray,
+    saturation: np.ndarray,  # factors, one per fruit
+    hue: np.ndarray,  # hue shifts in turns, one per fruit
+    mean_grey: np.ndarray,  # each fruit's mean grey level before jitter, 0-255
+) -> np.ndarray:
+    """nx3x4 affine colour matrices doing brightness, contrast (around `mean_grey`), saturation and hue in turn: all
+    fruits at once."""
     turn = hue_rotation(hue)
     saturation = np.asarray(saturation, float)[:, None, None]
     # hue-turn @ desaturate, with desaturate = (1 - s) * grey rows + s * identity
@@ -250,25 +354,33 @@ def colour_matrices(brightness: np.ndarray, contrast: np.ndarray, saturation: np
     gain = np.asarray(contrast, float) * np.asarray(brightness, float)
     matrices = np.empty((len(gain), 3, 4))
     matrices[:, :, :3] = linear * gain[:, None, None]
-    matrices[:, :, 3] = ((1 - np.asarray(contrast, float)) * brightness * mean_grey)[:, None]  # both later steps keep grey grey
+    matrices[:, :, 3] = ((1 - np.asarray(contrast, float)) * brightness * mean_grey)[
+        :, None
+    ]  # both later steps keep grey grey
     return matrices
 
-def colour_matrix(jitter: dict, # brightness, contrast and saturation factors, hue shift in turns
-                  mean_grey: float, # the fruit's mean grey level before jitter, 0-255
-                 ) -> np.ndarray:
+
+def colour_matrix(
+    jitter: dict,  # brightness, contrast and saturation factors, hue shift in turns
+    mean_grey: float,  # the fruit's mean grey level before jitter, 0-255
+) -> np.ndarray:
     "3x4 affine colour matrix doing brightness, contrast (around `mean_grey`), saturation and hue in turn."
     values = [np.array([jitter[key]], float) for key in ("brightness", "contrast", "saturation", "hue")]
     return colour_matrices(*values, np.array([mean_grey], float))[0]
 
-def mean_grey(rgba: np.ndarray, # HxWx4 uint8 cut-out
-             ) -> float:
+
+def mean_grey(
+    rgba: np.ndarray,  # HxWx4 uint8 cut-out
+) -> float:
     "The cut-out's mean grey level (0-255) over its opaque pixels: what contrast turns around."
     mean = cv2.mean(rgba, mask=(rgba[..., 3] >= 128).astype(np.uint8))
     return float(LUMA @ mean[:3])
 
-def jitter_colours(rgba: np.ndarray, # HxWx4 uint8 cut-out
-                   jitter: dict, # brightness, contrast and saturation factors, hue shift in turns
-                  ) -> np.ndarray:
+
+def jitter_colours(
+    rgba: np.ndarray,  # HxWx4 uint8 cut-out
+    jitter: dict,  # brightness, contrast and saturation factors, hue shift in turns
+) -> np.ndarray:
     "The cut-out with its colours jittered (alpha unchanged), in one pass."
     affine = colour_matrix(jitter, mean_grey(rgba))
     matrix = np.zeros((4, 5))  # RGBA in, RGBA out, plus an offset column; alpha passes through
@@ -278,11 +390,12 @@ def jitter_colours(rgba: np.ndarray, # HxWx4 uint8 cut-out
     return cv2.transform(rgba, matrix)
 
 # %% ../../nbs/generate/00_copy_paste.ipynb #9dcc5066
-def random_position(canvas: tuple[int, int], # (height, width) of the canvas
-                    size: tuple[int, int], # (height, width) of the fruit
-                    rng: np.random.Generator, # the source of every random choice
-                    neighbours: list[tuple[float, float, float]] | None = None, # (x, y, radius) of fruits to heap onto
-                   ) -> tuple[int, int]:
+def random_position(
+    canvas: tuple[int, int],  # (height, width) of the canvas
+    size: tuple[int, int],  # (height, width) of the fruit
+    rng: np.random.Generator,  # the source of every random choice
+    neighbours: list[tuple[float, float, float]] | None = None,  # (x, y, radius) of fruits to heap onto
+) -> tuple[int, int]:
     "A random (left, top) that keeps the fruit on the canvas, next to a random neighbour when there are any."
     height, width = size
     if not neighbours:
@@ -294,72 +407,92 @@ def random_position(canvas: tuple[int, int], # (height, width) of the canvas
     top = round(centre_y + distance * math.sin(angle) - height / 2)
     return min(max(left, 0), canvas[1] - width), min(max(top, 0), canvas[0] - height)
 
-def find_spot(labels: np.ndarray, # HxW int16 label map: index of the fruit on top, -1 for background
-              footprint: np.ndarray, # hxw bool footprint of the fruit to place
-              rng: np.random.Generator, # the source of every random choice
-              tries: int, # random positions to try
-              visible: list[int] | None = None, # piles: pixels of each earlier fruit in view; None: no overlap at all
-              areas: list[int] | None = None, # piles: each earlier fruit's footprint, in pixels
-              max_occlusion: float = 0.4, # piles: most of an earlier fruit's area that may be hidden
-              neighbours: list[tuple[float, float, float]] | None = None, # piles: (x, y, radius) of earlier fruits
-             ) -> tuple[int, int, np.ndarray] | None:
+
+def find_spot(
+    labels: np.ndarray,  # HxW int16 label map: index of the fruit on top, -1 for background
+    footprint: np.ndarray,  # hxw bool footprint of the fruit to place
+    rng: np.random.Generator,  # the source of every random choice
+    tries: int,  # random positions to try
+    visible: list[int] | None = None,  # piles: pixels of each earlier fruit in view; None: no overlap at all
+    areas: list[int] | None = None,  # piles: each earlier fruit's footprint, in pixels
+    max_occlusion: float = 0.4,  # piles: most of an earlier fruit's area that may be hidden
+    neighbours: list[tuple[float, float, float]] | None = None,  # piles: (x, y, radius) of earlier fruits
+) -> tuple[int, int, np.ndarray] | None:
     "A free (left, top) for `footprint` and how many pixels of each earlier fruit it hides, or None after `tries`."
     height, width = footprint.shape
     count = 0 if visible is None else len(visible)
     for _ in range(tries):
         left, top = random_position(labels.shape, footprint.shape, rng, neighbours)
-        under = labels[top:top + height, left:left + width][footprint]
+        under = labels[top : top + height, left : left + width][footprint]
         if visible is None:
-            if (under < 0).all(): return left, top, np.zeros(0, np.int64)
+            if (under < 0).all():
+                return left, top, np.zeros(0, np.int64)
             continue
         hidden = np.bincount(under[under >= 0], minlength=count)
         keeps = np.asarray(visible) - hidden >= (1 - max_occlusion) * np.asarray(areas)
-        if keeps.all(): return left, top, hidden
+        if keeps.all():
+            return left, top, hidden
     return None
 
 # %% ../../nbs/generate/00_copy_paste.ipynb #78388b75
-def blend_weights(canvas: np.ndarray, # HxWx3 uint8 canvas, changed in place
-                  rgb: np.ndarray, # hxwx3 uint8 fruit colour
-                  weights: np.ndarray, # hxw float32 opacity of the fruit, 0-1
-                  left: int, top: int, # where the fruit's top left corner goes
-                 ) -> None:
+def blend_weights(
+    canvas: np.ndarray,  # HxWx3 uint8 canvas, changed in place
+    rgb: np.ndarray,  # hxwx3 uint8 fruit colour
+    weights: np.ndarray,  # hxw float32 opacity of the fruit, 0-1
+    left: int,
+    top: int,  # where the fruit's top left corner goes
+) -> None:
     "Paste `rgb` onto `canvas` with opacity `weights`."
     height, width = weights.shape
-    region = canvas[top:top + height, left:left + width]
+    region = canvas[top : top + height, left : left + width]
     cv2.blendLinear(rgb, region, weights, 1 - weights, dst=region)  # in place: the canvas's own rows
 
-def blend_hard(canvas: np.ndarray, # HxWx3 uint8 canvas, changed in place
-               rgb: np.ndarray, # hxwx3 uint8 fruit colour
-               alpha: np.ndarray, # hxw uint8 alpha of the fruit
-               left: int, top: int, # where the fruit's top left corner goes
-              ) -> None:
+
+def blend_hard(
+    canvas: np.ndarray,  # HxWx3 uint8 canvas, changed in place
+    rgb: np.ndarray,  # hxwx3 uint8 fruit colour
+    alpha: np.ndarray,  # hxw uint8 alpha of the fruit
+    left: int,
+    top: int,  # where the fruit's top left corner goes
+) -> None:
     "Paste `rgb` where `alpha` is at least 50%: the study's plain paste."
     height, width = alpha.shape
-    np.copyto(canvas[top:top + height, left:left + width], rgb, where=(alpha >= 128)[..., None])
+    np.copyto(canvas[top : top + height, left : left + width], rgb, where=(alpha >= 128)[..., None])
 
-def feathered(alpha: np.ndarray, # hxw uint8 alpha
-              sigma: float | None = None, # blur in pixels; default: 1% of the fruit's longest side, at least 0.6
-             ) -> np.ndarray:
+
+def feathered(
+    alpha: np.ndarray,  # hxw uint8 alpha
+    sigma: float | None = None,  # blur in pixels; default: 1% of the fruit's longest side, at least 0.6
+) -> np.ndarray:
     "`alpha` blurred by a small Gaussian, never above the original (the edge softens inwards), as float32 0-1."
     sigma = sigma or max(0.6, 0.01 * max(alpha.shape))
     blurred = cv2.GaussianBlur(alpha, (0, 0), sigma)
     return cv2.min(alpha, blurred).astype(np.float32) * (1 / 255)
 
-def blend_poisson(canvas: np.ndarray, # HxWx3 uint8 canvas, changed in place
-                  rgb: np.ndarray, # hxwx3 uint8 fruit colour
-                  alpha: np.ndarray, # hxw uint8 alpha of the fruit
-                  left: int, top: int, # where the fruit's top left corner goes
-                  reach: float | None = 0.1, # the clone's correction fades inwards over this share of the fruit's size; None: pure clone
-                  margin: int = 3, # reflected border added around the fruit, so it may touch the canvas edge
-                 ) -> bool:
+
+def blend_poisson(
+    canvas: np.ndarray,  # HxWx3 uint8 canvas, changed in place
+    rgb: np.ndarray,  # hxwx3 uint8 fruit colour
+    alpha: np.ndarray,  # hxw uint8 alpha of the fruit
+    left: int,
+    top: int,  # where the fruit's top left corner goes
+    reach: float
+    | None = 0.1,  # the clone's correction fades inwards over this share of the fruit's size; None: pure clone
+    margin: int = 3,  # reflected border added around the fruit, so it may touch the canvas edge
+) -> bool:
     "Clone the fruit into `canvas` with `cv2.seamlessClone`; False (canvas untouched) where that cannot run."
     mask = cv2.threshold(alpha, 127, 255, cv2.THRESH_BINARY)[1]
     height, width = mask.shape
-    if min(height, width) < 3 or cv2.countNonZero(mask) < 9: return False
+    if min(height, width) < 3 or cv2.countNonZero(mask) < 9:
+        return False
     rows = slice(max(0, top - margin), min(canvas.shape[0], top + height + margin))
     columns = slice(max(0, left - margin), min(canvas.shape[1], left + width + margin))
-    pads = (margin - (top - rows.start), margin - (rows.stop - top - height),
-            margin - (left - columns.start), margin - (columns.stop - left - width))
+    pads = (
+        margin - (top - rows.start),
+        margin - (rows.stop - top - height),
+        margin - (left - columns.start),
+        margin - (columns.stop - left - width),
+    )
     window = cv2.copyMakeBorder(canvas[rows, columns], *pads, cv2.BORDER_REFLECT_101)
     inner = (slice(margin, margin + height), slice(margin, margin + width))
     source = window.copy()
@@ -368,23 +501,31 @@ def blend_poisson(canvas: np.ndarray, # HxWx3 uint8 canvas, changed in place
     window_mask[inner] = mask
     box_left, box_top, box_width, box_height = cv2.boundingRect(window_mask)
     centre = (box_left + box_width // 2, box_top + box_height // 2)
-    try: cloned = cv2.seamlessClone(source, window, window_mask, centre, cv2.NORMAL_CLONE)[inner]
-    except cv2.error: return False
+    try:
+        cloned = cv2.seamlessClone(source, window, window_mask, centre, cv2.NORMAL_CLONE)[inner]
+    except cv2.error:
+        return False
     if reach is not None:  # keep the seamless edge, fade back to the fruit's own colour inside
-        depth = cv2.distanceTransform(cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT), cv2.DIST_L2, 3)[1:-1, 1:-1]
+        depth = cv2.distanceTransform(cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT), cv2.DIST_L2, 3)[
+            1:-1, 1:-1
+        ]
         correction = np.exp(-np.maximum(depth - 1, 0) / (reach * max(height, width)))
         cloned = cv2.blendLinear(cloned, rgb, correction, 1 - correction)
-    np.copyto(canvas[top:top + height, left:left + width], cloned, where=mask[..., None] > 0)
+    np.copyto(canvas[top : top + height, left : left + width], cloned, where=mask[..., None] > 0)
     return True
 
-def paste(canvas: np.ndarray, # HxWx3 uint8 canvas, changed in place
-          rgb: np.ndarray, # hxwx3 uint8 fruit colour
-          alpha: np.ndarray, # hxw uint8 alpha of the fruit
-          left: int, top: int, # where the fruit's top left corner goes
-          blending: str, # hard, gaussian or poisson
-         ) -> str:
+
+def paste(
+    canvas: np.ndarray,  # HxWx3 uint8 canvas, changed in place
+    rgb: np.ndarray,  # hxwx3 uint8 fruit colour
+    alpha: np.ndarray,  # hxw uint8 alpha of the fruit
+    left: int,
+    top: int,  # where the fruit's top left corner goes
+    blending: str,  # hard, gaussian or poisson
+) -> str:
     "Paste one fruit by `blending`; returns the blending used (gaussian where poisson could not run)."
-    if blending == "poisson" and blend_poisson(canvas, rgb, alpha, left, top): return "poisson"
+    if blending == "poisson" and blend_poisson(canvas, rgb, alpha, left, top):
+        return "poisson"
     if blending == "hard":
         blend_hard(canvas, rgb, alpha, left, top)
         return "hard"
@@ -394,12 +535,18 @@ def paste(canvas: np.ndarray, # HxWx3 uint8 canvas, changed in place
 # %% ../../nbs/generate/00_copy_paste.ipynb #0ebed18c
 def draw_shadow(rng: np.random.Generator) -> dict:
     "One image's light: the shadow's direction (degrees), offset and blur (shares of a fruit's size), strength."
-    return {"angle": round(float(rng.uniform(0, 360)), 1), "offset": round(float(rng.uniform(0.03, 0.08)), 4),
-            "blur": round(float(rng.uniform(0.03, 0.06)), 4), "strength": round(float(rng.uniform(0.3, 0.55)), 4)}
+    return {
+        "angle": round(float(rng.uniform(0, 360)), 1),
+        "offset": round(float(rng.uniform(0.03, 0.08)), 4),
+        "blur": round(float(rng.uniform(0.03, 0.06)), 4),
+        "strength": round(float(rng.uniform(0.3, 0.55)), 4),
+    }
 
-def shadow_layer(alpha: np.ndarray, # hxw uint8 alpha of the fruit
-                 shadow: dict, # from draw_shadow
-                ) -> tuple[np.ndarray, int]:
+
+def shadow_layer(
+    alpha: np.ndarray,  # hxw uint8 alpha of the fruit
+    shadow: dict,  # from draw_shadow
+) -> tuple[np.ndarray, int]:
     "The fruit's shadow (float32 0-1, offset and blurred) and the margin it adds on each side of the fruit."
     size = max(alpha.shape)
     shift_x = round(math.cos(math.radians(shadow["angle"])) * shadow["offset"] * size)
@@ -409,22 +556,25 @@ def shadow_layer(alpha: np.ndarray, # hxw uint8 alpha of the fruit
     pad = math.ceil(3 * sigma) + max(abs(shift_x), abs(shift_y))
     pad += -pad % shrink
     layer = np.zeros((alpha.shape[0] + 2 * pad, alpha.shape[1] + 2 * pad), np.uint8)
-    layer[pad + shift_y:pad + shift_y + alpha.shape[0], pad + shift_x:pad + shift_x + alpha.shape[1]] = alpha
+    layer[pad + shift_y : pad + shift_y + alpha.shape[0], pad + shift_x : pad + shift_x + alpha.shape[1]] = alpha
     small = cv2.resize(layer, (layer.shape[1] // shrink, layer.shape[0] // shrink), interpolation=cv2.INTER_AREA)
     small = cv2.GaussianBlur(small.astype(np.float32) * (shadow["strength"] / 255), (0, 0), sigma / shrink)
     return cv2.resize(small, (layer.shape[1], layer.shape[0]), interpolation=cv2.INTER_LINEAR), pad
 
-def cast_shadow(canvas: np.ndarray, # HxWx3 uint8 canvas, changed in place
-                alpha: np.ndarray, # hxw uint8 alpha of the fruit
-                left: int, top: int, # where the fruit's top left corner goes
-                shadow: dict, # from draw_shadow
-               ) -> None:
+
+def cast_shadow(
+    canvas: np.ndarray,  # HxWx3 uint8 canvas, changed in place
+    alpha: np.ndarray,  # hxw uint8 alpha of the fruit
+    left: int,
+    top: int,  # where the fruit's top left corner goes
+    shadow: dict,  # from draw_shadow
+) -> None:
     "Darken `canvas` under a blurred, offset copy of the fruit's alpha."
     layer, pad = shadow_layer(alpha, shadow)
     top_edge, left_edge = top - pad, left - pad
     rows = slice(max(0, top_edge), min(canvas.shape[0], top_edge + layer.shape[0]))
     columns = slice(max(0, left_edge), min(canvas.shape[1], left_edge + layer.shape[1]))
-    darkness = layer[rows.start - top_edge:rows.stop - top_edge, columns.start - left_edge:columns.stop - left_edge]
+    darkness = layer[rows.start - top_edge : rows.stop - top_edge, columns.start - left_edge : columns.stop - left_edge]
     region = canvas[rows, columns]
     region[...] = cv2.blendLinear(np.zeros_like(region), np.ascontiguousarray(region), darkness, 1 - darkness)
 
@@ -432,50 +582,72 @@ def cast_shadow(canvas: np.ndarray, # HxWx3 uint8 canvas, changed in place
 @dataclass
 class Composition:
     "One composed image, its record, and each pasted fruit's footprint (hxw bool) with its top left corner."
-    image: Image.Image # the RGB output
-    record: dict # everything about the image, JSON-friendly
-    footprints: list[tuple[np.ndarray, int, int]] # (footprint, left, top) per placed fruit, in paste order
 
-def softened(rgba: np.ndarray, # HxWx4 uint8 cut-out
-             ) -> np.ndarray:
-    "`rgba` with its alpha feathered as `feathered` does at this size (at least 0.8 px): fruits pasted at 0.5-1x of it keep a soft edge of about 1 % of their size."
+    image: Image.Image  # the RGB output
+    record: dict  # everything about the image, JSON-friendly
+    footprints: list[tuple[np.ndarray, int, int]]  # (footprint, left, top) per placed fruit, in paste order
+
+
+def softened(
+    rgba: np.ndarray,  # HxWx4 uint8 cut-out
+) -> np.ndarray:
+    """`rgba` with its alpha feathered as `feathered` does at this size (at least 0.8 px): fruits pasted at 0.5-1x of it
+    keep a soft edge of about 1 % of their size."""
     soft = rgba.copy()
     soft[..., 3] = cv2.min(rgba[..., 3], cv2.GaussianBlur(rgba[..., 3], (0, 0), max(0.8, 0.01 * max(rgba.shape[:2]))))
     return soft
 
+
 @dataclass(frozen=True, eq=False)
 class CutoutPyramid:
     "A cut-out made ready for many pastes, once per process: its halvings, each with a clear rim, and its mean grey."
-    levels: tuple[np.ndarray, ...] # the cut-out and its halvings (area-averaged), HxWx4 uint8
-    rimmed: tuple[np.ndarray, ...] # each level `with_clear_rim`
-    soft: tuple[np.ndarray, ...] # each level `softened`, `with_clear_rim`: what bins paste as it is, with no blur per fruit
-    grey: float # `mean_grey` of the cut-out
 
-def cutout_pyramid(rgba: np.ndarray, # HxWx4 uint8 cut-out
-                   smallest: int = 24, # no level's long side below this
-                  ) -> CutoutPyramid:
+    levels: tuple[np.ndarray, ...]  # the cut-out and its halvings (area-averaged), HxWx4 uint8
+    rimmed: tuple[np.ndarray, ...]  # each level `with_clear_rim`
+    soft: tuple[
+        np.ndarray, ...
+    ]  # each level `softened`, `with_clear_rim`: what bins paste as it is, with no blur per fruit
+    grey: float  # `mean_grey` of the cut-out
+
+
+def cutout_pyramid(
+    rgba: np.ndarray,  # HxWx4 uint8 cut-out
+    smallest: int = 24,  # no level's long side below this
+) -> CutoutPyramid:
     "`rgba` and its halvings: any size is then one bilinear resampling of at most 2x from one level."
     levels = [rgba]
     while max(levels[-1].shape[:2]) // 2 >= smallest:
         height, width = levels[-1].shape[:2]
         levels.append(cv2.resize(levels[-1], ((width + 1) // 2, (height + 1) // 2), interpolation=cv2.INTER_AREA))
-    return CutoutPyramid(tuple(levels), tuple(with_clear_rim(level) for level in levels),
-                         tuple(with_clear_rim(softened(level)) for level in levels), mean_grey(rgba))
+    return CutoutPyramid(
+        tuple(levels),
+        tuple(with_clear_rim(level) for level in levels),
+        tuple(with_clear_rim(softened(level)) for level in levels),
+        mean_grey(rgba),
+    )
+
 
 def as_pyramid(cutout: Image.Image | np.ndarray | CutoutPyramid) -> CutoutPyramid:
     "A cut-out (RGBA image or HxWx4 uint8 array) as its `cutout_pyramid` (a `CutoutPyramid` as it is)."
-    if isinstance(cutout, CutoutPyramid): return cutout
-    if not isinstance(cutout, np.ndarray): cutout = np.asarray(cutout if cutout.mode == "RGBA" else cutout.convert("RGBA"))
+    if isinstance(cutout, CutoutPyramid):
+        return cutout
+    if not isinstance(cutout, np.ndarray):
+        cutout = np.asarray(cutout if cutout.mode == "RGBA" else cutout.convert("RGBA"))
     return cutout_pyramid(cutout)
 
-def shape_cutout(pyramid: CutoutPyramid, # the cut-out
-                 scale: float, # wanted longest side, relative to the canvas edge
-                 degrees: float, hflip: bool, vflip: bool, # the turn
-                 matrix: np.ndarray, # 3x4 colour matrix (`colour_matrices`)
-                 size: int, # edge of the canvas, pixels
-                 soft: bool = False, # from the `softened` levels: the alpha comes feathered
-                ) -> tuple[np.ndarray, np.ndarray, float, bool]:
-    "The cut-out resized, turned and colour-jittered: RGB (hxwx3), alpha (hxw), and the scale `fit_scale` left (and whether it shrank)."
+
+def shape_cutout(
+    pyramid: CutoutPyramid,  # the cut-out
+    scale: float,  # wanted longest side, relative to the canvas edge
+    degrees: float,
+    hflip: bool,
+    vflip: bool,  # the turn
+    matrix: np.ndarray,  # 3x4 colour matrix (`colour_matrices`)
+    size: int,  # edge of the canvas, pixels
+    soft: bool = False,  # from the `softened` levels: the alpha comes feathered
+) -> tuple[np.ndarray, np.ndarray, float, bool]:
+    """The cut-out resized, turned and colour-jittered: RGB (hxwx3), alpha (hxw), and the scale `fit_scale` left (and
+    whether it shrank)."""
     height, width = pyramid.levels[0].shape[:2]
     scale, shrunk = fit_scale((width, height), scale, degrees, size)
     long_side = scale * size
@@ -487,23 +659,36 @@ def shape_cutout(pyramid: CutoutPyramid, # the cut-out
         level = resize_cutout(pyramid.levels[-1], long_side)
         rimmed, factor = with_clear_rim(softened(level) if soft else level), 1.0
     trimmed = turn_rimmed(rimmed, degrees, hflip, vflip, factor)
-    # colours jittered after the turn, on the fruit's final pixels only (a colour map and a resampling commute but for rounding)
-    return cv2.transform(cv2.cvtColor(trimmed, cv2.COLOR_RGBA2RGB), matrix), np.ascontiguousarray(trimmed[..., 3]), scale, shrunk
+    # colours jittered after the turn, on the fruit's final pixels only (a colour map and a resampling commute but for
+    # rounding)
+    return (
+        cv2.transform(cv2.cvtColor(trimmed, cv2.COLOR_RGBA2RGB), matrix),
+        np.ascontiguousarray(trimmed[..., 3]),
+        scale,
+        shrunk,
+    )
+
 
 def _shaped(pyramid: CutoutPyramid, drawn: dict, size: int) -> tuple[np.ndarray, np.ndarray]:
     "Fit `drawn`'s scale to the canvas (recording it), then resize, flip, rotate and jitter the cut-out."
     matrix = colour_matrix(drawn["jitter"], pyramid.grey)
-    rgb, alpha, drawn["scale"], drawn["downscaled"] = shape_cutout(pyramid, drawn["scale"], drawn["rotation"], drawn["hflip"],
-                                                                    drawn["vflip"], matrix, size)
+    rgb, alpha, drawn["scale"], drawn["downscaled"] = shape_cutout(
+        pyramid, drawn["scale"], drawn["rotation"], drawn["hflip"], drawn["vflip"], matrix, size
+    )
     return rgb, alpha
 
-def compose_layers(background: Image.Image | np.ndarray, # RGB background photo, any size (or HxWx3 uint8)
-                   cutouts: list[Image.Image | np.ndarray | CutoutPyramid], # RGBA cut-outs of one class, tightly cropped (or HxWx4 uint8, or their pyramids)
-                   params: CopyPasteParams, # how to compose
-                   rng: np.random.Generator, # the source of every random choice
-                  ) -> Composition:
+
+def compose_layers(
+    background: Image.Image | np.ndarray,  # RGB background photo, any size (or HxWx3 uint8)
+    cutouts: list[
+        Image.Image | np.ndarray | CutoutPyramid
+    ],  # RGBA cut-outs of one class, tightly cropped (or HxWx4 uint8, or their pyramids)
+    params: CopyPasteParams,  # how to compose
+    rng: np.random.Generator,  # the source of every random choice
+) -> Composition:
     "Compose one image and keep each fruit's footprint: the work behind `compose`."
-    if not cutouts: raise ValueError("compose: no cut-outs given; pass the RGBA cut-outs of one class")
+    if not cutouts:
+        raise ValueError("compose: no cut-outs given; pass the RGBA cut-outs of one class")
     size = params.image_size
     canvas, background_box = crop_background(background, size, rng)
     piles = params.placement == "piles"
@@ -519,12 +704,22 @@ def compose_layers(background: Image.Image | np.ndarray, # RGB background photo,
     visible, areas, neighbours, placed = [], [], [], []
     for index in order:
         footprint = shaped[index][1] > FOOTPRINT * 255
-        spot = find_spot(labels, footprint, rng, params.tries, visible if piles else None, areas, params.max_occlusion,
-                         neighbours if piles else None)
-        if spot is None: continue
+        spot = find_spot(
+            labels,
+            footprint,
+            rng,
+            params.tries,
+            visible if piles else None,
+            areas,
+            params.max_occlusion,
+            neighbours if piles else None,
+        )
+        if spot is None:
+            continue
         left, top, hidden = spot
-        for earlier, lost in enumerate(hidden): visible[earlier] -= int(lost)
-        labels[top:top + footprint.shape[0], left:left + footprint.shape[1]][footprint] = len(placed)
+        for earlier, lost in enumerate(hidden):
+            visible[earlier] -= int(lost)
+        labels[top : top + footprint.shape[0], left : left + footprint.shape[1]][footprint] = len(placed)
         visible.append(int(footprint.sum()))
         areas.append(int(footprint.sum()))
         neighbours.append((left + footprint.shape[1] / 2, top + footprint.shape[0] / 2, sum(footprint.shape) / 4))
@@ -533,20 +728,33 @@ def compose_layers(background: Image.Image | np.ndarray, # RGB background photo,
     objects = []
     for index, footprint, left, top in placed:
         rgb, alpha = shaped[index]
-        if shadow: cast_shadow(canvas, alpha, left, top, shadow)
+        if shadow:
+            cast_shadow(canvas, alpha, left, top, shadow)
         applied = paste(canvas, rgb, alpha, left, top, drawn[index]["blending"])
         box = [left, top, left + alpha.shape[1], top + alpha.shape[0]]
-        objects.append({**drawn[index], "blending": applied, "fallback": applied != drawn[index]["blending"], "box": box})
-    for record, area, seen in zip(objects, areas, visible): record["visible"] = round(seen / max(area, 1), 4)
-    record = {"image_size": size, "placement": params.placement, "background_box": background_box,
-              "requested": requested, "placed": len(placed), "shadow": shadow, "objects": objects}
+        objects.append(
+            {**drawn[index], "blending": applied, "fallback": applied != drawn[index]["blending"], "box": box}
+        )
+    for record, area, seen in zip(objects, areas, visible):
+        record["visible"] = round(seen / max(area, 1), 4)
+    record = {
+        "image_size": size,
+        "placement": params.placement,
+        "background_box": background_box,
+        "requested": requested,
+        "placed": len(placed),
+        "shadow": shadow,
+        "objects": objects,
+    }
     return Composition(Image.fromarray(canvas), record, [(footprint, left, top) for _, footprint, left, top in placed])
 
-def compose(background: Image.Image | np.ndarray, # RGB background photo, any size (or HxWx3 uint8)
-            cutouts: list[Image.Image | np.ndarray], # RGBA cut-outs of one class, tightly cropped (or HxWx4 uint8)
-            params: CopyPasteParams, # how to compose
-            rng: np.random.Generator, # the source of every random choice
-           ) -> tuple[Image.Image, dict]:
+
+def compose(
+    background: Image.Image | np.ndarray,  # RGB background photo, any size (or HxWx3 uint8)
+    cutouts: list[Image.Image | np.ndarray],  # RGBA cut-outs of one class, tightly cropped (or HxWx4 uint8)
+    params: CopyPasteParams,  # how to compose
+    rng: np.random.Generator,  # the source of every random choice
+) -> tuple[Image.Image, dict]:
     "One copy-paste image (RGB, `image_size` square) and the record of everything about it."
     composition = compose_layers(background, cutouts, params, rng)
     return composition.image, composition.record
@@ -567,20 +775,25 @@ def bins_side(y: float, size: int, scale: float, tilt: float) -> float:
     "A fruit's long side at row `y`: `1 - tilt/2` times the scale at the top edge, `1 + tilt/2` at the bottom."
     return scale * size * (1 + tilt * (min(max(y, 0), size) / size - 0.5))
 
-def bins_layout(size: int, # edge of the canvas, pixels
-                scale: float, # a fruit's long side at mid-frame, relative to the canvas edge
-                tilt: float, # camera tilt: fruits at the top are this much smaller than at the bottom
-                fill: float, # share of the grid's places that hold a fruit
-                rng: np.random.Generator, # the source of every random choice
-               ) -> np.ndarray:
-    "Fruit centres and long sides (n x 3: x, y, pixels) that fill a `size` canvas, row by row from the top; some lie past the edges."
+
+def bins_layout(
+    size: int,  # edge of the canvas, pixels
+    scale: float,  # a fruit's long side at mid-frame, relative to the canvas edge
+    tilt: float,  # camera tilt: fruits at the top are this much smaller than at the bottom
+    fill: float,  # share of the grid's places that hold a fruit
+    rng: np.random.Generator,  # the source of every random choice
+) -> np.ndarray:
+    """Fruit centres and long sides (n x 3: x, y, pixels) that fill a `size` canvas, row by row from the top; some lie
+    past the edges."""
     columns, rows, lengths = [], [], []
     y, row = -0.25 * bins_side(0, size, scale, tilt), 0
     while y < size + 0.3 * bins_side(size, size, scale, tilt):
         length = bins_side(y, size, scale, tilt)
         step = 0.78 * length
         first = -0.3 * length + (0.5 * step if row % 2 else 0) + rng.uniform(-0.2, 0.2) * step
-        count = max(0, math.ceil((size + 0.3 * length - first) / step))  # places up to 0.3 of a fruit past the right edge
+        count = max(
+            0, math.ceil((size + 0.3 * length - first) / step)
+        )  # places up to 0.3 of a fruit past the right edge
         columns.append(first + step * np.arange(count))
         rows.append(np.full(count, y))
         lengths.append(np.full(count, length))
@@ -592,16 +805,24 @@ def bins_layout(size: int, # edge of the canvas, pixels
     shift = rng.uniform(-0.15, 0.15, (2, len(x))) * length  # each fruit off its place, and of its own size
     return np.stack([x + shift[0], y + shift[1], length * rng.uniform(0.88, 1.12, len(x))], axis=1)
 
+
 def grid_count(size: int, scale: float, tilt: float) -> int:
     "How many places `bins_layout` makes at full fill: the number of fruits `scale` needs to cover the canvas."
     return len(bins_layout(size, scale, tilt, 1.0, np.random.default_rng(0)))
 
+
 def bins_problem(params: CopyPasteParams) -> str:
-    "What makes `params`' bins impossible, or '': the smallest scale must fill the frame within `bins_max_objects` fruits."
+    """What makes `params`' bins impossible, or '': the smallest scale must fill the frame within `bins_max_objects`
+    fruits."""
     needed = grid_count(params.image_size, params.bins_scale[0], params.bins_tilt[1])
     if needed > params.bins_max_objects:
-        return (f"bins_scale: its smallest fruit ({params.bins_scale[0]}) needs {needed} fruits to fill the frame, more than "
-                f"bins_max_objects = {params.bins_max_objects}; raise bins_scale or bins_max_objects")
-    if not 0 <= params.distractors <= 0.4: return f"distractors must be between 0 and 0.4, got {params.distractors}"
-    if params.colour_rule not in ("cutouts", "jitter"): return f"colour_rule must be cutouts or jitter, got {params.colour_rule!r}"
+        return (
+            f"bins_scale: its smallest fruit ({params.bins_scale[0]}) needs {needed} fruits to fill the frame, more "
+            f"than "
+            f"bins_max_objects = {params.bins_max_objects}; raise bins_scale or bins_max_objects"
+        )
+    if not 0 <= params.distractors <= 0.4:
+        return f"distractors must be between 0 and 0.4, got {params.distractors}"
+    if params.colour_rule not in ("cutouts", "jitter"):
+        return f"colour_rule must be cutouts or jitter, got {params.colour_rule!r}"
     return ""

@@ -1,4 +1,5 @@
-"""Dataset folders for every variant: deterministic, parallel, resumable generation, manifests, hybrid mixing and train/val splits.
+"""Dataset folders for every variant: deterministic, parallel, resumable generation, manifests, hybrid mixing and
+train/val splits.
 
 Docs: https://fruit-synth.github.io/fruit-synth/generate/datasets.html.md"""
 
@@ -8,6 +9,7 @@ Docs: https://fruit-synth.github.io/fruit-synth/generate/datasets.html.md"""
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -24,7 +26,16 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from ..core import outputs
-from ..core.images import EncodedImage, file_sha256, image_grid, open_image, save_image, write_bytes_atomic
+from fruit_synth.core.images import (
+    EncodedImage,
+    file_sha256,
+    image_grid,
+    open_image,
+    read_json,
+    save_image,
+    write_bytes_atomic,
+    write_json,
+)
 from ..core.seeds import fingerprint, image_rng, image_seed
 from ..core.settings import Settings
 
@@ -42,7 +53,6 @@ class DatasetError(ValueError):
 # %% ../../nbs/generate/02_datasets.ipynb #1cff248c
 DATASET_FILE, MANIFEST_FILE = "dataset.json", "manifest.jsonl"
 
-from ..core.images import read_json, write_json # their home is images; importable from here too
 
 def check_writable(folder: Path) -> None:
     "Create `folder` if needed and prove a file can be written there, before any work starts."
@@ -52,115 +62,178 @@ def check_writable(folder: Path) -> None:
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as e:
-        raise DatasetError(f"cannot write to output folder '{folder}': {e.strerror or e}; choose another --out") from None
+        raise DatasetError(
+            f"cannot write to output folder '{folder}': {e.strerror or e}; choose another --out"
+        ) from None
+
 
 def _info_problem(info) -> str:
     "What is wrong with a parsed `dataset.json`, in a few words ('' when nothing is)."
-    if not isinstance(info, dict): return f"holds {json_kind(info)}, not a JSON object"
-    if not isinstance(info.get("complete", False), bool): return f"'complete' is {info['complete']!r}, expected true or false"
+    if not isinstance(info, dict):
+        return f"holds {json_kind(info)}, not a JSON object"
+    if not isinstance(info.get("complete", False), bool):
+        return f"'complete' is {info['complete']!r}, expected true or false"
     classes = info.get("classes")
     if (classes is not None or info.get("complete")) and not (
-            isinstance(classes, list) and classes and all(isinstance(name, str) and name for name in classes)
-            and len(set(classes)) == len(classes)):
+        isinstance(classes, list)
+        and classes
+        and all(isinstance(name, str) and name for name in classes)
+        and len(set(classes)) == len(classes)
+    ):
         return f"'classes' is {str(classes)[:80]}, expected a list of different class names"
     counts = info.get("counts")
-    if counts is not None and not (isinstance(counts, dict) and all(
-            isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values())):
+    if counts is not None and not (
+        isinstance(counts, dict)
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values())
+    ):
         return f"'counts' is {str(counts)[:80]}, expected the number of images of each class"
     images = info.get("images")
     if images is not None and (not isinstance(images, int) or isinstance(images, bool) or images < 0):
         return f"'images' is {images!r}, expected a whole number"
     return ""
 
+
 def _read_info(path: Path) -> tuple[dict | None, str]:
     "The `dataset.json` at `path` (None when there is none), and what is wrong with it ('' when nothing is)."
-    try: data = path.read_bytes()
-    except FileNotFoundError: return None, ""
-    try: info = json.loads(data)
-    except UnicodeDecodeError: return None, "is not text"
-    except json.JSONDecodeError as e: return None, f"line {e.lineno}: not JSON ({e.msg})"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, ""
+    try:
+        info = json.loads(data)
+    except UnicodeDecodeError:
+        return None, "is not text"
+    except json.JSONDecodeError as e:
+        return None, f"line {e.lineno}: not JSON ({e.msg})"
     return info, _info_problem(info)
 
-def claim_folder(folder: Path, # the dataset folder, <root>/<variant>
-                 variant: str, # the variant it holds
-                 fingerprint: str, # digest of everything that shapes its images
-                 description: dict, # what to record about how it was made
-                ) -> dict | None:
-    "Check `folder` may hold this dataset and mark it as ours (`outputs.claim_folder`); return its previous `dataset.json` (None if new)."
+
+def claim_folder(
+    folder: Path,  # the dataset folder, <root>/<variant>
+    variant: str,  # the variant it holds
+    fingerprint: str,  # digest of everything that shapes its images
+    description: dict,  # what to record about how it was made
+) -> dict | None:
+    """Check `folder` may hold this dataset and mark it as ours (`outputs.claim_folder`); return its previous
+    `dataset.json` (None if new)."""
     check_writable(folder)
+
     def other(previous: dict) -> DatasetError | None:
-        if previous.get("variant") == variant and previous.get("fingerprint") == fingerprint: return None
-        return DatasetError(f"output folder '{folder}' holds a different dataset (variant {previous.get('variant')!r}, "
-                            f"made with other settings or inputs: fingerprint {previous.get('fingerprint')} instead of "
-                            f"{fingerprint}); it is left as it is: choose another --out, or delete that folder to rebuild")
-    foreign = lambda found: DatasetError(f"output folder '{folder}' holds files that are not a fruit-synth dataset "
-                                         f"({', '.join(sorted(found)[:5])}); choose another --out or empty it")
+        if previous.get("variant") == variant and previous.get("fingerprint") == fingerprint:
+            return None
+        return DatasetError(
+            f"output folder '{folder}' holds a different dataset (variant {previous.get('variant')!r}, "
+            f"made with other settings or inputs: fingerprint {previous.get('fingerprint')} instead of "
+            f"{fingerprint}); it is left as it is: choose another --out, or delete that folder to rebuild"
+        )
+
+    foreign = lambda found: DatasetError(
+        f"output folder '{folder}' holds files that are not a fruit-synth dataset "
+        f"({', '.join(sorted(found)[:5])}); choose another --out or empty it"
+    )
     # damaged: ours, written again; every image is kept only if it matches its manifest line
-    return outputs.claim_folder(folder, DATASET_FILE, {**description, "variant": variant, "fingerprint": fingerprint}, foreign,
-                        other=other, read=_read_info, label=variant)
+    return outputs.claim_folder(
+        folder,
+        DATASET_FILE,
+        {**description, "variant": variant, "fingerprint": fingerprint},
+        foreign,
+        other=other,
+        read=_read_info,
+        label=variant,
+    )
 
 # %% ../../nbs/generate/02_datasets.ipynb #70e32c12
-import fcntl
-
 def lock_file(folder: Path) -> Path:
     "The lock file of dataset `folder`: beside it, so the dataset folder holds nothing but the dataset."
     folder = Path(folder).absolute()
     return folder.parent / f".{folder.name}.generate.lock"
-_HELD_LOCKS: dict[str, int] = {} # lock file -> open descriptor, for the locks this process holds
 
-def hold_dataset_lock(folder: Path, # the dataset folder (it must exist)
-                      wait: bool = True, # wait for the holder to finish (False: raise a DatasetError at once)
-                      progress: bool = True, # say on stderr who holds it while waiting
-                     ) -> None:
+
+_HELD_LOCKS: dict[str, int] = {}  # lock file -> open descriptor, for the locks this process holds
+
+
+def hold_dataset_lock(
+    folder: Path,  # the dataset folder (it must exist)
+    wait: bool = True,  # wait for the holder to finish (False: raise a DatasetError at once)
+    progress: bool = True,  # say on stderr who holds it while waiting
+) -> None:
     "Take the lock of dataset `folder` for this process; while another process holds it, say which one and wait."
     path = lock_file(folder)
-    if str(path) in _HELD_LOCKS: return
+    if str(path) in _HELD_LOCKS:
+        return
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try: fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.pread(descriptor, 64, 0).decode(errors="replace").strip() or "unknown"
         if not wait:
             os.close(descriptor)
-            raise DatasetError(f"dataset '{folder}' is being written by process {holder} ({path}); wait for it to "
-                               f"finish or give another --out") from None
-        if progress: print(f"{Path(folder).name}: waiting for process {holder}, which is writing '{folder}' "
-                           f"(lock file {path})", file=sys.stderr, flush=True)
+            raise DatasetError(
+                f"dataset '{folder}' is being written by process {holder} ({path}); wait for it to "
+                f"finish or give another --out"
+            ) from None
+        if progress:
+            print(
+                f"{Path(folder).name}: waiting for process {holder}, which is writing '{folder}' (lock file {path})",
+                file=sys.stderr,
+                flush=True,
+            )
         fcntl.flock(descriptor, fcntl.LOCK_EX)
     os.ftruncate(descriptor, 0)
     os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
     _HELD_LOCKS[str(path)] = descriptor
 
+
 def release_dataset_lock(folder: Path) -> None:
     "Give up this process's lock of dataset `folder` (also released when the process ends)."
     descriptor = _HELD_LOCKS.pop(str(lock_file(folder)), None)
-    if descriptor is not None: os.close(descriptor)
+    if descriptor is not None:
+        os.close(descriptor)
 
 # %% ../../nbs/generate/02_datasets.ipynb #c2f83750
 def json_kind(value) -> str:
     "What a JSON value is, in JSON's own words (an object, a list, a string, ...)."
-    kinds = {dict: "an object", list: "a list", str: "a string", bool: "true or false", int: "a number", float: "a number"}
+    kinds = {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "true or false",
+        int: "a number",
+        float: "a number",
+    }
     return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
 
 def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
     "(line number from 1, text) of each line of `path`; text None for a line that is not UTF-8 text."
     for number, raw in enumerate(path.read_bytes().splitlines(), 1):
-        try: yield number, raw.decode()
-        except UnicodeDecodeError: yield number, None
+        try:
+            yield number, raw.decode()
+        except UnicodeDecodeError:
+            yield number, None
+
 
 def _is_sha256(value) -> bool:
     return isinstance(value, str) and len(value) == 64 and not value.strip("0123456789abcdef")
 
-def record_problem(record, # one parsed manifest line
-                   classes: list[str] | None = None, # the dataset's classes (None: any class name)
-                   finished: bool = True, # a finished dataset's record, which has its split
-                  ) -> str:
+
+def record_problem(
+    record,  # one parsed manifest line
+    classes: list[str] | None = None,  # the dataset's classes (None: any class name)
+    finished: bool = True,  # a finished dataset's record, which has its split
+) -> str:
     "What is wrong with a manifest record, in a few words ('' when nothing is)."
-    if not isinstance(record, dict): return f"{json_kind(record)}, not a JSON object"
+    if not isinstance(record, dict):
+        return f"{json_kind(record)}, not a JSON object"
     file, name, index = record.get("file"), record.get("class"), record.get("index")
     if not isinstance(file, str) or not file or file.startswith("/") or ".." in file.split("/"):
         return f"'file' is {file!r}, expected a path inside the dataset folder such as 'kiwi/00000.png'"
     if not isinstance(name, str) or not name or (classes is not None and name not in classes):
-        return f"'class' is {name!r}, expected one of {classes}" if classes else f"'class' is {name!r}, expected a class name"
+        return (
+            f"'class' is {name!r}, expected one of {classes}"
+            if classes
+            else f"'class' is {name!r}, expected a class name"
+        )
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         return f"'index' is {index!r}, expected a whole number from 0"
     if (finished or "split" in record) and record.get("split") not in ("train", "val"):
@@ -169,22 +242,31 @@ def record_problem(record, # one parsed manifest line
         return f"'sha256' is {str(record['sha256'])[:70]!r}, expected 64 hexadecimal digits"
     return ""
 
+
 def _usable_records(path: Path) -> list[dict]:
     "The records of the manifest (or manifest part) `path` that can be used, the others skipped; [] if there is none."
-    if not path.is_file(): return []
+    if not path.is_file():
+        return []
     records = []
     for _, text in _lines(path):
-        try: record = json.loads(text) if text is not None else None
-        except ValueError: continue
-        if not record_problem(record, finished=False) and _is_sha256(record.get("sha256")): records.append(record)
+        try:
+            record = json.loads(text) if text is not None else None
+        except ValueError:
+            continue
+        if not record_problem(record, finished=False) and _is_sha256(record.get("sha256")):
+            records.append(record)
     return records
 
+
 def read_manifest(folder: Path) -> list[dict]:
-    "The usable records of `folder`'s manifest, for resuming: a line cut short by a killed process, or damaged, is skipped (its image is made again)."
+    """The usable records of `folder`'s manifest, for resuming: a line cut short by a killed process, or damaged, is
+    skipped (its image is made again)."""
     return _usable_records(folder / MANIFEST_FILE)
+
 
 def _record_key(record: dict) -> tuple[str, int]:
     return record["class"], record["index"]
+
 
 def finished_images(folder: Path, fingerprint: str) -> dict[tuple[str, int], dict]:
     "Images of a previous run that are on disk, made with `fingerprint` and unchanged (sha256 matches)."
@@ -199,37 +281,54 @@ def finished_images(folder: Path, fingerprint: str) -> dict[tuple[str, int], dic
 def assign_split(records: list[dict], val_fraction: float, seed: int, variant: str) -> list[dict]:
     "`records` with a `split` of train or val, stratified by class and seeded."
     by_class: dict[str, list[dict]] = {}
-    for record in records: by_class.setdefault(record["class"], []).append(record)
+    for record in records:
+        by_class.setdefault(record["class"], []).append(record)
     for name, group in by_class.items():
         held = max(1, round(len(group) * val_fraction)) if len(group) >= 2 else 0
-        order = sorted(group, key=lambda r: hashlib.sha256(f"{seed}/{variant}/{name}/split/{r['index']}".encode()).hexdigest())
+        order = sorted(
+            group, key=lambda r: hashlib.sha256(f"{seed}/{variant}/{name}/split/{r['index']}".encode()).hexdigest()
+        )
         val = {id(record) for record in order[:held]}
-        for record in group: record["split"] = "val" if id(record) in val else "train"
+        for record in group:
+            record["split"] = "val" if id(record) in val else "train"
     return records
 
 # %% ../../nbs/generate/02_datasets.ipynb #1b134535
 class Generator(Protocol):
     "What `generate` needs of a generator (the variants' generators are in `variants` and `diffusion`)."
-    def fingerprint(self) -> str: ... # digest of everything that shapes the images: a changed one refuses the old folder
-    def make(self, name: str, index: int, rng: np.random.Generator) -> tuple[Image.Image | EncodedImage, dict]: ... # image `index` of class `name` (or its file, already encoded), and its record
+
+    def fingerprint(
+        self,
+    ) -> str: ...  # digest of everything that shapes the images: a changed one refuses the old folder
+    def make(
+        self, name: str, index: int, rng: np.random.Generator
+    ) -> tuple[
+        Image.Image | EncodedImage, dict
+    ]: ...  # image `index` of class `name` (or its file, already encoded), and its record
 
 # %% ../../nbs/generate/02_datasets.ipynb #5e6d7820
 @dataclass
 class Job:
     "One image to make."
-    name: str # class
-    index: int # index within the class
+
+    name: str  # class
+    index: int  # index within the class
+
 
 _WORKER_GENERATOR = None
 # Workers start from a clean process, not a fork of this one: a fork inherits the locked state of thread pools
 # (OpenCV's, OpenMP's) that the parent may already run, and can hang.
 START_METHOD = "forkserver" if sys.platform == "linux" else "spawn"
 
+
 def _worker_context():
-    "The start method's context; the fork server imports the generators' modules once, so each later worker starts warm."
+    """The start method's context; the fork server imports the generators' modules once, so each later worker starts
+    warm."""
     context = get_context(START_METHOD)
-    if START_METHOD == "forkserver": context.set_forkserver_preload(["__main__", "fruit_synth.generate.variants"])
+    if START_METHOD == "forkserver":
+        context.set_forkserver_preload(["__main__", "fruit_synth.generate.variants"])
     return context
+
 
 def _init_worker(generator) -> None:
     "Give a worker process its generator; one OpenCV thread each, since the processes already fill the cores."
@@ -237,14 +336,36 @@ def _init_worker(generator) -> None:
     _WORKER_GENERATOR = generator
     cv2.setNumThreads(1)
 
-def _write_record(job: Job, image: Image.Image | EncodedImage, details: dict, folder: Path, variant: str, seed: int,
-                  fingerprint: str, suffix: str) -> dict:
+
+def _write_record(
+    job: Job,
+    image: Image.Image | EncodedImage,
+    details: dict,
+    folder: Path,
+    variant: str,
+    seed: int,
+    fingerprint: str,
+    suffix: str,
+) -> dict:
     "Write one made image (an already encoded one in its own format); return its manifest record."
-    if isinstance(image, EncodedImage): suffix = image.suffix.lstrip(".")
+    if isinstance(image, EncodedImage):
+        suffix = image.suffix.lstrip(".")
     relative = f"{job.name}/{job.index:05d}.{suffix}"
-    digest = save_image(image, folder / relative, quality=95, durable=False)  # resume checks the sha256; `_finish` syncs
-    return {"file": relative, "class": job.name, "index": job.index, "seed": image_seed(seed, variant, job.name, job.index),
-            "settings_hash": fingerprint, "sha256": digest, "width": image.width, "height": image.height, **details}
+    digest = save_image(
+        image, folder / relative, quality=95, durable=False
+    )  # resume checks the sha256; `_finish` syncs
+    return {
+        "file": relative,
+        "class": job.name,
+        "index": job.index,
+        "seed": image_seed(seed, variant, job.name, job.index),
+        "settings_hash": fingerprint,
+        "sha256": digest,
+        "width": image.width,
+        "height": image.height,
+        **details,
+    }
+
 
 def _make_one(job: Job, generator, folder: Path, variant: str, seed: int, fingerprint: str, suffix: str) -> dict:
     "Make and write one image; return its manifest record."
@@ -252,19 +373,23 @@ def _make_one(job: Job, generator, folder: Path, variant: str, seed: int, finger
     image, details = generator.make(job.name, job.index, image_rng(seed, variant, job.name, job.index))
     return _write_record(job, image, details, folder, variant, seed, fingerprint, suffix)
 
+
 def _with_line(record: dict) -> tuple[dict, str]:
     "A record and its manifest line (JSON, keys in the record's order), made where the record is made: in the worker."
     return record, json.dumps(record)
 
+
 def _worker_task(args: tuple) -> tuple[dict, str]:
     return _with_line(_make_one(*args[:1], None, *args[1:]))
+
 
 def _make_batches(batches: list[list[Job]], done: dict, generator, *common) -> Iterator[dict]:
     "Make each batch with one `make_batch` call in this process; write the images not already done."
     for batch in batches:
         made = generator.make_batch([(job.name, job.index) for job in batch])
         for job, (image, details) in zip(batch, made):
-            if (job.name, job.index) not in done: yield _write_record(job, image, details, *common)
+            if (job.name, job.index) not in done:
+                yield _write_record(job, image, details, *common)
 
 # %% ../../nbs/generate/02_datasets.ipynb #906e6d61
 def _remove_strays(folder: Path, names: list[str], keep: set[str]) -> int:
@@ -272,7 +397,8 @@ def _remove_strays(folder: Path, names: list[str], keep: set[str]) -> int:
     removed = 0
     for name in names:
         class_dir = folder / name
-        if not class_dir.is_dir(): continue
+        if not class_dir.is_dir():
+            continue
         for path in class_dir.iterdir():
             ours = path.name.startswith(".") and path.name.endswith(".tmp") or path.stem.isdigit()
             if ours and f"{name}/{path.name}" not in keep:
@@ -280,60 +406,86 @@ def _remove_strays(folder: Path, names: list[str], keep: set[str]) -> int:
                 removed += 1
     return removed
 
+
 def _absorb_parts(folder: Path) -> list[dict]:
     "Append the records of other processes' manifest parts to the manifest, delete the parts; return the records."
     parts = sorted(folder.glob(".manifest-part-*.jsonl"))
     records = [record for part in parts for record in _usable_records(part)]
-    with open(folder / MANIFEST_FILE, "a") as manifest: manifest.write("".join(json.dumps(r) + "\n" for r in records))
-    for part in parts: part.unlink()
+    with open(folder / MANIFEST_FILE, "a") as manifest:
+        manifest.write("".join(json.dumps(r) + "\n" for r in records))
+    for part in parts:
+        part.unlink()
     return records
 
-def _disk_full(error: OSError, folder: Path) -> DatasetError:
-    return DatasetError(f"disk full while writing into '{folder}' ({error.strerror}); free some space and run the same "
-                        f"command again: it resumes where it stopped")
 
-def generate(generator: Generator, # has fingerprint() and make(name, index, rng) -> (PIL image, dict)
-             root: Path, # dataset root; the dataset goes to <root>/<variant>
-             variant: str, # variant name (copy_paste, few_shot, ...)
-             counts: dict[str, int], # images per class
-             settings: Settings, # for seed, val_fraction and image_format
-             jobs: int | None = None, # worker processes (default: all cores; 1: in this process)
-             progress: bool = True, # show a progress bar with images/s
-             description: dict | None = None, # extra facts to record in dataset.json
-            ) -> Path:
+def _disk_full(error: OSError, folder: Path) -> DatasetError:
+    return DatasetError(
+        f"disk full while writing into '{folder}' ({error.strerror}); free some space and run the same "
+        f"command again: it resumes where it stopped"
+    )
+
+
+def generate(
+    generator: Generator,  # has fingerprint() and make(name, index, rng) -> (PIL image, dict)
+    root: Path,  # dataset root; the dataset goes to <root>/<variant>
+    variant: str,  # variant name (copy_paste, few_shot, ...)
+    counts: dict[str, int],  # images per class
+    settings: Settings,  # for seed, val_fraction and image_format
+    jobs: int | None = None,  # worker processes (default: all cores; 1: in this process)
+    progress: bool = True,  # show a progress bar with images/s
+    description: dict | None = None,  # extra facts to record in dataset.json
+) -> Path:
     "Make (or finish) the dataset `<root>/<variant>` with `counts[name]` images per class; return its folder."
     folder = Path(root) / variant
     fingerprint = generator.fingerprint()
-    info = {"classes": list(counts), "counts": counts, "seed": settings.seed, "val_fraction": settings.val_fraction,
-            "image_format": settings.image_format, **(description or {})}
+    info = {
+        "classes": list(counts),
+        "counts": counts,
+        "seed": settings.seed,
+        "val_fraction": settings.val_fraction,
+        "image_format": settings.image_format,
+        **(description or {}),
+    }
     processes = getattr(generator, "processes", None)
     rank, ranks = (processes.index, processes.count) if processes else (0, 1)
     if rank == 0:
         check_writable(folder)
         hold_dataset_lock(folder, progress=progress)  # released below, or when the process ends
         claim_folder(folder, variant, fingerprint, info)
-        for name in counts: (folder / name).mkdir(exist_ok=True)
+        for name in counts:
+            (folder / name).mkdir(exist_ok=True)
         _absorb_parts(folder)  # records of a multi-process run that was killed
-    if processes: processes.wait()
+    if processes:
+        processes.wait()
     done = finished_images(folder, fingerprint)
     wanted = [Job(name, index) for name, count in counts.items() for index in range(count)]
     todo = [job for job in wanted if (job.name, job.index) not in done][rank::ranks]
     records = [done[(job.name, job.index)] for job in wanted if (job.name, job.index) in done]
-    if rank == 0: write_bytes_atomic("".join(json.dumps(r) + "\n" for r in records).encode(), folder / MANIFEST_FILE)
+    if rank == 0:
+        write_bytes_atomic("".join(json.dumps(r) + "\n" for r in records).encode(), folder / MANIFEST_FILE)
     batched = hasattr(generator, "make_batch")
     if batched:
-        groups = [wanted[start:start + generator.batch_size] for start in range(0, len(wanted), generator.batch_size)]
+        groups = [wanted[start : start + generator.batch_size] for start in range(0, len(wanted), generator.batch_size)]
         batches = [group for group in groups if any((job.name, job.index) not in done for job in group)][rank::ranks]
         todo = [job for batch in batches for job in batch if (job.name, job.index) not in done]
     jobs = 1 if batched else max(1, min(jobs or os.cpu_count() or 1, len(todo) or 1))
-    bar = tqdm(total=len(records) + len(todo), initial=len(records), desc=variant + (f" [{rank + 1}/{ranks}]" if ranks > 1 else ""),
-               unit="img", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(
+        total=len(records) + len(todo),
+        initial=len(records),
+        desc=variant + (f" [{rank + 1}/{ranks}]" if ranks > 1 else ""),
+        unit="img",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
     common = (folder, variant, settings.seed, fingerprint, settings.image_format)
     lines: dict[int, str] = {}  # this run's manifest lines, made in the workers: `_finish` reuses them
     try:
         with open(folder / (MANIFEST_FILE if rank == 0 else f".manifest-part-{rank}.jsonl"), "a") as manifest:
-            if batched: results: Iterator[tuple[dict, str]] = map(_with_line, _make_batches(batches, done, generator, *common))
-            elif jobs == 1: results = (_with_line(_make_one(job, generator, *common)) for job in todo)
+            if batched:
+                results: Iterator[tuple[dict, str]] = map(_with_line, _make_batches(batches, done, generator, *common))
+            elif jobs == 1:
+                results = (_with_line(_make_one(job, generator, *common)) for job in todo)
             else:
                 pool = _worker_context().Pool(jobs, _init_worker, (generator,))
                 results = pool.imap_unordered(_worker_task, [(job, *common) for job in todo], chunksize=4)
@@ -349,26 +501,38 @@ def generate(generator: Generator, # has fingerprint() and make(name, index, rng
                     pool.terminate()
                     pool.join()
     except OSError as e:
-        if e.errno == errno.ENOSPC: raise _disk_full(e, folder) from None
+        if e.errno == errno.ENOSPC:
+            raise _disk_full(e, folder) from None
         raise
     finally:
         bar.close()
-    if processes: processes.wait()  # every process has written its images
+    if processes:
+        processes.wait()  # every process has written its images
     facts = generator.run_facts() if hasattr(generator, "run_facts") else {}
     if rank == 0:
         _finish(folder, records + _absorb_parts(folder), counts, settings, variant, {**info, **facts}, lines)
         release_dataset_lock(folder)
-    if processes: processes.wait()  # no process returns before the dataset is complete
+    if processes:
+        processes.wait()  # no process returns before the dataset is complete
     return folder
 
+
 def _final_line(record: dict, lines: dict[int, str]) -> str:
-    "The record's final manifest line: its line from the worker with the split appended (what `json.dumps` of it gives)."
+    """The record's final manifest line: its line from the worker with the split appended (what `json.dumps` of it
+    gives)."""
     line = lines.get(id(record))
     return line[:-1] + ', "split": ' + json.dumps(record["split"]) + "}" if line else json.dumps(record)
 
-def _finish(folder: Path, records: list[dict], counts: dict[str, int], settings: Settings, variant: str, info: dict,
-            lines: dict[int, str] | None = None, # manifest lines of this run's records, by id(record), before the split
-           ) -> None:
+
+def _finish(
+    folder: Path,
+    records: list[dict],
+    counts: dict[str, int],
+    settings: Settings,
+    variant: str,
+    info: dict,
+    lines: dict[int, str] | None = None,  # manifest lines of this run's records, by id(record), before the split
+) -> None:
     "Sort and split the records, write the final manifest, remove strays, draw the sample grid, mark complete."
     class_order = {name: position for position, name in enumerate(counts)}
     records.sort(key=lambda record: (class_order[record["class"]], record["index"]))
@@ -376,12 +540,19 @@ def _finish(folder: Path, records: list[dict], counts: dict[str, int], settings:
     os.sync()  # the images were written without a flush each: on disk before the manifest says the dataset is whole
     write_bytes_atomic("".join(_final_line(r, lines or {}) + "\n" for r in records).encode(), folder / MANIFEST_FILE)
     keep = {r["file"] for r in records}
-    old = sum(1 for name in counts if (folder / name).is_dir() for path in (folder / name).iterdir()
-              if path.stem.isdigit() and f"{name}/{path.name}" not in keep)
+    old = sum(
+        1
+        for name in counts
+        if (folder / name).is_dir()
+        for path in (folder / name).iterdir()
+        if path.stem.isdigit() and f"{name}/{path.name}" not in keep
+    )
     _remove_strays(folder, list(counts), keep)
     if old:  # a rerun with fewer images per class: say so, never delete silently
-        note = (f"removed {old} image(s) of an earlier run of '{folder}' that the dataset no longer holds "
-                f"(now {', '.join(f'{name} {count}' for name, count in counts.items())})")
+        note = (
+            f"removed {old} image(s) of an earlier run of '{folder}' that the dataset no longer holds "
+            f"(now {', '.join(f'{name} {count}' for name, count in counts.items())})"
+        )
         print(f"{variant}: {note}", file=sys.stderr)
         info["notes"] = [*info.get("notes", []), note]
     save_image(sample_grid(folder, records), folder / "samples.jpg")
@@ -394,60 +565,80 @@ def sample_grid(folder: Path, records: list[dict], per_class: int = 8, cell: int
     rows: dict[str, list[Image.Image]] = {}
     for record in records:
         row = rows.setdefault(record["class"], [])
-        if len(row) < per_class: row.append(open_image(folder / record["file"]))
+        if len(row) < per_class:
+            row.append(open_image(folder / record["file"]))
     return image_grid(rows, cell=cell)
 
 # %% ../../nbs/generate/02_datasets.ipynb #4e55acdf
 @dataclass
 class Dataset:
     "A complete dataset folder: its description and manifest records."
+
     folder: Path
     info: dict
     records: list[dict]
 
     @property
-    def classes(self) -> list[str]: return list(self.info["classes"])
+    def classes(self) -> list[str]:
+        return list(self.info["classes"])
 
     def files(self, split: str | None = None) -> list[tuple[Path, str]]:
         "(image path, class) of every image, or of one split (train or val)."
         return [(self.folder / r["file"], r["class"]) for r in self.records if split is None or r["split"] == split]
 
+
 def generate_command(folder: Path) -> str:
     "The command that makes (or finishes) the dataset at `folder` (`<root>/<variant>`)."
-    return f"fruit-synth generate {folder.name.replace('_', '-')} --out {folder.parent}"  # the CLI takes a variant's name
+    return (
+        f"fruit-synth generate {folder.name.replace('_', '-')} --out {folder.parent}"  # the CLI takes a variant's name
+    )
+
 
 def _damaged(folder: Path, where: str, what: str) -> DatasetError:
-    "The error for a dataset file changed or damaged after it was written: which file and line, what is wrong (its `problem`), what repairs it."
-    error = DatasetError(f"{where}: {what}; the dataset was changed or damaged after it was written: run "
-                         f"`{generate_command(folder)}` again to repair it")
+    """The error for a dataset file changed or damaged after it was written: which file and line, what is wrong (its
+    `problem`), what repairs it."""
+    error = DatasetError(
+        f"{where}: {what}; the dataset was changed or damaged after it was written: run "
+        f"`{generate_command(folder)}` again to repair it"
+    )
     error.problem = f"{where}: {what}"
     return error
+
 
 def read_dataset_info(folder: str | Path) -> dict | None:
     "The `dataset.json` of `folder`, checked (None when there is none); a DatasetError naming it when it is damaged."
     folder = Path(folder)
     info, problem = _read_info(folder / DATASET_FILE)
-    if problem: raise _damaged(folder, str(folder / DATASET_FILE), problem)
+    if problem:
+        raise _damaged(folder, str(folder / DATASET_FILE), problem)
     return info
 
-def manifest_records(folder: Path, # a finished dataset folder
-                     info: dict, # its dataset.json, checked (`read_dataset_info`)
-                    ) -> list[dict]:
+
+def manifest_records(
+    folder: Path,  # a finished dataset folder
+    info: dict,  # its dataset.json, checked (`read_dataset_info`)
+) -> list[dict]:
     """The records of a finished dataset's manifest, line by line, each checked: a DatasetError naming the line and what
     repairs it for a line that is not a record, a file listed twice, counts that disagree with `dataset.json`, or an
     image in the folder that no line lists."""
     path, classes = folder / MANIFEST_FILE, list(info["classes"])
-    if not path.is_file(): raise _damaged(folder, str(folder), f"{MANIFEST_FILE} is missing")
+    if not path.is_file():
+        raise _damaged(folder, str(folder), f"{MANIFEST_FILE} is missing")
     records, seen = [], {}
     for number, text in _lines(path):
         where = f"{path} line {number}"
-        if text is None: raise _damaged(folder, where, "not UTF-8 text")
-        try: record = json.loads(text)
-        except ValueError as e: raise _damaged(folder, where, f"not a JSON record ({e.msg}; cut short?)") from None
+        if text is None:
+            raise _damaged(folder, where, "not UTF-8 text")
+        try:
+            record = json.loads(text)
+        except ValueError as e:
+            raise _damaged(folder, where, f"not a JSON record ({e.msg}; cut short?)") from None
         problem = record_problem(record, classes)
-        if problem: raise _damaged(folder, where, problem)
+        if problem:
+            raise _damaged(folder, where, problem)
         key = (record["file"], record.get("copy", 0))  # a real photo repeated in mix mode is listed once per copy
-        if key in seen: raise _damaged(folder, where, f"repeats the record of line {seen[key]} ('{record['file']}')")
+        if key in seen:
+            raise _damaged(folder, where, f"repeats the record of line {seen[key]} ('{record['file']}')")
         seen[key] = number
         records.append(record)
     if info.get("images") is not None and len(records) != info["images"]:
@@ -457,12 +648,24 @@ def manifest_records(folder: Path, # a finished dataset folder
         if found != expected:
             raise _damaged(folder, str(path), f"{found} records of '{name}', but {DATASET_FILE} says {expected}")
     listed = {record["file"] for record in records}
-    unlisted = sorted(f"{name}/{file.name}" for name in classes if (folder / name).is_dir() for file in (folder / name).iterdir()
-                      if (file.stem.isdigit() or file.stem.startswith("real-")) and f"{name}/{file.name}" not in listed)
+    unlisted = sorted(
+        f"{name}/{file.name}"
+        for name in classes
+        if (folder / name).is_dir()
+        for file in (folder / name).iterdir()
+        if (file.stem.isdigit() or file.stem.startswith("real-")) and f"{name}/{file.name}" not in listed
+    )
     if unlisted:  # an image of ours that no line lists: a line was lost
-        raise _damaged(folder, str(path), f"no line lists '{folder / unlisted[0]}'"
-                       + (f" (nor {len(unlisted) - 1} more images in the folder)" if len(unlisted) > 1 else ""))
-    return records  # a listed image that is gone is said by the reader that needs it (it could be restored the same way)
+        raise _damaged(
+            folder,
+            str(path),
+            f"no line lists '{folder / unlisted[0]}'"
+            + (f" (nor {len(unlisted) - 1} more images in the folder)" if len(unlisted) > 1 else ""),
+        )
+    return (
+        records  # a listed image that is gone is said by the reader that needs it (it could be restored the same way)
+    )
+
 
 def load_dataset(folder: str | Path) -> Dataset:
     "Open a complete dataset folder, checked: a clear error if it is missing, incomplete, not a dataset or damaged."
@@ -472,9 +675,12 @@ def load_dataset(folder: str | Path) -> Dataset:
         what = "does not exist" if not folder.exists() else f"is not a fruit-synth dataset (no {DATASET_FILE})"
         raise DatasetError(f"dataset '{folder}' {what}; make it with `{generate_command(folder)}`")
     if not info.get("complete"):
-        raise DatasetError(f"dataset '{folder}' is incomplete (its generation was interrupted); finish it with "
-                           f"`{generate_command(folder)}`")
+        raise DatasetError(
+            f"dataset '{folder}' is incomplete (its generation was interrupted); finish it with "
+            f"`{generate_command(folder)}`"
+        )
     return Dataset(folder, info, manifest_records(folder, info))
+
 
 def image_digests(dataset: Dataset) -> dict[str, str]:
     """The sha256 of each image file of `dataset` (by its manifest `file`), checked against the one its manifest line
@@ -482,10 +688,15 @@ def image_digests(dataset: Dataset) -> dict[str, str]:
     digests: dict[str, str] = {}
     for number, record in enumerate(dataset.records, 1):
         file = record["file"]
-        if file not in digests: digests[file] = file_sha256(dataset.folder / file)
+        if file not in digests:
+            digests[file] = file_sha256(dataset.folder / file)
         if record.get("sha256", digests[file]) != digests[file]:
-            raise _damaged(dataset.folder, f"{dataset.folder / MANIFEST_FILE} line {number}",
-                           f"'{dataset.folder / file}' has sha256 {digests[file][:12]}..., not the {record['sha256'][:12]}... recorded")
+            raise _damaged(
+                dataset.folder,
+                f"{dataset.folder / MANIFEST_FILE} line {number}",
+                f"'{dataset.folder / file}' has sha256 {digests[file][:12]}..., not the {record['sha256'][:12]}... "
+                f"recorded",
+            )
     return digests
 
 # %% ../../nbs/generate/02_datasets.ipynb #0f679221
@@ -495,74 +706,108 @@ def datasets_root(settings: Settings) -> Path:
 
 # %% ../../nbs/generate/02_datasets.ipynb #ed6e8efe
 def _source_dataset(root: Path, variant: str, needed: int) -> Dataset | None:
-    if needed == 0: return None
-    try: return load_dataset(root / variant)
-    except DatasetError as e: raise DatasetError(f"hybrid needs a complete {variant} dataset: {e}") from None
+    if needed == 0:
+        return None
+    try:
+        return load_dataset(root / variant)
+    except DatasetError as e:
+        raise DatasetError(f"hybrid needs a complete {variant} dataset: {e}") from None
+
 
 @dataclass
 class HybridGenerator:
     "Takes images from finished copy-paste and diffusion datasets."
-    picks: dict[str, list[tuple[str, Path, str]]] # class -> (source variant, file, sha256) in order
+
+    picks: dict[str, list[tuple[str, Path, str]]]  # class -> (source variant, file, sha256) in order
     version: str = "hybrid-1"
 
     def fingerprint(self) -> str:
-        data = dict(version=self.version, picks={k: [[v, p.name, h] for v, p, h in items] for k, items in self.picks.items()})
+        data = dict(
+            version=self.version, picks={k: [[v, p.name, h] for v, p, h in items] for k, items in self.picks.items()}
+        )
         return fingerprint(data)
 
     def make(self, name: str, index: int, rng: np.random.Generator) -> tuple[Image.Image, dict]:
         variant, path, digest = self.picks[name][index]
         return open_image(path), {"from_variant": variant, "from_file": str(path), "from_sha256": digest}
 
+
 def hybrid_picks(root: Path, classes: list[str], from_copy_paste: int, from_diffusion: int, seed: int) -> dict:
     "For each class, the seeded choice of copy-paste and diffusion images that make up the hybrid."
     picks: dict[str, list] = {name: [] for name in classes}
     for variant, count in (("copy_paste", from_copy_paste), ("diffusion", from_diffusion)):
         dataset = _source_dataset(root, variant, count)
-        if dataset is None: continue
+        if dataset is None:
+            continue
         for name in classes:
             records = [r for r in dataset.records if r["class"] == name]
             if len(records) < count:
-                raise DatasetError(f"hybrid wants {count} {variant} images of '{name}' but '{dataset.folder}' has "
-                                   f"{len(records)}; lower hybrid_from_{variant} or generate more")
-            order = sorted(records, key=lambda r: hashlib.sha256(f"{seed}/hybrid/{variant}/{r['file']}".encode()).hexdigest())
-            picks[name] += [(variant, dataset.folder / r["file"], r["sha256"]) for r in sorted(order[:count], key=_record_key)]
+                raise DatasetError(
+                    f"hybrid wants {count} {variant} images of '{name}' but '{dataset.folder}' has "
+                    f"{len(records)}; lower hybrid_from_{variant} or generate more"
+                )
+            order = sorted(
+                records, key=lambda r: hashlib.sha256(f"{seed}/hybrid/{variant}/{r['file']}".encode()).hexdigest()
+            )
+            picks[name] += [
+                (variant, dataset.folder / r["file"], r["sha256"]) for r in sorted(order[:count], key=_record_key)
+            ]
     return picks
 
 # %% ../../nbs/generate/02_datasets.ipynb #bae32643
-REAL_SHARE = 1 / 3 # in mix mode, about this share of each class's training images are (repeated) real photos
+REAL_SHARE = 1 / 3  # in mix mode, about this share of each class's training images are (repeated) real photos
 
-def oversampling(generated_train: int, # generated training images of a class
-                 real: int, # real photos of that class
-                ) -> int:
+
+def oversampling(
+    generated_train: int,  # generated training images of a class
+    real: int,  # real photos of that class
+) -> int:
     "How many times each real photo appears in mix mode, so that the real photos make about `REAL_SHARE` of the class."
-    if real == 0: return 0
+    if real == 0:
+        return 0
     return max(1, round(REAL_SHARE / (1 - REAL_SHARE) * generated_train / real))
+
 
 def _link(source: Path, target: Path) -> None:
     "`target` as a hard link to `source` (a copy where links are not possible)."
     import shutil
-    target.unlink(missing_ok=True)
-    try: os.link(source, target)
-    except OSError: shutil.copyfile(source, target)
 
-def write_with_real(folder: Path, # the dataset folder to write (<root>/<variant>)
-                    variant: str, # its variant name
-                    base: Dataset | None, # the generated dataset (None: real photos only)
-                    n_per_class: int | None, # its first n images per class, by index (None: all of them)
-                    real: dict[str, list[Path]], # real training photos per class
-                    settings: Settings, # classes, seed, val_fraction, real_mode
-                   ) -> Path:
-    "A complete dataset of generated images (first n per class) plus real photos in the training split; reused when unchanged."
+    target.unlink(missing_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
+
+
+def write_with_real(
+    folder: Path,  # the dataset folder to write (<root>/<variant>)
+    variant: str,  # its variant name
+    base: Dataset | None,  # the generated dataset (None: real photos only)
+    n_per_class: int | None,  # its first n images per class, by index (None: all of them)
+    real: dict[str, list[Path]],  # real training photos per class
+    settings: Settings,  # classes, seed, val_fraction, real_mode
+) -> Path:
+    """A complete dataset of generated images (first n per class) plus real photos in the training split; reused when
+    unchanged."""
     folder = Path(folder)
     generated = [r for r in (base.records if base else []) if n_per_class is None or r["index"] < n_per_class]
     real_hashes = {name: [file_sha256(p) for p in paths] for name, paths in real.items()}
-    facts = {"base": str(base.folder) if base else None, "base_fingerprint": base.info.get("fingerprint") if base else None,
-             "n_per_class": n_per_class, "real_per_class": max((len(v) for v in real.values()), default=0),
-             "real_mode": settings.real_mode, "real_sha256": real_hashes, "val_fraction": settings.val_fraction, "seed": settings.seed}
+    facts = {
+        "base": str(base.folder) if base else None,
+        "base_fingerprint": base.info.get("fingerprint") if base else None,
+        "n_per_class": n_per_class,
+        "real_per_class": max((len(v) for v in real.values()), default=0),
+        "real_mode": settings.real_mode,
+        "real_sha256": real_hashes,
+        "val_fraction": settings.val_fraction,
+        "seed": settings.seed,
+    }
     previous = claim_folder(folder, variant, fingerprint(facts), facts)
     if previous and previous.get("complete"):
-        try: manifest_records(folder, previous)  # reused only when whole; a damaged one is written again
-        except DatasetError as error: print(f"{variant}: {getattr(error, 'problem', error)}; it is written again", file=sys.stderr)
+        try:
+            manifest_records(folder, previous)  # reused only when whole; a damaged one is written again
+        except DatasetError as error:
+            print(f"{variant}: {getattr(error, 'problem', error)}; it is written again", file=sys.stderr)
         else:
             write_json({**previous, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}, folder / DATASET_FILE)
             return folder
@@ -571,7 +816,9 @@ def write_with_real(folder: Path, # the dataset folder to write (<root>/<variant
         target = f"{record['class']}/{record['index']:05d}{Path(record['file']).suffix}"
         (folder / record["class"]).mkdir(exist_ok=True)
         _link(base.folder / record["file"], folder / target)
-        records.append({**record, "file": target, "source": "generated", "from_file": str(base.folder / record["file"])})
+        records.append(
+            {**record, "file": target, "source": "generated", "from_file": str(base.folder / record["file"])}
+        )
     assign_split(records, settings.val_fraction, settings.seed, variant)
     for name in settings.classes:
         paths = real.get(name, [])
@@ -581,12 +828,31 @@ def write_with_real(folder: Path, # the dataset folder to write (<root>/<variant
             (folder / name).mkdir(exist_ok=True)
             target = f"{name}/real-{number:03d}{path.suffix.lower()}"
             _link(path, folder / target)
-            records += [{"file": target, "class": name, "index": 100000 + number, "source": "real", "real_file": str(path),
-                         "sha256": digest, "split": "train", "copy": copy, "copies": copies} for copy in range(copies)]
+            records += [
+                {
+                    "file": target,
+                    "class": name,
+                    "index": 100000 + number,
+                    "source": "real",
+                    "real_file": str(path),
+                    "sha256": digest,
+                    "split": "train",
+                    "copy": copy,
+                    "copies": copies,
+                }
+                for copy in range(copies)
+            ]
     counts = {name: sum(r["class"] == name for r in records) for name in settings.classes}
     write_bytes_atomic("".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode(), folder / MANIFEST_FILE)
     save_image(sample_grid(folder, [r for r in records if r.get("copy", 0) == 0]), folder / "samples.jpg")
-    info = {**read_json(folder / DATASET_FILE), "classes": list(settings.classes), "counts": counts, "method": "plus_real" if base else "real_only",
-            "complete": True, "images": len(records), "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    info = {
+        **read_json(folder / DATASET_FILE),
+        "classes": list(settings.classes),
+        "counts": counts,
+        "method": "plus_real" if base else "real_only",
+        "complete": True,
+        "images": len(records),
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     write_json(info, folder / DATASET_FILE)
     return folder

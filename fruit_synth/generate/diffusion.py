@@ -1,4 +1,5 @@
-"""Text-to-image training images from a diffusers pipeline: per-image seeds, batches, regeneration of blocked images, scale-out with accelerate.
+"""Text-to-image training images from a diffusers pipeline: per-image seeds, batches, regeneration of blocked
+images, scale-out with accelerate.
 
 Docs: https://fruit-synth.github.io/fruit-synth/generate/diffusion.html.md"""
 
@@ -8,7 +9,6 @@ Docs: https://fruit-synth.github.io/fruit-synth/generate/diffusion.html.md"""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -29,99 +29,144 @@ __all__ = ['DTYPES', 'HUB_TIMEOUT', 'DiffusionError', 'pick_dtype', 'image_promp
 
 # %% ../../nbs/generate/03_diffusion.ipynb #f12f26d7
 class DiffusionError(DatasetError):
-    "Stable Diffusion cannot run as set up: weights missing, a setting the device cannot honour, images that stay blocked."
+    """Stable Diffusion cannot run as set up: weights missing, a setting the device cannot honour, images that stay
+    blocked."""
 
 # %% ../../nbs/generate/03_diffusion.ipynb #93ad45e2
 DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
-def pick_dtype(setting: str, # the `sd_dtype` setting: auto, fp32, fp16 or bf16
-               device: str, # where the pipeline runs
-              ) -> str:
+
+def pick_dtype(
+    setting: str,  # the `sd_dtype` setting: auto, fp32, fp16 or bf16
+    device: str,  # where the pipeline runs
+) -> str:
     "The weights' precision: half on CUDA, full on CPU unless said otherwise."
-    if setting == "auto": return "fp16" if device.startswith("cuda") else "fp32"
+    if setting == "auto":
+        return "fp16" if device.startswith("cuda") else "fp32"
     if setting != "fp32" and device == "cpu":
-        raise DiffusionError(f"sd_dtype = {setting} on the CPU: half precision there is slow or unsupported; "
-                             f"use -p sd_dtype=fp32 (or auto), or run on a CUDA device")
+        raise DiffusionError(
+            f"sd_dtype = {setting} on the CPU: half precision there is slow or unsupported; "
+            f"use -p sd_dtype=fp32 (or auto), or run on a CUDA device"
+        )
     return setting
 
 # %% ../../nbs/generate/03_diffusion.ipynb #e309bcb3
-def image_prompt(templates: list[str], # prompt templates with {plural}
-                 plural: str, # the class's plural, e.g. "kiwis"
-                 index: int, # the image's index within its class
-                ) -> str:
+def image_prompt(
+    templates: list[str],  # prompt templates with {plural}
+    plural: str,  # the class's plural, e.g. "kiwis"
+    index: int,  # the image's index within its class
+) -> str:
     "The prompt of image `index`: template `index` mod the number of templates, filled with `plural`."
     return templates[index % len(templates)].format(plural=plural)
 
 # %% ../../nbs/generate/03_diffusion.ipynb #148d837d
-HUB_TIMEOUT = 10 # seconds to wait for the Hugging Face hub before giving up
+HUB_TIMEOUT = 10  # seconds to wait for the Hugging Face hub before giving up
+
 
 def _offline() -> bool:
     "Whether HF_HUB_OFFLINE is set (read now, not when huggingface_hub was imported)."
     import huggingface_hub.constants
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"} or huggingface_hub.constants.HF_HUB_OFFLINE
+
+    return (
+        os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+        or huggingface_hub.constants.HF_HUB_OFFLINE
+    )
+
 
 def _missing_weights(model: str, why: str) -> DiffusionError:
     cache = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
     return DiffusionError(
-        f"Stable Diffusion weights '{model}' (setting sd_model) are not on this machine and cannot be downloaded: {why}. "
-        f"Provide them one of these ways: (1) a local folder holding the pipeline (model_index.json, unet/, vae/, ...): "
+        f"Stable Diffusion weights '{model}' (setting sd_model) are not on this machine and cannot be downloaded: "
+        f"{why}. "
+        f"Provide them one of these ways: (1) a local folder holding the pipeline (model_index.json, unet/, vae/, "
+        f"...): "
         f"-p sd_model=/path/to/folder; (2) the Hugging Face cache: download once on a machine online "
         f"(`hf download {model}`) into HF_HOME (now {cache}) and copy it here; (3) run once online, without "
-        f"HF_HUB_OFFLINE, and the weights are downloaded into that cache.")
+        f"HF_HUB_OFFLINE, and the weights are downloaded into that cache."
+    )
+
 
 def model_folder(model: str) -> Path | None:
     "`model` as a local pipeline folder, None when it is a hub id; an error for a path that is not a pipeline folder."
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "model_index.json").is_file():
-            raise DiffusionError(f"sd_model folder '{path}' has no model_index.json: it is not a diffusers pipeline folder "
-                                 f"(save one with `pipeline.save_pretrained(folder)` or give a hub id)")
+            raise DiffusionError(
+                f"sd_model folder '{path}' has no model_index.json: it is not a diffusers pipeline folder "
+                f"(save one with `pipeline.save_pretrained(folder)` or give a hub id)"
+            )
         return path.resolve()
     if model.startswith(("/", "./", "../", "~")) or path.exists():
         raise DiffusionError(f"sd_model folder '{path}' does not exist; give an existing pipeline folder or a hub id")
     return None
 
 # %% ../../nbs/generate/03_diffusion.ipynb #f51a2403
-def load_pipeline(model: str, # hub id or local folder
-                  dtype: str = "fp32", # fp32, fp16 or bf16
-                  safety_checker: bool = True, # keep the pipeline's safety checker
-                 ):
+def load_pipeline(
+    model: str,  # hub id or local folder
+    dtype: str = "fp32",  # fp32, fp16 or bf16
+    safety_checker: bool = True,  # keep the pipeline's safety checker
+):
     "A `StableDiffusionPipeline` from a local folder, the hub cache or the hub; a clear error when none has it."
     import torch
     from diffusers import StableDiffusionPipeline
+
     options: dict = {"dtype": getattr(torch, DTYPES[dtype])}
-    if not safety_checker: options.update(safety_checker=None, requires_safety_checker=False)
+    if not safety_checker:
+        options.update(safety_checker=None, requires_safety_checker=False)
     folder = model_folder(model)
-    if folder is not None: return StableDiffusionPipeline.from_pretrained(folder, **options)
-    try: return StableDiffusionPipeline.from_pretrained(model, local_files_only=True, **options)
-    except OSError as cached_error: cache_miss = str(cached_error).split("\n")[0]
+    if folder is not None:
+        return StableDiffusionPipeline.from_pretrained(folder, **options)
+    try:
+        return StableDiffusionPipeline.from_pretrained(model, local_files_only=True, **options)
+    except OSError as cached_error:
+        cache_miss = str(cached_error).split("\n")[0]
     problem = _hub_problem(model, cache_miss)
-    if problem: raise problem from None
+    if problem:
+        raise problem from None
     return StableDiffusionPipeline.from_pretrained(model, **options)
 
+
 def _hub_problem(model: str, cache_miss: str) -> DiffusionError | None:
-    "Why the hub cannot give `model` (offline, or it does not answer), None when it answers; `cache_miss` says why the cache could not."
-    if _offline(): return _missing_weights(model, f"not in the local cache and HF_HUB_OFFLINE is set ({cache_miss})")
+    """Why the hub cannot give `model` (offline, or it does not answer), None when it answers; `cache_miss` says why the
+    cache could not."""
+    if _offline():
+        return _missing_weights(model, f"not in the local cache and HF_HUB_OFFLINE is set ({cache_miss})")
     import huggingface_hub
-    try: huggingface_hub.model_info(model, timeout=HUB_TIMEOUT)
+
+    try:
+        huggingface_hub.model_info(model, timeout=HUB_TIMEOUT)
     except Exception as error:
-        return _missing_weights(model, f"not in the local cache, and the hub did not answer: {type(error).__name__}: "
-                                       f"{str(error).splitlines()[0] if str(error) else ''}")
+        return _missing_weights(
+            model,
+            f"not in the local cache, and the hub did not answer: {type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''}",
+        )
     return None
 
+
 def _hub_cache() -> Path:
-    "The Hugging Face hub cache as the environment says now: HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub."
-    if os.environ.get("HF_HUB_CACHE"): return Path(os.environ["HF_HUB_CACHE"])
+    """The Hugging Face hub cache as the environment says now: HF_HUB_CACHE, else HF_HOME/hub, else
+    ~/.cache/huggingface/hub."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
     return Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface") / "hub"
 
-def weights_problem(model: str, # hub id or local folder (the `sd_model` setting)
-                   ) -> str:
-    "Why `model`'s weights cannot be had here, found without loading them ('' when they may be: a pipeline folder, the local cache, a hub that answers)."
-    try: folder = model_folder(model)
-    except DiffusionError as error: return str(error)
-    if folder is not None: return ""
+
+def weights_problem(
+    model: str,  # hub id or local folder (the `sd_model` setting)
+) -> str:
+    """Why `model`'s weights cannot be had here, found without loading them ('' when they may be: a pipeline folder, the
+    local cache, a hub that answers)."""
+    try:
+        folder = model_folder(model)
+    except DiffusionError as error:
+        return str(error)
+    if folder is not None:
+        return ""
     from huggingface_hub import try_to_load_from_cache
-    if isinstance(try_to_load_from_cache(model, "model_index.json", cache_dir=_hub_cache()), str): return ""
+
+    if isinstance(try_to_load_from_cache(model, "model_index.json", cache_dir=_hub_cache()), str):
+        return ""
     problem = _hub_problem(model, f"no model_index.json for it under {_hub_cache()}")
     return str(problem) if problem else ""
 
@@ -129,26 +174,38 @@ def weights_problem(model: str, # hub id or local folder (the `sd_model` setting
 def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
+
 def model_identity(model: str) -> dict:
     "What identifies the weights: the id or folder, the sha256 of model_index.json, the hub revision if any."
     folder = model_folder(model)
-    if folder is not None: return {"model": str(folder), "model_index_sha256": _sha256(folder / "model_index.json")}
+    if folder is not None:
+        return {"model": str(folder), "model_index_sha256": _sha256(folder / "model_index.json")}
     from huggingface_hub import try_to_load_from_cache
+
     cached = try_to_load_from_cache(model, "model_index.json")
-    if not isinstance(cached, str): return {"model": model, "model_index_sha256": None}
+    if not isinstance(cached, str):
+        return {"model": model, "model_index_sha256": None}
     revision = Path(cached).parent.name
     return {"model": model, "model_index_sha256": _sha256(Path(cached)), "revision": revision}
 
 # %% ../../nbs/generate/03_diffusion.ipynb #49907986
-def scheduler_class(name: str): # default, ddim, dpm++ or euler
+def scheduler_class(name: str):  # default, ddim, dpm++ or euler
     "The diffusers scheduler class for `name` (None: keep the pipeline's own)."
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
-    return {"default": None, "ddim": DDIMScheduler, "dpm++": DPMSolverMultistepScheduler, "euler": EulerDiscreteScheduler}[name]
+
+    return {
+        "default": None,
+        "ddim": DDIMScheduler,
+        "dpm++": DPMSolverMultistepScheduler,
+        "euler": EulerDiscreteScheduler,
+    }[name]
+
 
 def set_scheduler(pipeline, name: str) -> None:
     "Give `pipeline` the sampler `name`, configured like its own."
     cls = scheduler_class(name)
-    if cls is None: return
+    if cls is None:
+        return
     extra = {"algorithm_type": "dpmsolver++"} if name == "dpm++" else {}
     pipeline.scheduler = cls.from_config(pipeline.scheduler.config, **extra)
 
@@ -156,27 +213,36 @@ def set_scheduler(pipeline, name: str) -> None:
 @dataclass
 class Processes:
     "This process's place among the processes `accelerate launch` started."
-    index: int = 0 # this process, 0 is the main one
-    count: int = 1 # processes in all
-    device: str | None = None # the device accelerate assigned to this process
+
+    index: int = 0  # this process, 0 is the main one
+    count: int = 1  # processes in all
+    device: str | None = None  # the device accelerate assigned to this process
     _state: Any = field(default=None, repr=False)
 
     def wait(self) -> None:
         "Wait until every process gets here."
-        if self._state is not None: self._state.wait_for_everyone()
+        if self._state is not None:
+            self._state.wait_for_everyone()
 
     def gather(self, item: Any) -> list:
         "`item` of every process, in process order."
-        if self._state is None: return [item]
+        if self._state is None:
+            return [item]
         from accelerate.utils import gather_object
+
         return gather_object([item])
 
-def current_processes(cpu: bool = False, # the processes run on the CPU (they talk over gloo, not NCCL)
-                     ) -> Processes:
-    "The processes of this run: accelerate's when started by `accelerate launch` with more than one, else just this one."
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1: return Processes()
+
+def current_processes(
+    cpu: bool = False,  # the processes run on the CPU (they talk over gloo, not NCCL)
+) -> Processes:
+    """The processes of this run: accelerate's when started by `accelerate launch` with more than one, else just this
+    one."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Processes()
     import torch
     from accelerate import PartialState
+
     # a process that finishes its share first waits for the others: a generous timeout
     state = PartialState(cpu=cpu or not torch.cuda.is_available(), timeout=timedelta(hours=12))
     return Processes(state.process_index, state.num_processes, str(state.device), state)
@@ -186,29 +252,49 @@ def is_blank(image: Image.Image) -> bool:
     "Whether `image` is all black, as the safety checker leaves a blocked image."
     return int(np.asarray(image).max()) == 0
 
-def pipeline_call(generator: DiffusionGenerator, prompts: list[str], seeds: list[int]) -> tuple[list[Image.Image], list[bool]]:
+
+def pipeline_call(
+    generator: DiffusionGenerator, prompts: list[str], seeds: list[int]
+) -> tuple[list[Image.Image], list[bool]]:
     "One pipeline call: the images of `prompts`, one seeded generator each, and whether each was blocked."
     import torch
+
     noise = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
     with torch.backends.mkldnn.flags(enabled=generator.device != "cpu"):
-        result = generator.pipeline(prompt=prompts, negative_prompt=[generator.negative_prompt] * len(prompts),
-                                    num_inference_steps=generator.steps, guidance_scale=generator.guidance_scale,
-                                    height=generator.size, width=generator.size, generator=noise, output_type="pil")
+        result = generator.pipeline(
+            prompt=prompts,
+            negative_prompt=[generator.negative_prompt] * len(prompts),
+            num_inference_steps=generator.steps,
+            guidance_scale=generator.guidance_scale,
+            height=generator.size,
+            width=generator.size,
+            generator=noise,
+            output_type="pil",
+        )
     flagged = result.nsfw_content_detected or [False] * len(prompts)
     return result.images, [bool(flag) or is_blank(image) for flag, image in zip(flagged, result.images)]
 
-def make_images(generator: DiffusionGenerator, prompts: list[str], seeds: list[int]) -> tuple[list[Image.Image], list[bool]]:
+
+def make_images(
+    generator: DiffusionGenerator, prompts: list[str], seeds: list[int]
+) -> tuple[list[Image.Image], list[bool]]:
     "The images of `prompts` in calls of at most `batch_size`; out of GPU memory halves the batch size and retries."
     import torch
+
     images, blocked, start = [], [], 0
     while start < len(prompts):
         end = start + generator.batch_size
-        try: made, flags = pipeline_call(generator, prompts[start:end], seeds[start:end])
+        try:
+            made, flags = pipeline_call(generator, prompts[start:end], seeds[start:end])
         except torch.cuda.OutOfMemoryError:
             if generator.batch_size == 1:
-                raise DiffusionError(f"out of GPU memory at sd_batch_size 1 and sd_size {generator.size}; lower sd_size, "
-                                     f"use sd_dtype=fp16, or free the GPU") from None
-            generator.events["out_of_memory"].append({"batch_size": generator.batch_size, "now": generator.batch_size // 2})
+                raise DiffusionError(
+                    f"out of GPU memory at sd_batch_size 1 and sd_size {generator.size}; lower sd_size, "
+                    f"use sd_dtype=fp16, or free the GPU"
+                ) from None
+            generator.events["out_of_memory"].append(
+                {"batch_size": generator.batch_size, "now": generator.batch_size // 2}
+            )
             generator.batch_size //= 2
             torch.cuda.empty_cache()
             continue
@@ -221,37 +307,56 @@ def make_images(generator: DiffusionGenerator, prompts: list[str], seeds: list[i
 @dataclass
 class DiffusionGenerator:
     "Makes Stable Diffusion images of the classes, one seeded generator per image, in batches."
-    pipeline: Any # a loaded diffusers text-to-image pipeline
-    templates: list[str] # prompt templates with {plural}, used in turn
-    plurals: dict[str, str] # class -> plural used in the prompt
-    negative_prompt: str # what to avoid
-    steps: int # denoising steps
-    guidance_scale: float # classifier-free guidance scale
-    scheduler: str # sampler name (default: the pipeline's own)
-    size: int # edge of the square images, pixels
-    batch_size: int # images per pipeline call (halved on CUDA out-of-memory)
-    dtype: str # weights precision
-    device: str # torch device
-    identity: dict # model id or folder and hash
-    seed: int # the dataset seed
-    variant: str # variant name (part of each image's seed)
-    processes: Processes = field(default_factory=Processes) # processes sharing the work
-    max_regenerations: int = 10 # next seeds to try for an image that stays blocked
-    version: str = "diffusion-1" # bump when the images a given seed makes change
+
+    pipeline: Any  # a loaded diffusers text-to-image pipeline
+    templates: list[str]  # prompt templates with {plural}, used in turn
+    plurals: dict[str, str]  # class -> plural used in the prompt
+    negative_prompt: str  # what to avoid
+    steps: int  # denoising steps
+    guidance_scale: float  # classifier-free guidance scale
+    scheduler: str  # sampler name (default: the pipeline's own)
+    size: int  # edge of the square images, pixels
+    batch_size: int  # images per pipeline call (halved on CUDA out-of-memory)
+    dtype: str  # weights precision
+    device: str  # torch device
+    identity: dict  # model id or folder and hash
+    seed: int  # the dataset seed
+    variant: str  # variant name (part of each image's seed)
+    processes: Processes = field(default_factory=Processes)  # processes sharing the work
+    max_regenerations: int = 10  # next seeds to try for an image that stays blocked
+    version: str = "diffusion-1"  # bump when the images a given seed makes change
     events: dict = field(default_factory=lambda: {"regenerated": 0, "out_of_memory": []})
 
     def fingerprint(self) -> str:
         "Digest of everything that shapes the images (not the batch size, nor the number of processes)."
-        data = dict(version=self.version, templates=self.templates, plurals=self.plurals, negative=self.negative_prompt,
-                    steps=self.steps, guidance=self.guidance_scale, scheduler=self.scheduler, size=self.size,
-                    dtype=self.dtype, device=self.device.split(":")[0], seed=self.seed, **self.identity)
+        data = dict(
+            version=self.version,
+            templates=self.templates,
+            plurals=self.plurals,
+            negative=self.negative_prompt,
+            steps=self.steps,
+            guidance=self.guidance_scale,
+            scheduler=self.scheduler,
+            size=self.size,
+            dtype=self.dtype,
+            device=self.device.split(":")[0],
+            seed=self.seed,
+            **self.identity,
+        )
         return fingerprint(data)
 
     def details(self, prompt: str) -> dict:
         "What every image of this generator records."
-        return {"prompt": prompt, "negative_prompt": self.negative_prompt, "steps": self.steps,
-                "guidance_scale": self.guidance_scale, "scheduler": self.scheduler, "size": self.size, "dtype": self.dtype,
-                **self.identity}
+        return {
+            "prompt": prompt,
+            "negative_prompt": self.negative_prompt,
+            "steps": self.steps,
+            "guidance_scale": self.guidance_scale,
+            "scheduler": self.scheduler,
+            "size": self.size,
+            "dtype": self.dtype,
+            **self.identity,
+        }
 
     def make_batch(self, jobs: list[tuple[str, int]]) -> list[tuple[Image.Image, dict]]:
         "Images of `jobs` (class, index), one pipeline call per batch; blocked ones made again from the next seed."
@@ -263,9 +368,11 @@ class DiffusionGenerator:
             again = [position for position, flag in enumerate(blocked) if flag]
             if max(tries[position] for position in again) >= self.max_regenerations:
                 name, index = jobs[again[0]]
-                raise DiffusionError(f"image {index} of '{name}' stays blocked by the safety checker after "
-                                     f"{self.max_regenerations} new seeds (prompt {prompts[again[0]]!r}); change the prompt "
-                                     f"or run with -p safety_checker=false")
+                raise DiffusionError(
+                    f"image {index} of '{name}' stays blocked by the safety checker after "
+                    f"{self.max_regenerations} new seeds (prompt {prompts[again[0]]!r}); change the prompt "
+                    f"or run with -p safety_checker=false"
+                )
             for position in again:
                 used[position] = (used[position] + 1) % 2**64
                 tries[position] += 1
@@ -276,7 +383,8 @@ class DiffusionGenerator:
         results = []
         for position, image in enumerate(images):
             details = {**self.details(prompts[position]), "generator_seed": used[position]}
-            if tries[position]: details.update(regenerated_from_seed=seeds[position], regenerations=tries[position])
+            if tries[position]:
+                details.update(regenerated_from_seed=seeds[position], regenerations=tries[position])
             results.append((image, details))
         return results
 
@@ -287,21 +395,27 @@ class DiffusionGenerator:
     def run_facts(self) -> dict:
         "What happened while running, over every process: images regenerated, batch halvings on out-of-memory."
         everyone = self.processes.gather(self.events)
-        return {"regenerated_images": sum(events["regenerated"] for events in everyone),
-                "out_of_memory": [dict(event, process=rank) for rank, events in enumerate(everyone)
-                                  for event in events["out_of_memory"]],
-                "processes": self.processes.count}
+        return {
+            "regenerated_images": sum(events["regenerated"] for events in everyone),
+            "out_of_memory": [
+                dict(event, process=rank) for rank, events in enumerate(everyone) for event in events["out_of_memory"]
+            ],
+            "processes": self.processes.count,
+        }
 
 # %% ../../nbs/generate/03_diffusion.ipynb #e7272cd5
 def _device(setting: str, assigned: str | None) -> str:
     "The device name for the pipeline, from the project's one `processes.pick_device` (torch loads only now)."
     from fruit_synth.core.processes import pick_device
+
     return str(pick_device(setting, assigned))
 
-def diffusion_generator(settings: Settings, # resolved settings
-                        variant: str = "diffusion", # variant name (part of each image's seed)
-                        pipeline: Any = None, # an already loaded pipeline (default: load settings.sd_model)
-                       ) -> tuple[DiffusionGenerator, dict[str, int], dict]:
+
+def diffusion_generator(
+    settings: Settings,  # resolved settings
+    variant: str = "diffusion",  # variant name (part of each image's seed)
+    pipeline: Any = None,  # an already loaded pipeline (default: load settings.sd_model)
+) -> tuple[DiffusionGenerator, dict[str, int], dict]:
     "The generator, images per class and dataset facts of a Stable Diffusion variant."
     processes = current_processes(cpu=settings.device == "cpu")
     device = _device(settings.device, processes.device)
@@ -310,14 +424,36 @@ def diffusion_generator(settings: Settings, # resolved settings
         pipeline = load_pipeline(settings.sd_model, dtype, settings.safety_checker).to(device)
         pipeline.set_progress_bar_config(disable=True)
     set_scheduler(pipeline, settings.scheduler)
-    generator = DiffusionGenerator(pipeline, prompt_templates(settings), dict(zip(settings.classes, settings.plurals)),
-                                   settings.negative_prompt, settings.sd_steps, settings.guidance_scale, settings.scheduler,
-                                   settings.sd_size, settings.sd_batch_size, dtype, device, model_identity(settings.sd_model),
-                                   settings.seed, variant, processes)
+    generator = DiffusionGenerator(
+        pipeline,
+        prompt_templates(settings),
+        dict(zip(settings.classes, settings.plurals)),
+        settings.negative_prompt,
+        settings.sd_steps,
+        settings.guidance_scale,
+        settings.scheduler,
+        settings.sd_size,
+        settings.sd_batch_size,
+        dtype,
+        device,
+        model_identity(settings.sd_model),
+        settings.seed,
+        variant,
+        processes,
+    )
     counts = {name: settings.n_per_class for name in settings.classes}
-    facts = {**generator.identity, "prompt_templates": generator.templates, "negative_prompt": generator.negative_prompt,
-             "steps": generator.steps, "guidance_scale": generator.guidance_scale, "scheduler": generator.scheduler,
-             "scheduler_class": type(pipeline.scheduler).__name__, "size": generator.size, "dtype": dtype,
-             "device": device.split(":")[0], "batch_size": settings.sd_batch_size,
-             "safety_checker": getattr(pipeline, "safety_checker", None) is not None}
+    facts = {
+        **generator.identity,
+        "prompt_templates": generator.templates,
+        "negative_prompt": generator.negative_prompt,
+        "steps": generator.steps,
+        "guidance_scale": generator.guidance_scale,
+        "scheduler": generator.scheduler,
+        "scheduler_class": type(pipeline.scheduler).__name__,
+        "size": generator.size,
+        "dtype": dtype,
+        "device": device.split(":")[0],
+        "batch_size": settings.sd_batch_size,
+        "safety_checker": getattr(pipeline, "safety_checker", None) is not None,
+    }
     return generator, counts, facts

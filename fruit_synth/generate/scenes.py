@@ -1,4 +1,5 @@
-"""Fruit for sale fills the frame: crates and bins of one class, lit from above, taken with a phone. This module makes such scenes from the cut-outs, and the camera that takes every copy-paste picture.
+"""Fruit for sale fills the frame: crates and bins of one class, lit from above, taken with a phone. This module
+makes such scenes from the cut-outs, and the camera that takes every copy-paste picture.
 
 Docs: https://fruit-synth.github.io/fruit-synth/generate/scenes.html.md"""
 
@@ -7,21 +8,31 @@ Docs: https://fruit-synth.github.io/fruit-synth/generate/scenes.html.md"""
 # %% ../../nbs/generate/01_scenes.ipynb #c1a0895e
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import replace
-from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from .copy_paste import (BLENDINGS, FOOTPRINT, Composition, CopyPasteParams, CutoutPyramid, as_pyramid, bins_layout,
-                                             bins_side, blend_hard, colour_matrices, compose_layers, crop_background, grid_count,
-                                             shape_cutout)
+from fruit_synth.generate.copy_paste import (
+    BLENDINGS,
+    FOOTPRINT,
+    Composition,
+    CopyPasteParams,
+    CutoutPyramid,
+    as_pyramid,
+    bins_layout,
+    blend_hard,
+    colour_matrices,
+    compose_layers,
+    crop_background,
+    grid_count,
+    shape_cutout,
+)
 from ..core.images import EncodedImage
-from ..core.settings import CAMERA_EFFECTS, SURROUNDINGS
+from ..core.settings import SURROUNDINGS
 
 # %% auto #0
 __all__ = ['OBJECT_FIELDS', 'EXPOSURE_GAIN', 'surface', 'shading_reach', 'contact_shading', 'hue_spread', 'footprint_ratio',
@@ -34,20 +45,27 @@ def _smooth_noise(shape: tuple[int, int], rng: np.random.Generator, cell: int) -
     small = rng.standard_normal((max(2, shape[0] // cell), max(2, shape[1] // cell))).astype(np.float32)
     return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
 
+
 def _fine_noise(size: int, rng: np.random.Generator) -> np.ndarray:
-    "White noise (size x size float32, unit variance) from OpenCV's generator seeded by `rng`: three times faster than numpy's."
+    """White noise (size x size float32, unit variance) from OpenCV's generator seeded by `rng`: three times faster than
+    numpy's."""
     cv2.setRNGSeed(int(rng.integers(0, 2**31 - 1)))
     return cv2.randn(np.empty((size, size), np.float32), 0, 1)
 
-def surface(kind: str, # one of SURROUNDINGS
-            size: int, # edge of the square surface, pixels
-            rng: np.random.Generator, # the source of every random choice
-            background: np.ndarray | Callable | None = None, # a background photo (HxWx3 uint8), or a function that opens it
-           ) -> tuple[np.ndarray, dict]:
-    "What the fruit lies in (HxWx3 uint8) and its record: a shaded crop of a background photo, cardboard, a plastic crate or a dark bin."
+
+def surface(
+    kind: str,  # one of SURROUNDINGS
+    size: int,  # edge of the square surface, pixels
+    rng: np.random.Generator,  # the source of every random choice
+    background: np.ndarray | Callable | None = None,  # a background photo (HxWx3 uint8), or a function that opens it
+) -> tuple[np.ndarray, dict]:
+    """What the fruit lies in (HxWx3 uint8) and its record: a shaded crop of a background photo, cardboard, a plastic
+    crate or a dark bin."""
     if kind == "backgrounds":
-        if background is None: raise ValueError("surface 'backgrounds' needs a background photo")
-        if callable(background): background = background()  # opened only when a crop of it is used
+        if background is None:
+            raise ValueError("surface 'backgrounds' needs a background photo")
+        if callable(background):
+            background = background()  # opened only when a crop of it is used
         canvas, box = crop_background(background, size, rng)
         shade = float(rng.uniform(0.45, 0.9))  # inside a crate it is darker than the open scene
         return cv2.convertScaleAbs(canvas, alpha=shade), {"kind": kind, "box": box, "shade": round(shade, 3)}
@@ -63,36 +81,51 @@ def surface(kind: str, # one of SURROUNDINGS
         texture = np.where(slots, np.float32(0.35), np.float32(1.0))
         texture *= cv2.addWeighted(_smooth_noise((size, size), rng, 24), 0.05, 0, 0, 1.0)
     elif kind == "bin":
-        base = np.float32(rng.uniform(15, 45)) * np.array([1, rng.uniform(0.9, 1.1), rng.uniform(0.9, 1.15)], np.float32)
+        base = np.float32(rng.uniform(15, 45)) * np.array(
+            [1, rng.uniform(0.9, 1.1), rng.uniform(0.9, 1.15)], np.float32
+        )
         texture = cv2.addWeighted(_smooth_noise((size, size), rng, 12), 0.25, 0, 0, 1.0)
-    else: raise ValueError(f"surroundings: unknown surface {kind!r}; use any of {', '.join(SURROUNDINGS)}")
-    return cv2.convertScaleAbs(cv2.transform(texture, base.reshape(3, 1))), {"kind": kind}  # texture x colour, rounded, saturated to 0-255
+    else:
+        raise ValueError(f"surroundings: unknown surface {kind!r}; use any of {', '.join(SURROUNDINGS)}")
+    return cv2.convertScaleAbs(cv2.transform(texture, base.reshape(3, 1))), {
+        "kind": kind
+    }  # texture x colour, rounded, saturated to 0-255
 
 # %% ../../nbs/generate/01_scenes.ipynb #68784990
 def shading_reach(fruit_size: float) -> int:
     "How far (pixels) a contact rim darkens: beyond 0.6 of a fruit, under exp(-6) of the shading's strength."
     return int(math.ceil(0.6 * fruit_size))
 
-def contact_shading(top_label: np.ndarray, # HxW int16: the fruit on top at each pixel, -1 for the surface
-                    fruit_size: float, # a typical fruit's long side, pixels
-                    strength: float, # darkest shading, 0-1 (0: none)
-                    trim: int = 0, # pixels left out at each edge of the result (the label map may reach past the picture)
-                   ) -> np.ndarray:
-    "Multiplicative shading (float32, HxW less `trim` at each edge): darker where fruits touch each other and in the gaps between them."
+
+def contact_shading(
+    top_label: np.ndarray,  # HxW int16: the fruit on top at each pixel, -1 for the surface
+    fruit_size: float,  # a typical fruit's long side, pixels
+    strength: float,  # darkest shading, 0-1 (0: none)
+    trim: int = 0,  # pixels left out at each edge of the result (the label map may reach past the picture)
+) -> np.ndarray:
+    """Multiplicative shading (float32, HxW less `trim` at each edge): darker where fruits touch each other and in the
+    gaps between them."""
     height, width = top_label.shape
     kept = (slice(trim, height - trim), slice(trim, width - trim))
-    if strength <= 0: return np.ones((height - 2 * trim, width - 2 * trim), np.float32)
+    if strength <= 0:
+        return np.ones((height - 2 * trim, width - 2 * trim), np.float32)
     reach = min(trim, shading_reach(fruit_size))  # the label map past the picture that the rims need
-    near = top_label[trim - reach:height - trim + reach, trim - reach:width - trim + reach]
+    near = top_label[trim - reach : height - trim + reach, trim - reach : width - trim + reach]
     cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
-    inside = cv2.compare(cv2.dilate(near, cross), cv2.erode(near, cross), cv2.CMP_EQ)  # 0 where a neighbour shows another fruit
-    distance = cv2.distanceTransform(inside, cv2.DIST_L2, 3)[reach:near.shape[0] - reach, reach:near.shape[1] - reach]
+    inside = cv2.compare(
+        cv2.dilate(near, cross), cv2.erode(near, cross), cv2.CMP_EQ
+    )  # 0 where a neighbour shows another fruit
+    distance = cv2.distanceTransform(inside, cv2.DIST_L2, 3)[
+        reach : near.shape[0] - reach, reach : near.shape[1] - reach
+    ]
     rim = cv2.exp(distance * np.float32(-1 / max(1.0, 0.10 * fruit_size)))
     rim *= -strength  # in place: 1 - strength * exp(-distance / (10% of a fruit))
     rim += 1
     fruit = (top_label >= 0).view(np.uint8)
     shrink = max(1, int(fruit_size // 16))  # a blur this wide loses nothing at lower resolution
-    small = cv2.resize(fruit.astype(np.float32), (max(1, width // shrink), max(1, height // shrink)), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        fruit.astype(np.float32), (max(1, width // shrink), max(1, height // shrink)), interpolation=cv2.INTER_AREA
+    )
     crowd = cv2.resize(cv2.GaussianBlur(small, (0, 0), max(1.0, 0.25 * fruit_size / shrink)), (width, height))[kept]
     gap = crowd * np.float32(-1.2 * strength)  # the gaps: darker where more fruit is near, never below 0.2
     gap += 1
@@ -101,94 +134,156 @@ def contact_shading(top_label: np.ndarray, # HxW int16: the fruit on top at each
     return cv2.multiply(rim, gap)
 
 # %% ../../nbs/generate/01_scenes.ipynb #0c67f5ee
-def hue_spread(cutouts: list[np.ndarray], # RGBA cut-outs of one class
-              ) -> float:
+def hue_spread(
+    cutouts: list[np.ndarray],  # RGBA cut-outs of one class
+) -> float:
     "The spread (circular standard deviation, in turns) of the cut-outs' mean hues, over their opaque pixels."
     angles = []
     for rgba in cutouts:
         opaque = rgba[..., 3] >= 128
-        if not opaque.any(): continue
-        hue = cv2.cvtColor(np.ascontiguousarray(rgba[..., :3]), cv2.COLOR_RGB2HSV_FULL)[..., 0][opaque].astype(np.float64) / 256
+        if not opaque.any():
+            continue
+        hue = (
+            cv2.cvtColor(np.ascontiguousarray(rgba[..., :3]), cv2.COLOR_RGB2HSV_FULL)[..., 0][opaque].astype(np.float64)
+            / 256
+        )
         angles.append(math.atan2(np.sin(2 * np.pi * hue).mean(), np.cos(2 * np.pi * hue).mean()))
-    if len(angles) < 2: return 0.0
+    if len(angles) < 2:
+        return 0.0
     length = math.hypot(np.mean(np.sin(angles)), np.mean(np.cos(angles)))
     return math.sqrt(-2 * math.log(max(length, 1e-12))) / (2 * math.pi)
 
-def footprint_ratio(cutouts: list[np.ndarray], # RGBA cut-outs of one class
-                   ) -> float:
-    "How much of a disc as wide as its long side a cut-out covers, averaged over the class (round fruit about 0.9, bananas 0.3-0.7)."
+
+def footprint_ratio(
+    cutouts: list[np.ndarray],  # RGBA cut-outs of one class
+) -> float:
+    """How much of a disc as wide as its long side a cut-out covers, averaged over the class (round fruit about 0.9,
+    bananas 0.3-0.7)."""
     ratios = [float((rgba[..., 3] >= 128).sum()) / (math.pi / 4 * max(rgba.shape[:2]) ** 2) for rgba in cutouts]
     return min(1.0, float(np.mean(ratios))) if ratios else 1.0
 
-def class_params(params: CopyPasteParams, # the generator's parameters
-                 cutouts: list[np.ndarray], # the class's RGBA cut-outs
-                 name: str = "", # the class, for errors
-                ) -> CopyPasteParams:
-    "`params` for one class: with the colour rule, hue jitter within the class's own spread (at least 0.005, at most `hue`); with footprint spacing, the bins grid spaced by the fruit's equivalent disc."
-    if params.colour_rule == "cutouts": params = replace(params, hue=round(min(params.hue, max(0.005, hue_spread(cutouts))), 4))
+
+def class_params(
+    params: CopyPasteParams,  # the generator's parameters
+    cutouts: list[np.ndarray],  # the class's RGBA cut-outs
+    name: str = "",  # the class, for errors
+) -> CopyPasteParams:
+    """`params` for one class: with the colour rule, hue jitter within the class's own spread (at least 0.005, at most
+    `hue`); with footprint spacing, the bins grid spaced by the fruit's equivalent disc."""
+    if params.colour_rule == "cutouts":
+        params = replace(params, hue=round(min(params.hue, max(0.005, hue_spread(cutouts))), 4))
     if params.bins_spacing == "footprint" and params.placement in ("bins", "mixed"):
-        # a disc of the same area as the fruit: long bananas sit closer together, so that the bin is as full as with round fruit
+        # a disc of the same area as the fruit: long bananas sit closer together, so that the bin is as full as with
+        # round fruit
         params = replace(params, bins_footprint=round(max(0.2, math.sqrt(footprint_ratio(cutouts))), 3))
         needed = grid_count(params.image_size, params.bins_scale[0] * params.bins_footprint, params.bins_tilt[1])
         if needed > params.bins_max_objects:
-            raise ValueError(f"bins_scale: with bins_spacing = footprint, the smallest {name or 'fruit'} ({params.bins_scale[0]}, "
-                             f"footprint {params.bins_footprint}) needs {needed} fruits to fill the frame, more than bins_max_objects = "
-                             f"{params.bins_max_objects}; raise bins_scale or bins_max_objects")
+            raise ValueError(
+                f"bins_scale: with bins_spacing = footprint, the smallest {name or 'fruit'} ({params.bins_scale[0]}, "
+                f"footprint {params.bins_footprint}) needs {needed} fruits to fill the frame, more than "
+                f"bins_max_objects = "
+                f"{params.bins_max_objects}; raise bins_scale or bins_max_objects"
+            )
     return params
 
 # %% ../../nbs/generate/01_scenes.ipynb #5c6331d1
-OBJECT_FIELDS = ("cutout", "scale", "rotation", "hflip", "vflip", "brightness", "contrast", "saturation", "hue",
-                 "left", "top", "right", "bottom", "distractor")
+OBJECT_FIELDS = (
+    "cutout",
+    "scale",
+    "rotation",
+    "hflip",
+    "vflip",
+    "brightness",
+    "contrast",
+    "saturation",
+    "hue",
+    "left",
+    "top",
+    "right",
+    "bottom",
+    "distractor",
+)
+
 
 def _distractor_spots(spots: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
-    "Which places (bool per row of `spots`), at one side of the frame, take fruits of other classes: at most `share` of all."
+    """Which places (bool per row of `spots`), at one side of the frame, take fruits of other classes: at most `share`
+    of all."""
     count = int(math.floor(rng.uniform(0, share) * len(spots)))
     chosen = np.zeros(len(spots), bool)
-    if count == 0: return chosen
+    if count == 0:
+        return chosen
     side = rng.random() < 0.5
     chosen[np.argsort(spots[:, 0] if side else -spots[:, 0], kind="stable")[:count]] = True
     return chosen
 
+
 def _inside(left: int, top: int, height: int, width: int, size: int) -> tuple[int, int, int, int]:
-    "The part (x0, y0, x1, y1, in the box's own pixels) of a `height` x `width` box at (`left`, `top`) inside the square [0, `size`)."
+    """The part (x0, y0, x1, y1, in the box's own pixels) of a `height` x `width` box at (`left`, `top`) inside the
+    square [0, `size`)."""
     x0, y0 = max(0, -left), max(0, -top)
     return x0, y0, max(x0, min(width, size - left)), max(y0, min(height, size - top))
 
-_OPACITY = np.arange(256, dtype=np.float32) * np.float32(1 / 255)  # alpha -> opacity, as alpha * (1/255) in float32 gives it
-_REST = np.float32(1) - _OPACITY  # and 1 - opacity: two table lookups per fruit instead of two passes of arithmetic (7 % of a bins image)
+
+_OPACITY = np.arange(256, dtype=np.float32) * np.float32(
+    1 / 255
+)  # alpha -> opacity, as alpha * (1/255) in float32 gives it
+_REST = (
+    np.float32(1) - _OPACITY
+)  # and 1 - opacity: two table lookups per fruit instead of two passes of arithmetic (7 % of a bins image)
+
 
 def _paste_visible(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, left: int, top: int, hard: bool) -> None:
-    "Paste the part of a fruit that falls on the square `canvas` (its corner may lie outside), `alpha` as its opacity (already feathered)."
+    """Paste the part of a fruit that falls on the square `canvas` (its corner may lie outside), `alpha` as its opacity
+    (already feathered)."""
     x0, y0, x1, y1 = _inside(left, top, *alpha.shape, canvas.shape[0])
-    if x1 == x0 or y1 == y0: return  # wholly outside the frame
+    if x1 == x0 or y1 == y0:
+        return  # wholly outside the frame
     rgb, alpha = rgb[y0:y1, x0:x1], alpha[y0:y1, x0:x1]
-    if hard: return blend_hard(canvas, rgb, alpha, left + x0, top + y0)
-    region = canvas[top + y0:top + y1, left + x0:left + x1]
-    cv2.blendLinear(rgb, region, cv2.LUT(alpha, _OPACITY), cv2.LUT(alpha, _REST), dst=region)  # in place, as `blend_weights`
+    if hard:
+        return blend_hard(canvas, rgb, alpha, left + x0, top + y0)
+    region = canvas[top + y0 : top + y1, left + x0 : left + x1]
+    cv2.blendLinear(
+        rgb, region, cv2.LUT(alpha, _OPACITY), cv2.LUT(alpha, _REST), dst=region
+    )  # in place, as `blend_weights`
 
-def compose_bins(background: np.ndarray | Callable | None, # RGB background photo (for the 'backgrounds' surroundings), or a function that opens it
-                 cutouts: list[np.ndarray | CutoutPyramid], # RGBA cut-outs of the class (or their `cutout_pyramid`s)
-                 params: CopyPasteParams, # bins_*, surroundings, blending, jitter
-                 rng: np.random.Generator, # the source of every random choice
-                 others: list[np.ndarray | CutoutPyramid] | None = None, # RGBA cut-outs of other classes, for distractors
-                ) -> Composition:
+
+def compose_bins(
+    background: np.ndarray
+    | Callable
+    | None,  # RGB background photo (for the 'backgrounds' surroundings), or a function that opens it
+    cutouts: list[np.ndarray | CutoutPyramid],  # RGBA cut-outs of the class (or their `cutout_pyramid`s)
+    params: CopyPasteParams,  # bins_*, surroundings, blending, jitter
+    rng: np.random.Generator,  # the source of every random choice
+    others: list[np.ndarray | CutoutPyramid] | None = None,  # RGBA cut-outs of other classes, for distractors
+) -> Composition:
     "A crate or bin filled by one class: a depth-ordered grid of fruits over a surface, with contact shading."
-    if not cutouts: raise ValueError("compose_bins: no cut-outs given; pass the RGBA cut-outs of one class")
+    if not cutouts:
+        raise ValueError("compose_bins: no cut-outs given; pass the RGBA cut-outs of one class")
     cutouts = [as_pyramid(cutout) for cutout in cutouts]
     size = params.image_size
     kind = params.surroundings[int(rng.integers(len(params.surroundings)))]
     scale, tilt = float(rng.uniform(*params.bins_scale)), float(rng.uniform(*params.bins_tilt))
     spots = bins_layout(size, scale * params.bins_footprint, tilt, params.bins_fill, rng)  # spaced by the footprint
-    if params.bins_footprint != 1: spots[:, 2] /= params.bins_footprint  # each fruit's long side
+    if params.bins_footprint != 1:
+        spots[:, 2] /= params.bins_footprint  # each fruit's long side
     count = len(spots)
-    strangers = (_distractor_spots(spots, params.distractors, rng) if others and params.distractors else np.zeros(count, bool))
-    if strangers.any(): others = [as_pyramid(cutout) for cutout in others]
-    pad = int(math.ceil(0.75 * (spots[:, 2].max() if count else scale * size))) + 2  # how far past the frame a fruit may lie
+    strangers = (
+        _distractor_spots(spots, params.distractors, rng) if others and params.distractors else np.zeros(count, bool)
+    )
+    if strangers.any():
+        others = [as_pyramid(cutout) for cutout in others]
+    pad = (
+        int(math.ceil(0.75 * (spots[:, 2].max() if count else scale * size))) + 2
+    )  # how far past the frame a fruit may lie
     typical = float(np.median(spots[:, 2])) if count else scale * size
     reach = min(pad, shading_reach(typical))  # the label map's margin: what contact shading sees past the frame
     canvas, ground_record = surface(kind, size, rng, background)
-    # every fruit's choices at once, from the ranges `draw_object` draws from one by one (cut-out, turn, flips, jitter, blending)
-    jitter = [np.round(rng.uniform(1 - spread, 1 + spread, count), 4) for spread in (params.brightness, params.contrast, params.saturation)]
+    # every fruit's choices at once, from the ranges `draw_object` draws from one by one (cut-out, turn, flips, jitter,
+    # blending)
+    jitter = [
+        np.round(rng.uniform(1 - spread, 1 + spread, count), 4)
+        for spread in (params.brightness, params.contrast, params.saturation)
+    ]
     jitter.append(np.round(rng.uniform(-params.hue, params.hue, count), 4))
     pool_size = np.where(strangers, len(others or ()), len(cutouts))
     which = np.minimum((rng.random(count) * pool_size).astype(int), pool_size - 1)
@@ -205,59 +300,103 @@ def compose_bins(background: np.ndarray | Callable | None, # RGB background phot
     x, y, length, hard = spots[:, 0].tolist(), spots[:, 1].tolist(), spots[:, 2].tolist(), (blending == "hard").tolist()
     turns, hflips, vflips = rotation.tolist(), hflip.tolist(), vflip.tolist()
     for rank, i in enumerate(order.tolist()):  # `rank` is the fruit's number in the label map
-        rgb, alpha, fitted[i], _ = shape_cutout(pyramids[i], round(length[i] / size, 4), turns[i], hflips[i], vflips[i],
-                                                matrices[i], size, soft=True)
+        rgb, alpha, fitted[i], _ = shape_cutout(
+            pyramids[i], round(length[i] / size, 4), turns[i], hflips[i], vflips[i], matrices[i], size, soft=True
+        )
         height, width = alpha.shape
         left = min(max(round(x[i] - width / 2), -pad), size + pad - width)  # only the part in the frame is drawn
         top = min(max(round(y[i] - height / 2), -pad), size + pad - height)
         _paste_visible(canvas, rgb, alpha, left, top, hard[i])
         x0, y0, x1, y1 = _inside(left + reach, top + reach, height, width, size + 2 * reach)
-        footprint = cv2.threshold(alpha[y0:y1, x0:x1], FOOTPRINT * 255, 1, cv2.THRESH_BINARY)[1]  # 0/1: alpha > FOOTPRINT
-        np.copyto(top_label[top + reach + y0:top + reach + y1, left + reach + x0:left + reach + x1], rank, where=footprint.view(bool))
+        footprint = cv2.threshold(alpha[y0:y1, x0:x1], FOOTPRINT * 255, 1, cv2.THRESH_BINARY)[
+            1
+        ]  # 0/1: alpha > FOOTPRINT
+        np.copyto(
+            top_label[top + reach + y0 : top + reach + y1, left + reach + x0 : left + reach + x1],
+            rank,
+            where=footprint.view(bool),
+        )
         boxes[i] = (left, top, left + width, top + height)
     shading = contact_shading(top_label, typical, params.bins_shading, trim=reach)
     picture = cv2.multiply(canvas, cv2.cvtColor(shading, cv2.COLOR_GRAY2RGB), dtype=cv2.CV_8U)
-    inner = top_label[reach:reach + size, reach:reach + size]
+    inner = top_label[reach : reach + size, reach : reach + size]
     seen = np.bincount(inner[inner >= 0].ravel(), minlength=count)  # visible pixels per rank
     area = max(1, int((inner >= 0).sum()))
-    columns = [which, np.array(fitted), rotation, hflip.astype(int), vflip.astype(int), *jitter, *np.array(boxes, int).reshape(count, 4).T,
-               strangers.astype(int)]
-    rows = [list(row) for row in zip(*(column[order].tolist() for column in columns))]  # in paste order, as the label map
-    record = {"image_size": size, "placement": "bins", "surroundings": ground_record, "scale": round(scale, 4),
-              "tilt": round(tilt, 4), "fill": params.bins_fill, **({"spacing": params.bins_footprint} if params.bins_footprint != 1 else {}), "shading": params.bins_shading, "hue_range": params.hue,
-              "requested": count, "placed": int((seen > 0).sum()), "coverage": round(float((inner >= 0).mean()), 4),
-              "distractor_share": round(float(seen[strangers[order]].sum() / area), 4),
-              "object_fields": list(OBJECT_FIELDS), "objects": rows}
+    columns = [
+        which,
+        np.array(fitted),
+        rotation,
+        hflip.astype(int),
+        vflip.astype(int),
+        *jitter,
+        *np.array(boxes, int).reshape(count, 4).T,
+        strangers.astype(int),
+    ]
+    rows = [
+        list(row) for row in zip(*(column[order].tolist() for column in columns))
+    ]  # in paste order, as the label map
+    record = {
+        "image_size": size,
+        "placement": "bins",
+        "surroundings": ground_record,
+        "scale": round(scale, 4),
+        "tilt": round(tilt, 4),
+        "fill": params.bins_fill,
+        **({"spacing": params.bins_footprint} if params.bins_footprint != 1 else {}),
+        "shading": params.bins_shading,
+        "hue_range": params.hue,
+        "requested": count,
+        "placed": int((seen > 0).sum()),
+        "coverage": round(float((inner >= 0).mean()), 4),
+        "distractor_share": round(float(seen[strangers[order]].sum() / area), 4),
+        "object_fields": list(OBJECT_FIELDS),
+        "objects": rows,
+    }
     return Composition(Image.fromarray(picture), record, [])
 
 # %% ../../nbs/generate/01_scenes.ipynb #4fa5be5b
-def draw_camera(params: CopyPasteParams, # camera, light_gradient, white_balance, vignette, exposure, noise_std, blur_sigma, jpeg_quality
-                rng: np.random.Generator, # the source of every random choice
-               ) -> dict:
+def draw_camera(
+    params: CopyPasteParams,  # its camera settings: camera, light_gradient, ..., jpeg_quality
+    rng: np.random.Generator,  # the source of every random choice
+) -> dict:
     "One photo's camera, as the image's record keeps it: only the effects `params.camera` turns on."
     effects, shot = set(params.camera), {}
     if "lighting" in effects:
         shot["gradient"] = round(float(rng.uniform(0, params.light_gradient)), 3)
         shot["gradient_angle"] = round(float(rng.uniform(0, 360)), 1)
-        warm = float(rng.uniform(-params.white_balance, params.white_balance))  # > 0: warmer light, more red and less blue
-        shot["white_balance"] = [round(1 + warm, 3), round(1 + float(rng.uniform(-0.3, 0.3)) * params.white_balance, 3), round(1 - warm, 3)]
+        warm = float(
+            rng.uniform(-params.white_balance, params.white_balance)
+        )  # > 0: warmer light, more red and less blue
+        shot["white_balance"] = [
+            round(1 + warm, 3),
+            round(1 + float(rng.uniform(-0.3, 0.3)) * params.white_balance, 3),
+            round(1 - warm, 3),
+        ]
         shot["vignette"] = round(float(rng.uniform(0, params.vignette)), 3)
-    if "exposure" in effects: shot["exposure"] = round(float(rng.uniform(*params.exposure)), 3)
+    if "exposure" in effects:
+        shot["exposure"] = round(float(rng.uniform(*params.exposure)), 3)
     if "blur" in effects:
         sigma = float(rng.uniform(*params.blur_sigma)) * params.image_size / 224
         shot["blur"] = {"kind": "motion" if rng.random() < 0.3 else "defocus", "sigma": round(sigma, 3)}
-    if "noise" in effects: shot["noise"] = round(float(rng.uniform(*params.noise_std)), 4)
-    if "jpeg" in effects: shot["jpeg"] = int(rng.integers(params.jpeg_quality[0], params.jpeg_quality[1] + 1))
-    if shot: shot["seed"] = int(rng.integers(0, 2**31 - 1))
+    if "noise" in effects:
+        shot["noise"] = round(float(rng.uniform(*params.noise_std)), 4)
+    if "jpeg" in effects:
+        shot["jpeg"] = int(rng.integers(params.jpeg_quality[0], params.jpeg_quality[1] + 1))
+    if shot:
+        shot["seed"] = int(rng.integers(0, 2**31 - 1))
     return shot
 
-def light_field(height: int, width: int, # the photo's size, pixels
-                shot: dict, # from `draw_camera`, with lighting
-                brighter_along: bool = True, # the gradient brightens in the direction of `gradient_angle` (False: darkens)
-               ) -> np.ndarray:
-    "The light's gain at each pixel (HxWx3 float32): colour gains, vignetting and a linear gradient of `shot['gradient']` across the frame."
+
+def light_field(
+    height: int,
+    width: int,  # the photo's size, pixels
+    shot: dict,  # from `draw_camera`, with lighting
+    brighter_along: bool = True,  # the gradient brightens in the direction of `gradient_angle` (False: darkens)
+) -> np.ndarray:
+    """The light's gain at each pixel (HxWx3 float32): colour gains, vignetting and a linear gradient of
+    `shot['gradient']` across the frame."""
     rows, columns = min(height, 64), min(width, 64)  # all three are smooth: drawn on a coarse grid, then resized
-    y, x = np.ogrid[-1:1:rows * 1j, -1:1:columns * 1j]
+    y, x = np.ogrid[-1 : 1 : rows * 1j, -1 : 1 : columns * 1j]
     field = 1 - shot["vignette"] * np.clip((x * x + y * y) / 2, 0, 1) ** 1.5
     if shot.get("gradient", 0) >= 0.01:
         cosine, sine = math.cos(math.radians(shot["gradient_angle"])), math.sin(math.radians(shot["gradient_angle"]))
@@ -266,23 +405,30 @@ def light_field(height: int, width: int, # the photo's size, pixels
     gains = (field[..., None] * np.asarray(shot["white_balance"])).astype(np.float32)
     return cv2.resize(gains, (width, height), interpolation=cv2.INTER_LINEAR)
 
-EXPOSURE_GAIN = (0.5, 3.0) # the most a metering camera darkens or brightens a scene
 
-def exposed(pixels: np.ndarray, # HxWx3 uint8 scene
-            gains: np.ndarray | None, # the light's gain at each pixel (HxWx3 float32, `light_field`), or None
-            level: float, # share of white that the brightest 2 % of the picture is brought to
-           ) -> np.ndarray | float:
-    "The gains with the camera's exposure folded in: metered on a sample of the lit scene, its 98th percentile of each pixel's brightest channel brought to `level`."
+EXPOSURE_GAIN = (0.5, 3.0)  # the most a metering camera darkens or brightens a scene
+
+
+def exposed(
+    pixels: np.ndarray,  # HxWx3 uint8 scene
+    gains: np.ndarray | None,  # the light's gain at each pixel (HxWx3 float32, `light_field`), or None
+    level: float,  # share of white that the brightest 2 % of the picture is brought to
+) -> np.ndarray | float:
+    """The gains with the camera's exposure folded in: metered on a sample of the lit scene, its 98th percentile of each
+    pixel's brightest channel brought to `level`."""
     step = max(1, min(pixels.shape[:2]) // 96)  # about 96 x 96 samples: the percentile is as good, the cost constant
     sample = pixels[::step, ::step].astype(np.float32)
-    if gains is not None: sample *= gains[::step, ::step]
+    if gains is not None:
+        sample *= gains[::step, ::step]
     bright = float(np.percentile(sample.max(axis=2), 98))
     gain = min(EXPOSURE_GAIN[1], max(EXPOSURE_GAIN[0], level * 255 / max(bright, 1.0)))
     return gain if gains is None else gains * np.float32(gain)
 
-def motion_kernel(length: int, # odd kernel edge, pixels
-                  degrees: float, # direction of the motion
-                 ) -> np.ndarray:
+
+def motion_kernel(
+    length: int,  # odd kernel edge, pixels
+    degrees: float,  # direction of the motion
+) -> np.ndarray:
     "A normalised motion-blur kernel (length x length float32): a line through the centre at `degrees`."
     kernel = np.zeros((length, length), np.float32)
     centre, reach = length // 2, length // 2
@@ -290,47 +436,62 @@ def motion_kernel(length: int, # odd kernel edge, pixels
     cv2.line(kernel, (round(centre - dx), round(centre - dy)), (round(centre + dx), round(centre + dy)), 1.0)
     return kernel / kernel.sum()
 
-def take_photo(pixels: np.ndarray, # HxWx3 uint8 scene
-               shot: dict, # from `draw_camera`
-               keep_jpeg: bool = False, # return the camera's JPEG file as it is (an `EncodedImage`), not its decoded pixels
-              ) -> np.ndarray | EncodedImage:
-    "`pixels` as the camera of `shot` takes them: light colour, vignetting and gradient, exposure, blur, noise, then JPEG."
-    if not shot: return pixels
+
+def take_photo(
+    pixels: np.ndarray,  # HxWx3 uint8 scene
+    shot: dict,  # from `draw_camera`
+    keep_jpeg: bool = False,  # return the camera's JPEG file as it is (an `EncodedImage`), not its decoded pixels
+) -> np.ndarray | EncodedImage:
+    """`pixels` as the camera of `shot` takes them: light colour, vignetting and gradient, exposure, blur, noise, then
+    JPEG."""
+    if not shot:
+        return pixels
     rng = np.random.default_rng(shot["seed"])  # the details the record leaves out: gradient sign, motion direction
     brighter_along, motion_degrees = bool(rng.random() < 0.5), float(rng.uniform(0, 360))
     height, width = pixels.shape[:2]
     photo = np.ascontiguousarray(pixels)
     gains = light_field(height, width, shot, brighter_along) if "white_balance" in shot else None
-    if "exposure" in shot: gains = exposed(photo, gains, shot["exposure"])
-    if isinstance(gains, float): photo = cv2.convertScaleAbs(photo, alpha=gains)
-    elif gains is not None: photo = cv2.multiply(photo, gains, dtype=cv2.CV_8U)
+    if "exposure" in shot:
+        gains = exposed(photo, gains, shot["exposure"])
+    if isinstance(gains, float):
+        photo = cv2.convertScaleAbs(photo, alpha=gains)
+    elif gains is not None:
+        photo = cv2.multiply(photo, gains, dtype=cv2.CV_8U)
     sigma = shot.get("blur", {}).get("sigma", 0)
     if sigma >= 0.3 and shot["blur"]["kind"] == "motion":
         photo = cv2.filter2D(photo, -1, motion_kernel(max(3, int(round(sigma * 3)) | 1), motion_degrees))
-    elif sigma >= 0.3: photo = cv2.GaussianBlur(photo, (0, 0), sigma)
+    elif sigma >= 0.3:
+        photo = cv2.GaussianBlur(photo, (0, 0), sigma)
     if shot.get("noise", 0) > 0:  # OpenCV's generator, seeded per photo: three times faster than numpy's here
         cv2.setRNGSeed(shot["seed"])
         noise = cv2.randn(np.empty((height, width * 3), np.float32), 0, shot["noise"] * 255)
         photo = cv2.add(photo, noise.reshape(height, width, 3), dtype=cv2.CV_8U)
     if "jpeg" in shot:
         _, data = cv2.imencode(".jpg", cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), (cv2.IMWRITE_JPEG_QUALITY, shot["jpeg"]))
-        if keep_jpeg: return EncodedImage(data.tobytes(), ".jpg", width, height)  # what a phone stores
+        if keep_jpeg:
+            return EncodedImage(data.tobytes(), ".jpg", width, height)  # what a phone stores
         photo = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
     return photo
 
 # %% ../../nbs/generate/01_scenes.ipynb #1d1341ef
-def compose_scene(background: np.ndarray | Callable, # RGB background photo, HxWx3 uint8, or a function that opens it
-                  cutouts: list[np.ndarray | CutoutPyramid], # RGBA cut-outs of the class (or their `cutout_pyramid`s)
-                  params: CopyPasteParams, # how to compose (already `class_params` for the class)
-                  rng: np.random.Generator, # the source of every random choice
-                  others: list[np.ndarray | CutoutPyramid] | None = None, # RGBA cut-outs of other classes (bins distractors)
-                  keep_jpeg: bool = False, # a camera that ends in JPEG gives its file (an `EncodedImage`): no second encoding
-                 ) -> tuple[Image.Image | EncodedImage, dict]:
-    "One copy-paste image and its record: placement (for `mixed`, bins or piles drawn first, half each), then the camera."
-    if params.placement == "mixed": params = replace(params, placement="bins" if rng.random() < 0.5 else "piles")
-    if params.placement == "bins": composition = compose_bins(background, cutouts, params, rng, others)
-    else: composition = compose_layers(background() if callable(background) else background, cutouts, params, rng)
+def compose_scene(
+    background: np.ndarray | Callable,  # RGB background photo, HxWx3 uint8, or a function that opens it
+    cutouts: list[np.ndarray | CutoutPyramid],  # RGBA cut-outs of the class (or their `cutout_pyramid`s)
+    params: CopyPasteParams,  # how to compose (already `class_params` for the class)
+    rng: np.random.Generator,  # the source of every random choice
+    others: list[np.ndarray | CutoutPyramid] | None = None,  # RGBA cut-outs of other classes (bins distractors)
+    keep_jpeg: bool = False,  # a camera that ends in JPEG gives its file (an `EncodedImage`): no second encoding
+) -> tuple[Image.Image | EncodedImage, dict]:
+    """One copy-paste image and its record: placement (for `mixed`, bins or piles drawn first, half each), then the
+    camera."""
+    if params.placement == "mixed":
+        params = replace(params, placement="bins" if rng.random() < 0.5 else "piles")
+    if params.placement == "bins":
+        composition = compose_bins(background, cutouts, params, rng, others)
+    else:
+        composition = compose_layers(background() if callable(background) else background, cutouts, params, rng)
     shot = draw_camera(params, rng)
-    if not shot: return composition.image, composition.record
+    if not shot:
+        return composition.image, composition.record
     photo = take_photo(np.asarray(composition.image), shot, keep_jpeg)
     return photo if isinstance(photo, EncodedImage) else Image.fromarray(photo), {**composition.record, "camera": shot}

@@ -7,8 +7,6 @@ Docs: https://fruit-synth.github.io/fruit-synth/generate/variants.html.md"""
 # %% ../../nbs/generate/04_variants.ipynb #3cfec2eb
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
@@ -18,8 +16,16 @@ import numpy as np
 from PIL import Image
 
 from .copy_paste import CopyPasteParams, CutoutPyramid, cutout_pyramid, params_from_settings
-from .datasets import (DatasetError, HybridGenerator, check_writable, datasets_root, generate, hybrid_picks,
-                                  load_dataset, write_with_real)
+from fruit_synth.generate.datasets import (
+    DatasetError,
+    HybridGenerator,
+    check_writable,
+    datasets_root,
+    generate,
+    hybrid_picks,
+    load_dataset,
+    write_with_real,
+)
 from .diffusion import DiffusionGenerator, diffusion_generator, weights_problem
 from ..core.images import EncodedImage, file_sha256, open_image
 from ..data.masks import Library
@@ -48,6 +54,7 @@ VARIANTS: dict[str, dict] = {
     "few_shot_real": {"method": "real_only"},
 }
 
+
 def variant_settings(settings: Settings, variant: str) -> tuple[str, Settings]:
     "The method of `variant` and the settings it runs with."
     if variant not in VARIANTS:
@@ -57,33 +64,46 @@ def variant_settings(settings: Settings, variant: str) -> tuple[str, Settings]:
     return method, settings.replace(**spec) if spec else settings
 
 # %% ../../nbs/generate/04_variants.ipynb #54870739
-BACKGROUND_CACHE_BYTES = 256 * 2**20 # decoded backgrounds a process keeps (least recently used dropped first)
-LATER_PARAMS = {"bins_spacing": "long_side", "bins_footprint": 1.0} # bins parameters added after datasets were made: left
-# out of the fingerprint at these values (the same images as before) and for placements without bins, so those datasets keep theirs
+BACKGROUND_CACHE_BYTES = 256 * 2**20  # decoded backgrounds a process keeps (least recently used dropped first)
+LATER_PARAMS = {
+    "bins_spacing": "long_side",
+    "bins_footprint": 1.0,
+}  # bins parameters added after datasets were made: left
+# out of the fingerprint at these values (the same images as before) and for placements without bins, so those datasets
+# keep theirs
+
 
 @dataclass
 class CopyPasteGenerator:
     "Makes copy-paste images of one class from the backgrounds and that class's cut-outs."
-    backgrounds: list[Path] # usable background photos
-    cutouts: dict[str, list[Path]] # class -> RGBA cut-out files
-    cutout_hashes: dict[str, list[str]] # class -> sha256 of each cut-out (part of the fingerprint)
-    params: CopyPasteParams # how to compose
-    seed: int # the dataset seed
-    variant: str # variant name (part of each image's seed)
-    max_pixels: int | None = None # refuse larger backgrounds
-    version: str = "copy-paste-5" # bump when the images a given seed makes change (2: scenes, camera, colour rule; 3: OpenCV
+
+    backgrounds: list[Path]  # usable background photos
+    cutouts: dict[str, list[Path]]  # class -> RGBA cut-out files
+    cutout_hashes: dict[str, list[str]]  # class -> sha256 of each cut-out (part of the fingerprint)
+    params: CopyPasteParams  # how to compose
+    seed: int  # the dataset seed
+    variant: str  # variant name (part of each image's seed)
+    max_pixels: int | None = None  # refuse larger backgrounds
+    version: str = (
+        "copy-paste-5"  # bump when the images a given seed makes change (2: scenes, camera, colour rule; 3: OpenCV
+    )
     # camera; 4: the camera's JPEG kept as the file, growing cut-outs resampled once, bins surfaces and shading faster;
-    # 5: colours jittered after the turn, bins draw all fruits' choices at once and paste alphas feathered per pyramid level)
+    # 5: colours jittered after the turn, bins draw all fruits' choices at once and paste alphas feathered per pyramid
+    # level)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def fingerprint(self) -> str:
         "Digest of everything that shapes the images."
         backgrounds = [[path.name, path.stat().st_size] for path in self.backgrounds]
         bins = self.params.placement in ("bins", "mixed")
-        params = {key: value for key, value in asdict(self.params).items()
-                  if key not in LATER_PARAMS or bins and LATER_PARAMS[key] != value}
-        data = dict(version=self.version, params=params, seed=self.seed, backgrounds=backgrounds,
-                    cutouts=self.cutout_hashes)
+        params = {
+            key: value
+            for key, value in asdict(self.params).items()
+            if key not in LATER_PARAMS or bins and LATER_PARAMS[key] != value
+        }
+        data = dict(
+            version=self.version, params=params, seed=self.seed, backgrounds=backgrounds, cutouts=self.cutout_hashes
+        )
         return fingerprint(data)
 
     def background_index(self, name: str, index: int) -> int:
@@ -96,45 +116,52 @@ class CopyPasteGenerator:
         return int(order[index % len(order)])
 
     def _background(self, which: int) -> np.ndarray:
-        "Background `which` as an RGB array, decoded once per process while the decoded ones fit in `BACKGROUND_CACHE_BYTES`."
+        """Background `which` as an RGB array, decoded once per process while the decoded ones fit in
+        `BACKGROUND_CACHE_BYTES`."""
         kept = self._cache.setdefault("backgrounds", OrderedDict())
         if which in kept:
             kept.move_to_end(which)
             return kept[which]
         pixels = np.asarray(open_image(self.backgrounds[which], max_pixels=self.max_pixels))
         kept[which] = pixels
-        while len(kept) > 1 and sum(array.nbytes for array in kept.values()) > BACKGROUND_CACHE_BYTES: kept.popitem(last=False)
+        while len(kept) > 1 and sum(array.nbytes for array in kept.values()) > BACKGROUND_CACHE_BYTES:
+            kept.popitem(last=False)
         return pixels
 
     def _cutout_arrays(self, name: str) -> list[np.ndarray]:
         "The class's cut-outs as RGBA arrays, decoded once per process."
         key = ("cutouts", name)
-        if key not in self._cache: self._cache[key] = [np.asarray(open_image(p, "RGBA")) for p in self.cutouts[name]]
+        if key not in self._cache:
+            self._cache[key] = [np.asarray(open_image(p, "RGBA")) for p in self.cutouts[name]]
         return self._cache[key]
 
     def _pyramids(self, name: str) -> list[CutoutPyramid]:
         "The class's cut-outs with their halvings (`cutout_pyramid`), made once per process."
         key = ("pyramids", name)
-        if key not in self._cache: self._cache[key] = [cutout_pyramid(array) for array in self._cutout_arrays(name)]
+        if key not in self._cache:
+            self._cache[key] = [cutout_pyramid(array) for array in self._cutout_arrays(name)]
         return self._cache[key]
 
     def _class_params(self, name: str) -> CopyPasteParams:
         "The parameters for class `name`: the colour rule applied to its cut-outs."
         key = ("params", name)
-        if key not in self._cache: self._cache[key] = class_params(self.params, self._cutout_arrays(name), name)
+        if key not in self._cache:
+            self._cache[key] = class_params(self.params, self._cutout_arrays(name), name)
         return self._cache[key]
 
     def _others(self, name: str) -> list[CutoutPyramid] | None:
         "Cut-outs of the other classes, for bins distractors (None when there are none)."
-        if not (self.params.placement in ("bins", "mixed") and self.params.distractors): return None
+        if not (self.params.placement in ("bins", "mixed") and self.params.distractors):
+            return None
         return [pyramid for other in self.cutouts if other != name for pyramid in self._pyramids(other)]
 
     def make(self, name: str, index: int, rng: np.random.Generator) -> tuple[Image.Image | EncodedImage, dict]:
         "Image `index` of class `name` (the camera's JPEG file when it takes one) and what went into it."
         which = self.background_index(name, index)
         background = lambda: self._background(which)  # bins may not need it
-        image, details = compose_scene(background, self._pyramids(name), self._class_params(name), rng, self._others(name),
-                                       keep_jpeg=True)
+        image, details = compose_scene(
+            background, self._pyramids(name), self._class_params(name), rng, self._others(name), keep_jpeg=True
+        )
         details["cutout_files"] = [path.name for path in self.cutouts[name]]
         return image, {"background": str(self.backgrounds[which]), **details}
 
@@ -142,7 +169,8 @@ class CopyPasteGenerator:
 @dataclass
 class FewShotGenerator:
     "Copies the cut-out source photos, one dataset image each."
-    sources: dict[str, list[Path]] # class -> source photos, in library order
+
+    sources: dict[str, list[Path]]  # class -> source photos, in library order
     version: str = "few-shot-1"
 
     def fingerprint(self) -> str:
@@ -153,135 +181,208 @@ class FewShotGenerator:
         source = self.sources[name][index]
         return open_image(source), {"source": str(source), "source_sha256": file_sha256(source)}
 
+
 def few_shot_sources(library: Library) -> dict[str, list[Path]]:
     "The distinct source photos of each class's cut-outs."
     sources: dict[str, list[Path]] = {}
     for record in library.cutouts:
         paths = sources.setdefault(record.class_name, [])
-        if record.source not in paths: paths.append(record.source)
+        if record.source not in paths:
+            paths.append(record.source)
     return sources
 
 # %% ../../nbs/generate/04_variants.ipynb #b1aa192d
-def copy_paste_generator(settings: Settings, variant: str, root: Path, progress: bool) -> tuple[CopyPasteGenerator, dict, dict]:
-    "The copy-paste generator of `variant`, its counts per class, and the facts to record (a note when backgrounds are reused)."
+def copy_paste_generator(
+    settings: Settings, variant: str, root: Path, progress: bool
+) -> tuple[CopyPasteGenerator, dict, dict]:
+    """The copy-paste generator of `variant`, its counts per class, and the facts to record (a note when backgrounds are
+    reused)."""
     library, _ = cutout_library(settings, progress)
     backgrounds = usable_backgrounds(settings).images
     groups = library.by_class()
-    generator = CopyPasteGenerator(backgrounds, {k: [r.path for r in v] for k, v in groups.items()},
-                                   {k: [r.sha256 for r in v] for k, v in groups.items()},
-                                   params_from_settings(settings), settings.seed, variant, settings.max_image_pixels)
+    generator = CopyPasteGenerator(
+        backgrounds,
+        {k: [r.path for r in v] for k, v in groups.items()},
+        {k: [r.sha256 for r in v] for k, v in groups.items()},
+        params_from_settings(settings),
+        settings.seed,
+        variant,
+        settings.max_image_pixels,
+    )
     counts = {name: settings.n_per_class for name in settings.classes}
-    footprints = {}  # footprint spacing: each class's grid, checked here (an error in a worker would come from deep in a stack)
+    # footprint spacing: each class's grid, checked here (an error in a worker would come from deep in a stack)
+    footprints = {}
     if generator.params.bins_spacing == "footprint" and generator.params.placement in ("bins", "mixed"):
-        footprints = {name: replace(generator, _cache={})._class_params(name).bins_footprint for name in counts if name in groups}
+        footprints = {
+            name: replace(generator, _cache={})._class_params(name).bins_footprint for name in counts if name in groups
+        }
     reused = max(0, settings.n_per_class - len(backgrounds))
-    facts = {"params": asdict(generator.params), "backgrounds": len(backgrounds),
-             **({"bins_footprint": footprints} if footprints else {}),
-             "notes": [f"{len(backgrounds)} backgrounds for {settings.n_per_class} images per class: "
-                       f"{reused} per class reuse a background with another crop"] if reused else []}
-    if reused and progress: print(f"{variant}: {facts['notes'][0]}", file=sys.stderr)
+    facts = {
+        "params": asdict(generator.params),
+        "backgrounds": len(backgrounds),
+        **({"bins_footprint": footprints} if footprints else {}),
+        "notes": [
+            f"{len(backgrounds)} backgrounds for {settings.n_per_class} images per class: "
+            f"{reused} per class reuse a background with another crop"
+        ]
+        if reused
+        else [],
+    }
+    if reused and progress:
+        print(f"{variant}: {facts['notes'][0]}", file=sys.stderr)
     return generator, counts, facts
 
-def few_shot_generator(settings: Settings, variant: str, root: Path, progress: bool) -> tuple[FewShotGenerator, dict, dict]:
+
+def few_shot_generator(
+    settings: Settings, variant: str, root: Path, progress: bool
+) -> tuple[FewShotGenerator, dict, dict]:
     "The few-shot generator: the source photos of the cut-out library."
     library, _ = cutout_library(settings, progress)
     sources = few_shot_sources(library)
     return FewShotGenerator(sources), {name: len(sources.get(name, [])) for name in settings.classes}, {}
 
-def hybrid_generator(settings: Settings, variant: str, root: Path, progress: bool) -> tuple[HybridGenerator, dict, dict]:
+
+def hybrid_generator(
+    settings: Settings, variant: str, root: Path, progress: bool
+) -> tuple[HybridGenerator, dict, dict]:
     "The hybrid's generator: its picks from the finished copy-paste and diffusion datasets under `root`."
-    picks = hybrid_picks(root, settings.classes, settings.hybrid_from_copy_paste, settings.hybrid_from_diffusion, settings.seed)
+    picks = hybrid_picks(
+        root, settings.classes, settings.hybrid_from_copy_paste, settings.hybrid_from_diffusion, settings.seed
+    )
     facts = {"from_copy_paste": settings.hybrid_from_copy_paste, "from_diffusion": settings.hybrid_from_diffusion}
     return HybridGenerator(picks), {name: len(items) for name, items in picks.items()}, facts
+
 
 def stable_diffusion_generator(settings: Settings, variant: str, root: Path, progress: bool) -> tuple:
     "The Stable Diffusion generator (see `diffusion.diffusion_generator`)."
     return diffusion_generator(settings, variant)
 
-GENERATORS = {"copy_paste": copy_paste_generator, "few_shot": few_shot_generator, "hybrid": hybrid_generator,
-              "diffusion": stable_diffusion_generator} # method -> (settings, variant, root, progress) -> (generator, counts, facts)
-WITH_REAL = ("plus_real", "real_only") # methods that mix in real photos (see `generate_with_real`)
+
+GENERATORS = {
+    "copy_paste": copy_paste_generator,
+    "few_shot": few_shot_generator,
+    "hybrid": hybrid_generator,
+    "diffusion": stable_diffusion_generator,
+}  # method -> (settings, variant, root, progress) -> (generator, counts, facts)
+WITH_REAL = ("plus_real", "real_only")  # methods that mix in real photos (see `generate_with_real`)
 
 # %% ../../nbs/generate/04_variants.ipynb #aac6bb61
 def generator_versions() -> str:
-    "Every generator's image-code version: part of each digest that decides whether finished images or results are reused."
-    return ",".join([CopyPasteGenerator.version, FewShotGenerator.version, DiffusionGenerator.version, HybridGenerator.version])
+    """Every generator's image-code version: part of each digest that decides whether finished images or results are
+    reused."""
+    return ",".join(
+        [CopyPasteGenerator.version, FewShotGenerator.version, DiffusionGenerator.version, HybridGenerator.version]
+    )
 
-def image_digest(settings: Settings, # resolved settings
-                 keys: list[str], # the settings that shape the images in question
-                ) -> str:
-    "A digest of `settings`' values for `keys` and of `generator_versions()`: datasets that share it hold the same images."
+
+def image_digest(
+    settings: Settings,  # resolved settings
+    keys: list[str],  # the settings that shape the images in question
+) -> str:
+    """A digest of `settings`' values for `keys` and of `generator_versions()`: datasets that share it hold the same
+    images."""
     return fingerprint([settings.digest(keys), generator_versions()])
 
 # %% ../../nbs/generate/04_variants.ipynb #efa6704b
-RESEEDABLE = ("copy_paste", "diffusion") # methods whose images another seed changes while their sources stay (see `seed_datasets`)
+RESEEDABLE = (
+    "copy_paste",
+    "diffusion",
+)  # methods whose images another seed changes while their sources stay (see `seed_datasets`)
+
 
 def _with_images_seed(generator, seed: int):
-    "`generator` drawing its images with `seed`: the copy-paste and diffusion generators keep their dataset seed as a field."
+    """`generator` drawing its images with `seed`: the copy-paste and diffusion generators keep their dataset seed as a
+    field."""
     return replace(generator, seed=seed)
 
-def generate_variant(settings: Settings, # resolved settings of the profile
-                     variant: str, # one of VARIANTS
-                     root: Path | None = None, # dataset root (default: datasets_root(settings))
-                     jobs: int | None = None, # worker processes (default: all cores)
-                     progress: bool = True, # progress bar and stage lines on stderr
-                     images_seed: int | None = None, # copy-paste and diffusion: draw the images with this seed, the sources (cut-outs, backgrounds) with settings.seed
-                    ) -> Path:
+
+def generate_variant(
+    settings: Settings,  # resolved settings of the profile
+    variant: str,  # one of VARIANTS
+    root: Path | None = None,  # dataset root (default: datasets_root(settings))
+    jobs: int | None = None,  # worker processes (default: all cores)
+    progress: bool = True,  # progress bar and stage lines on stderr
+    images_seed: int | None = None,  # copy-paste and diffusion: the images' seed (the sources' is settings.seed)
+) -> Path:
     "Make (or finish, or reuse) the dataset of `variant`; return its folder."
     method, settings = variant_settings(settings, variant)
     root = Path(root) if root is not None else datasets_root(settings)
     check_writable(root)
     if images_seed is not None and images_seed != settings.seed and method not in RESEEDABLE:
-        raise DatasetError(f"{variant}: its images come from its sources alone, so another images seed cannot change them "
-                           f"(reseedable methods: {', '.join(RESEEDABLE)})")
-    if method in WITH_REAL: return generate_with_real(settings, variant, root, jobs, progress)
+        raise DatasetError(
+            f"{variant}: its images come from its sources alone, so another images seed cannot change them "
+            f"(reseedable methods: {', '.join(RESEEDABLE)})"
+        )
+    if method in WITH_REAL:
+        return generate_with_real(settings, variant, root, jobs, progress)
     generator, counts, facts = GENERATORS[method](settings, variant, root, progress)
-    if images_seed is not None and images_seed != settings.seed:  # which photos are cut and tested stays the base seed's
+    if (
+        images_seed is not None and images_seed != settings.seed
+    ):  # which photos are cut and tested stays the base seed's
         facts = {**facts, "sources_seed": settings.seed}
         generator, settings = _with_images_seed(generator, images_seed), settings.replace(seed=images_seed)
     return generate(generator, root, variant, counts, settings, jobs, progress, {"method": method, **facts})
 
-def seed_datasets(settings: Settings, # resolved settings: seed, seeds, seeds_vary
-                  variant: str, # one of VARIANTS
-                  root: Path | None = None, # dataset root of the first seed (default: datasets_root(settings)); seed s's is `<root>-seed<s>`
-                  jobs: int | None = None, # worker processes (default: all cores)
-                  progress: bool = True, # progress bars on stderr
-                 ) -> list[Path]:
-    "The training set of each seed: one per seed (seeds_vary = dataset, a reseedable method), else the one set all seeds share."
+
+def seed_datasets(
+    settings: Settings,  # resolved settings: seed, seeds, seeds_vary
+    variant: str,  # one of VARIANTS
+    root: Path
+    | None = None,  # dataset root of the first seed (default: datasets_root(settings)); seed s's is `<root>-seed<s>`
+    jobs: int | None = None,  # worker processes (default: all cores)
+    progress: bool = True,  # progress bars on stderr
+) -> list[Path]:
+    """The training set of each seed: one per seed (seeds_vary = dataset, a reseedable method), else the one set all
+    seeds share."""
     first = generate_variant(settings, variant, root, jobs, progress)
-    if settings.seeds_vary != "dataset" or settings.seeds == 1 or VARIANTS[variant]["method"] not in RESEEDABLE: return [first]
+    if settings.seeds_vary != "dataset" or settings.seeds == 1 or VARIANTS[variant]["method"] not in RESEEDABLE:
+        return [first]
     root = Path(root) if root is not None else datasets_root(settings)
-    return [first] + [generate_variant(settings, variant, root.with_name(f"{root.name}-seed{seed}"), jobs, progress, images_seed=seed)
-                      for seed in range(settings.seed + 1, settings.seed + settings.seeds)]
+    return [first] + [
+        generate_variant(settings, variant, root.with_name(f"{root.name}-seed{seed}"), jobs, progress, images_seed=seed)
+        for seed in range(settings.seed + 1, settings.seed + settings.seeds)
+    ]
 
 # %% ../../nbs/generate/04_variants.ipynb #12672f08
-def unmakeable(settings: Settings, # resolved settings of the profile
-               variant: str, # one of VARIANTS
-               root: Path | None = None, # dataset root (default: datasets_root(settings))
-              ) -> str:
-    "Why `variant`'s dataset cannot be made here, found without starting to make it ('' when it may be): Stable Diffusion weights that are nowhere to be had, a hybrid without its finished source datasets."
+def unmakeable(
+    settings: Settings,  # resolved settings of the profile
+    variant: str,  # one of VARIANTS
+    root: Path | None = None,  # dataset root (default: datasets_root(settings))
+) -> str:
+    """Why `variant`'s dataset cannot be made here, found without starting to make it ('' when it may be): Stable
+    Diffusion weights that are nowhere to be had, a hybrid without its finished source datasets."""
     method, settings = variant_settings(settings, variant)
     root = Path(root) if root is not None else datasets_root(settings)
-    if method == "diffusion": return weights_problem(settings.sd_model)  # diffusion loads its pipeline even to reuse a finished set
+    if method == "diffusion":
+        return weights_problem(settings.sd_model)  # diffusion loads its pipeline even to reuse a finished set
     if method == "hybrid":
-        try: hybrid_picks(root, settings.classes, settings.hybrid_from_copy_paste, settings.hybrid_from_diffusion, settings.seed)
-        except DatasetError as error: return str(error)
+        try:
+            hybrid_picks(
+                root, settings.classes, settings.hybrid_from_copy_paste, settings.hybrid_from_diffusion, settings.seed
+            )
+        except DatasetError as error:
+            return str(error)
     return ""
 
 # %% ../../nbs/generate/04_variants.ipynb #9762f5a0
-def generate_with_real(settings: Settings, # resolved settings (real_train_dir, real_per_class, real_mode, ...)
-                       variant: str, # copy_paste_plus_real or few_shot_real
-                       root: Path, # dataset root
-                       jobs: int | None = None, # worker processes for the copy-paste images
-                       progress: bool = True, # progress bars on stderr
-                      ) -> Path:
+def generate_with_real(
+    settings: Settings,  # resolved settings (real_train_dir, real_per_class, real_mode, ...)
+    variant: str,  # copy_paste_plus_real or few_shot_real
+    root: Path,  # dataset root
+    jobs: int | None = None,  # worker processes for the copy-paste images
+    progress: bool = True,  # progress bars on stderr
+) -> Path:
     "Make (or reuse) the dataset of a variant with real photos; return its folder."
     method = VARIANTS[variant]["method"]
     if method == "real_only" and settings.real_per_class == 0:
-        raise DatasetError(f"{settings.where('real_per_class')} = 0: {variant} trains on real photos only, so it needs "
-                           f"at least 1 per class; set -p real_per_class=5 (for example)")
+        raise DatasetError(
+            f"{settings.where('real_per_class')} = 0: {variant} trains on real photos only, so it needs "
+            f"at least 1 per class; set -p real_per_class=5 (for example)"
+        )
     real = real_train_photos(settings)
     base = None
     if method == "plus_real":
-        base = load_dataset(generate_variant(settings, "copy_paste", Path(root) / f"{variant}-generated", jobs, progress))
+        base = load_dataset(
+            generate_variant(settings, "copy_paste", Path(root) / f"{variant}-generated", jobs, progress)
+        )
     return write_with_real(Path(root) / variant, variant, base, None, real, settings)

@@ -1,4 +1,5 @@
-"""Images as batches of uint8 tensors, decoded once and kept within a memory budget; a model run over them; the checkpoint a kept model is saved as.
+"""Images as batches of uint8 tensors, decoded once and kept within a memory budget; a model run over them; the
+checkpoint a kept model is saved as.
 
 Docs: https://fruit-synth.github.io/fruit-synth/learn/batches.html.md"""
 
@@ -28,52 +29,66 @@ __all__ = ['CHECKPOINT_FORMAT', 'TrainingError', 'use_threads', 'describe_device
 
 # %% ../../nbs/learn/01_batches.ipynb #d6cdc1d9
 class TrainingError(ValueError):
-    "Training data, test photos or a checkpoint that cannot be used; the message names the folder or file and what to do."
+    """Training data, test photos or a checkpoint that cannot be used; the message names the folder or file and what to
+    do."""
 
 # %% ../../nbs/learn/01_batches.ipynb #b5652c47
-def use_threads(threads: int = 0, # CPU threads (0: $OMP_NUM_THREADS where set, as in a Dask worker; else all cores)
-               ) -> int:
+def use_threads(
+    threads: int = 0,  # CPU threads (0: $OMP_NUM_THREADS where set, as in a Dask worker; else all cores)
+) -> int:
     "Let PyTorch use `threads` CPU threads; return how many."
     given = os.environ.get("OMP_NUM_THREADS", "")
     count = threads or (int(given) if given.isdigit() else 0) or os.cpu_count() or 1
     torch.set_num_threads(count)
     return count
 
+
 def describe_device(device: torch.device) -> str:
     "cpu, or cuda with the GPU's name."
     return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "cpu"
 
 # %% ../../nbs/learn/01_batches.ipynb #62313d5b
-def decode(path: Path, # image file
-           size: int, # edge of the square output
-           fit: str = "crop", # crop, pad or squash (see `images.square_input`)
-          ) -> torch.Tensor:
+def decode(
+    path: Path,  # image file
+    size: int,  # edge of the square output
+    fit: str = "crop",  # crop, pad or squash (see `images.square_input`)
+) -> torch.Tensor:
     "The image at `path` as a `size` x `size` uint8 tensor (3, size, size), made square by `fit`."
     return torch.from_numpy(np.array(square_input(open_image(path), size, fit))).permute(2, 0, 1)
 
+
 class ImageStore:
     "Image files as uint8 tensors, decoded and resized once and kept up to a memory budget."
-    def __init__(self, files: list[Path], # the images, in index order
-                 size: int, # edge of the square tensors
-                 budget_mb: float = 4096, # memory for kept images, MB
-                 threads: int = 0, # decoding threads (0: all cores)
-                 fit: str = "crop", # how non-square images become square: crop, pad or squash
-                ):
+
+    def __init__(
+        self,
+        files: list[Path],  # the images, in index order
+        size: int,  # edge of the square tensors
+        budget_mb: float = 4096,  # memory for kept images, MB
+        threads: int = 0,  # decoding threads (0: all cores)
+        fit: str = "crop",  # how non-square images become square: crop, pad or squash
+    ):
         self.files, self.size, self.fit = [Path(f) for f in files], size, fit
         self.kept = int(min(len(self.files), budget_mb * 2**20 // (3 * size * size)))
         self.pixels = torch.empty((self.kept, 3, size, size), dtype=torch.uint8)
         self.ready = np.zeros(self.kept, dtype=bool)
         self.threads = threads or os.cpu_count() or 1
-        self.decoded = 0 # images decoded so far (a kept image counts once)
+        self.decoded = 0  # images decoded so far (a kept image counts once)
 
-    def __len__(self) -> int: return len(self.files)
+    def __len__(self) -> int:
+        return len(self.files)
 
     def batch(self, indices: list[int] | np.ndarray) -> torch.Tensor:
         "The images at `indices`, (len(indices), 3, size, size) uint8."
         indices = np.asarray(indices, dtype=np.int64)
-        hits = (indices < self.kept) & self.ready[np.minimum(indices, max(self.kept - 1, 0))] if self.kept else np.zeros(len(indices), bool)
+        hits = (
+            (indices < self.kept) & self.ready[np.minimum(indices, max(self.kept - 1, 0))]
+            if self.kept
+            else np.zeros(len(indices), bool)
+        )
         out = torch.empty((len(indices), 3, self.size, self.size), dtype=torch.uint8)
-        if hits.any(): out[torch.from_numpy(np.flatnonzero(hits))] = self.pixels[torch.from_numpy(indices[hits])]
+        if hits.any():
+            out[torch.from_numpy(np.flatnonzero(hits))] = self.pixels[torch.from_numpy(indices[hits])]
         missing = np.flatnonzero(~hits)
         if len(missing):
             paths = [self.files[i] for i in indices[missing]]
@@ -91,12 +106,14 @@ class ImageStore:
     def batches(self, batch_size: int, order: np.ndarray | None = None) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         "(indices, pixels) batches over `order` (default: all images in order), the next one fetched in the background."
         order = np.arange(len(self)) if order is None else np.asarray(order)
-        chunks = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+        chunks = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
         return prefetched(chunks, lambda chunk: (chunk, self.batch(chunk)))
+
 
 def prefetched(items: list, fetch: Callable) -> Iterator:
     "`fetch(item)` for each item, computing the next one in a background thread while the caller uses the current."
-    if not items: return
+    if not items:
+        return
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(fetch, items[0])
         for item in items[1:]:
@@ -109,34 +126,42 @@ def prefetched(items: list, fetch: Callable) -> Iterator:
 @dataclass
 class Split:
     "The images of one split: files, class index per file, and their store."
+
     files: list[Path]
     labels: np.ndarray
     store: ImageStore
 
-def check_classes(found: Iterable[str], # classes found in the data
-                  expected: list[str], # the model's or the settings' classes
-                  what: str, # the data, for the message
-                  fix: str, # what to do
-                 ) -> None:
+
+def check_classes(
+    found: Iterable[str],  # classes found in the data
+    expected: list[str],  # the model's or the settings' classes
+    what: str,  # the data, for the message
+    fix: str,  # what to do
+) -> None:
     "A `TrainingError` naming both lists when `found` and `expected` are not the same classes."
     found = list(found)
     if set(found) != set(expected):
-        raise TrainingError(f"{what} has classes {found} but the model's classes are {expected} "
-                            f"(missing: {sorted(set(expected) - set(found))}, extra: {sorted(set(found) - set(expected))}); {fix}")
+        raise TrainingError(
+            f"{what} has classes {found} but the model's classes are {expected} "
+            f"(missing: {sorted(set(expected) - set(found))}, extra: {sorted(set(found) - set(expected))}); {fix}"
+        )
 
 # %% ../../nbs/learn/01_batches.ipynb #52e66095
 def autocast(device: torch.device):
     "Mixed precision on CUDA (bf16 where supported, else fp16); nothing on the CPU."
-    if device.type != "cuda": return torch.autocast("cpu", enabled=False)
+    if device.type != "cuda":
+        return torch.autocast("cpu", enabled=False)
     return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
 
-def predict(model: nn.Module, # a classifier or feature extractor
-            store: ImageStore, # the images
-            spec: BackboneSpec, # the backbone's normalisation
-            device: torch.device, # where the model is
-            batch_size: int = 64, # images per forward pass
-            tta: str = "none", # hflip: average the outputs for each image and its mirror image
-           ) -> np.ndarray:
+
+def predict(
+    model: nn.Module,  # a classifier or feature extractor
+    store: ImageStore,  # the images
+    spec: BackboneSpec,  # the backbone's normalisation
+    device: torch.device,  # where the model is
+    batch_size: int = 64,  # images per forward pass
+    tta: str = "none",  # hflip: average the outputs for each image and its mirror image
+) -> np.ndarray:
     "The model's outputs (logits or features) for every image of `store`, as float32 (N, outputs)."
     model.eval()
     outputs = []
@@ -144,32 +169,45 @@ def predict(model: nn.Module, # a classifier or feature extractor
         for _, pixels in store.batches(batch_size):
             inputs = to_input(pixels.to(device, non_blocking=True), spec).contiguous(memory_format=torch.channels_last)
             output = model(inputs).float()
-            if tta == "hflip": output = (output + model(inputs.flip(-1)).float()) / 2
+            if tta == "hflip":
+                output = (output + model(inputs.flip(-1)).float()) / 2
             outputs.append(output.cpu())
     return torch.cat(outputs).numpy() if outputs else np.zeros((0, 0), np.float32)
 
 # %% ../../nbs/learn/01_batches.ipynb #f0050a71
 CHECKPOINT_FORMAT = "fruit-synth-model-1"
 
-def save_checkpoint(model: nn.Module, # the trained classifier
-                    path: Path, # file to write (atomically)
-                    backbone: str, # its backbone
-                    classes: list[str], # its classes, in output order
-                    image_size: int, # the size it was trained at
-                    **facts, # anything else to record (seed, epochs, variant, ...)
-                   ) -> Path:
+
+def save_checkpoint(
+    model: nn.Module,  # the trained classifier
+    path: Path,  # file to write (atomically)
+    backbone: str,  # its backbone
+    classes: list[str],  # its classes, in output order
+    image_size: int,  # the size it was trained at
+    **facts,  # anything else to record (seed, epochs, variant, ...)
+) -> Path:
     "Write the model's state dict and everything needed to evaluate it to `path`."
     spec = backbone_spec(backbone)
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    payload = {"format": CHECKPOINT_FORMAT, "backbone": backbone, "classes": list(classes), "image_size": image_size,
-               "mean": list(spec.mean), "std": list(spec.std), "state_dict": state, "facts": facts}
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "backbone": backbone,
+        "classes": list(classes),
+        "image_size": image_size,
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+        "state_dict": state,
+        "facts": facts,
+    }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     write_bytes_atomic(buffer.getvalue(), path)
     return path
 
+
 def _misfit(payload: dict, model: nn.Module) -> str:
-    "Why a checkpoint's weights do not fit `model`, in a few words: the backbone they were made for, or the first misshapen weight."
+    """Why a checkpoint's weights do not fit `model`, in a few words: the backbone they were made for, or the first
+    misshapen weight."""
     names = set(payload["state_dict"])
     for backbone in ("resnet18", "efficientnet_lite0"):
         expected = set(classifier(backbone, 2, pretrained=False).state_dict())
@@ -177,63 +215,106 @@ def _misfit(payload: dict, model: nn.Module) -> str:
             return f"its weights were made for {backbone}"
     wanted = model.state_dict()
     wrong = [name for name in wanted if name in names and payload["state_dict"][name].shape != wanted[name].shape]
-    if wrong: return f"{len(wrong)} of its weights have another shape (e.g. {wrong[0]}: {tuple(payload['state_dict'][wrong[0]].shape)})"
+    if wrong:
+        return (
+            f"{len(wrong)} of its weights have another shape (e.g. {wrong[0]}: "
+            f"{tuple(payload['state_dict'][wrong[0]].shape)})"
+        )
     return f"{len(set(wanted) - names)} of the model's weights are missing from it"
+
 
 def _numbers(value, count: int) -> bool:
     "Whether `value` is a list of `count` finite numbers."
-    return isinstance(value, (list, tuple)) and len(value) == count and all(
-        isinstance(number, (int, float)) and not isinstance(number, bool) and math.isfinite(number) for number in value)
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == count
+        and all(
+            isinstance(number, (int, float)) and not isinstance(number, bool) and math.isfinite(number)
+            for number in value
+        )
+    )
 
-def checkpoint_problem(payload: dict, # a loaded checkpoint of CHECKPOINT_FORMAT
-                      ) -> str:
+
+def checkpoint_problem(
+    payload: dict,  # a loaded checkpoint of CHECKPOINT_FORMAT
+) -> str:
     "What is wrong with a checkpoint's description or weights, in a few words ('' when nothing is)."
     missing = [key for key in ("backbone", "classes", "image_size", "mean", "std", "state_dict") if key not in payload]
-    if missing: return f"it has no {', '.join(missing)}"
+    if missing:
+        return f"it has no {', '.join(missing)}"
     classes, size, facts = payload["classes"], payload["image_size"], payload.get("facts", {})
-    if not isinstance(payload["backbone"], str): return f"'backbone' is {str(payload['backbone'])[:40]}, expected a backbone name"
-    if not (isinstance(classes, list) and classes and all(isinstance(name, str) and name for name in classes)
-            and len(set(classes)) == len(classes)):
+    if not isinstance(payload["backbone"], str):
+        return f"'backbone' is {str(payload['backbone'])[:40]}, expected a backbone name"
+    if not (
+        isinstance(classes, list)
+        and classes
+        and all(isinstance(name, str) and name for name in classes)
+        and len(set(classes)) == len(classes)
+    ):
         return f"'classes' is {str(classes)[:80]!r}, expected a list of different class names"
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         return f"'image_size' is {str(size)[:20]!r} ({type(size).__name__}), expected a whole number of pixels"
     for key in ("mean", "std"):
         if not _numbers(payload[key], 3) or (key == "std" and min(payload[key]) <= 0):
             return f"'{key}' is {str(payload[key])[:60]}, expected 3 numbers (per colour channel)"
-    if not isinstance(facts, dict) or not isinstance(facts.get("fit", "squash"), str) or not isinstance(facts.get("tta", "none"), str):
+    if (
+        not isinstance(facts, dict)
+        or not isinstance(facts.get("fit", "squash"), str)
+        or not isinstance(facts.get("tta", "none"), str)
+    ):
         return f"'facts' is {str(facts)[:60]}, expected a dict of what training recorded"
     state = payload["state_dict"]
-    if not isinstance(state, dict) or not state: return "'state_dict' holds no weights"
+    if not isinstance(state, dict) or not state:
+        return "'state_dict' holds no weights"
     for name, tensor in state.items():
-        if not isinstance(tensor, torch.Tensor): return f"weight {str(name)[:60]} is {type(tensor).__name__}, not a tensor"
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()): return f"weight {name} holds NaN or infinite values"
+        if not isinstance(tensor, torch.Tensor):
+            return f"weight {str(name)[:60]} is {type(tensor).__name__}, not a tensor"
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return f"weight {name} holds NaN or infinite values"
     return ""
 
-def load_checkpoint(path: Path, # a model.pt, or the folder that holds one
-                   ) -> tuple[nn.Module, dict]:
+
+def load_checkpoint(
+    path: Path,  # a model.pt, or the folder that holds one
+) -> tuple[nn.Module, dict]:
     "The classifier saved in `path` (eval mode, CPU) and the checkpoint's description; clear errors for bad files."
     path = Path(path)
-    if path.is_dir(): path = path / "model.pt"
+    if path.is_dir():
+        path = path / "model.pt"
     if not path.is_file():
-        raise TrainingError(f"no model checkpoint at '{path}'; train one first (it is written as model.pt into the run folder)")
-    try: payload = torch.load(path, map_location="cpu", weights_only=True)
+        raise TrainingError(
+            f"no model checkpoint at '{path}'; train one first (it is written as model.pt into the run folder)"
+        )
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise TrainingError(f"'{path}' cannot be read as a model checkpoint ({type(e).__name__}); the file is corrupt or "
-                            f"truncated: train the model again") from None
+        raise TrainingError(
+            f"'{path}' cannot be read as a model checkpoint ({type(e).__name__}); the file is corrupt or "
+            f"truncated: train the model again"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise TrainingError(f"'{path}' is not a fruit-synth model checkpoint (expected format {CHECKPOINT_FORMAT}); "
-                            f"give the model.pt written by training")
+        raise TrainingError(
+            f"'{path}' is not a fruit-synth model checkpoint (expected format {CHECKPOINT_FORMAT}); "
+            f"give the model.pt written by training"
+        )
     problem = checkpoint_problem(payload)
     if problem:
-        raise TrainingError(f"checkpoint '{path}': {problem}; the file was changed or damaged after training wrote it: train "
-                            f"the model again (`fruit-synth train` writes model.pt)")
-    try: backbone_spec(payload["backbone"])
-    except ModelError as e: raise TrainingError(f"checkpoint '{path}': {e}") from None
+        raise TrainingError(
+            f"checkpoint '{path}': {problem}; the file was changed or damaged after training wrote it: train "
+            f"the model again (`fruit-synth train` writes model.pt)"
+        )
+    try:
+        backbone_spec(payload["backbone"])
+    except ModelError as e:
+        raise TrainingError(f"checkpoint '{path}': {e}") from None
     model = classifier(payload["backbone"], len(payload["classes"]), pretrained=False)
-    try: model.load_state_dict(payload["state_dict"])
+    try:
+        model.load_state_dict(payload["state_dict"])
     except RuntimeError:
-        raise TrainingError(f"checkpoint '{path}' says backbone {payload['backbone']!r} with {len(payload['classes'])} "
-                            f"classes, but {_misfit(payload, model)}; evaluate it with the backbone it was trained with, "
-                            f"or train the model again") from None
+        raise TrainingError(
+            f"checkpoint '{path}' says backbone {payload['backbone']!r} with {len(payload['classes'])} "
+            f"classes, but {_misfit(payload, model)}; evaluate it with the backbone it was trained with, "
+            f"or train the model again"
+        ) from None
     info = {key: value for key, value in payload.items() if key != "state_dict"}
     return model.eval(), info

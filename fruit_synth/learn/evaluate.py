@@ -7,7 +7,6 @@ Docs: https://fruit-synth.github.io/fruit-synth/learn/evaluate.html.md"""
 # %% ../../nbs/learn/02_evaluate.ipynb #e818676b
 from __future__ import annotations
 
-from . import batches  # first: it sets how OpenMP threads wait, before torch loads
 
 import csv
 import dataclasses
@@ -27,14 +26,21 @@ import torch
 from sklearn.metrics import classification_report, confusion_matrix
 from torch import nn
 
-from .batches import (ImageStore, Split, TrainingError, check_classes, describe_device, load_checkpoint, predict,
-                                 use_threads)
+from fruit_synth.learn.batches import (
+    ImageStore,
+    Split,
+    TrainingError,
+    check_classes,
+    describe_device,
+    load_checkpoint,
+    predict,
+    use_threads,
+)
 from ..generate.datasets import json_kind, load_dataset
 from ..core.images import write_bytes_atomic
 from .models import BackboneSpec, ModelError, backbone_spec, feature_extractor
 from ..core.processes import pick_device
 from ..core.settings import Settings
-from ..data.sources import check_sources, class_images, class_names
 
 # %% auto #0
 __all__ = ['FRECHET_SIZES', 'METRICS_SCHEMA', 'NUMBER', 'MAYBE_NUMBER', 'SCORES', 'SPREAD', 'RUN_SPEC', 'classification_metrics',
@@ -45,19 +51,31 @@ __all__ = ['FRECHET_SIZES', 'METRICS_SCHEMA', 'NUMBER', 'MAYBE_NUMBER', 'SCORES'
            'evaluate_checkpoint']
 
 # %% ../../nbs/learn/02_evaluate.ipynb #ebc79946
-def classification_metrics(true: np.ndarray, # true class index per image
-                           predicted: np.ndarray, # predicted class index per image
-                           classes: list[str], # class names, in index order
-                          ) -> dict:
+def classification_metrics(
+    true: np.ndarray,  # true class index per image
+    predicted: np.ndarray,  # predicted class index per image
+    classes: list[str],  # class names, in index order
+) -> dict:
     "Accuracy, macro-F1, per-class precision/recall/F1/support and the confusion matrix (rows: true)."
     labels = list(range(len(classes)))
-    report = classification_report(true, predicted, labels=labels, target_names=classes, zero_division=0, output_dict=True)
-    per_class = {name: {"precision": float(report[name]["precision"]), "recall": float(report[name]["recall"]),
-                        "f1": float(report[name]["f1-score"]), "support": int(report[name]["support"])} for name in classes}
-    return {"accuracy": float(np.mean(np.asarray(true) == np.asarray(predicted))) if len(true) else 0.0,
-            "macro_f1": float(report["macro avg"]["f1-score"]),
-            "per_class": per_class,
-            "confusion": confusion_matrix(true, predicted, labels=labels).tolist()}
+    report = classification_report(
+        true, predicted, labels=labels, target_names=classes, zero_division=0, output_dict=True
+    )
+    per_class = {
+        name: {
+            "precision": float(report[name]["precision"]),
+            "recall": float(report[name]["recall"]),
+            "f1": float(report[name]["f1-score"]),
+            "support": int(report[name]["support"]),
+        }
+        for name in classes
+    }
+    return {
+        "accuracy": float(np.mean(np.asarray(true) == np.asarray(predicted))) if len(true) else 0.0,
+        "macro_f1": float(report["macro avg"]["f1-score"]),
+        "per_class": per_class,
+        "confusion": confusion_matrix(true, predicted, labels=labels).tolist(),
+    }
 
 # %% ../../nbs/learn/02_evaluate.ipynb #73430b55
 def _macro_f1_from_counts(counts: np.ndarray) -> np.ndarray:
@@ -68,7 +86,10 @@ def _macro_f1_from_counts(counts: np.ndarray) -> np.ndarray:
     f1 = np.divide(2 * true_positive, denominator, out=np.zeros_like(true_positive), where=denominator > 0)
     return f1.mean(axis=-1)
 
-def _pooled_scores(true: np.ndarray, predicted: np.ndarray, classes: int, seeds: np.ndarray, photos: np.ndarray) -> np.ndarray:
+
+def _pooled_scores(
+    true: np.ndarray, predicted: np.ndarray, classes: int, seeds: np.ndarray, photos: np.ndarray
+) -> np.ndarray:
     "Mean accuracy and macro-F1 over the drawn `seeds` (B, s) on the drawn `photos` (B, n): shape (2, B)."
     drawn = predicted[seeds[:, :, None], photos[:, None, :]]  # (B, s, n)
     cells = true[photos][:, None, :] * classes + drawn
@@ -79,24 +100,41 @@ def _pooled_scores(true: np.ndarray, predicted: np.ndarray, classes: int, seeds:
     accuracy = np.trace(counts, axis1=-2, axis2=-1) / photos.shape[1]
     return np.stack([accuracy.mean(axis=1), _macro_f1_from_counts(counts).mean(axis=1)])
 
-def bootstrap_intervals(true: np.ndarray, # true class index per photo, (n,)
-                        predicted: np.ndarray, # predicted class per photo: (n,) for one seed, (seeds, n) for several
-                        classes: int, # number of classes
-                        resamples: int = 1000, # bootstrap resamples
-                        seed: int = 0, # seed of the resampling
-                        level: float = 0.95, # coverage of the interval
-                       ) -> dict[str, list[float]]:
-    "Percentile bootstrap intervals of accuracy and macro-F1 over photos and seeds: `{'accuracy_ci': [lo, hi], 'macro_f1_ci': [lo, hi]}`."
+
+def bootstrap_intervals(
+    true: np.ndarray,  # true class index per photo, (n,)
+    predicted: np.ndarray,  # predicted class per photo: (n,) for one seed, (seeds, n) for several
+    classes: int,  # number of classes
+    resamples: int = 1000,  # bootstrap resamples
+    seed: int = 0,  # seed of the resampling
+    level: float = 0.95,  # coverage of the interval
+) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals of accuracy and macro-F1 over photos and seeds: `{'accuracy_ci': [lo, hi],
+    'macro_f1_ci': [lo, hi]}`."""
     true, predicted = np.asarray(true, dtype=int), np.atleast_2d(np.asarray(predicted, dtype=int))
-    if true.size == 0 or resamples == 0: return {"accuracy_ci": [0.0, 0.0], "macro_f1_ci": [0.0, 0.0]}
+    if true.size == 0 or resamples == 0:
+        return {"accuracy_ci": [0.0, 0.0], "macro_f1_ci": [0.0, 0.0]}
     photo_ids, seed_ids = np.arange(len(true)), np.arange(len(predicted))
     if len(seed_ids) > 1:
-        data, statistic = (seed_ids, photo_ids), lambda seeds, photos, axis=-1: _pooled_scores(true, predicted, classes, seeds, photos)
+        data, statistic = (
+            (seed_ids, photo_ids),
+            lambda seeds, photos, axis=-1: _pooled_scores(true, predicted, classes, seeds, photos),
+        )
     else:
-        data, statistic = (photo_ids,), lambda photos, axis=-1: _pooled_scores(true, predicted, classes, np.zeros((len(photos), 1), int), photos)
-    result = scipy.stats.bootstrap(data, statistic, n_resamples=resamples, confidence_level=level, method="percentile",
-                                   vectorized=True, batch=max(1, 2_000_000 // (len(true) * len(seed_ids))),
-                                   rng=np.random.default_rng(seed))
+        data, statistic = (
+            (photo_ids,),
+            lambda photos, axis=-1: _pooled_scores(true, predicted, classes, np.zeros((len(photos), 1), int), photos),
+        )
+    result = scipy.stats.bootstrap(
+        data,
+        statistic,
+        n_resamples=resamples,
+        confidence_level=level,
+        method="percentile",
+        vectorized=True,
+        batch=max(1, 2_000_000 // (len(true) * len(seed_ids))),
+        rng=np.random.default_rng(seed),
+    )
     low, high = result.confidence_interval
     return {"accuracy_ci": [float(low[0]), float(high[0])], "macro_f1_ci": [float(low[1]), float(high[1])]}
 
@@ -104,16 +142,20 @@ def bootstrap_intervals(true: np.ndarray, # true class index per photo, (n,)
 def mean_std(values: list[float]) -> dict[str, float | None]:
     "Mean, sample standard deviation (ddof=1; None for fewer than two values) and the count."
     values = np.asarray(values, dtype=float)
-    return {"mean": float(values.mean()) if len(values) else 0.0,
-            "std": float(values.std(ddof=1)) if len(values) > 1 else None, "n": int(len(values))}
+    return {
+        "mean": float(values.mean()) if len(values) else 0.0,
+        "std": float(values.std(ddof=1)) if len(values) > 1 else None,
+        "n": int(len(values)),
+    }
 
 # %% ../../nbs/learn/02_evaluate.ipynb #22a5aa1a
-def write_predictions(path: Path, # the CSV to write
-                      files: list[Path], # test image per row
-                      true: np.ndarray, # true class index per image
-                      probabilities: np.ndarray, # (N, classes) softmax outputs
-                      classes: list[str], # class names
-                     ) -> None:
+def write_predictions(
+    path: Path,  # the CSV to write
+    files: list[Path],  # test image per row
+    true: np.ndarray,  # true class index per image
+    probabilities: np.ndarray,  # (N, classes) softmax outputs
+    classes: list[str],  # class names
+) -> None:
     "Write `path,true,predicted,p_<class>...` for every test image (atomically)."
     text = io.StringIO()
     writer = csv.writer(text)
@@ -125,52 +167,71 @@ def write_predictions(path: Path, # the CSV to write
 # %% ../../nbs/learn/02_evaluate.ipynb #51ca001e
 FRECHET_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048)
 
-def frechet_distance(first: np.ndarray, # features of one set, (n1, d)
-                     second: np.ndarray, # features of the other, (n2, d)
-                    ) -> float:
+
+def frechet_distance(
+    first: np.ndarray,  # features of one set, (n1, d)
+    second: np.ndarray,  # features of the other, (n2, d)
+) -> float:
     "Fréchet distance between Gaussians fitted to the two feature sets (NaN for sets under two images)."
     first, second = np.asarray(first, dtype=np.float64), np.asarray(second, dtype=np.float64)
-    if len(first) < 2 or len(second) < 2: return float("nan")
+    if len(first) < 2 or len(second) < 2:
+        return float("nan")
     mean_gap = first.mean(axis=0) - second.mean(axis=0)
     centred_first, centred_second = first - first.mean(axis=0), second - second.mean(axis=0)
     scale_first, scale_second = len(first) - 1, len(second) - 1
-    cross = np.linalg.svd(centred_first @ centred_second.T, compute_uv=False).sum() / np.sqrt(scale_first * scale_second)
-    traces = (centred_first ** 2).sum() / scale_first + (centred_second ** 2).sum() / scale_second
+    cross = np.linalg.svd(centred_first @ centred_second.T, compute_uv=False).sum() / np.sqrt(
+        scale_first * scale_second
+    )
+    traces = (centred_first**2).sum() / scale_first + (centred_second**2).sum() / scale_second
     return float(max(0.0, mean_gap @ mean_gap + traces - 2 * cross))
 
-def equal_size_distance(first: np.ndarray, # features of one set, (n1, d)
-                        second: np.ndarray, # features of the other, (n2, d)
-                        size: int | None = None, # images drawn from each set (default: the smaller set's size)
-                        draws: int = 3, # random subsamples averaged (one when `size` takes a whole set)
-                        seed: int = 0, # seed of the subsampling
-                       ) -> float:
+
+def equal_size_distance(
+    first: np.ndarray,  # features of one set, (n1, d)
+    second: np.ndarray,  # features of the other, (n2, d)
+    size: int | None = None,  # images drawn from each set (default: the smaller set's size)
+    draws: int = 3,  # random subsamples averaged (one when `size` takes a whole set)
+    seed: int = 0,  # seed of the subsampling
+) -> float:
     "Fréchet distance with both sets subsampled, without replacement, to `size` images, averaged over `draws`."
     size = min(len(first), len(second)) if size is None else size
-    if size < 2 or size > min(len(first), len(second)): return float("nan")
-    if size == len(first) == len(second): return frechet_distance(first, second)
+    if size < 2 or size > min(len(first), len(second)):
+        return float("nan")
+    if size == len(first) == len(second):
+        return frechet_distance(first, second)
     rng = np.random.default_rng(seed)
     pick = lambda features: features[rng.choice(len(features), size, replace=False)]
     return float(np.mean([frechet_distance(pick(first), pick(second)) for _ in range(draws)]))
 
-def domain_gap(train_features: np.ndarray, # (n_train, d) features of the training images
-               train_labels: np.ndarray, # class index per training image
-               test_features: np.ndarray, # (n_test, d) features of the real test photos
-               test_labels: np.ndarray, # class index per test photo
-               classes: list[str], # class names
-               backbone: str, # the feature extractor's name, recorded
-              ) -> dict:
+
+def domain_gap(
+    train_features: np.ndarray,  # (n_train, d) features of the training images
+    train_labels: np.ndarray,  # class index per training image
+    test_features: np.ndarray,  # (n_test, d) features of the real test photos
+    test_labels: np.ndarray,  # class index per test photo
+    classes: list[str],  # class names
+    backbone: str,  # the feature extractor's name, recorded
+) -> dict:
     "Fréchet distance at equal sample sizes: overall, per class and on a ladder of sizes, with the sizes used."
     train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
     size = min(len(train_features), len(test_features))
-    per_class = {name: equal_size_distance(train_features[train_labels == i], test_features[test_labels == i])
-                 for i, name in enumerate(classes)}
+    per_class = {
+        name: equal_size_distance(train_features[train_labels == i], test_features[test_labels == i])
+        for i, name in enumerate(classes)
+    }
     by_size = {str(n): equal_size_distance(train_features, test_features, n) for n in FRECHET_SIZES if n <= size}
-    return {"overall": equal_size_distance(train_features, test_features), "sample_size": int(size),
-            "by_size": by_size, "per_class": per_class, "features": backbone,
-            "dimensions": int(train_features.shape[1]), "train_images": int(len(train_features)),
-            "test_images": int(len(test_features)),
-            "note": "Fréchet distance of ImageNet features (not fine-tuned), both sets subsampled to the same size "
-                    "(sample_size; by_size: at each size of a ladder); compare variants at one size only"}
+    return {
+        "overall": equal_size_distance(train_features, test_features),
+        "sample_size": int(size),
+        "by_size": by_size,
+        "per_class": per_class,
+        "features": backbone,
+        "dimensions": int(train_features.shape[1]),
+        "train_images": int(len(train_features)),
+        "test_images": int(len(test_features)),
+        "note": "Fréchet distance of ImageNet features (not fine-tuned), both sets subsampled to the same size "
+        "(sample_size; by_size: at each size of a ladder); compare variants at one size only",
+    }
 
 # %% ../../nbs/learn/02_evaluate.ipynb #33d8c919
 def save_figure(figure: plt.Figure, path: Path) -> None:
@@ -180,37 +241,55 @@ def save_figure(figure: plt.Figure, path: Path) -> None:
     plt.close(figure)
     write_bytes_atomic(buffer.getvalue(), path)
 
-def plot_confusion(confusion: list[list[int]], # counts, rows: true class
-                   classes: list[str], # class names
-                   path: Path, # PNG to write
-                   title: str = "real test photos", # what the matrix is of
-                  ) -> Path:
+
+def plot_confusion(
+    confusion: list[list[int]],  # counts, rows: true class
+    classes: list[str],  # class names
+    path: Path,  # PNG to write
+    title: str = "real test photos",  # what the matrix is of
+) -> Path:
     "Confusion matrix as two heatmaps: counts, and rows normalised to recall."
     counts = np.asarray(confusion)
     rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.4))
-    sns.heatmap(counts, annot=True, fmt="d", cmap="Blues", xticklabels=classes, yticklabels=classes, ax=axes[0], cbar=False)
-    sns.heatmap(rows, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1, xticklabels=classes, yticklabels=classes, ax=axes[1])
+    sns.heatmap(
+        counts, annot=True, fmt="d", cmap="Blues", xticklabels=classes, yticklabels=classes, ax=axes[0], cbar=False
+    )
+    sns.heatmap(
+        rows, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1, xticklabels=classes, yticklabels=classes, ax=axes[1]
+    )
     for axis, kind in zip(axes, ("counts", "share of each true class")):
         axis.set(xlabel="predicted", ylabel="true", title=f"{title}: {kind}")
     save_figure(figure, path)
     return path
 
-def plot_per_class_f1(per_class: list[dict], # one per seed: {class: {"f1": ...}}
-                      classes: list[str], # class names
-                      path: Path, # PNG to write
-                     ) -> Path:
+
+def plot_per_class_f1(
+    per_class: list[dict],  # one per seed: {class: {"f1": ...}}
+    classes: list[str],  # class names
+    path: Path,  # PNG to write
+) -> Path:
     "Bars of test F1 per class (mean over seeds; error bars: standard deviation over seeds, ddof=1, none for one seed)."
     scores = np.array([[seed[name]["f1"] for name in classes] for seed in per_class])
     figure, axis = plt.subplots(figsize=(6, 3.4))
-    axis.bar(classes, scores.mean(axis=0), yerr=scores.std(axis=0, ddof=1) if len(scores) > 1 else None, color="#4c72b0", capsize=4)
-    axis.set(ylim=(0, 1), ylabel="F1 on real photos", title=f"per-class F1 ({len(scores)} seed{'s' * (len(scores) > 1)})")
+    axis.bar(
+        classes,
+        scores.mean(axis=0),
+        yerr=scores.std(axis=0, ddof=1) if len(scores) > 1 else None,
+        color="#4c72b0",
+        capsize=4,
+    )
+    axis.set(
+        ylim=(0, 1), ylabel="F1 on real photos", title=f"per-class F1 ({len(scores)} seed{'s' * (len(scores) > 1)})"
+    )
     save_figure(figure, path)
     return path
 
-def plot_curves(runs: list[dict], # runs with "seed", "epochs" and "history" (list of per-epoch dicts)
-                path: Path, # PNG to write
-               ) -> Path:
+
+def plot_curves(
+    runs: list[dict],  # runs with "seed", "epochs" and "history" (list of per-epoch dicts)
+    path: Path,  # PNG to write
+) -> Path:
     "Loss and accuracy per epoch, train (solid) vs validation (dashed), one colour per epochs-grid run."
     figure, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     palette = sns.color_palette("tab10", max(1, len(runs)))
@@ -219,7 +298,13 @@ def plot_curves(runs: list[dict], # runs with "seed", "epochs" and "history" (li
         label = f"seed {run['seed']}, {run['epochs']} epochs" + (" (kept)" if run.get("selected") else "")
         for axis, key in zip(axes, ("loss", "acc")):
             axis.plot(epochs, [row[f"train_{key}"] for row in run["history"]], color=colour, label=f"{label} train")
-            axis.plot(epochs, [row[f"val_{key}"] for row in run["history"]], color=colour, linestyle="--", label=f"{label} val")
+            axis.plot(
+                epochs,
+                [row[f"val_{key}"] for row in run["history"]],
+                color=colour,
+                linestyle="--",
+                label=f"{label} val",
+            )
     axes[0].set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     axes[1].set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1.02), title="accuracy")
     axes[1].legend(fontsize=7, loc="lower right")
@@ -227,137 +312,218 @@ def plot_curves(runs: list[dict], # runs with "seed", "epochs" and "history" (li
     return path
 
 # %% ../../nbs/learn/02_evaluate.ipynb #f62eaea2
-METRICS_SCHEMA = 2 # 2: every field of a run checked when it is read back (`RunResult`); 1 checked the top-level keys only
+METRICS_SCHEMA = (
+    2  # 2: every field of a run checked when it is read back (`RunResult`); 1 checked the top-level keys only
+)
+
 
 def _test_summary(selected: list[dict], key: str, intervals: dict | None) -> dict:
     "Mean and spread of test `key` over seeds, with the pooled interval (or the one seed's) and what it covers."
     spread = mean_std([s["test"][key] for s in selected])
     if intervals is not None:
-        return {**spread, "ci": intervals[f"{key}_ci"], "ci_over": "photos and seeds" if len(selected) > 1 else "photos"}
-    if len(selected) == 1: return {**spread, "ci": selected[0]["test"][f"{key}_ci"], "ci_over": "photos"}
-    return {**spread, "ci": selected[0]["test"][f"{key}_ci"],
-            "ci_over": "photos, first seed only (the other seeds' predictions were not given)"}
+        return {
+            **spread,
+            "ci": intervals[f"{key}_ci"],
+            "ci_over": "photos and seeds" if len(selected) > 1 else "photos",
+        }
+    if len(selected) == 1:
+        return {**spread, "ci": selected[0]["test"][f"{key}_ci"], "ci_over": "photos"}
+    return {
+        **spread,
+        "ci": selected[0]["test"][f"{key}_ci"],
+        "ci_over": "photos, first seed only (the other seeds' predictions were not given)",
+    }
 
-def summarise(selected: list[dict], # the `selected` entries, first seed first
-              true: np.ndarray | None = None, # true class per test photo (with `predicted`: pooled intervals)
-              predicted: list[np.ndarray] | None = None, # per seed, in `selected` order: predicted class per test photo
-              resamples: int = 1000, # bootstrap resamples of the pooled interval
-              seed: int = 0, # seed of the resampling
-             ) -> dict:
+
+def summarise(
+    selected: list[dict],  # the `selected` entries, first seed first
+    true: np.ndarray | None = None,  # true class per test photo (with `predicted`: pooled intervals)
+    predicted: list[np.ndarray] | None = None,  # per seed, in `selected` order: predicted class per test photo
+    resamples: int = 1000,  # bootstrap resamples of the pooled interval
+    seed: int = 0,  # seed of the resampling
+) -> dict:
     "The `summary` block of metrics.json: means and spreads over seeds, test intervals pooled over photos and seeds."
     intervals = None
     if true is not None and predicted is not None:
         classes = len(selected[0]["test"].get("confusion") or []) or int(max(np.max(true), np.max(predicted)) + 1)
         intervals = bootstrap_intervals(true, np.stack(predicted), classes, resamples, seed)
-    return {"val_accuracy": mean_std([s["val"]["accuracy"] for s in selected]),
-            "val_macro_f1": mean_std([s["val"]["macro_f1"] for s in selected]),
-            "test_accuracy": _test_summary(selected, "accuracy", intervals),
-            "test_macro_f1": _test_summary(selected, "macro_f1", intervals),
-            "epochs_chosen": [s["epochs"] for s in selected]}
+    return {
+        "val_accuracy": mean_std([s["val"]["accuracy"] for s in selected]),
+        "val_macro_f1": mean_std([s["val"]["macro_f1"] for s in selected]),
+        "test_accuracy": _test_summary(selected, "accuracy", intervals),
+        "test_macro_f1": _test_summary(selected, "macro_f1", intervals),
+        "epochs_chosen": [s["epochs"] for s in selected],
+    }
 
-def near_chance(accuracy: float, # a validation (or test) accuracy in [0, 1]
-                classes: int, # number of classes
-               ) -> bool:
+
+def near_chance(
+    accuracy: float,  # a validation (or test) accuracy in [0, 1]
+    classes: int,  # number of classes
+) -> bool:
     "Whether `accuracy` is within a quarter of the way from chance (1/classes) to perfect: the model did not learn."
     chance = 1 / classes
     return accuracy < chance + (1 - chance) / 4
 
+
 class MetricsError(ValueError):
     "A metrics.json that cannot be read back; the message names the file and line and what repairs it."
+
 
 def _pointer(place: str, key) -> str:
     "The JSON pointer of `key` under `place` (RFC 6901: `~` and `/` in a key escaped)."
     return f"{place}/{str(key).replace('~', '~0').replace('/', '~1')}"
+
 
 def _finite_or_none(data, found: dict, place: str):
     "`data` with each NaN or infinity replaced by None, its place and value recorded in `found`."
     if isinstance(data, float) and not math.isfinite(data):
         found[place] = "NaN" if math.isnan(data) else ("Infinity" if data > 0 else "-Infinity")
         return None
-    if isinstance(data, dict): return {key: _finite_or_none(value, found, _pointer(place, key)) for key, value in data.items()}
-    if isinstance(data, (list, tuple)): return [_finite_or_none(value, found, _pointer(place, index)) for index, value in enumerate(data)]
+    if isinstance(data, dict):
+        return {key: _finite_or_none(value, found, _pointer(place, key)) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite_or_none(value, found, _pointer(place, index)) for index, value in enumerate(data)]
     return data
 
+
 def json_ready(data: dict) -> dict:
-    "A copy of `data` for strict JSON: each NaN or infinity as None, its place (a JSON pointer) and value listed under `non_finite`."
+    """A copy of `data` for strict JSON: each NaN or infinity as None, its place (a JSON pointer) and value listed under
+    `non_finite`."""
     found: dict[str, str] = {}
     ready = _finite_or_none({key: value for key, value in data.items() if key != "non_finite"}, found, "")
     return {**ready, "non_finite": found} if found else ready
 
+
 NUMBER, MAYBE_NUMBER = (int, float), (int, float, type(None))
 SCORES = {"accuracy": NUMBER, "macro_f1": NUMBER}
 SPREAD = {"mean": NUMBER, "std": MAYBE_NUMBER}
-RUN_SPEC = { # what each field of metrics.json holds: a type (or a tuple of them), [items], {key: value} (more keys may
+RUN_SPEC = {  # what each field of metrics.json holds: a type (or a tuple of them), [items], {key: value} (more keys may
     # follow), or {str: value} (any keys)
-    "schema": int, "variant": str, "profile": str, "classes": [str], "train_mode": str, "backbone": str, "pretrained": bool,
-    "image_size": int, "epochs_grid": [int], "lr": MAYBE_NUMBER, "batch_size": (int, type(None)), "augment": [str],
-    "recipe": dict, "flags": [str],
+    "schema": int,
+    "variant": str,
+    "profile": str,
+    "classes": [str],
+    "train_mode": str,
+    "backbone": str,
+    "pretrained": bool,
+    "image_size": int,
+    "epochs_grid": [int],
+    "lr": MAYBE_NUMBER,
+    "batch_size": (int, type(None)),
+    "augment": [str],
+    "recipe": dict,
+    "flags": [str],
     "dataset": {"folder": str, "train": int, "val": int, "folders": [str]},
     "test": {"images": int, "per_class": {str: int}, "source": str},
     "runs": [{"seed": int, "epochs": int, "val": SCORES}],
-    "selected": [{"seed": int, "epochs": int, "val": SCORES, "test": {**SCORES, "accuracy_ci": [NUMBER], "macro_f1_ci": [NUMBER],
-                                                                     "per_class": dict, "confusion": [[int]]}}],
-    "summary": {"val_accuracy": SPREAD, "val_macro_f1": SPREAD, "test_accuracy": {**SPREAD, "ci": [NUMBER], "ci_over": str},
-                "test_macro_f1": {**SPREAD, "ci": [NUMBER]}, "epochs_chosen": [int]},
-    "domain_gap": dict, "files": {str: str}, "device": str, "seconds": NUMBER, "probe": (dict, type(None))}
+    "selected": [
+        {
+            "seed": int,
+            "epochs": int,
+            "val": SCORES,
+            "test": {
+                **SCORES,
+                "accuracy_ci": [NUMBER],
+                "macro_f1_ci": [NUMBER],
+                "per_class": dict,
+                "confusion": [[int]],
+            },
+        }
+    ],
+    "summary": {
+        "val_accuracy": SPREAD,
+        "val_macro_f1": SPREAD,
+        "test_accuracy": {**SPREAD, "ci": [NUMBER], "ci_over": str},
+        "test_macro_f1": {**SPREAD, "ci": [NUMBER]},
+        "epochs_chosen": [int],
+    },
+    "domain_gap": dict,
+    "files": {str: str},
+    "device": str,
+    "seconds": NUMBER,
+    "probe": (dict, type(None)),
+}
+
 
 def spec_problem(value, spec, place: str = "") -> str:
     "Where `value` does not hold what `spec` says (see `RUN_SPEC`), as a JSON pointer and a few words; '' when it does."
     if isinstance(spec, list):
-        if not isinstance(value, list): return f"{place or '/'}: expected a list, found {json_kind(value)}"
+        if not isinstance(value, list):
+            return f"{place or '/'}: expected a list, found {json_kind(value)}"
         return next((p for i, item in enumerate(value) if (p := spec_problem(item, spec[0], _pointer(place, i)))), "")
     if isinstance(spec, dict):
-        if not isinstance(value, dict): return f"{place or '/'}: expected an object, found {json_kind(value)}"
+        if not isinstance(value, dict):
+            return f"{place or '/'}: expected an object, found {json_kind(value)}"
         if list(spec) == [str]:
-            return next((p for key, item in value.items() if (p := spec_problem(item, spec[str], _pointer(place, key)))), "")
+            return next(
+                (p for key, item in value.items() if (p := spec_problem(item, spec[str], _pointer(place, key)))), ""
+            )
         missing = [key for key in spec if key not in value]
-        if missing: return f"{place or '/'}: missing {', '.join(missing[:6])}"
-        return next((p for key, inner in spec.items() if (p := spec_problem(value[key], inner, _pointer(place, key)))), "")
+        if missing:
+            return f"{place or '/'}: missing {', '.join(missing[:6])}"
+        return next(
+            (p for key, inner in spec.items() if (p := spec_problem(value[key], inner, _pointer(place, key)))), ""
+        )
     types = spec if isinstance(spec, tuple) else (spec,)
-    if isinstance(value, bool) and bool not in types: return f"{place}: expected {_kinds(types)}, found {json_kind(value)}"
+    if isinstance(value, bool) and bool not in types:
+        return f"{place}: expected {_kinds(types)}, found {json_kind(value)}"
     return "" if isinstance(value, types) else f"{place}: expected {_kinds(types)}, found {json_kind(value)}"
 
+
 def _kinds(types: tuple) -> str:
-    names = {int: "an integer", float: "a number", str: "text", bool: "true or false", dict: "an object", list: "a list",
-             type(None): "null"}
+    names = {
+        int: "an integer",
+        float: "a number",
+        str: "text",
+        bool: "true or false",
+        dict: "an object",
+        list: "a list",
+        type(None): "null",
+    }
     return " or ".join(dict.fromkeys(names[t] for t in types))
+
 
 @dataclass
 class RunResult:
-    "One run's result: what fine-tuning and the probe both return, what metrics.json is written from and read back into."
-    schema: int # METRICS_SCHEMA
-    variant: str # the training set's name
-    profile: str # the settings' profile
-    classes: list[str] # the model's classes, in output order
-    train_mode: str # finetune or probe
+    """One run's result: what fine-tuning and the probe both return, what metrics.json is written from and read back
+    into."""
+
+    schema: int  # METRICS_SCHEMA
+    variant: str  # the training set's name
+    profile: str  # the settings' profile
+    classes: list[str]  # the model's classes, in output order
+    train_mode: str  # finetune or probe
     backbone: str
     pretrained: bool
-    image_size: int # the classifier's input edge, pixels
-    epochs_grid: list[int] # epoch counts tried (the probe: none)
-    lr: float | None # peak learning rate (the probe: None)
+    image_size: int  # the classifier's input edge, pixels
+    epochs_grid: list[int]  # epoch counts tried (the probe: none)
+    lr: float | None  # peak learning rate (the probe: None)
     batch_size: int | None
     augment: list[str]
-    recipe: dict # the training settings the run used (`train.training_recipe`, or the probe's)
-    flags: list[str] # warnings about runs that did not learn
-    dataset: dict # folder, train and val counts, fingerprint, each seed's folder
-    test: dict # images, per_class counts and where they came from
-    runs: list[dict] # every (seed, epochs or C) run, with its validation scores
-    selected: list[dict] # the kept run of each seed, with its test block (`score_block`)
-    summary: dict # means and spreads over seeds, pooled intervals (`summarise`)
-    domain_gap: dict # Fréchet distance of training images to test photos
-    files: dict[str, str] # what else the run folder holds
+    recipe: dict  # the training settings the run used (`train.training_recipe`, or the probe's)
+    flags: list[str]  # warnings about runs that did not learn
+    dataset: dict  # folder, train and val counts, fingerprint, each seed's folder
+    test: dict  # images, per_class counts and where they came from
+    runs: list[dict]  # every (seed, epochs or C) run, with its validation scores
+    selected: list[dict]  # the kept run of each seed, with its test block (`score_block`)
+    summary: dict  # means and spreads over seeds, pooled intervals (`summarise`)
+    domain_gap: dict  # Fréchet distance of training images to test photos
+    files: dict[str, str]  # what else the run folder holds
     device: str
     seconds: float
-    probe: dict | None = None # the probe's own facts (C grid, feature cache); None for fine-tuning
+    probe: dict | None = None  # the probe's own facts (C grid, feature cache); None for fine-tuning
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "run result") -> "RunResult":
-        "A RunResult from metrics.json's object, every field checked (`RUN_SPEC`); a MetricsError naming `where` and the field."
-        if not isinstance(data, dict): raise MetricsError(f"{where}: holds {json_kind(data)}, not a JSON object")
+        """A RunResult from metrics.json's object, every field checked (`RUN_SPEC`); a MetricsError naming `where` and
+        the field."""
+        if not isinstance(data, dict):
+            raise MetricsError(f"{where}: holds {json_kind(data)}, not a JSON object")
         if data.get("schema") != METRICS_SCHEMA:
             raise MetricsError(f"{where}: schema {str(data.get('schema'))[:20]}, expected {METRICS_SCHEMA}")
         problem = spec_problem({"probe": None, **data}, RUN_SPEC)
-        if problem: raise MetricsError(f"{where}: {problem}")
+        if problem:
+            raise MetricsError(f"{where}: {problem}")
         names = {f.name for f in fields(cls)}
         return cls(**{key: value for key, value in data.items() if key in names})
 
@@ -366,135 +532,226 @@ class RunResult:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def write(self, path: Path) -> Path:
-        "Write metrics.json atomically as strict JSON: NaN and infinities as null, listed under `non_finite` (`json_ready`)."
+        """Write metrics.json atomically as strict JSON: NaN and infinities as null, listed under `non_finite`
+        (`json_ready`)."""
         write_bytes_atomic(json.dumps(json_ready(self.to_dict()), indent=1, allow_nan=False).encode(), Path(path))
         return Path(path)
 
     def __getitem__(self, key: str):  # metrics.json's key names read as the fields: result["summary"] is result.summary
-        if key not in self.__dataclass_fields__: raise KeyError(key)
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
         return getattr(self, key)
 
-    def __contains__(self, key: str) -> bool: return key in self.__dataclass_fields__
+    def __contains__(self, key: str) -> bool:
+        return key in self.__dataclass_fields__
 
-    def get(self, key: str, default=None): return getattr(self, key) if key in self.__dataclass_fields__ else default
+    def get(self, key: str, default=None):
+        return getattr(self, key) if key in self.__dataclass_fields__ else default
 
-def run_flags(selected: list[dict], # the kept run of each seed, with its "val" block
-              classes: list[str], # the classes
-             ) -> list[str]:
+
+def run_flags(
+    selected: list[dict],  # the kept run of each seed, with its "val" block
+    classes: list[str],  # the classes
+) -> list[str]:
     "Warnings about runs that did not learn: validation accuracy on the generated images near chance (`near_chance`)."
-    return [f"seed {run['seed']}: validation accuracy {run['val']['accuracy']:.2f} is near chance ({1 / len(classes):.2f}): "
-            f"the model did not learn its training set; raise lr, epochs or head_epochs"
-            for run in selected if near_chance(run["val"]["accuracy"], len(classes))]
+    return [
+        f"seed {run['seed']}: validation accuracy {run['val']['accuracy']:.2f} is near chance "
+        f"({1 / len(classes):.2f}): "
+        f"the model did not learn its training set; raise lr, epochs or head_epochs"
+        for run in selected
+        if near_chance(run["val"]["accuracy"], len(classes))
+    ]
 
-def seed_folders(data: Path | list[Path], # a dataset folder, or one per seed (`variants.seed_datasets`)
-                 seeds: int, # the seeds setting
-                ) -> list[Path]:
-    "The training set of each seed (one folder: all seeds share it); a clear error, before any training, when the count does not match or a set lost images."
+
+def seed_folders(
+    data: Path | list[Path],  # a dataset folder, or one per seed (`variants.seed_datasets`)
+    seeds: int,  # the seeds setting
+) -> list[Path]:
+    """The training set of each seed (one folder: all seeds share it); a clear error, before any training, when the
+    count does not match or a set lost images."""
     folders = [Path(folder) for folder in data] if isinstance(data, (list, tuple)) else [Path(data)]
     if len(folders) not in (1, seeds):
         raise ValueError(f"{len(folders)} training sets for seeds = {seeds}: give one set, or one per seed")
-    for folder in folders[1:]:  # the first is checked as it is read; a later seed's loss would show only after the first seed trained
+    for folder in folders[
+        1:
+    ]:  # the first is checked as it is read; a later seed's loss would show only after the first seed trained
         lost = [record["file"] for record in load_dataset(folder).records if not (folder / record["file"]).is_file()]
-        if lost: raise ValueError(f"dataset '{folder}': {len(lost)} image file(s) listed in its manifest are missing, e.g. "
-                                  f"'{folder / lost[0]}'; run the generate command again to restore them")
+        if lost:
+            raise ValueError(
+                f"dataset '{folder}': {len(lost)} image file(s) listed in its manifest are missing, e.g. "
+                f"'{folder / lost[0]}'; run the generate command again to restore them"
+            )
     return folders
 
-def toy_result(classes: list[str], # the classes
-               accuracy: float = 0.9, # every seed's test (and validation) accuracy and macro-F1
-               seeds: int = 1, # seeds
-               **changes, # fields to set
-              ) -> RunResult:
-    "A small valid RunResult with made-up scores: for examples of what reads runs (the report's tables), never for a result."
-    block = {"accuracy": accuracy, "macro_f1": accuracy, "accuracy_ci": [accuracy - 0.05, accuracy + 0.04],
-             "macro_f1_ci": [accuracy - 0.05, accuracy + 0.04], "per_class": {}, "confusion": []}
-    selected = [{"seed": k, "epochs": 4, "val": {"accuracy": accuracy, "macro_f1": accuracy}, "test": block} for k in range(seeds)]
+
+def toy_result(
+    classes: list[str],  # the classes
+    accuracy: float = 0.9,  # every seed's test (and validation) accuracy and macro-F1
+    seeds: int = 1,  # seeds
+    **changes,  # fields to set
+) -> RunResult:
+    """A small valid RunResult with made-up scores: for examples of what reads runs (the report's tables), never for a
+    result."""
+    block = {
+        "accuracy": accuracy,
+        "macro_f1": accuracy,
+        "accuracy_ci": [accuracy - 0.05, accuracy + 0.04],
+        "macro_f1_ci": [accuracy - 0.05, accuracy + 0.04],
+        "per_class": {},
+        "confusion": [],
+    }
+    selected = [
+        {"seed": k, "epochs": 4, "val": {"accuracy": accuracy, "macro_f1": accuracy}, "test": block}
+        for k in range(seeds)
+    ]
     entry = {"mean": accuracy, "std": 0.01 if seeds > 1 else None, "ci": block["accuracy_ci"], "ci_over": "photos"}
-    data = {"schema": METRICS_SCHEMA, "variant": "toy", "profile": "toy", "classes": list(classes), "train_mode": "finetune",
-            "backbone": "resnet18", "pretrained": False, "image_size": 32, "epochs_grid": [4], "lr": 0.001, "batch_size": 8,
-            "augment": [], "recipe": {}, "flags": [], "dataset": {"folder": "toy", "train": 0, "val": 0, "folders": ["toy"]},
-            "test": {"images": 0, "per_class": {}, "source": "made up"}, "runs": selected, "selected": selected,
-            "summary": {key: entry for key in ("val_accuracy", "val_macro_f1", "test_accuracy", "test_macro_f1")}
-                       | {"epochs_chosen": [4] * seeds},
-            "domain_gap": {}, "files": {}, "device": "cpu", "seconds": 0.0}
+    data = {
+        "schema": METRICS_SCHEMA,
+        "variant": "toy",
+        "profile": "toy",
+        "classes": list(classes),
+        "train_mode": "finetune",
+        "backbone": "resnet18",
+        "pretrained": False,
+        "image_size": 32,
+        "epochs_grid": [4],
+        "lr": 0.001,
+        "batch_size": 8,
+        "augment": [],
+        "recipe": {},
+        "flags": [],
+        "dataset": {"folder": "toy", "train": 0, "val": 0, "folders": ["toy"]},
+        "test": {"images": 0, "per_class": {}, "source": "made up"},
+        "runs": selected,
+        "selected": selected,
+        "summary": {key: entry for key in ("val_accuracy", "val_macro_f1", "test_accuracy", "test_macro_f1")}
+        | {"epochs_chosen": [4] * seeds},
+        "domain_gap": {},
+        "files": {},
+        "device": "cpu",
+        "seconds": 0.0,
+    }
     return RunResult.from_dict({**data, **changes}, "toy result")
 
-_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(NaN|-?Infinity)') # a JSON string (skipped), or a constant that is not JSON
+
+_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(NaN|-?Infinity)')  # a JSON string (skipped), or a constant that is not JSON
+
 
 def _put_back_non_finite(metrics: dict) -> str:
-    "Put back in `metrics` the NaN and infinities its `non_finite` lists; what is wrong with that list ('' when nothing is)."
+    """Put back in `metrics` the NaN and infinities its `non_finite` lists; what is wrong with that list ('' when
+    nothing is)."""
     values = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
     for place, text in (metrics.get("non_finite") or {}).items():
         *parents, last = [part.replace("~1", "/").replace("~0", "~") for part in str(place).split("/")[1:]] or [""]
         container = metrics
         try:
-            for part in parents: container = container[int(part) if isinstance(container, list) else part]
-            if isinstance(container, list): last = int(last)
-            if container[last] is not None or text not in values: raise ValueError
-        except (KeyError, IndexError, TypeError, ValueError): return f"'non_finite' lists {str(place)[:80]!r}, which is not a null it replaced"
+            for part in parents:
+                container = container[int(part) if isinstance(container, list) else part]
+            if isinstance(container, list):
+                last = int(last)
+            if container[last] is not None or text not in values:
+                raise ValueError
+        except (KeyError, IndexError, TypeError, ValueError):
+            return f"'non_finite' lists {str(place)[:80]!r}, which is not a null it replaced"
         container[last] = values[text]
     return ""
 
+
 def read_metrics(path: Path) -> RunResult:
     """The metrics.json at `path` as a RunResult: strict JSON whose every field is checked (`RUN_SPEC`), the NaN and
-    infinities it lists under `non_finite` put back. A MetricsError naming the file (and line) and what repairs it otherwise."""
+    infinities it lists under `non_finite` put back. A MetricsError naming the file (and line) and what repairs it
+    otherwise."""
     path = Path(path)
     data = path.read_bytes()
+
     def damaged(where: str, what: str) -> MetricsError:
-        return MetricsError(f"{where}: {what}; it was changed or damaged after it was written: run the `fruit-synth train` "
-                            f"(or `fruit-synth report`) that wrote it again")
-    try: text = data.decode()
-    except UnicodeDecodeError: raise damaged(str(path), "not UTF-8 text") from None
+        return MetricsError(
+            f"{where}: {what}; it was changed or damaged after it was written: run the `fruit-synth train` "
+            f"(or `fruit-synth report`) that wrote it again"
+        )
+
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise damaged(str(path), "not UTF-8 text") from None
     constant = next((match for match in _CONSTANT.finditer(text) if match.group(1)), None)
     if constant is not None:
         line = text.count("\n", 0, constant.start()) + 1
         raise damaged(f"{path} line {line}", f"{constant.group(1)} is not a JSON number")
-    try: metrics = json.loads(text)
-    except json.JSONDecodeError as e: raise damaged(f"{path} line {e.lineno}", f"not JSON ({e.msg})") from None
-    if not isinstance(metrics, dict): raise damaged(str(path), f"holds {json_kind(metrics)}, not a JSON object")
+    try:
+        metrics = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise damaged(f"{path} line {e.lineno}", f"not JSON ({e.msg})") from None
+    if not isinstance(metrics, dict):
+        raise damaged(str(path), f"holds {json_kind(metrics)}, not a JSON object")
     problem = _put_back_non_finite(metrics)
-    if problem: raise damaged(str(path), problem)
-    try: return RunResult.from_dict(metrics, str(path))
-    except MetricsError as e: raise damaged(str(e).split(": ", 1)[0], str(e).split(": ", 1)[1]) from None
+    if problem:
+        raise damaged(str(path), problem)
+    try:
+        return RunResult.from_dict(metrics, str(path))
+    except MetricsError as e:
+        raise damaged(str(e).split(": ", 1)[0], str(e).split(": ", 1)[1]) from None
 
 # %% ../../nbs/learn/02_evaluate.ipynb #3feb061d
-def photo_split(test: dict[str, list[Path]], # class -> photos
-               classes: list[str], # the model's classes, in output order
-               size: int, # image size
-               budget_mb: float = 4096, # decoded-image memory
-               threads: int = 0, # decoding threads
-               where: str = "the test set", # for the message
-               fit: str = "crop", # how non-square photos become square: crop, pad or squash
-              ) -> Split:
+def photo_split(
+    test: dict[str, list[Path]],  # class -> photos
+    classes: list[str],  # the model's classes, in output order
+    size: int,  # image size
+    budget_mb: float = 4096,  # decoded-image memory
+    threads: int = 0,  # decoding threads
+    where: str = "the test set",  # for the message
+    fit: str = "crop",  # how non-square photos become square: crop, pad or squash
+) -> Split:
     "The test photos as a split in the model's class order, after checking they have the model's classes."
-    check_classes(test, classes, where, "test with photos of exactly the model's classes, or train a model for these classes")
+    check_classes(
+        test, classes, where, "test with photos of exactly the model's classes, or train a model for these classes"
+    )
     empty = [name for name in classes if not test[name]]
-    if empty: raise TrainingError(f"{where} has no photos of class(es) {empty}; every class needs test photos")
+    if empty:
+        raise TrainingError(f"{where} has no photos of class(es) {empty}; every class needs test photos")
     files = [path for name in classes for path in test[name]]
     labels = np.array([index for index, name in enumerate(classes) for _ in test[name]])
     return Split(files, labels, ImageStore(files, size, budget_mb, threads, fit))
 
 # %% ../../nbs/learn/02_evaluate.ipynb #77bee484
-def score_block(true: np.ndarray, # the true class of each test photo
-                probabilities: np.ndarray, # N x classes: what the model gave each photo
-                classes: list[str], settings: Settings, # bootstrap and seed: the intervals
-               ) -> dict:
+def score_block(
+    true: np.ndarray,  # the true class of each test photo
+    probabilities: np.ndarray,  # N x classes: what the model gave each photo
+    classes: list[str],
+    settings: Settings,  # bootstrap and seed: the intervals
+) -> dict:
     "A run's test block: accuracy and macro-F1 with bootstrap intervals, per-class scores and the confusion matrix."
     predicted = probabilities.argmax(axis=1)
     scores = classification_metrics(true, predicted, classes)
     intervals = bootstrap_intervals(true, predicted, len(classes), settings.bootstrap, settings.seed)
-    return {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"], **intervals,
-            "per_class": scores["per_class"], "confusion": scores["confusion"]}
+    return {
+        "accuracy": scores["accuracy"],
+        "macro_f1": scores["macro_f1"],
+        **intervals,
+        "per_class": scores["per_class"],
+        "confusion": scores["confusion"],
+    }
 
-def score_model(model: nn.Module, test: Split, spec: BackboneSpec, device: torch.device, classes: list[str],
-                settings: Settings, batch_size: int) -> tuple[dict, np.ndarray]:
+
+def score_model(
+    model: nn.Module,
+    test: Split,
+    spec: BackboneSpec,
+    device: torch.device,
+    classes: list[str],
+    settings: Settings,
+    batch_size: int,
+) -> tuple[dict, np.ndarray]:
     "A fine-tuned model's test block (`score_block`) and its probabilities per test photo."
     logits = predict(model, test.store, spec, device, batch_size, getattr(settings, "tta", "none"))
     probabilities = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
     return score_block(test.labels, probabilities, classes, settings), probabilities
 
+
 def measure_domain_gap(settings: Settings, train: Split, test: Split, classes: list[str], device: torch.device) -> dict:
     "Fréchet distance between ImageNet features of the training images and of the test photos (see `evaluate`)."
-    try: extractor = feature_extractor(settings.backbone, pretrained=True, weights_path=settings.weights_path)
+    try:
+        extractor = feature_extractor(settings.backbone, pretrained=True, weights_path=settings.weights_path)
     except ModelError as e:
         return {"overall": None, "per_class": {}, "features": settings.backbone, "note": f"not measured: {e}"}
     extractor = extractor.to(device, memory_format=torch.channels_last)
@@ -504,11 +761,12 @@ def measure_domain_gap(settings: Settings, train: Split, test: Split, classes: l
     return domain_gap(train_features, train.labels, test_features, test.labels, classes, settings.backbone)
 
 # %% ../../nbs/learn/02_evaluate.ipynb #d2292964
-def evaluate_checkpoint(model_dir: Path, # a run folder holding model.pt (or the file itself)
-                        test: dict[str, list[Path]], # test photos per class
-                        out: Path, # where evaluation.json, predictions.csv and the figures go
-                        settings: Settings, # for threads, device, cache_mb, bootstrap and seed
-                       ) -> dict:
+def evaluate_checkpoint(
+    model_dir: Path,  # a run folder holding model.pt (or the file itself)
+    test: dict[str, list[Path]],  # test photos per class
+    out: Path,  # where evaluation.json, predictions.csv and the figures go
+    settings: Settings,  # for threads, device, cache_mb, bootstrap and seed
+) -> dict:
     "Test a saved model on `test`; its backbone, classes and image size come from the checkpoint, not the settings."
     start = time.perf_counter()
     out = Path(out)
@@ -517,20 +775,37 @@ def evaluate_checkpoint(model_dir: Path, # a run folder holding model.pt (or the
     device = pick_device(settings.device)
     use_threads(settings.threads)
     facts = info.get("facts", {})
-    test_set = photo_split(test, classes, size, settings.cache_mb, settings.threads, where=f"the test set for model '{model_dir}'",
-                          fit=facts.get("fit", "squash"))  # checkpoints from before the fit setting squashed
-    spec = dataclasses.replace(backbone_spec(info["backbone"]), mean=tuple(info["mean"]), std=tuple(info["std"]))  # the checkpoint's own
+    test_set = photo_split(
+        test,
+        classes,
+        size,
+        settings.cache_mb,
+        settings.threads,
+        where=f"the test set for model '{model_dir}'",
+        fit=facts.get("fit", "squash"),
+    )  # checkpoints from before the fit setting squashed
+    spec = dataclasses.replace(
+        backbone_spec(info["backbone"]), mean=tuple(info["mean"]), std=tuple(info["std"])
+    )  # the checkpoint's own
     model = model.to(device, memory_format=torch.channels_last)
-    block, probabilities = score_model(model, test_set, spec, device, classes, settings.replace(tta=facts.get("tta", "none")),
-                                       settings.batch_size * 2)
+    block, probabilities = score_model(
+        model, test_set, spec, device, classes, settings.replace(tta=facts.get("tta", "none")), settings.batch_size * 2
+    )
     out.mkdir(parents=True, exist_ok=True)
     write_predictions(out / "predictions.csv", test_set.files, test_set.labels, probabilities, classes)
     plot_confusion(block["confusion"], classes, out / "confusion.png", title=f"model {Path(model_dir).name}")
     plot_per_class_f1([block["per_class"]], classes, out / "per_class_f1.png")
-    result = {"schema": 1, "model": str(model_dir), "backbone": info["backbone"], "classes": classes, "image_size": size,
-              "checkpoint": info.get("facts", {}), "test": {"images": len(test_set.files),
-              "per_class": {name: len(test[name]) for name in classes}, **block},
-              "files": {"predictions": "predictions.csv", "confusion": "confusion.png", "per_class_f1": "per_class_f1.png"},
-              "device": describe_device(device), "seconds": round(time.perf_counter() - start, 2)}
+    result = {
+        "schema": 1,
+        "model": str(model_dir),
+        "backbone": info["backbone"],
+        "classes": classes,
+        "image_size": size,
+        "checkpoint": info.get("facts", {}),
+        "test": {"images": len(test_set.files), "per_class": {name: len(test[name]) for name in classes}, **block},
+        "files": {"predictions": "predictions.csv", "confusion": "confusion.png", "per_class_f1": "per_class_f1.png"},
+        "device": describe_device(device),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
     write_bytes_atomic(json.dumps(json_ready(result), indent=1, allow_nan=False).encode(), out / "evaluation.json")
     return result

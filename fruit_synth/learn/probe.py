@@ -1,4 +1,5 @@
-"""A frozen ImageNet backbone's pooled features, computed once per image and cached on disk, and a multinomial logistic regression on top: a training run in seconds, so that curves over many settings are cheap.
+"""A frozen ImageNet backbone's pooled features, computed once per image and cached on disk, and a multinomial
+logistic regression on top: a training run in seconds, so that curves over many settings are cheap.
 
 Docs: https://fruit-synth.github.io/fruit-synth/learn/probe.html.md"""
 
@@ -8,7 +9,6 @@ Docs: https://fruit-synth.github.io/fruit-synth/learn/probe.html.md"""
 from __future__ import annotations
 
 import io
-import json
 import sys
 import time
 import warnings
@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-from ..core.images import FITS, file_sha256, open_image, square_input, write_bytes_atomic
+from ..core.images import file_sha256, open_image, square_input, write_bytes_atomic
 from ..core.seeds import fingerprint
 from ..core.settings import Settings
 from ..data.sources import RunPhotos, given_photos
-from ..generate.datasets import Dataset, assign_split, image_digests, load_dataset
+from ..generate.datasets import assign_split, image_digests, load_dataset
 from . import evaluate
 from .evaluate import RunResult, run_flags, seed_folders
 
@@ -34,42 +33,56 @@ __all__ = ['TRAIN_MODES', 'GEOMETRY', 'C_GRID', 'resolve_train_mode', 'probe_inp
 # %% ../../nbs/learn/04_probe.ipynb #11fe265d
 TRAIN_MODES = ("finetune", "probe")
 
-def resolve_train_mode(mode: str, # finetune, probe or auto
-                       device: str = "auto", # the `device` setting: auto, cpu or cuda
-                      ) -> str:
+
+def resolve_train_mode(
+    mode: str,  # finetune, probe or auto
+    device: str = "auto",  # the `device` setting: auto, cpu or cuda
+) -> str:
     "`finetune` or `probe`: `auto` is the probe on a CPU and fine-tuning on a CUDA GPU."
-    if mode in TRAIN_MODES: return mode
-    if mode != "auto": raise ValueError(f"train_mode: expected finetune, probe or auto, found {mode!r}")
-    if device == "cpu": return "probe"
-    if device == "cuda": return "finetune"
-    if not Path("/proc/driver/nvidia").exists(): return "probe"
+    if mode in TRAIN_MODES:
+        return mode
+    if mode != "auto":
+        raise ValueError(f"train_mode: expected finetune, probe or auto, found {mode!r}")
+    if device == "cpu":
+        return "probe"
+    if device == "cuda":
+        return "finetune"
+    if not Path("/proc/driver/nvidia").exists():
+        return "probe"
     import torch
+
     return "finetune" if torch.cuda.is_available() else "probe"
 
 # %% ../../nbs/learn/04_probe.ipynb #7d4ffe80
-GEOMETRY = "g1" # version of the decoding below; change it when the pixels an image gives change
-def probe_input(path: Path, # image file
-                size: int, # edge of the square input
-                fit: str = "squash", # crop (keep the aspect ratio, cut the long side), pad (grey borders) or squash
-               ) -> np.ndarray:
-    "The image at `path` as the probe sees it: RGB, `size` x `size`, uint8 (size, size, 3), made square by `images.square_input`."
+GEOMETRY = "g1"  # version of the decoding below; change it when the pixels an image gives change
+
+
+def probe_input(
+    path: Path,  # image file
+    size: int,  # edge of the square input
+    fit: str = "squash",  # crop (keep the aspect ratio, cut the long side), pad (grey borders) or squash
+) -> np.ndarray:
+    """The image at `path` as the probe sees it: RGB, `size` x `size`, uint8 (size, size, 3), made square by
+    `images.square_input`."""
     return np.asarray(square_input(open_image(path), size, fit))
+
 
 @dataclass
 class FeatureCache:
     "Pooled backbone features of image files, computed once per file content and kept on disk."
-    folder: Path # cache root, e.g. <work_dir>/features
-    backbone: str # backbone name (efficientnet_lite0, resnet18)
-    size: int # input edge, pixels
-    pretrained: bool = True # ImageNet weights (False: seeded random weights, for tests)
-    weights_path: Path | None = None # a local weights file instead of the default
-    device: str = "auto" # auto, cpu or cuda
-    batch_size: int = 64 # images per forward pass
-    fit: str = "squash" # crop, pad or squash (the `fit` setting)
-    flip: bool = False # features of the mirror images (for flip test-time augmentation)
-    computed: int = 0 # images whose features this object computed
-    loaded: int = 0 # images whose features it read from disk
-    seconds: float = 0.0 # time spent computing features (decoding included)
+
+    folder: Path  # cache root, e.g. <work_dir>/features
+    backbone: str  # backbone name (efficientnet_lite0, resnet18)
+    size: int  # input edge, pixels
+    pretrained: bool = True  # ImageNet weights (False: seeded random weights, for tests)
+    weights_path: Path | None = None  # a local weights file instead of the default
+    device: str = "auto"  # auto, cpu or cuda
+    batch_size: int = 64  # images per forward pass
+    fit: str = "squash"  # crop, pad or squash (the `fit` setting)
+    flip: bool = False  # features of the mirror images (for flip test-time augmentation)
+    computed: int = 0  # images whose features this object computed
+    loaded: int = 0  # images whose features it read from disk
+    seconds: float = 0.0  # time spent computing features (decoding included)
     _model: object = field(default=None, repr=False)
     _memory: dict = field(default_factory=dict, repr=False)
 
@@ -77,7 +90,8 @@ class FeatureCache:
     def key(self) -> str:
         "The cache sub-folder: backbone, input size, geometry and weights."
         weights = "imagenet" if self.pretrained else "random0"
-        if self.pretrained and self.weights_path: weights = "file-" + file_sha256(Path(self.weights_path))[:12]
+        if self.pretrained and self.weights_path:
+            weights = "file-" + file_sha256(Path(self.weights_path))[:12]
         return f"{self.backbone}-{self.size}px-" + fingerprint([self.fit, GEOMETRY, weights, self.flip], 12)
 
     def path(self, digest: str) -> Path:
@@ -85,60 +99,93 @@ class FeatureCache:
         return Path(self.folder) / self.key / digest[:2] / f"{digest}.npy"
 
     def entry(self, digest: str) -> tuple[np.ndarray | None, str]:
-        "The cached features of the file with sha256 `digest` (None when absent or unusable) and what is wrong with them ('' when nothing)."
+        """The cached features of the file with sha256 `digest` (None when absent or unusable) and what is wrong with
+        them ('' when nothing)."""
         from fruit_synth.learn.models import backbone_spec
-        try: vector = np.load(self.path(digest), allow_pickle=False)
-        except FileNotFoundError: return None, ""
-        except (OSError, ValueError, EOFError) as e: return None, f"not a readable array ({type(e).__name__})"
+
+        try:
+            vector = np.load(self.path(digest), allow_pickle=False)
+        except FileNotFoundError:
+            return None, ""
+        except (OSError, ValueError, EOFError) as e:
+            return None, f"not a readable array ({type(e).__name__})"
         width = backbone_spec(self.backbone).features
-        if not isinstance(vector, np.ndarray): return None, "not a single array"
-        if vector.dtype != np.float32: return None, f"{vector.dtype} values, expected float32"
-        if vector.shape != (width,): return None, f"shape {vector.shape}, expected ({width},)"
-        if not np.isfinite(vector).all(): return None, "NaN or infinite values"
+        if not isinstance(vector, np.ndarray):
+            return None, "not a single array"
+        if vector.dtype != np.float32:
+            return None, f"{vector.dtype} values, expected float32"
+        if vector.shape != (width,):
+            return None, f"shape {vector.shape}, expected ({width},)"
+        if not np.isfinite(vector).all():
+            return None, "NaN or infinite values"
         return vector, ""
 
-    def features(self, files: list[Path], # image files
-                 progress: bool = False, # a line per batch computed on stderr
-                 sha256: list[str] | None = None, # the files' sha256 when the caller has them already (else computed here)
-                ) -> np.ndarray:
-        "(len(files), width) float32 features, from memory, the disk cache, or the backbone; a damaged cache entry is computed again, with a note on stderr."
+    def features(
+        self,
+        files: list[Path],  # image files
+        progress: bool = False,  # a line per batch computed on stderr
+        sha256: list[str] | None = None,  # the files' sha256 when the caller has them already (else computed here)
+    ) -> np.ndarray:
+        """(len(files), width) float32 features, from memory, the disk cache, or the backbone; a damaged cache entry is
+        computed again, with a note on stderr."""
         digests = sha256 if sha256 is not None else [file_sha256(Path(f)) for f in files]
         todo: dict[str, Path] = {}
         damaged: list[str] = []
         for file, digest in zip(files, digests):
-            if digest in self._memory or digest in todo: continue
+            if digest in self._memory or digest in todo:
+                continue
             vector, problem = self.entry(digest)
             if vector is not None:
                 self._memory[digest] = vector
                 self.loaded += 1
                 continue
             todo[digest] = Path(file)
-            if problem: damaged.append(f"'{self.path(digest)}' ({problem})")
+            if problem:
+                damaged.append(f"'{self.path(digest)}' ({problem})")
         if damaged:
-            print(f"probe: {len(damaged)} damaged feature cache file(s) computed again: {damaged[0]}"
-                  + (f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""), file=sys.stderr)
-        if todo: self._compute(todo, progress)
-        if not digests: return np.zeros((0, 0), np.float32)
+            print(
+                f"probe: {len(damaged)} damaged feature cache file(s) computed again: {damaged[0]}"
+                + (f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""),
+                file=sys.stderr,
+            )
+        if todo:
+            self._compute(todo, progress)
+        if not digests:
+            return np.zeros((0, 0), np.float32)
         return np.stack([self._memory[digest] for digest in digests])
 
     def _compute(self, todo: dict[str, Path], progress: bool) -> None:
         "Run the backbone over the files of `todo` (sha256 -> file) and store their features."
         import torch
         from fruit_synth.learn.models import backbone_spec, feature_extractor, to_input
+
         start = time.perf_counter()
         device = torch.device("cuda" if self.device != "cpu" and torch.cuda.is_available() else "cpu")
         if self._model is None:
-            if not self.pretrained: torch.manual_seed(0)
+            if not self.pretrained:
+                torch.manual_seed(0)
             model = feature_extractor(self.backbone, self.pretrained, self.weights_path)
             self._model = model.to(device, memory_format=torch.channels_last)
         spec, items = backbone_spec(self.backbone), list(todo.items())
         with ThreadPoolExecutor(2) as pool, torch.inference_mode():
             for first in range(0, len(items), self.batch_size):
-                chunk = items[first:first + self.batch_size]
-                pixels = np.stack(list(pool.map(probe_input, [path for _, path in chunk], [self.size] * len(chunk), [self.fit] * len(chunk))))
+                chunk = items[first : first + self.batch_size]
+                pixels = np.stack(
+                    list(
+                        pool.map(
+                            probe_input, [path for _, path in chunk], [self.size] * len(chunk), [self.fit] * len(chunk)
+                        )
+                    )
+                )
                 batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).to(device)
-                if self.flip: batch = batch.flip(-1)
-                outputs = self._model(to_input(batch, spec).contiguous(memory_format=torch.channels_last)).float().cpu().numpy()
+                if self.flip:
+                    batch = batch.flip(-1)
+                outputs = (
+                    self._model(to_input(batch, spec).contiguous(memory_format=torch.channels_last))
+                    .float()
+                    .cpu()
+                    .numpy()
+                )
                 for (digest, _), vector in zip(chunk, outputs):
                     self._memory[digest] = vector
                     buffer = io.BytesIO()
@@ -146,50 +193,72 @@ class FeatureCache:
                     self.path(digest).parent.mkdir(parents=True, exist_ok=True)
                     write_bytes_atomic(buffer.getvalue(), self.path(digest))
                 if progress:
-                    print(f"probe: features of {min(first + self.batch_size, len(items))}/{len(items)} new images", file=sys.stderr)
+                    print(
+                        f"probe: features of {min(first + self.batch_size, len(items))}/{len(items)} new images",
+                        file=sys.stderr,
+                    )
         self.computed += len(items)
         self.seconds += time.perf_counter() - start
 
-def feature_cache(settings: Settings, # backbone, image_size, pretrained, weights_path, device, work_dir
-                  folder: Path | None = None, # cache root (default: <work_dir>/features)
-                 ) -> FeatureCache:
+
+def feature_cache(
+    settings: Settings,  # backbone, image_size, pretrained, weights_path, device, work_dir
+    folder: Path | None = None,  # cache root (default: <work_dir>/features)
+) -> FeatureCache:
     "The feature cache the settings ask for."
-    return FeatureCache(Path(folder) if folder else Path(settings.work_dir) / "features", settings.backbone,
-                        settings.values.get("input_size") or settings.image_size, settings.pretrained, settings.weights_path, settings.device,
-                        fit=settings.values.get("fit") or "squash")
+    return FeatureCache(
+        Path(folder) if folder else Path(settings.work_dir) / "features",
+        settings.backbone,
+        settings.values.get("input_size") or settings.image_size,
+        settings.pretrained,
+        settings.weights_path,
+        settings.device,
+        fit=settings.values.get("fit") or "squash",
+    )
 
 # %% ../../nbs/learn/04_probe.ipynb #c8acf2fa
-C_GRID = (0.01, 0.1, 1.0, 10.0) # inverse regularisation strengths tried
+C_GRID = (0.01, 0.1, 1.0, 10.0)  # inverse regularisation strengths tried
+
 
 def _logistic(c: float):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+
     return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=300))
+
 
 def _fit(model, x: np.ndarray, y: np.ndarray):
     from sklearn.exceptions import ConvergenceWarning
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return model.fit(x, y)
 
+
 def _scores(true: np.ndarray, predicted: np.ndarray, classes: int) -> dict:
     from sklearn.metrics import f1_score
-    return {"accuracy": float(np.mean(true == predicted)) if len(true) else 0.0,
-            "macro_f1": float(f1_score(true, predicted, labels=list(range(classes)), average="macro", zero_division=0))}
 
-def fit_probe(train_x: np.ndarray, # (n, width) training features
-              train_y: np.ndarray, # class index per training image
-              val_x: np.ndarray, # validation features (may be empty)
-              val_y: np.ndarray, # class index per validation image
-              classes: int, # number of classes
-              c_grid: tuple[float, ...] = C_GRID, # C values tried
-             ) -> tuple[object, list[dict], str]:
+    return {
+        "accuracy": float(np.mean(true == predicted)) if len(true) else 0.0,
+        "macro_f1": float(f1_score(true, predicted, labels=list(range(classes)), average="macro", zero_division=0)),
+    }
+
+
+def fit_probe(
+    train_x: np.ndarray,  # (n, width) training features
+    train_y: np.ndarray,  # class index per training image
+    val_x: np.ndarray,  # validation features (may be empty)
+    val_y: np.ndarray,  # class index per validation image
+    classes: int,  # number of classes
+    c_grid: tuple[float, ...] = C_GRID,  # C values tried
+) -> tuple[object, list[dict], str]:
     "The kept model, one record per C tried (`C`, `val` scores, `selected`), and how C was chosen."
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
+
     candidates, weights = [], {}
     if len(val_y) and set(val_y) == set(range(classes)):
         how = "validation split"
@@ -206,31 +275,39 @@ def fit_probe(train_x: np.ndarray, # (n, width) training features
         for c in c_grid:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                predicted = cross_val_predict(_logistic(c), train_x, train_y, cv=StratifiedKFold(folds, shuffle=True, random_state=0))
+                predicted = cross_val_predict(
+                    _logistic(c), train_x, train_y, cv=StratifiedKFold(folds, shuffle=True, random_state=0)
+                )
             candidates.append({"C": c, "val": _scores(train_y, predicted, classes)})
     else:
         how = "C = 1 (a class has a single training image: nothing to choose on)"
         candidates.append({"C": 1.0, "val": {"accuracy": float("nan"), "macro_f1": float("nan")}})
     best = max(candidates, key=lambda run: (np.nan_to_num(run["val"]["macro_f1"], nan=-1), -run["C"]))
-    for run in candidates: run["selected"] = run is best
-    if best["C"] not in weights: return _fit(_logistic(best["C"]), train_x, train_y), candidates, how
+    for run in candidates:
+        run["selected"] = run is best
+    if best["C"] not in weights:
+        return _fit(_logistic(best["C"]), train_x, train_y), candidates, how
     logistic.coef_, logistic.intercept_ = weights[best["C"]]
     return Pipeline([("standardscaler", scaler), ("logisticregression", logistic)]), candidates, how
 
 # %% ../../nbs/learn/04_probe.ipynb #645a1e5b
-def finetune_probe(model, # a fitted pipeline from `fit_probe`
-                   x: np.ndarray, # features of the real photos
-                   y: np.ndarray, # their class indices
-                   c: float, # the kept C: strength of the pull towards the generated solution
-                  ):
+def finetune_probe(
+    model,  # a fitted pipeline from `fit_probe`
+    x: np.ndarray,  # features of the real photos
+    y: np.ndarray,  # their class indices
+    c: float,  # the kept C: strength of the pull towards the generated solution
+):
     "`model` fitted again on (x, y), regularised towards its current weights; returns the model."
     from scipy.optimize import minimize
+
     scaler, logistic = model[0], model[-1]
     z = np.hstack([scaler.transform(x), np.ones((len(x), 1))])
     coef, intercept = logistic.coef_, logistic.intercept_
-    if coef.shape[0] == 1: coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+    if coef.shape[0] == 1:
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
     start = np.hstack([coef, intercept[:, None]])
     onehot = np.eye(start.shape[0])[np.searchsorted(logistic.classes_, y)]
+
     def objective(flat: np.ndarray):
         weights = flat.reshape(start.shape)
         logits = z @ weights.T
@@ -239,16 +316,21 @@ def finetune_probe(model, # a fitted pipeline from `fit_probe`
         probabilities /= probabilities.sum(axis=1, keepdims=True)
         pull = weights - start
         pull[:, -1] = 0
-        value = -np.sum(onehot * np.log(probabilities + 1e-12)) + np.sum(pull ** 2) / (2 * c)
+        value = -np.sum(onehot * np.log(probabilities + 1e-12)) + np.sum(pull**2) / (2 * c)
         return value, ((probabilities - onehot).T @ z + pull / c).ravel()
-    weights = minimize(objective, start.ravel(), jac=True, method="L-BFGS-B", options={"maxiter": 300}).x.reshape(start.shape)
-    if logistic.coef_.shape[0] == 1: weights = (weights[1] - weights[0])[None]
+
+    weights = minimize(objective, start.ravel(), jac=True, method="L-BFGS-B", options={"maxiter": 300}).x.reshape(
+        start.shape
+    )
+    if logistic.coef_.shape[0] == 1:
+        weights = (weights[1] - weights[0])[None]
     logistic.coef_, logistic.intercept_ = weights[:, :-1].copy(), weights[:, -1].copy()
     return model
 
 # %% ../../nbs/learn/04_probe.ipynb #8cf68b22
 class ProbeError(ValueError):
     "A dataset or test set the probe cannot use; the message names it and says what to do."
+
 
 def _split_labels(records: list[dict], classes: list[str], seed: int | None, settings: Settings, variant: str):
     "Train and val records for one seed: the manifest's split (seed None) or a new one; real photos stay in train."
@@ -258,28 +340,40 @@ def _split_labels(records: list[dict], classes: list[str], seed: int | None, set
         records = generated + [r for r in records if r.get("source") == "real"]
     return ([r for r in records if r["split"] == "train"], [r for r in records if r["split"] == "val"])
 
+
 def _plot_c(runs: list[dict], path: Path) -> Path:
     "Validation accuracy and macro-F1 against C, a line per seed."
     import matplotlib.pyplot as plt
+
     figure, axis = plt.subplots(figsize=(6, 3.4))
     for seed in sorted({run["seed"] for run in runs}):
         mine = [run for run in runs if run["seed"] == seed]
-        axis.plot([r["C"] for r in mine], [r["val"]["macro_f1"] for r in mine], marker="o", label=f"seed {seed} val macro-F1")
-    axis.set(xscale="log", xlabel="C (inverse regularisation)", ylabel="validation macro-F1", ylim=(0, 1.02),
-             title="probe: choosing C on the validation split")
+        axis.plot(
+            [r["C"] for r in mine], [r["val"]["macro_f1"] for r in mine], marker="o", label=f"seed {seed} val macro-F1"
+        )
+    axis.set(
+        xscale="log",
+        xlabel="C (inverse regularisation)",
+        ylabel="validation macro-F1",
+        ylim=(0, 1.02),
+        title="probe: choosing C on the validation split",
+    )
     axis.legend(fontsize=7)
     evaluate.save_figure(figure, path)  # the one place figures are written
     return path
 
-def probe_and_select(data: Path | list[Path], # the training dataset folder (<root>/<variant>), or one per seed (`variants.seed_datasets`)
-                     settings: Settings, # resolved settings (classes, backbone, image_size, seeds, real_mode, ...)
-                     out: Path, # folder for metrics.json, predictions.csv and the figures
-                     test: RunPhotos | dict[str, list[Path]], # the real test photos (`sources.run_photos`), or photos per class
-                     progress: bool = True, # say what it does on stderr
-                     cache: FeatureCache | None = None, # feature cache (default: <work_dir>/features)
-                     figures: bool = True, # draw confusion, per-class F1 and the C curve
-                     domain_gap: bool = True, # measure the Fréchet distance to the test photos
-                    ) -> RunResult:
+
+def probe_and_select(
+    data: Path
+    | list[Path],  # the training dataset folder (<root>/<variant>), or one per seed (`variants.seed_datasets`)
+    settings: Settings,  # resolved settings (classes, backbone, image_size, seeds, real_mode, ...)
+    out: Path,  # folder for metrics.json, predictions.csv and the figures
+    test: RunPhotos | dict[str, list[Path]],  # the real test photos (`sources.run_photos`), or photos per class
+    progress: bool = True,  # say what it does on stderr
+    cache: FeatureCache | None = None,  # feature cache (default: <work_dir>/features)
+    figures: bool = True,  # draw confusion, per-class F1 and the C curve
+    domain_gap: bool = True,  # measure the Fréchet distance to the test photos
+) -> RunResult:
     "Fit the probe for every seed, keep the best C by validation, test on real photos, write `metrics.json` to `out`."
     start = time.perf_counter()
     folders, out = seed_folders(data, settings.seeds), Path(out)
@@ -288,30 +382,50 @@ def probe_and_select(data: Path | list[Path], # the training dataset folder (<ro
     for folder in folders:
         dataset = load_dataset(folder)  # its manifest checked, line by line and against dataset.json
         if set(dataset.classes) != set(classes):
-            raise ProbeError(f"dataset '{folder}' has classes {dataset.classes} but the settings' classes are {classes}; "
-                             f"generate it with the same classes, or set -p classes=...")
+            raise ProbeError(
+                f"dataset '{folder}' has classes {dataset.classes} but the settings' classes are {classes}; "
+                f"generate it with the same classes, or set -p classes=..."
+            )
         missing = sum(not (folder / r["file"]).is_file() for r in dataset.records)
         if missing:
-            raise ProbeError(f"dataset '{folder}': {missing} image file(s) listed in its manifest are missing; run the "
-                             f"generate command again to restore them")
-        sets[folder] = dataset, image_digests(dataset)  # the feature cache's keys, each checked against its manifest line
+            raise ProbeError(
+                f"dataset '{folder}': {missing} image file(s) listed in its manifest are missing; run the "
+                f"generate command again to restore them"
+            )
+        sets[folder] = (
+            dataset,
+            image_digests(dataset),
+        )  # the feature cache's keys, each checked against its manifest line
     test, source = given_photos(test).photos, given_photos(test).source
     missing = [name for name in classes if not test.get(name)]
-    if missing: raise ProbeError(f"the test set has no photos of class(es) {missing}; every class needs test photos")
+    if missing:
+        raise ProbeError(f"the test set has no photos of class(es) {missing}; every class needs test photos")
     cache = cache or feature_cache(settings)
     real_mode = getattr(settings, "real_mode", None) or "mix"
     test_files = [path for name in classes for path in test[name]]
     test_y = np.array([classes.index(name) for name in classes for _ in test[name]])
     test_x = cache.features(test_files, progress)
-    if getattr(settings, "tta", "none") == "hflip":  # test-time flips: the mean of each photo's and its mirror image's features
-        mirrored = FeatureCache(cache.folder, cache.backbone, cache.size, cache.pretrained, cache.weights_path, cache.device,
-                                cache.batch_size, cache.fit, flip=True)
+    if (
+        getattr(settings, "tta", "none") == "hflip"
+    ):  # test-time flips: the mean of each photo's and its mirror image's features
+        mirrored = FeatureCache(
+            cache.folder,
+            cache.backbone,
+            cache.size,
+            cache.pretrained,
+            cache.weights_path,
+            cache.device,
+            cache.batch_size,
+            cache.fit,
+            flip=True,
+        )
         mirrored._model = cache._model
         test_x = (test_x + mirrored.features(test_files, progress)) / 2
     features_of = {}  # folder -> features per file, computed when a seed first needs that set
     fit_seconds, runs, selected, first, predicted_per_seed = 0.0, [], [], None, []
     # one BLAS thread: the fits are small, and threads that wait on each other collapse on a shared machine (6x slower)
     from threadpoolctl import threadpool_limits
+
     with threadpool_limits(1):
         for k in range(settings.seeds):
             seed, folder = settings.seed + k, folders[k % len(folders)]
@@ -319,18 +433,31 @@ def probe_and_select(data: Path | list[Path], # the training dataset folder (<ro
             records = dataset.records
             if folder not in features_of:
                 files = [r["file"] for r in records]
-                features_of[folder] = dict(zip(files, cache.features([folder / file for file in files], progress, [digests[file] for file in files])))
+                features_of[folder] = dict(
+                    zip(
+                        files,
+                        cache.features([folder / file for file in files], progress, [digests[file] for file in files]),
+                    )
+                )
             features = features_of[folder]
             same_split = seed == dataset.info.get("seed", settings.seed)
-            train, val = _split_labels(records, classes, None if same_split else seed, settings, dataset.info.get("variant", folder.name))
+            train, val = _split_labels(
+                records, classes, None if same_split else seed, settings, dataset.info.get("variant", folder.name)
+            )
             if real_mode == "finetune" and any(r.get("source") == "real" for r in train):
                 real = [r for r in train if r.get("source") == "real"]
                 train = [r for r in train if r.get("source") != "real"]
-            else: real = []
+            else:
+                real = []
             absent = sorted(set(classes) - {r["class"] for r in train})
-            if absent: raise ProbeError(f"dataset '{folder}' has no training images of class(es) {absent}; generate more images per class")
-            as_xy = lambda rows: (np.stack([features[r["file"]] for r in rows]) if rows else np.zeros((0, test_x.shape[1]), np.float32),
-                                  np.array([classes.index(r["class"]) for r in rows], dtype=int))
+            if absent:
+                raise ProbeError(
+                    f"dataset '{folder}' has no training images of class(es) {absent}; generate more images per class"
+                )
+            as_xy = lambda rows: (
+                np.stack([features[r["file"]] for r in rows]) if rows else np.zeros((0, test_x.shape[1]), np.float32),
+                np.array([classes.index(r["class"]) for r in rows], dtype=int),
+            )
             (train_x, train_y), (val_x, val_y) = as_xy(train), as_xy(val)
             fit_start = time.perf_counter()
             model, candidates, how = fit_probe(train_x, train_y, val_x, val_y, len(classes))
@@ -343,44 +470,99 @@ def probe_and_select(data: Path | list[Path], # the training dataset folder (<ro
             fit_seconds += time.perf_counter() - fit_start
             block = evaluate.score_block(test_y, probabilities, classes, settings)
             for run in candidates:
-                runs.append({"seed": seed, "epochs": 0, "C": run["C"], "history": [], "val": run["val"],
-                             "selected": run["selected"], "chosen_by": how})
-            selected.append({"seed": seed, "epochs": 0, "C": best["C"], "val": best["val"], "train_set": str(folder), "test": block})
-            if first is None: first = (probabilities, train_x, train_y, len(train) + len(real), len(val))
+                runs.append(
+                    {
+                        "seed": seed,
+                        "epochs": 0,
+                        "C": run["C"],
+                        "history": [],
+                        "val": run["val"],
+                        "selected": run["selected"],
+                        "chosen_by": how,
+                    }
+                )
+            selected.append(
+                {"seed": seed, "epochs": 0, "C": best["C"], "val": best["val"], "train_set": str(folder), "test": block}
+            )
+            if first is None:
+                first = (probabilities, train_x, train_y, len(train) + len(real), len(val))
     out.mkdir(parents=True, exist_ok=True)
     probabilities, train_x, train_y, n_train, n_val = first
     dataset = sets[data][0]
     evaluate.write_predictions(out / "predictions.csv", test_files, test_y, probabilities, classes)
     files = {"predictions": "predictions.csv"}
     if figures:
-        evaluate.plot_confusion(selected[0]["test"]["confusion"], classes, out / "confusion.png",
-                                title=f"{data.name} (probe), seed {selected[0]['seed']}")
+        evaluate.plot_confusion(
+            selected[0]["test"]["confusion"],
+            classes,
+            out / "confusion.png",
+            title=f"{data.name} (probe), seed {selected[0]['seed']}",
+        )
         evaluate.plot_per_class_f1([s["test"]["per_class"] for s in selected], classes, out / "per_class_f1.png")
         _plot_c(runs, out / "curves.png")
         files.update(confusion="confusion.png", per_class_f1="per_class_f1.png", curves="curves.png")
-    if domain_gap: gap = evaluate.domain_gap(train_x, train_y, test_x, test_y, classes, settings.backbone)
-    else: gap = {"overall": None, "per_class": {}, "features": settings.backbone, "note": "not measured for this run"}
+    if domain_gap:
+        gap = evaluate.domain_gap(train_x, train_y, test_x, test_y, classes, settings.backbone)
+    else:
+        gap = {"overall": None, "per_class": {}, "features": settings.backbone, "note": "not measured for this run"}
     summary = evaluate.summarise(selected, test_y, predicted_per_seed, settings.bootstrap, settings.seed)
     summary["C_chosen"] = [s["C"] for s in selected]
-    metrics = {"schema": evaluate.METRICS_SCHEMA, "variant": data.name, "profile": settings.profile, "classes": classes,
-               "backbone": settings.backbone, "pretrained": settings.pretrained, "image_size": settings.image_size,
-               "epochs_grid": [], "lr": None, "batch_size": None, "augment": [], "train_mode": "probe",
-               "recipe": {"train_mode": "probe", "backbone": settings.backbone, "image_size": settings.image_size,
-                          "input_size": cache.size, "fit": cache.fit, "tta": getattr(settings, "tta", "none"), "c_grid": list(C_GRID)},
-               "flags": run_flags(selected, classes),
-               "probe": {"c_grid": list(C_GRID), "chosen_by": runs[0]["chosen_by"], "real_mode": real_mode,
-                         "geometry": f"{cache.fit}-{GEOMETRY}", "cache": str(cache.folder / cache.key), "features_computed": cache.computed,
-                         "features_loaded": cache.loaded, "feature_seconds": round(cache.seconds, 2),
-                         "fit_seconds": round(fit_seconds, 2)},
-               "dataset": {"folder": str(data), "train": n_train, "val": n_val, "fingerprint": dataset.info.get("fingerprint"),
-                           "folders": [str(folder) for folder in folders],
-                           "real_per_class": dataset.info.get("real_per_class", 0)},
-               "test": {"images": len(test_files), "per_class": {name: len(test[name]) for name in classes}, "source": source},
-               "runs": runs, "selected": selected, "summary": summary, "domain_gap": gap, "files": files,
-               "device": "cpu (probe)" if cache._model is None else str(next(cache._model.parameters()).device) + " (probe)",
-               "seconds": round(time.perf_counter() - start, 2)}
+    metrics = {
+        "schema": evaluate.METRICS_SCHEMA,
+        "variant": data.name,
+        "profile": settings.profile,
+        "classes": classes,
+        "backbone": settings.backbone,
+        "pretrained": settings.pretrained,
+        "image_size": settings.image_size,
+        "epochs_grid": [],
+        "lr": None,
+        "batch_size": None,
+        "augment": [],
+        "train_mode": "probe",
+        "recipe": {
+            "train_mode": "probe",
+            "backbone": settings.backbone,
+            "image_size": settings.image_size,
+            "input_size": cache.size,
+            "fit": cache.fit,
+            "tta": getattr(settings, "tta", "none"),
+            "c_grid": list(C_GRID),
+        },
+        "flags": run_flags(selected, classes),
+        "probe": {
+            "c_grid": list(C_GRID),
+            "chosen_by": runs[0]["chosen_by"],
+            "real_mode": real_mode,
+            "geometry": f"{cache.fit}-{GEOMETRY}",
+            "cache": str(cache.folder / cache.key),
+            "features_computed": cache.computed,
+            "features_loaded": cache.loaded,
+            "feature_seconds": round(cache.seconds, 2),
+            "fit_seconds": round(fit_seconds, 2),
+        },
+        "dataset": {
+            "folder": str(data),
+            "train": n_train,
+            "val": n_val,
+            "fingerprint": dataset.info.get("fingerprint"),
+            "folders": [str(folder) for folder in folders],
+            "real_per_class": dataset.info.get("real_per_class", 0),
+        },
+        "test": {"images": len(test_files), "per_class": {name: len(test[name]) for name in classes}, "source": source},
+        "runs": runs,
+        "selected": selected,
+        "summary": summary,
+        "domain_gap": gap,
+        "files": files,
+        "device": "cpu (probe)" if cache._model is None else str(next(cache._model.parameters()).device) + " (probe)",
+        "seconds": round(time.perf_counter() - start, 2),
+    }
     result = RunResult.from_dict(metrics, f"the run written to {out}")
     result.write(out / "metrics.json")  # strict JSON: a NaN is written as null and listed
     if progress:
-        print(f"probe {data.name}: test accuracy {summary['test_accuracy']['mean']:.3f}, C {summary['C_chosen']}", file=sys.stderr)
+        print(
+            f"probe {data.name}: test accuracy {summary['test_accuracy']['mean']:.3f}, C {summary['C_chosen']}",
+            file=sys.stderr,
+        )
     return result

@@ -1,4 +1,5 @@
-"""One run, from its training sets and test photos to its typed result: training as `train_mode` says, the same function for the report's notebook, the command line, the studies and the sweeps.
+"""One run, from its training sets and test photos to its typed result: training as `train_mode` says, the same
+function for the report's notebook, the command line, the studies and the sweeps.
 
 Docs: https://fruit-synth.github.io/fruit-synth/learn/run.html.md"""
 
@@ -19,16 +20,19 @@ from .train import finetune_and_select
 __all__ = ['train_and_test']
 
 # %% ../../nbs/learn/05_run.ipynb #83cdbe32
-def train_and_test(data: Path | list[Path], # the training set, or one per seed (`variants.seed_datasets`)
-                   settings: Settings, # resolved settings: train_mode and device choose how it trains
-                   out: Path, # the run folder: metrics.json, predictions.csv, the figures (and model.pt when fine-tuned)
-                   test: RunPhotos | dict[str, list[Path]], # the photos it is tested on (`sources.run_photos`)
-                   progress: bool = True, # say what it does on stderr
-                   **probe_options, # the probe's own options (`probe.probe_and_select`: cache, figures, domain_gap)
-                  ) -> RunResult:
+def train_and_test(
+    data: Path | list[Path],  # the training set, or one per seed (`variants.seed_datasets`)
+    settings: Settings,  # resolved settings: train_mode and device choose how it trains
+    out: Path,  # the run folder: metrics.json, predictions.csv, the figures (and model.pt when fine-tuned)
+    test: RunPhotos | dict[str, list[Path]],  # the photos it is tested on (`sources.run_photos`)
+    progress: bool = True,  # say what it does on stderr
+    **probe_options,  # the probe's own options (`probe.probe_and_select`: cache, figures, domain_gap)
+) -> RunResult:
     "Train on `data` as `train_mode` says (fine-tuning, or the probe), test on `test`, write `out`, return the result."
     if resolve_train_mode(settings.train_mode, settings.device) == "probe":
         return probe_and_select(data, settings, out, test, progress, **probe_options)
     if probe_options:
-        raise ValueError(f"{', '.join(probe_options)}: options of the probe, but train_mode = {settings.train_mode} fine-tunes here")
+        raise ValueError(
+            f"{', '.join(probe_options)}: options of the probe, but train_mode = {settings.train_mode} fine-tunes here"
+        )
     return finetune_and_select(data, settings, out, test, progress)

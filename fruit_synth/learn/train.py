@@ -1,4 +1,5 @@
-"""The study's training recipe, fast on a CPU: decode once, augment whole batches, one model per epoch count, keep the best by validation.
+"""The study's training recipe, fast on a CPU: decode once, augment whole batches, one model per epoch count,
+keep the best by validation.
 
 Docs: https://fruit-synth.github.io/fruit-synth/learn/train.html.md"""
 
@@ -7,31 +8,36 @@ Docs: https://fruit-synth.github.io/fruit-synth/learn/train.html.md"""
 # %% ../../nbs/learn/03_train.ipynb #ad5e01a8
 from __future__ import annotations
 
-import json
 import math
 import random
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
-from ..core.images import FITS, open_image, square_input, write_bytes_atomic
 from ..core.processes import pick_device
 from ..core.settings import AUGMENTATIONS, Settings, keys_with
 from ..data.sources import RunPhotos, given_photos
-from ..generate.datasets import Dataset, load_dataset, read_json
+from ..generate.datasets import Dataset, load_dataset
 from . import evaluate
-from .batches import (ImageStore, Split, TrainingError, autocast, check_classes, describe_device, predict,
-                                       save_checkpoint, use_threads)
+from fruit_synth.learn.batches import (
+    ImageStore,
+    Split,
+    TrainingError,
+    autocast,
+    check_classes,
+    describe_device,
+    predict,
+    save_checkpoint,
+    use_threads,
+)
 from .evaluate import RunResult, measure_domain_gap, photo_split, run_flags, score_model, seed_folders
-from .models import BackboneSpec, ModelError, backbone_spec, classifier, feature_extractor, to_input
+from .models import BackboneSpec, backbone_spec, classifier
 
 # %% auto #0
 __all__ = ['BLUR_KERNEL', 'BLUR_SIGMA', 'JPEG_QUALITY_MAX', 'augment_batch', 'augment_settings', 'training_splits',
@@ -40,15 +46,31 @@ __all__ = ['BLUR_KERNEL', 'BLUR_SIGMA', 'JPEG_QUALITY_MAX', 'augment_batch', 'au
 
 # %% ../../nbs/learn/03_train.ipynb #3609d3ec
 BLUR_KERNEL, BLUR_SIGMA = 5, (0.1, 2.0)
-JPEG_QUALITY_MAX = 95 # the best JPEG quality the jpeg augmentation draws
+JPEG_QUALITY_MAX = 95  # the best JPEG quality the jpeg augmentation draws
 
-def _affine(count: int, augment: set[str], rotation: float, crop: float, generator: torch.Generator) -> torch.Tensor | None:
-    "Per-image 2x3 matrices (output to input coordinates) for random resized crops, rotation and flips; None for nothing."
-    if not ({"hflip", "vflip", "crop"} & augment or ("rotation" in augment and rotation > 0)): return None
-    def uniform(low, high): return low + torch.rand(count, generator=generator) * (high - low)
+
+def _affine(
+    count: int, augment: set[str], rotation: float, crop: float, generator: torch.Generator
+) -> torch.Tensor | None:
+    """Per-image 2x3 matrices (output to input coordinates) for random resized crops, rotation and flips; None for
+    nothing."""
+    if not ({"hflip", "vflip", "crop"} & augment or ("rotation" in augment and rotation > 0)):
+        return None
+
+    def uniform(low, high):
+        return low + torch.rand(count, generator=generator) * (high - low)
+
     angles = uniform(-1, 1) * math.radians(rotation) if "rotation" in augment else torch.zeros(count)
-    flip_x = torch.where(torch.rand(count, generator=generator) < 0.5, -1.0, 1.0) if "hflip" in augment else torch.ones(count)
-    flip_y = torch.where(torch.rand(count, generator=generator) < 0.5, -1.0, 1.0) if "vflip" in augment else torch.ones(count)
+    flip_x = (
+        torch.where(torch.rand(count, generator=generator) < 0.5, -1.0, 1.0)
+        if "hflip" in augment
+        else torch.ones(count)
+    )
+    flip_y = (
+        torch.where(torch.rand(count, generator=generator) < 0.5, -1.0, 1.0)
+        if "vflip" in augment
+        else torch.ones(count)
+    )
     scale_x, scale_y, shift_x, shift_y = torch.ones(count), torch.ones(count), torch.zeros(count), torch.zeros(count)
     if "crop" in augment:  # a random region of crop..1 of the area, aspect 3:4..4:3, stretched to the full output
         area, aspect = uniform(crop, 1.0), torch.exp(uniform(math.log(3 / 4), math.log(4 / 3)))
@@ -61,6 +83,7 @@ def _affine(count: int, augment: set[str], rotation: float, crop: float, generat
     theta[:, 0, 2], theta[:, 1, 2] = shift_x, shift_y
     return theta
 
+
 def _blur(images: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     "Separable Gaussian blur of each image with its own sigma (reflect padding)."
     radius = BLUR_KERNEL // 2
@@ -69,20 +92,30 @@ def _blur(images: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
     weights = (weights / weights.sum(dim=1, keepdim=True)).view(-1, BLUR_KERNEL, 1, 1, 1)
     height, width = images.shape[-2:]
     padded = F.pad(images, (radius, radius, 0, 0), mode="reflect")
-    rows = sum(weights[:, k] * padded[..., k:k + width] for k in range(BLUR_KERNEL))
+    rows = sum(weights[:, k] * padded[..., k : k + width] for k in range(BLUR_KERNEL))
     padded = F.pad(rows, (0, 0, radius, radius), mode="reflect")
-    return sum(weights[:, k] * padded[..., k:k + height, :] for k in range(BLUR_KERNEL))
+    return sum(weights[:, k] * padded[..., k : k + height, :] for k in range(BLUR_KERNEL))
+
 
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
 _HUE_GREY = torch.tensor([[0.213, 0.715, 0.072]] * 3)
 _HUE_COS = torch.tensor([[0.787, -0.715, -0.072], [-0.213, 0.285, -0.072], [-0.213, -0.715, 0.928]])
 _HUE_SIN = torch.tensor([[-0.213, -0.715, 0.928], [0.143, 0.140, -0.283], [-0.787, 0.715, 0.072]])
 
+
 def _colour(images: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
     "Per-image brightness, contrast and saturation in [1-s, 1+s] and hue within s/10 of a turn, as one 3x3 matrix each."
     count = len(images)
-    def factor(spread): return 1 + (torch.rand(count, generator=generator) * 2 - 1) * spread
-    brightness, contrast, saturation, hue = factor(strength), factor(strength), factor(strength), factor(strength / 10) - 1
+
+    def factor(spread):
+        return 1 + (torch.rand(count, generator=generator) * 2 - 1) * spread
+
+    brightness, contrast, saturation, hue = (
+        factor(strength),
+        factor(strength),
+        factor(strength),
+        factor(strength / 10) - 1,
+    )
     angle = (2 * math.pi * hue).view(-1, 1, 1)
     rotate = _HUE_GREY + torch.cos(angle) * _HUE_COS + torch.sin(angle) * _HUE_SIN
     desaturate = saturation.view(-1, 1, 1) * torch.eye(3) + (1 - saturation).view(-1, 1, 1) * _LUMA.view(1, 1, 3)
@@ -91,31 +124,41 @@ def _colour(images: torch.Tensor, strength: float, generator: torch.Generator) -
     offset = ((1 - contrast) * brightness).to(images.device) * grey
     return (torch.einsum("nij,njhw->nihw", matrix.to(images.device), images) + offset.view(-1, 1, 1, 1)).clamp_(0, 1)
 
+
 def _jpeg(images: torch.Tensor, lowest: int, generator: torch.Generator) -> torch.Tensor:
     "Half the images re-encoded as JPEG at a random quality in [lowest, 95] (torchvision's encoder, CPU)."
     from torchvision.io import decode_jpeg, encode_jpeg
+
     chosen = torch.rand(len(images), generator=generator) < 0.5
     qualities = torch.randint(lowest, JPEG_QUALITY_MAX + 1, (len(images),), generator=generator)
     out = images.clone()
     for index in torch.nonzero(chosen).flatten().tolist():
         pixels = (images[index].cpu() * 255).round_().to(torch.uint8)
-        out[index] = decode_jpeg(encode_jpeg(pixels, quality=int(qualities[index]))).to(images.device, images.dtype) / 255
+        out[index] = (
+            decode_jpeg(encode_jpeg(pixels, quality=int(qualities[index]))).to(images.device, images.dtype) / 255
+        )
     return out
 
-def augment_batch(pixels: torch.Tensor, # uint8 images (N, 3, H, W), on the training device
-                  spec: BackboneSpec, # the backbone's normalisation
-                  augment: Iterable[str] = ("rotation", "blur", "hflip", "vflip"), # any of settings.AUGMENTATIONS
-                  rotation: float = 30, # largest rotation, degrees
-                  generator: torch.Generator | None = None, # the run's random generator (CPU)
-                  crop: float = 0.35, # crop: smallest share of the image area a random crop keeps
-                  colour: float = 0.3, # colour: brightness, contrast and saturation range; hue range is a tenth of it
-                  noise: float = 0.04, # noise: largest standard deviation of Gaussian noise, share of the full range
-                  jpeg: int = 30, # jpeg: lowest quality of the JPEG re-encoding (half the images)
-                 ) -> torch.Tensor:
-    "Randomly cropped, rotated, flipped, blurred, recoloured, noisy and JPEG-compressed copies of `pixels`, normalised, channels-last."
+
+def augment_batch(
+    pixels: torch.Tensor,  # uint8 images (N, 3, H, W), on the training device
+    spec: BackboneSpec,  # the backbone's normalisation
+    augment: Iterable[str] = ("rotation", "blur", "hflip", "vflip"),  # any of settings.AUGMENTATIONS
+    rotation: float = 30,  # largest rotation, degrees
+    generator: torch.Generator | None = None,  # the run's random generator (CPU)
+    crop: float = 0.35,  # crop: smallest share of the image area a random crop keeps
+    colour: float = 0.3,  # colour: brightness, contrast and saturation range; hue range is a tenth of it
+    noise: float = 0.04,  # noise: largest standard deviation of Gaussian noise, share of the full range
+    jpeg: int = 30,  # jpeg: lowest quality of the JPEG re-encoding (half the images)
+) -> torch.Tensor:
+    """Randomly cropped, rotated, flipped, blurred, recoloured, noisy and JPEG-compressed copies of `pixels`,
+    normalised, channels-last."""
     augment = set(augment)
     unknown = augment - set(AUGMENTATIONS)
-    if unknown: raise TrainingError(f"setting augment: unknown augmentation(s) {sorted(unknown)}; use any of {', '.join(AUGMENTATIONS)}")
+    if unknown:
+        raise TrainingError(
+            f"setting augment: unknown augmentation(s) {sorted(unknown)}; use any of {', '.join(AUGMENTATIONS)}"
+        )
     count = len(pixels)
     images = pixels.float().div_(255)
     theta = _affine(count, augment, rotation, crop, generator)
@@ -125,45 +168,66 @@ def augment_batch(pixels: torch.Tensor, # uint8 images (N, 3, H, W), on the trai
     if "blur" in augment:
         sigmas = BLUR_SIGMA[0] + torch.rand(count, generator=generator) * (BLUR_SIGMA[1] - BLUR_SIGMA[0])
         images = _blur(images, sigmas.to(images.device))
-    if "colour" in augment and colour > 0: images = _colour(images, colour, generator)
+    if "colour" in augment and colour > 0:
+        images = _colour(images, colour, generator)
     if "noise" in augment and noise > 0:
         sigmas = (torch.rand(count, generator=generator) * noise).view(-1, 1, 1, 1)
-        images = (images + torch.randn(images.shape, generator=generator).to(images.device) * sigmas.to(images.device)).clamp_(0, 1)
-    if "jpeg" in augment: images = _jpeg(images, jpeg, generator)
+        images = (
+            images + torch.randn(images.shape, generator=generator).to(images.device) * sigmas.to(images.device)
+        ).clamp_(0, 1)
+    if "jpeg" in augment:
+        images = _jpeg(images, jpeg, generator)
     mean = torch.tensor(spec.mean, device=images.device).view(1, 3, 1, 1)
     std = torch.tensor(spec.std, device=images.device).view(1, 3, 1, 1)
     return ((images - mean) / std).contiguous(memory_format=torch.channels_last)
 
+
 def augment_settings(settings: Settings) -> dict:
     "The keyword arguments of `augment_batch` that the settings give."
-    return {"augment": settings.augment, "rotation": settings.augment_rotation, "crop": settings.augment_crop,
-            "colour": settings.augment_colour, "noise": settings.augment_noise, "jpeg": settings.augment_jpeg}
+    return {
+        "augment": settings.augment,
+        "rotation": settings.augment_rotation,
+        "crop": settings.augment_crop,
+        "colour": settings.augment_colour,
+        "noise": settings.augment_noise,
+        "jpeg": settings.augment_jpeg,
+    }
 
 # %% ../../nbs/learn/03_train.ipynb #aafb78eb
-def training_splits(data: Path, # a dataset folder (<root>/<variant>)
-                    classes: list[str], # the classes to train, in output order
-                    size: int, # image size
-                    budget_mb: float = 4096, # decoded-image memory for both splits
-                    threads: int = 0, # decoding threads
-                    fit: str = "crop", # how non-square images become square: crop, pad or squash
-                    real_apart: bool = False, # leave the real photos (manifest `source` real) out of train: real_mode = finetune
-                   ) -> tuple[Dataset, Split, Split]:
+def training_splits(
+    data: Path,  # a dataset folder (<root>/<variant>)
+    classes: list[str],  # the classes to train, in output order
+    size: int,  # image size
+    budget_mb: float = 4096,  # decoded-image memory for both splits
+    threads: int = 0,  # decoding threads
+    fit: str = "crop",  # how non-square images become square: crop, pad or squash
+    real_apart: bool = False,  # leave the real photos (manifest `source` real) out of train: real_mode = finetune
+) -> tuple[Dataset, Split, Split]:
     "The dataset in `data` and its train and val splits, checked: every class present in both, every file on disk."
     dataset = load_dataset(data)
-    check_classes(dataset.classes, classes, f"dataset '{data}'", "generate it with the same classes, or set -p classes=...")
+    check_classes(
+        dataset.classes, classes, f"dataset '{data}'", "generate it with the same classes, or set -p classes=..."
+    )
     splits = []
     for split in ("train", "val"):
-        files = [(dataset.folder / r["file"], r["class"]) for r in dataset.records
-                 if r["split"] == split and not (real_apart and r.get("source") == "real")]
+        files = [
+            (dataset.folder / r["file"], r["class"])
+            for r in dataset.records
+            if r["split"] == split and not (real_apart and r.get("source") == "real")
+        ]
         counts = {name: sum(cls == name for _, cls in files) for name in classes}
         empty = [name for name, count in counts.items() if count == 0]
         if empty:
-            raise TrainingError(f"dataset '{data}' has no {split} images of class(es) {empty} (per class: {counts}); "
-                                f"every class needs images in both splits: generate more images per class or regenerate the dataset")
+            raise TrainingError(
+                f"dataset '{data}' has no {split} images of class(es) {empty} (per class: {counts}); "
+                f"every class needs images in both splits: generate more images per class or regenerate the dataset"
+            )
         missing = [path for path, _ in files if not path.is_file()]
         if missing:
-            raise TrainingError(f"dataset '{data}': {len(missing)} image file(s) listed in its manifest are missing, e.g. "
-                                f"'{missing[0]}'; run the generate command again to restore them")
+            raise TrainingError(
+                f"dataset '{data}': {len(missing)} image file(s) listed in its manifest are missing, e.g. "
+                f"'{missing[0]}'; run the generate command again to restore them"
+            )
         labels = np.array([classes.index(cls) for _, cls in files])
         splits.append(Split([path for path, _ in files], labels, None))
     share = len(splits[0].files) / max(1, len(splits[0].files) + len(splits[1].files))
@@ -179,31 +243,36 @@ def seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
 
+
 def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item())
 
 # %% ../../nbs/learn/03_train.ipynb #05c6a393
-def fit_epoch(model: nn.Module, # the classifier, on `device`, channels-last
-              train: Split, # training images
-              spec: BackboneSpec, # the backbone's normalisation
-              settings: Settings, # batch_size, augment, augment_rotation
-              optimizer: torch.optim.Optimizer, # its optimizer
-              schedule, # learning-rate schedule, stepped per batch
-              scaler: torch.amp.GradScaler, # loss scaling (active with fp16 on CUDA only)
-              generator: torch.Generator, # the run's random generator
-              device: torch.device, # where the model is
-              average: nn.Module | None = None, # a torch.optim.swa_utils.AveragedModel updated after each step
-              head_only: bool = False, # the backbone is frozen: keep its batch norm statistics as they are
-              frozen_norms: bool = False, # train every weight but keep batch norm statistics (and dropout off): a few photos
-             ) -> tuple[float, float]:
+def fit_epoch(
+    model: nn.Module,  # the classifier, on `device`, channels-last
+    train: Split,  # training images
+    spec: BackboneSpec,  # the backbone's normalisation
+    settings: Settings,  # batch_size, augment, augment_rotation
+    optimizer: torch.optim.Optimizer,  # its optimizer
+    schedule,  # learning-rate schedule, stepped per batch
+    scaler: torch.amp.GradScaler,  # loss scaling (active with fp16 on CUDA only)
+    generator: torch.Generator,  # the run's random generator
+    device: torch.device,  # where the model is
+    average: nn.Module | None = None,  # a torch.optim.swa_utils.AveragedModel updated after each step
+    head_only: bool = False,  # the backbone is frozen: keep its batch norm statistics as they are
+    frozen_norms: bool = False,  # train every weight but keep batch norm statistics (and dropout off): a few photos
+) -> tuple[float, float]:
     "One pass over the shuffled, augmented training images; return the mean loss and the accuracy over its batches."
     model.train(not (head_only or frozen_norms))
     batch_size, labels = settings.batch_size, torch.from_numpy(train.labels)
     order = torch.randperm(len(train.files), generator=generator).numpy()
-    if len(order) % batch_size == 1 and len(order) > 1: order = order[:-1]  # a batch of one breaks batch norm
+    if len(order) % batch_size == 1 and len(order) > 1:
+        order = order[:-1]  # a batch of one breaks batch norm
     loss_sum, correct, seen = 0.0, 0, 0
     for indices, pixels in train.store.batches(batch_size, order):
-        inputs = augment_batch(pixels.to(device, non_blocking=True), spec, generator=generator, **augment_settings(settings))
+        inputs = augment_batch(
+            pixels.to(device, non_blocking=True), spec, generator=generator, **augment_settings(settings)
+        )
         targets = labels[indices].to(device)
         with autocast(device):
             logits = model(inputs)
@@ -213,7 +282,8 @@ def fit_epoch(model: nn.Module, # the classifier, on `device`, channels-last
         scaler.step(optimizer)
         scaler.update()
         schedule.step()
-        if average is not None: average.update_parameters(model)
+        if average is not None:
+            average.update_parameters(model)
         loss_sum += loss.item() * len(indices)
         correct += (logits.argmax(dim=1) == targets).sum().item()
         seen += len(indices)
@@ -224,33 +294,50 @@ def head_of(model: nn.Module) -> nn.Module:
     "The classifier's new head (the last linear layer)."
     return model.fc if hasattr(model, "fc") else model.get_classifier()
 
+
 def _one_cycle(parameters, lr: float, steps: int):
     "AdamW and a one-cycle schedule over `steps` steps."
     optimizer = torch.optim.AdamW(parameters, lr=lr)
     return optimizer, torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(1, steps))
 
-def fit_head(model: nn.Module, train: Split, spec: BackboneSpec, settings: Settings, generator: torch.Generator,
-             device: torch.device, steps: int, scaler) -> None:
-    "The linear-probe stage of LP-FT: `head_epochs` epochs training the head alone, the backbone frozen (its batch norm too)."
-    for parameter in model.parameters(): parameter.requires_grad_(False)
+
+def fit_head(
+    model: nn.Module,
+    train: Split,
+    spec: BackboneSpec,
+    settings: Settings,
+    generator: torch.Generator,
+    device: torch.device,
+    steps: int,
+    scaler,
+) -> None:
+    """The linear-probe stage of LP-FT: `head_epochs` epochs training the head alone, the backbone frozen (its batch
+    norm too)."""
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
     head = head_of(model)
-    for parameter in head.parameters(): parameter.requires_grad_(True)
+    for parameter in head.parameters():
+        parameter.requires_grad_(True)
     optimizer, schedule = _one_cycle(head.parameters(), settings.lr * 10, settings.head_epochs * steps)
     for _ in range(settings.head_epochs):
         fit_epoch(model, train, spec, settings, optimizer, schedule, scaler, generator, device, head_only=True)
-    for parameter in model.parameters(): parameter.requires_grad_(True)
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
 
-def train_run(settings: Settings, # backbone, pretrained, weights_path, lr, batch_size, augmentation, recipe settings
-              classes: list[str], # output classes
-              train: Split, # training images
-              val: Split, # validation images
-              epochs: int, # length of the one-cycle schedule
-              seed: int, # the run's seed
-              device: torch.device, # where to train
-              progress: bool = True, # a line per epoch on stderr
-             ) -> tuple[dict, nn.Module]:
+
+def train_run(
+    settings: Settings,  # backbone, pretrained, weights_path, lr, batch_size, augmentation, recipe settings
+    classes: list[str],  # output classes
+    train: Split,  # training images
+    val: Split,  # validation images
+    epochs: int,  # length of the one-cycle schedule
+    seed: int,  # the run's seed
+    device: torch.device,  # where to train
+    progress: bool = True,  # a line per epoch on stderr
+) -> tuple[dict, nn.Module]:
     "Train one model (head first if `head_epochs`, weights averaged if `ema`); return its run record and the model."
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
     start = time.perf_counter()
     generator = seed_everything(seed)
     spec = backbone_spec(settings.backbone)
@@ -259,72 +346,111 @@ def train_run(settings: Settings, # backbone, pretrained, weights_path, lr, batc
     batch_size = settings.batch_size
     steps = max(1, len(train.files) // batch_size + (len(train.files) % batch_size > 1))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
-    if settings.head_epochs: fit_head(model, train, spec, settings, generator, device, steps, scaler)
+    if settings.head_epochs:
+        fit_head(model, train, spec, settings, generator, device, steps, scaler)
     optimizer, schedule = _one_cycle(model.parameters(), settings.lr, epochs * steps)
-    average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema), use_buffers=True) if settings.ema else None
+    average = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema), use_buffers=True)
+        if settings.ema
+        else None
+    )
     evaluated = average.module if average is not None else model
     history = []
     for epoch in range(1, epochs + 1):
-        train_loss, train_acc = fit_epoch(model, train, spec, settings, optimizer, schedule, scaler, generator, device, average)
+        train_loss, train_acc = fit_epoch(
+            model, train, spec, settings, optimizer, schedule, scaler, generator, device, average
+        )
         val_logits = predict(evaluated, val.store, spec, device, batch_size * 2)
-        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc,
-               "val_loss": _cross_entropy(val_logits, val.labels), "val_acc": float(np.mean(val_logits.argmax(1) == val.labels))}
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "val_loss": _cross_entropy(val_logits, val.labels),
+            "val_acc": float(np.mean(val_logits.argmax(1) == val.labels)),
+        }
         history.append(row)
         if progress:
-            print(f"seed {seed}, {epochs} epochs: epoch {epoch}  train loss {row['train_loss']:.3f} acc {row['train_acc']:.3f}  "
-                  f"val loss {row['val_loss']:.3f} acc {row['val_acc']:.3f}", file=sys.stderr)
+            print(
+                f"seed {seed}, {epochs} epochs: epoch {epoch}  train loss {row['train_loss']:.3f} acc "
+                f"{row['train_acc']:.3f}  "
+                f"val loss {row['val_loss']:.3f} acc {row['val_acc']:.3f}",
+                file=sys.stderr,
+            )
     scores = evaluate.classification_metrics(val.labels, val_logits.argmax(1), classes)
-    run = {"seed": seed, "epochs": epochs, "history": history,
-           "val": {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]}, "selected": False,
-           "seconds": round(time.perf_counter() - start, 2)}
+    run = {
+        "seed": seed,
+        "epochs": epochs,
+        "history": history,
+        "val": {"accuracy": scores["accuracy"], "macro_f1": scores["macro_f1"]},
+        "selected": False,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
     return run, evaluated
 
 # %% ../../nbs/learn/03_train.ipynb #f21de8b5
-def real_photos_split(dataset: Dataset, # a dataset whose manifest marks real photos with `source` real
-                      classes: list[str], # the classes, in output order
-                      size: int, # image size
-                      budget_mb: float = 256, # decoded-image memory
-                      threads: int = 0, # decoding threads
-                      fit: str = "crop", # how non-square photos become square: crop, pad or squash
-                     ) -> Split:
+def real_photos_split(
+    dataset: Dataset,  # a dataset whose manifest marks real photos with `source` real
+    classes: list[str],  # the classes, in output order
+    size: int,  # image size
+    budget_mb: float = 256,  # decoded-image memory
+    threads: int = 0,  # decoding threads
+    fit: str = "crop",  # how non-square photos become square: crop, pad or squash
+) -> Split:
     "The real photos of the dataset's training split, each once (mix mode lists a photo once per copy); empty if none."
     records = {r["file"]: r for r in dataset.records if r.get("source") == "real" and r["split"] == "train"}
     files = [dataset.folder / name for name in records]
     missing = [path for path in files if not path.is_file()]
     if missing:
-        raise TrainingError(f"dataset '{dataset.folder}': {len(missing)} real photo(s) listed in its manifest are missing, e.g. "
-                            f"'{missing[0]}'; run the generate command again to restore them")
+        raise TrainingError(
+            f"dataset '{dataset.folder}': {len(missing)} real photo(s) listed in its manifest are missing, e.g. "
+            f"'{missing[0]}'; run the generate command again to restore them"
+        )
     labels = np.array([classes.index(r["class"]) for r in records.values()], dtype=np.int64)
     return Split(files, labels, ImageStore(files, size, budget_mb, threads, fit))
 
-def real_recipe(settings: Settings, # real_mode, real_epochs, real_lr
-                dataset: Dataset, # the training dataset
-               ) -> dict:
-    "What a run's recipe records about real photos: nothing without them in mix mode; else the mode, k and the second stage."
+
+def real_recipe(
+    settings: Settings,  # real_mode, real_epochs, real_lr
+    dataset: Dataset,  # the training dataset
+) -> dict:
+    """What a run's recipe records about real photos: nothing without them in mix mode; else the mode, k and the second
+    stage."""
     real = {r["file"] for r in dataset.records if r.get("source") == "real"}
     generated = any(r.get("source") != "real" and r["split"] == "train" for r in dataset.records)
-    if not real and settings.real_mode == "mix": return {}
+    if not real and settings.real_mode == "mix":
+        return {}
     recipe = {"real_mode": settings.real_mode, "real_per_class": dataset.info.get("real_per_class", 0)}
-    if settings.real_mode == "mix": return recipe
-    if not real: return {**recipe, "real_stage": "skipped: the dataset holds no real photos (real_per_class = 0)"}
+    if settings.real_mode == "mix":
+        return recipe
+    if not real:
+        return {**recipe, "real_stage": "skipped: the dataset holds no real photos (real_per_class = 0)"}
     if not generated:
         return {**recipe, "real_stage": "skipped: the dataset holds real photos only, trained on as the one stage"}
-    return {**recipe, "real_stage": "after the generated set", "real_epochs": settings.real_epochs, "real_lr": settings.real_lr}
+    return {
+        **recipe,
+        "real_stage": "after the generated set",
+        "real_epochs": settings.real_epochs,
+        "real_lr": settings.real_lr,
+    }
 
-def fit_real(model: nn.Module, # the kept model of the generated set (changed in place)
-             real: Split, # the real photos, each once
-             val: Split, # the generated validation images
-             spec: BackboneSpec, # the backbone's normalisation
-             settings: Settings, # real_epochs, real_lr, batch_size, augmentation, label_smoothing
-             seed: int, # the run's seed
-             device: torch.device, # where to train
-             first_epoch: int = 1, # number of the first row (the generated epochs come before)
-             progress: bool = True, # a line per epoch on stderr
-            ) -> list[dict]:
-    "The second stage of real_mode = finetune: `real_epochs` epochs on the real photos alone, batch norm statistics kept; its history rows."
+
+def fit_real(
+    model: nn.Module,  # the kept model of the generated set (changed in place)
+    real: Split,  # the real photos, each once
+    val: Split,  # the generated validation images
+    spec: BackboneSpec,  # the backbone's normalisation
+    settings: Settings,  # real_epochs, real_lr, batch_size, augmentation, label_smoothing
+    seed: int,  # the run's seed
+    device: torch.device,  # where to train
+    first_epoch: int = 1,  # number of the first row (the generated epochs come before)
+    progress: bool = True,  # a line per epoch on stderr
+) -> list[dict]:
+    """The second stage of real_mode = finetune: `real_epochs` epochs on the real photos alone, batch norm statistics
+    kept; its history rows."""
     generator = seed_everything(seed)
     model = model.to(device, memory_format=torch.channels_last)
-    for parameter in model.parameters(): parameter.requires_grad_(True)
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
     batch_size = settings.batch_size
     steps = max(1, len(real.files) // batch_size + (len(real.files) % batch_size > 1))
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.real_lr)
@@ -332,14 +458,26 @@ def fit_real(model: nn.Module, # the kept model of the generated set (changed in
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
     history = []
     for epoch in range(first_epoch, first_epoch + settings.real_epochs):
-        train_loss, train_acc = fit_epoch(model, real, spec, settings, optimizer, schedule, scaler, generator, device, frozen_norms=True)
+        train_loss, train_acc = fit_epoch(
+            model, real, spec, settings, optimizer, schedule, scaler, generator, device, frozen_norms=True
+        )
         val_logits = predict(model, val.store, spec, device, batch_size * 2)
-        row = {"epoch": epoch, "stage": "real", "train_loss": train_loss, "train_acc": train_acc,
-               "val_loss": _cross_entropy(val_logits, val.labels), "val_acc": float(np.mean(val_logits.argmax(1) == val.labels))}
+        row = {
+            "epoch": epoch,
+            "stage": "real",
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "val_loss": _cross_entropy(val_logits, val.labels),
+            "val_acc": float(np.mean(val_logits.argmax(1) == val.labels)),
+        }
         history.append(row)
         if progress:
-            print(f"seed {seed}, {len(real.files)} real photos: epoch {epoch}  train loss {train_loss:.3f} acc {train_acc:.3f}  "
-                  f"generated val loss {row['val_loss']:.3f} acc {row['val_acc']:.3f}", file=sys.stderr)
+            print(
+                f"seed {seed}, {len(real.files)} real photos: epoch {epoch}  train loss {train_loss:.3f} acc "
+                f"{train_acc:.3f}  "
+                f"generated val loss {row['val_loss']:.3f} acc {row['val_acc']:.3f}",
+                file=sys.stderr,
+            )
     return history
 
 # %% ../../nbs/learn/03_train.ipynb #086a063e
@@ -350,20 +488,22 @@ def _select(runs: list[dict]) -> dict:
 # %% ../../nbs/learn/03_train.ipynb #8d505d0a
 def training_recipe(settings: Settings) -> dict:
     """The settings that make up the training recipe, as the run's metrics record them: those of the training and
-    evaluation roles and the image size (the real photos' stage, `real_*`, is added by `real_recipe` when there is one)."""
+    evaluation roles and the image size (the real photos' stage, `real_*`, is added by `real_recipe` when there is
+    one)."""
     keys = [key for key in keys_with("training", "evaluation") if not key.startswith("real_")]
     return {key: getattr(settings, key) for key in ("image_size", *keys)}
 
-
-
 # %% ../../nbs/learn/03_train.ipynb #07a1484f
-def finetune_and_select(data: Path | list[Path], # the training dataset folder (<root>/<variant>), or one per seed (`variants.seed_datasets`)
-                        settings: Settings, # resolved settings
-                        out: Path, # folder for metrics.json, predictions.csv, model.pt and the figures
-                        test: RunPhotos | dict[str, list[Path]], # the real test photos (`sources.run_photos`), or photos per class
-                        progress: bool = True, # a line per epoch on stderr
-                       ) -> RunResult:
-    "Train every (seed, epochs) run, keep the best per seed (real_mode = finetune: then train it on the real photos), test it, write `out`."
+def finetune_and_select(
+    data: Path
+    | list[Path],  # the training dataset folder (<root>/<variant>), or one per seed (`variants.seed_datasets`)
+    settings: Settings,  # resolved settings
+    out: Path,  # folder for metrics.json, predictions.csv, model.pt and the figures
+    test: RunPhotos | dict[str, list[Path]],  # the real test photos (`sources.run_photos`), or photos per class
+    progress: bool = True,  # a line per epoch on stderr
+) -> RunResult:
+    """Train every (seed, epochs) run, keep the best per seed (real_mode = finetune: then train it on the real photos),
+    test it, write `out`."""
     start = time.perf_counter()
     folders = seed_folders(data, settings.seeds)
     data, out = folders[0], Path(out)
@@ -377,10 +517,16 @@ def finetune_and_select(data: Path | list[Path], # the training dataset folder (
     dataset, train, val = training_splits(data, classes, size, share, threads, settings.fit, real_apart=apart)
     real = real_photos_split(dataset, classes, size, budget * 0.05, threads, settings.fit) if apart else None
     if progress and real is not None:
-        print(f"real_mode = finetune: {len(real.files)} real photos ({real_part['real_per_class']} per class) are left out of "
-              f"training on the generated set and fine-tuned on after it ({settings.real_epochs} epochs, lr {settings.real_lr:g}); "
-              f"the epochs are chosen on the generated validation split", file=sys.stderr)
-    elif progress and "real_stage" in real_part: print(f"real_mode = finetune: second stage {real_part['real_stage']}", file=sys.stderr)
+        print(
+            f"real_mode = finetune: {len(real.files)} real photos ({real_part['real_per_class']} per class) are left "
+            f"out of "
+            f"training on the generated set and fine-tuned on after it ({settings.real_epochs} epochs, lr "
+            f"{settings.real_lr:g}); "
+            f"the epochs are chosen on the generated validation split",
+            file=sys.stderr,
+        )
+    elif progress and "real_stage" in real_part:
+        print(f"real_mode = finetune: second stage {real_part['real_stage']}", file=sys.stderr)
     test, source = given_photos(test).photos, given_photos(test).source
     test_set = photo_split(test, classes, size, budget * 0.2, threads, fit=settings.fit)
     out.mkdir(parents=True, exist_ok=True)
@@ -389,52 +535,107 @@ def finetune_and_select(data: Path | list[Path], # the training dataset folder (
     for k in range(settings.seeds):
         seed = settings.seed + k
         candidates = {}
-        seed_train, seed_val = (train, val) if len(folders) == 1 or k == 0 else \
-            training_splits(folders[k], classes, size, share, threads, settings.fit, real_apart=apart)[1:]  # this seed's own set
+        seed_train, seed_val = (
+            (train, val)
+            if len(folders) == 1 or k == 0
+            else training_splits(folders[k], classes, size, share, threads, settings.fit, real_apart=apart)[1:]
+        )  # this seed's own set
         for epochs in settings.epochs_grid:
             run, model = train_run(settings, classes, seed_train, seed_val, epochs, seed, device, progress)
             candidates[epochs] = (run, model.cpu())
             runs.append(run)
         best, model = candidates[_select([run for run, _ in candidates.values()])["epochs"]]
         best["selected"] = True
-        chosen = {"seed": seed, "epochs": best["epochs"], "val": best["val"], "train_set": str(folders[k % len(folders)])}
+        chosen = {
+            "seed": seed,
+            "epochs": best["epochs"],
+            "val": best["val"],
+            "train_set": str(folders[k % len(folders)]),
+        }
         if real is not None:  # the second stage, on the kept model of the generated set
             stage_start = time.perf_counter()
             rows = fit_real(model, real, seed_val, spec, settings, seed, device, len(best["history"]) + 1, progress)
             best["history"] += rows
             best["real_stage"] = chosen["real_stage"] = {
-                "photos": len(real.files), "epochs": settings.real_epochs, "lr": settings.real_lr,
+                "photos": len(real.files),
+                "epochs": settings.real_epochs,
+                "lr": settings.real_lr,
                 "val_after": {"accuracy": rows[-1]["val_acc"], "loss": rows[-1]["val_loss"]},
-                "seconds": round(time.perf_counter() - stage_start, 2)}
-        block, seed_probabilities = score_model(model.to(device), test_set, spec, device, classes, settings, settings.batch_size * 2)
+                "seconds": round(time.perf_counter() - stage_start, 2),
+            }
+        block, seed_probabilities = score_model(
+            model.to(device), test_set, spec, device, classes, settings, settings.batch_size * 2
+        )
         selected.append({**chosen, "test": block})
         predicted_per_seed.append(seed_probabilities.argmax(1))
-        if kept_model is None: kept_model, probabilities = model.cpu(), seed_probabilities
+        if kept_model is None:
+            kept_model, probabilities = model.cpu(), seed_probabilities
         del candidates
-    save_checkpoint(kept_model, out / "model.pt", settings.backbone, classes, size, seed=selected[0]["seed"],
-                    epochs=selected[0]["epochs"], variant=data.name, pretrained=settings.pretrained, fit=settings.fit, tta=settings.tta,
-                    **({"real_epochs": settings.real_epochs, "real_lr": settings.real_lr} if real is not None else {}))
+    save_checkpoint(
+        kept_model,
+        out / "model.pt",
+        settings.backbone,
+        classes,
+        size,
+        seed=selected[0]["seed"],
+        epochs=selected[0]["epochs"],
+        variant=data.name,
+        pretrained=settings.pretrained,
+        fit=settings.fit,
+        tta=settings.tta,
+        **({"real_epochs": settings.real_epochs, "real_lr": settings.real_lr} if real is not None else {}),
+    )
     evaluate.write_predictions(out / "predictions.csv", test_set.files, test_set.labels, probabilities, classes)
-    evaluate.plot_confusion(selected[0]["test"]["confusion"], classes, out / "confusion.png",
-                            title=f"{data.name}, seed {selected[0]['seed']}")
+    evaluate.plot_confusion(
+        selected[0]["test"]["confusion"],
+        classes,
+        out / "confusion.png",
+        title=f"{data.name}, seed {selected[0]['seed']}",
+    )
     evaluate.plot_per_class_f1([s["test"]["per_class"] for s in selected], classes, out / "per_class_f1.png")
     evaluate.plot_curves(runs, out / "curves.png")
-    metrics = {"schema": evaluate.METRICS_SCHEMA, "variant": data.name, "profile": settings.profile, "classes": classes,
-               "train_mode": "finetune", "backbone": settings.backbone, "pretrained": settings.pretrained, "image_size": size,
-               "epochs_grid": list(settings.epochs_grid), "lr": settings.lr, "batch_size": settings.batch_size,
-               "augment": list(settings.augment), "recipe": {**training_recipe(settings), **real_part},
-               "flags": run_flags(selected, classes),
-               "dataset": {"folder": str(data), "train": len(train.files) + (len(real.files) if real is not None else 0),
-                           "val": len(val.files), "fingerprint": dataset.info.get("fingerprint"),
-                           "folders": [str(folder) for folder in folders],
-                           "real_per_class": dataset.info.get("real_per_class", 0)},
-               "test": {"images": len(test_set.files), "per_class": {name: len(test[name]) for name in classes}, "source": source},
-               "runs": runs, "selected": selected,
-               "summary": evaluate.summarise(selected, test_set.labels, predicted_per_seed, settings.bootstrap, settings.seed),
-               "domain_gap": measure_domain_gap(settings, train, test_set, classes, device),
-               "files": {"predictions": "predictions.csv", "model": "model.pt", "confusion": "confusion.png",
-                         "per_class_f1": "per_class_f1.png", "curves": "curves.png"},
-               "device": describe_device(device), "seconds": round(time.perf_counter() - start, 2)}
+    metrics = {
+        "schema": evaluate.METRICS_SCHEMA,
+        "variant": data.name,
+        "profile": settings.profile,
+        "classes": classes,
+        "train_mode": "finetune",
+        "backbone": settings.backbone,
+        "pretrained": settings.pretrained,
+        "image_size": size,
+        "epochs_grid": list(settings.epochs_grid),
+        "lr": settings.lr,
+        "batch_size": settings.batch_size,
+        "augment": list(settings.augment),
+        "recipe": {**training_recipe(settings), **real_part},
+        "flags": run_flags(selected, classes),
+        "dataset": {
+            "folder": str(data),
+            "train": len(train.files) + (len(real.files) if real is not None else 0),
+            "val": len(val.files),
+            "fingerprint": dataset.info.get("fingerprint"),
+            "folders": [str(folder) for folder in folders],
+            "real_per_class": dataset.info.get("real_per_class", 0),
+        },
+        "test": {
+            "images": len(test_set.files),
+            "per_class": {name: len(test[name]) for name in classes},
+            "source": source,
+        },
+        "runs": runs,
+        "selected": selected,
+        "summary": evaluate.summarise(selected, test_set.labels, predicted_per_seed, settings.bootstrap, settings.seed),
+        "domain_gap": measure_domain_gap(settings, train, test_set, classes, device),
+        "files": {
+            "predictions": "predictions.csv",
+            "model": "model.pt",
+            "confusion": "confusion.png",
+            "per_class_f1": "per_class_f1.png",
+            "curves": "curves.png",
+        },
+        "device": describe_device(device),
+        "seconds": round(time.perf_counter() - start, 2),
+    }
     result = RunResult.from_dict(metrics, f"the run written to {out}")
     result.write(out / "metrics.json")
     return result

@@ -1,4 +1,6 @@
-"""The studies that chose the profiles' settings: each ingredient of the scenes and of the training recipe switched in turn, generated again and trained for several seeds, scored on the profile's real photos, and a check of how much choosing on those photos flatters the choice.
+"""The studies that chose the profiles' settings: each ingredient of the scenes and of the training recipe
+switched in turn, generated again and trained for several seeds, scored on the profile's real photos, and a
+check of how much choosing on those photos flatters the choice.
 
 Docs: https://fruit-synth.github.io/fruit-synth/study/ablations.html.md"""
 
@@ -18,7 +20,7 @@ import numpy as np
 from ..core.images import write_bytes_atomic
 from ..core.settings import CAMERA_EFFECTS, IMAGE_KEYS, RESULT_KEYS, SURROUNDINGS, Settings
 from ..data.sources import run_photos
-from ..generate.datasets import read_json
+from ..core.images import read_json
 from ..generate.variants import generate_variant, generator_versions, image_digest
 from ..learn.batches import TrainingError
 from ..learn.run import train_and_test
@@ -38,23 +40,32 @@ def _paired(rows: list[dict], first: list[dict]) -> np.ndarray | None:
     changes = [row["test_accuracy"] - base[row["seed"]] for row in rows if row["seed"] in base]
     return np.array(changes) if len(changes) >= 3 else None
 
+
 def ablation_table(rows: list[dict]) -> list[dict]:
-    """Mean test accuracy per configuration over seeds, the mean of the per-seed 95% intervals, and the change against the first row.
-    With 3 or more seeds shared by every row, also the change's standard error over the paired seeds and whether the
-    change is beyond twice it (the rule the grocery profile keeps a change by)."""
+    """Mean test accuracy per configuration over seeds, the mean of the per-seed 95% intervals, and the change against
+    the first row. With 3 or more seeds shared by every row, also the change's standard error over the paired seeds
+    and whether the change is beyond twice it (the rule the grocery profile keeps a change by)."""
     names = list(dict.fromkeys(row["configuration"] for row in rows))
     table = []
     for row_name in names:
         mine = [row for row in rows if row["configuration"] == row_name]
-        table.append({"configuration": row_name, "seeds": len(mine),
-                      "test accuracy %": round(100 * float(np.mean([r["test_accuracy"] for r in mine])), 1),
-                      "95% CI %": f"[{100 * np.mean([r['ci_low'] for r in mine]):.1f}, {100 * np.mean([r['ci_high'] for r in mine]):.1f}]",
-                      "val accuracy %": round(100 * float(np.mean([r["val_accuracy"] for r in mine])), 1)})
-    for row in table: row["change, points"] = round(row["test accuracy %"] - table[0]["test accuracy %"], 1)
+        table.append(
+            {
+                "configuration": row_name,
+                "seeds": len(mine),
+                "test accuracy %": round(100 * float(np.mean([r["test_accuracy"] for r in mine])), 1),
+                "95% CI %": f"[{100 * np.mean([r['ci_low'] for r in mine]):.1f}, "
+                f"{100 * np.mean([r['ci_high'] for r in mine]):.1f}]",
+                "val accuracy %": round(100 * float(np.mean([r["val_accuracy"] for r in mine])), 1),
+            }
+        )
+    for row in table:
+        row["change, points"] = round(row["test accuracy %"] - table[0]["test accuracy %"], 1)
     first = [row for row in rows if row["configuration"] == names[0]]
     paired = [_paired([row for row in rows if row["configuration"] == name], first) for name in names]
     if len(names) > 1 and all(changes is not None for changes in paired):
         from scipy.stats import sem
+
         for row, changes in zip(table, paired):
             error = 100 * float(sem(changes)) if changes.any() else 0.0
             row["paired change ± SE"] = "—" if row is table[0] else f"{100 * changes.mean():+.1f} ± {error:.1f}"
@@ -62,64 +73,104 @@ def ablation_table(rows: list[dict]) -> list[dict]:
     return table
 
 # %% ../../nbs/study/01_ablations.ipynb #aecae5da
-ABLATIONS = {"placements": ("Placements: bins, piles and one set of both (mixed), twelve generation seeds (the change is paired by seed)",
-                            ("placements-bins", "placements-piles", "placements-mixed")),
-             "surroundings-bins": ("Surroundings of copy_paste_bins: generated surfaces and background crops, or background crops only, six generation seeds",
-                                   ("surroundings-bins",)),
-             "surroundings-mixed": ("Surroundings of copy_paste_mixed: the same two, six generation seeds", ("surroundings-mixed",)),
-             "bins-trials": ("Bins with background crops, three more changes tried, six generation seeds (the change is paired by seed)",
-                             ("bins-trials",)),
-             "scenes": ("Scenes: copy_paste_bins with each ingredient switched, two seeds", ("scenes", "scenes-piles")),
-             "camera": ("Camera: copy_paste_bins over six generation seeds, each effect removed (the change is paired by seed)", ("camera",)),
-             "exposure": ("Camera, second stage: lighting only with and without the metering exposure, six generation seeds", ("exposure",)),
-             "recipe": ("Training recipe: each ingredient removed or added", ("recipe",))}
+ABLATIONS = {
+    "placements": (
+        "Placements: bins, piles and one set of both (mixed), twelve generation seeds (the change is paired by seed)",
+        ("placements-bins", "placements-piles", "placements-mixed"),
+    ),
+    "surroundings-bins": (
+        "Surroundings of copy_paste_bins: generated surfaces and background crops, or background crops only, six "
+        "generation seeds",
+        ("surroundings-bins",),
+    ),
+    "surroundings-mixed": (
+        "Surroundings of copy_paste_mixed: the same two, six generation seeds",
+        ("surroundings-mixed",),
+    ),
+    "bins-trials": (
+        "Bins with background crops, three more changes tried, six generation seeds (the change is paired by seed)",
+        ("bins-trials",),
+    ),
+    "scenes": ("Scenes: copy_paste_bins with each ingredient switched, two seeds", ("scenes", "scenes-piles")),
+    "camera": (
+        "Camera: copy_paste_bins over six generation seeds, each effect removed (the change is paired by seed)",
+        ("camera",),
+    ),
+    "exposure": (
+        "Camera, second stage: lighting only with and without the metering exposure, six generation seeds",
+        ("exposure",),
+    ),
+    "recipe": ("Training recipe: each ingredient removed or added", ("recipe",)),
+}
+
 
 def ablation_rows(path: Path) -> list[dict]:
     "The rows of an ablation CSV, numbers as numbers."
-    with open(path, newline="") as handle: rows = list(csv.DictReader(handle))
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
     for row in rows:
-        for key in ("test_accuracy", "ci_low", "ci_high", "val_accuracy"): row[key] = float(row[key])
+        for key in ("test_accuracy", "ci_low", "ci_high", "val_accuracy"):
+            row[key] = float(row[key])
     return rows
-
 
 # %% ../../nbs/study/01_ablations.ipynb #48e91091
 def generation_digest(settings: Settings) -> str:
-    "A digest of the settings that shape generated images (`IMAGE_KEYS`) and of the generators' versions: runs that share it share a dataset."
+    """A digest of the settings that shape generated images (`IMAGE_KEYS`) and of the generators' versions: runs that
+    share it share a dataset."""
     return image_digest(settings, IMAGE_KEYS)
 
-def same_settings(recorded: dict | None, # the settings a finished run recorded (`Settings.to_dict`)
-                  settings: Settings, # the settings of the run wanted now
-                 ) -> bool:
-    "Whether a finished run had these settings: every value it recorded that changes a result (`RESULT_KEYS`) is the same now."
-    if not recorded: return False
+
+def same_settings(
+    recorded: dict | None,  # the settings a finished run recorded (`Settings.to_dict`)
+    settings: Settings,  # the settings of the run wanted now
+) -> bool:
+    """Whether a finished run had these settings: every value it recorded that changes a result (`RESULT_KEYS`) is the
+    same now."""
+    if not recorded:
+        return False
     now = settings.to_dict()
     return all(now.get(key, value) == value for key, value in recorded.items() if key in RESULT_KEYS)
 
+
 def ablation_dataset(settings: Settings, variant: str, root: Path, jobs: int | None = None) -> str:
-    "An ablation's dataset task: the variant's dataset for these settings, made or reused (`jobs` generation processes)."
+    """An ablation's dataset task: the variant's dataset for these settings, made or reused (`jobs` generation
+    processes)."""
     return str(generate_variant(settings, variant, root, jobs, progress=False))
+
 
 def ablation_run(settings: Settings, row_name: str, run_dir: Path, photos: dict[str, list[Path]], data: str) -> dict:
     "An ablation's run task: train and test one configuration and seed; its record is written to `ablation.json`."
     metrics = train_and_test(Path(data), settings, run_dir, photos, progress=False)
     kept = metrics["selected"][0]
-    done = {"settings": settings.to_dict(), "generators": generator_versions(), "row": {
-        "configuration": row_name, "seed": settings.seed, "train_mode": metrics.get("train_mode", "finetune"),
-        "test_accuracy": round(kept["test"]["accuracy"], 4), "ci_low": round(kept["test"]["accuracy_ci"][0], 4),
-        "ci_high": round(kept["test"]["accuracy_ci"][1], 4), "test_macro_f1": round(kept["test"]["macro_f1"], 4),
-        "val_accuracy": round(kept["val"]["accuracy"], 4), "test_photos": metrics["test"]["images"],
-        "seconds": metrics["seconds"]}}
+    done = {
+        "settings": settings.to_dict(),
+        "generators": generator_versions(),
+        "row": {
+            "configuration": row_name,
+            "seed": settings.seed,
+            "train_mode": metrics.get("train_mode", "finetune"),
+            "test_accuracy": round(kept["test"]["accuracy"], 4),
+            "ci_low": round(kept["test"]["accuracy_ci"][0], 4),
+            "ci_high": round(kept["test"]["accuracy_ci"][1], 4),
+            "test_macro_f1": round(kept["test"]["macro_f1"], 4),
+            "val_accuracy": round(kept["val"]["accuracy"], 4),
+            "test_photos": metrics["test"]["images"],
+            "seconds": metrics["seconds"],
+        },
+    }
     write_bytes_atomic(json.dumps(done, indent=1).encode(), Path(run_dir) / "ablation.json")
     return done
 
-def ablation_runs(settings: Settings, # resolved settings of a profile with real test photos
-                  configurations: dict[str, dict], # row name -> settings changes against `settings`
-                  variant: str, # the dataset variant trained
-                  name: str, # the ablation's name: its folder and CSV under <work_dir>/<profile>/ablation/
-                  seeds: tuple[int, ...] = (0, 1), # generation and training seeds
-                  progress: bool = True, # a line per run on stderr
-                  executor=None, # a `study.runs.Executor` (default: every run in this process)
-                 ) -> list[dict]:
+
+def ablation_runs(
+    settings: Settings,  # resolved settings of a profile with real test photos
+    configurations: dict[str, dict],  # row name -> settings changes against `settings`
+    variant: str,  # the dataset variant trained
+    name: str,  # the ablation's name: its folder and CSV under <work_dir>/<profile>/ablation/
+    seeds: tuple[int, ...] = (0, 1),  # generation and training seeds
+    progress: bool = True,  # a line per run on stderr
+    executor=None,  # a `study.runs.Executor` (default: every run in this process)
+) -> list[dict]:
     "Real-photo accuracy per configuration and seed (finished runs are reused); rows also go to `<name>.csv`."
     folder = Path(settings.work_dir) / settings.profile / "ablation"
     photos, finished, tasks, order = run_photos(settings), {}, [], []
@@ -131,36 +182,58 @@ def ablation_runs(settings: Settings, # resolved settings of a profile with real
             order.append(tag)
             done = read_json(run_dir / "ablation.json")
             done = done if isinstance(done, dict) else {}
-            if same_settings(done.get("settings"), chosen) and done.get("generators") == generator_versions() and "row" in done:
+            if (
+                same_settings(done.get("settings"), chosen)
+                and done.get("generators") == generator_versions()
+                and "row" in done
+            ):
                 finished[tag] = done
                 continue
             root = folder / "datasets" / generation_digest(chosen)
             data_key = f"dataset/{root.name}/{variant}"
             if data_key not in {task.key for task in tasks}:
                 jobs = 1 if executor is not None and executor.distributed else None  # a worker is one process
-                tasks.append(Task(data_key, ablation_dataset, (chosen, variant, root, jobs), label=f"{variant} set {root.name[:8]}"))
-            tasks.append(Task(f"run/{tag}", ablation_run, (chosen, row_name, run_dir, photos), (data_key,), label=f"{name} {tag}"))
+                tasks.append(
+                    Task(
+                        data_key,
+                        ablation_dataset,
+                        (chosen, variant, root, jobs),
+                        label=f"{variant} set {root.name[:8]}",
+                    )
+                )
+            tasks.append(
+                Task(
+                    f"run/{tag}", ablation_run, (chosen, row_name, run_dir, photos), (data_key,), label=f"{name} {tag}"
+                )
+            )
     if tasks:
         if executor is None:
-            with Executor(1, progress=progress, name=name) as runner: outcomes = runner.run(tasks)
-        else: outcomes = executor.run(tasks)
+            with Executor(1, progress=progress, name=name) as runner:
+                outcomes = runner.run(tasks)
+        else:
+            outcomes = executor.run(tasks)
         for key, outcome in outcomes.items():
-            if not key.startswith("run/"): continue
-            if not outcome.ok: raise TrainingError(f"{name} {key.removeprefix('run/')}: {outcome.error}")
+            if not key.startswith("run/"):
+                continue
+            if not outcome.ok:
+                raise TrainingError(f"{name} {key.removeprefix('run/')}: {outcome.error}")
             finished[key.removeprefix("run/")] = outcome.value
     rows = [finished[tag]["row"] for tag in order]
     if progress:
-        for tag in order: print(f"{name} {tag}: test accuracy {finished[tag]['row']['test_accuracy']:.3f}", file=sys.stderr)
+        for tag in order:
+            print(f"{name} {tag}: test accuracy {finished[tag]['row']['test_accuracy']:.3f}", file=sys.stderr)
     with open(folder / f"{name}.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     return rows
 
-def recipe_ablation(settings: Settings, # the grocery profile (or any with real test photos)
-                    seeds: tuple[int, ...] = (0, 1), # generation and training seeds
-                    variant: str = "copy_paste_bins", # the training set
-                   ) -> list[dict]:
+
+def recipe_ablation(
+    settings: Settings,  # the grocery profile (or any with real test photos)
+    seeds: tuple[int, ...] = (0, 1),  # generation and training seeds
+    variant: str = "copy_paste_bins",  # the training set
+) -> list[dict]:
     "The recipe with each ingredient removed in turn, LP-FT and weight averaging added, and the probe beside it."
     small = {"train_mode": "finetune", "n_per_class": 60, "epochs_grid": [5], "input_size": 0}
     everything = ["rotation", "blur", "hflip", "vflip", "crop", "colour", "noise", "jpeg"]
@@ -169,7 +242,10 @@ def recipe_ablation(settings: Settings, # the grocery profile (or any with real 
         "probe at the input size (the profile's recipe)": {"train_mode": "probe", "n_per_class": 60},
         "probe at the generation size": {"train_mode": "probe", "n_per_class": 60, "input_size": 0},
         "fine-tune: all ingredients": recipe,
-        "fine-tune without crop, colour, noise, JPEG augmentation": {**recipe, "augment": ["rotation", "blur", "hflip", "vflip"]},
+        "fine-tune without crop, colour, noise, JPEG augmentation": {
+            **recipe,
+            "augment": ["rotation", "blur", "hflip", "vflip"],
+        },
         "fine-tune without label smoothing": {**recipe, "label_smoothing": 0.0},
         "fine-tune without flip TTA": {**recipe, "tta": "none"},
         "fine-tune with LP-FT (1 head epoch first)": {**recipe, "head_epochs": 1},
@@ -184,115 +260,212 @@ def _camera_switched(camera: tuple[str, ...] | list[str], name: str, effects: se
         return f"without {name}", {"camera": [effect for effect in camera if effect not in effects]}
     return f"with {name}", {"camera": [effect for effect in CAMERA_EFFECTS if effect in camera or effect in effects]}
 
+
 def _surfaces_switched(surroundings: tuple[str, ...] | list[str]) -> tuple[str, dict]:
     "The generated surfaces (crate, bin, cardboard) off when the profile has any (background crops only), else on."
-    if set(surroundings) - {"backgrounds"}: return "without surroundings", {"surroundings": ["backgrounds"]}
+    if set(surroundings) - {"backgrounds"}:
+        return "without surroundings", {"surroundings": ["backgrounds"]}
     return "with crates, bins and cardboard", {"surroundings": list(SURROUNDINGS)}
 
-def scene_ingredients(settings) -> dict[str, dict]:
-    "Each ingredient of `copy_paste_bins` switched against the profile, as row name -> settings changes: off when the profile has it, on when not (camera effects)."
-    return {"without depth": {"bins_tilt": [0.0, 0.0]}, "without contact shading": {"bins_shading": 0.0},
-            **dict([_surfaces_switched(settings.surroundings)]),
-            **dict([_camera_switched(settings.camera, "lighting", {"lighting"}), _camera_switched(settings.camera, "exposure", {"exposure"}),
-                    _camera_switched(settings.camera, "camera noise, blur, JPEG", {"noise", "blur", "jpeg"})]),
-            "without colour rule": {"colour_rule": "jitter"}}
 
-def scene_ablation(settings, # resolved settings of a profile with real test photos (e.g. grocery)
-                   seeds: tuple[int, ...] = (0, 1), # generation (and training) seeds
-                   variant: str = "copy_paste_bins", # the variant whose ingredients are turned off
-                  ) -> list[dict]:
-    "Real-photo accuracy of `variant` as the profile makes it and with each ingredient switched in turn (rows also in scenes.csv)."
+def scene_ingredients(settings) -> dict[str, dict]:
+    """Each ingredient of `copy_paste_bins` switched against the profile, as row name -> settings changes: off when the
+    profile has it, on when not (camera effects)."""
+    return {
+        "without depth": {"bins_tilt": [0.0, 0.0]},
+        "without contact shading": {"bins_shading": 0.0},
+        **dict([_surfaces_switched(settings.surroundings)]),
+        **dict(
+            [
+                _camera_switched(settings.camera, "lighting", {"lighting"}),
+                _camera_switched(settings.camera, "exposure", {"exposure"}),
+                _camera_switched(settings.camera, "camera noise, blur, JPEG", {"noise", "blur", "jpeg"}),
+            ]
+        ),
+        "without colour rule": {"colour_rule": "jitter"},
+    }
+
+
+def scene_ablation(
+    settings,  # resolved settings of a profile with real test photos (e.g. grocery)
+    seeds: tuple[int, ...] = (0, 1),  # generation (and training) seeds
+    variant: str = "copy_paste_bins",  # the variant whose ingredients are turned off
+) -> list[dict]:
+    """Real-photo accuracy of `variant` as the profile makes it and with each ingredient switched in turn (rows also in
+    scenes.csv)."""
     configurations = {"the profile's scenes": {}, **scene_ingredients(settings)}
     rows = ablation_runs(settings, configurations, variant, "scenes", seeds)
     others = ablation_runs(settings, {"copy_paste_piles (for scale)": {}}, "copy_paste_piles", "scenes-piles", seeds)
     return rows + others
 
+
 def camera_rows() -> dict[str, dict]:
-    "The camera study's rows (its first stage): lighting, noise, blur and JPEG all on, each of the last three off, lighting only, no camera."
+    """The camera study's rows (its first stage): lighting, noise, blur and JPEG all on, each of the last three off,
+    lighting only, no camera."""
     first = ("lighting", "noise", "blur", "jpeg")  # the effects there were then
-    rows = {"everything on": set(), "without noise": {"noise"}, "without blur": {"blur"}, "without jpeg": {"jpeg"},
-            "lighting only": {"noise", "blur", "jpeg"}, "no camera": set(first)}
+    rows = {
+        "everything on": set(),
+        "without noise": {"noise"},
+        "without blur": {"blur"},
+        "without jpeg": {"jpeg"},
+        "lighting only": {"noise", "blur", "jpeg"},
+        "no camera": set(first),
+    }
     return {name: {"camera": [effect for effect in first if effect not in off]} for name, off in rows.items()}
 
+
 def exposure_rows() -> dict[str, dict]:
-    "The camera study's second stage, run while lighting only looked chosen: lighting only against lighting with the metering exposure."
+    """The camera study's second stage, run while lighting only looked chosen: lighting only against lighting with the
+    metering exposure."""
     return {"lighting only": {"camera": ["lighting"]}, "lighting and exposure": {"camera": ["lighting", "exposure"]}}
 
-CAMERA_STAGES = {"camera": camera_rows, "exposure": exposure_rows} # the camera study's stages: name -> its rows
 
-def camera_ablation(settings, # resolved settings of a profile with real test photos (e.g. grocery)
-                    seeds: tuple[int, ...] = tuple(range(6)), # generation (and training) seeds: enough for a paired standard error
-                    variant: str = "copy_paste_bins", # the variant whose camera is switched
-                    stage: str = "camera", # a key of CAMERA_STAGES: its rows, and the name of its folder and CSV
-                   ) -> list[dict]:
-    "Real-photo accuracy of `variant` for each row of the camera study's `stage`, whatever the profile's camera (rows also in `<stage>.csv`)."
+CAMERA_STAGES = {"camera": camera_rows, "exposure": exposure_rows}  # the camera study's stages: name -> its rows
+
+
+def camera_ablation(
+    settings,  # resolved settings of a profile with real test photos (e.g. grocery)
+    seeds: tuple[int, ...] = tuple(range(6)),  # generation (and training) seeds: enough for a paired standard error
+    variant: str = "copy_paste_bins",  # the variant whose camera is switched
+    stage: str = "camera",  # a key of CAMERA_STAGES: its rows, and the name of its folder and CSV
+) -> list[dict]:
+    """Real-photo accuracy of `variant` for each row of the camera study's `stage`, whatever the profile's camera (rows
+    also in `<stage>.csv`)."""
     return ablation_runs(settings, CAMERA_STAGES[stage](), variant, stage, seeds)
 
-PLACEMENT_VARIANTS = ("copy_paste_bins", "copy_paste_piles", "copy_paste_mixed") # the placement study's rows, bins first
 
-def placement_ablation(settings, # resolved settings of a profile with real test photos (e.g. grocery)
-                       seeds: tuple[int, ...] = tuple(range(12)), # generation (and training) seeds: piles swing by 20 points between seeds
-                      ) -> list[dict]:
-    "Real-photo accuracy of bins, piles and the set of both (`mixed`) over the same seeds (rows also in `placements-<variant>.csv`)."
-    return [row for variant in PLACEMENT_VARIANTS
-            for row in ablation_runs(settings, {variant: {}}, variant, f"placements-{variant.removeprefix('copy_paste_')}", seeds)]
+PLACEMENT_VARIANTS = (
+    "copy_paste_bins",
+    "copy_paste_piles",
+    "copy_paste_mixed",
+)  # the placement study's rows, bins first
 
-SURROUNDINGS_ROWS = {"every surrounding": {"surroundings": list(SURROUNDINGS)}, # crates, bins, cardboard, background crops
-                     "background crops only": {"surroundings": ["backgrounds"]}}
 
-def surroundings_ablation(settings, # resolved settings of a profile with real test photos (e.g. grocery)
-                          seeds: tuple[int, ...] = tuple(range(6)), # generation (and training) seeds
-                         ) -> dict[str, list[dict]]:
-    "Bins and mixed with every surrounding against background crops only, per variant (rows also in `surroundings-<variant>.csv`)."
-    return {variant: ablation_runs(settings, SURROUNDINGS_ROWS, variant, f"surroundings-{variant.removeprefix('copy_paste_')}", seeds)
-            for variant in ("copy_paste_bins", "copy_paste_mixed")}
+def placement_ablation(
+    settings,  # resolved settings of a profile with real test photos (e.g. grocery)
+    seeds: tuple[int, ...] = tuple(
+        range(12)
+    ),  # generation (and training) seeds: piles swing by 20 points between seeds
+) -> list[dict]:
+    """Real-photo accuracy of bins, piles and the set of both (`mixed`) over the same seeds (rows also in
+    `placements-<variant>.csv`)."""
+    return [
+        row
+        for variant in PLACEMENT_VARIANTS
+        for row in ablation_runs(
+            settings, {variant: {}}, variant, f"placements-{variant.removeprefix('copy_paste_')}", seeds
+        )
+    ]
 
-BINS_TRIALS = {"the profile's bins": {}, # changes tried on the profile's bins after it took background crops only
-               "wider scale range (bins_scale 0.1, 0.6)": {"bins_scale": [0.1, 0.6]},
-               "grid spaced by footprint (bins_spacing footprint)": {"bins_spacing": "footprint"},
-               "hue jitter as set (colour_rule jitter)": {"colour_rule": "jitter"}}
 
-def bins_trials(settings, # resolved settings of a profile with real test photos (e.g. grocery)
-                seeds: tuple[int, ...] = tuple(range(6)), # generation (and training) seeds
-               ) -> list[dict]:
-    "Bins as the profile makes them against each change of `BINS_TRIALS`, over six seeds (rows also in `bins-trials.csv`)."
+SURROUNDINGS_ROWS = {
+    "every surrounding": {"surroundings": list(SURROUNDINGS)},  # crates, bins, cardboard, background crops
+    "background crops only": {"surroundings": ["backgrounds"]},
+}
+
+
+def surroundings_ablation(
+    settings,  # resolved settings of a profile with real test photos (e.g. grocery)
+    seeds: tuple[int, ...] = tuple(range(6)),  # generation (and training) seeds
+) -> dict[str, list[dict]]:
+    """Bins and mixed with every surrounding against background crops only, per variant (rows also in
+    `surroundings-<variant>.csv`)."""
+    return {
+        variant: ablation_runs(
+            settings, SURROUNDINGS_ROWS, variant, f"surroundings-{variant.removeprefix('copy_paste_')}", seeds
+        )
+        for variant in ("copy_paste_bins", "copy_paste_mixed")
+    }
+
+
+BINS_TRIALS = {
+    "the profile's bins": {},  # changes tried on the profile's bins after it took background crops only
+    "wider scale range (bins_scale 0.1, 0.6)": {"bins_scale": [0.1, 0.6]},
+    "grid spaced by footprint (bins_spacing footprint)": {"bins_spacing": "footprint"},
+    "hue jitter as set (colour_rule jitter)": {"colour_rule": "jitter"},
+}
+
+
+def bins_trials(
+    settings,  # resolved settings of a profile with real test photos (e.g. grocery)
+    seeds: tuple[int, ...] = tuple(range(6)),  # generation (and training) seeds
+) -> list[dict]:
+    """Bins as the profile makes them against each change of `BINS_TRIALS`, over six seeds (rows also in
+    `bins-trials.csv`)."""
     return ablation_runs(settings, BINS_TRIALS, "copy_paste_bins", "bins-trials", seeds)
 
 # %% ../../nbs/study/01_ablations.ipynb #910b745b
-SELECTION_STUDIES = ("placements-bins", "placements-piles", "placements-mixed", "camera", "surroundings-bins", "surroundings-mixed",
-                    "bins-trials") # the ablation folders whose configurations were chosen among (seeds 0-5; the placements 0-11)
+SELECTION_STUDIES = (
+    "placements-bins",
+    "placements-piles",
+    "placements-mixed",
+    "camera",
+    "surroundings-bins",
+    "surroundings-mixed",
+    "bins-trials",
+)  # the ablation folders whose configurations were chosen among (seeds 0-5; the placements 0-11)
 
-def photo_halves(paths: list[str], # test photos, as `predictions.csv` names them (their parent folder is the class)
-                ) -> dict[str, int]:
-    "Each photo's half, 0 or 1: within each class, photos ordered by the sha256 of their file name and dealt alternately."
+
+def photo_halves(
+    paths: list[str],  # test photos, as `predictions.csv` names them (their parent folder is the class)
+) -> dict[str, int]:
+    """Each photo's half, 0 or 1: within each class, photos ordered by the sha256 of their file name and dealt
+    alternately."""
     halves, by_class = {}, {}
-    for path in paths: by_class.setdefault(Path(path).parent.name, []).append(path)
+    for path in paths:
+        by_class.setdefault(Path(path).parent.name, []).append(path)
     for group in by_class.values():
         for rank, path in enumerate(sorted(group, key=lambda p: hashlib.sha256(Path(p).name.encode()).hexdigest())):
             halves[path] = rank % 2
     return halves
 
-def selection_check(settings, # resolved settings of the profile whose ablation runs are read (work_dir, profile)
-                    studies: list[str], # ablation folders under <work_dir>/<profile>/ablation (e.g. "camera", "placements-bins")
-                   ) -> list[dict]:
-    "Each configuration's mean accuracy over its seeds on each half of the test photos (`photo_halves`): choose on one, score on the other."
+
+def selection_check(
+    settings,  # resolved settings of the profile whose ablation runs are read (work_dir, profile)
+    studies: list[str],  # ablation folders under <work_dir>/<profile>/ablation (e.g. "camera", "placements-bins")
+) -> list[dict]:
+    """Each configuration's mean accuracy over its seeds on each half of the test photos (`photo_halves`): choose on
+    one, score on the other."""
     import pandas as pd  # here, not at the top: worker processes import this module
+
     root = Path(settings.work_dir) / settings.profile / "ablation"
     runs: dict[str, list] = {}
     for study in studies:
         files = sorted((root / study).glob("*-seed*/predictions.csv"))
-        if not files: raise FileNotFoundError(f"no finished runs in '{root / study}': run its ablation first (make ablation)")
-        for file in files: runs.setdefault(f"{study}: {file.parent.name.rsplit('-seed', 1)[0]}", []).append(pd.read_csv(file))
-    made = {name: {tuple(table["predicted"]) for table in tables} for name, tables in runs.items()}  # each run, by its predictions
+        if not files:
+            raise FileNotFoundError(f"no finished runs in '{root / study}': run its ablation first (make ablation)")
+        for file in files:
+            runs.setdefault(f"{study}: {file.parent.name.rsplit('-seed', 1)[0]}", []).append(pd.read_csv(file))
+    made = {
+        name: {tuple(table["predicted"]) for table in tables} for name, tables in runs.items()
+    }  # each run, by its predictions
     order = list(runs)
-    for name in order:  # runs filed under two studies (copied, not run again) count once: under the study with more seeds, or the first
-        if any(other != name and made[name] <= made[other] and (made[name] < made[other] or order.index(other) < order.index(name))
-               for other in order if other in runs):
+    for name in (
+        order
+    ):  # runs filed under two studies (copied, not run again) count once: under the study with more seeds, or the first
+        if any(
+            other != name
+            and made[name] <= made[other]
+            and (made[name] < made[other] or order.index(other) < order.index(name))
+            for other in order
+            if other in runs
+        ):
             del runs[name]
     halves = photo_halves(sorted({path for tables in runs.values() for table in tables for path in table["path"]}))
+
     def accuracy(table, half=None):
         kept = table if half is None else table[table["path"].map(halves) == half]
         return float((kept["true"] == kept["predicted"]).mean())
-    return [{"configuration": name, "seeds": len(tables),
-             **{f"half {label} %": round(100 * float(np.mean([accuracy(t, half) for t in tables])), 1) for label, half in (("A", 0), ("B", 1))},
-             "all photos %": round(100 * float(np.mean([accuracy(t) for t in tables])), 1)} for name, tables in runs.items()]
+
+    return [
+        {
+            "configuration": name,
+            "seeds": len(tables),
+            **{
+                f"half {label} %": round(100 * float(np.mean([accuracy(t, half) for t in tables])), 1)
+                for label, half in (("A", 0), ("B", 1))
+            },
+            "all photos %": round(100 * float(np.mean([accuracy(t) for t in tables])), 1),
+        }
+        for name, tables in runs.items()
+    ]

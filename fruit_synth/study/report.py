@@ -56,47 +56,85 @@ __all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'WIDGET_VIEW', 'NOTEBOOK_STYLE', 
            'report_tasks', 'run_variants', 'write_report']
 
 # %% ../../nbs/study/03_report.ipynb #f5db9ae9
-PACKAGES = ("fruit-synth", "torch", "torchvision", "timm", "diffusers", "numpy", "pillow", "scipy", "opencv-python-headless", "nbdev", "papermill")
+PACKAGES = (
+    "fruit-synth",
+    "torch",
+    "torchvision",
+    "timm",
+    "diffusers",
+    "numpy",
+    "pillow",
+    "scipy",
+    "opencv-python-headless",
+    "nbdev",
+    "papermill",
+)
+
 
 def git_commit(folder: Path) -> str:
     "The commit `folder` is at, with `+changes` when the work tree differs; `unknown` outside git."
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired): return "unknown"
-    if commit.returncode != 0: return "unknown"
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    if commit.returncode != 0:
+        return "unknown"
     return commit.stdout.strip() + (" +changes" if dirty.stdout.strip() else "")
+
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str]:
     "Installed versions of the packages that shape the results."
     versions = {}
     for name in names:
-        try: versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError: versions[name] = "not installed"
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "not installed"
     return versions
+
 
 def device_description() -> str:
     "The processor and, where torch sees one, the GPU."
     cpu = f"{platform.machine()} CPU, {os.cpu_count()} cores"
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
-        if torch.cuda.is_available(): return f"{torch.cuda.get_device_name(0)} (CUDA); {cpu}"
+        if torch.cuda.is_available():
+            return f"{torch.cuda.get_device_name(0)} (CUDA); {cpu}"
     return cpu
+
 
 def provenance(settings: Settings) -> dict:
     "Date, commit, profile, settings file, package versions and device of a report."
-    return dict(date=dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"), commit=git_commit(settings.source.parent),
-                profile=settings.profile, settings_file=str(settings.source), overrides=settings.overrides,
-                python=platform.python_version(), packages=package_versions(), device=device_description())
+    return dict(
+        date=dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        commit=git_commit(settings.source.parent),
+        profile=settings.profile,
+        settings_file=str(settings.source),
+        overrides=settings.overrides,
+        python=platform.python_version(),
+        packages=package_versions(),
+        device=device_description(),
+    )
 
 # %% ../../nbs/study/03_report.ipynb #39807018
 def _thumbs(paths: list[Path], count: int) -> list[Image.Image]:
     return [open_image(path) for path in paths[:count]]
 
-def sources_pictures(check: SourcesCheck, # result of the sources stage
-                     assets: Path, # folder to write the pictures into
-                     per_row: int = 8, # pictures per class row
-                    ) -> dict[str, str]:
+
+def sources_pictures(
+    check: SourcesCheck,  # result of the sources stage
+    assets: Path,  # folder to write the pictures into
+    per_row: int = 8,  # pictures per class row
+) -> dict[str, str]:
     "Write the sample grids of `check` into `assets`; return their file names by role."
     assets.mkdir(parents=True, exist_ok=True)
     pictures = {}
@@ -106,12 +144,17 @@ def sources_pictures(check: SourcesCheck, # result of the sources stage
     pictures["cutouts"] = "sources-cutouts.jpg"
     save_image(cutout_grid(check.library), assets / pictures["cutouts"])
     backgrounds = check.backgrounds.images
-    rows = {f"{start + 1}-{start + per_row}": _thumbs(backgrounds[start:], per_row) for start in range(0, min(len(backgrounds), 2 * per_row), per_row)}
+    rows = {
+        f"{start + 1}-{start + per_row}": _thumbs(backgrounds[start:], per_row)
+        for start in range(0, min(len(backgrounds), 2 * per_row), per_row)
+    }
     pictures["backgrounds"] = "sources-backgrounds.jpg"
     save_image(image_grid(rows), assets / pictures["backgrounds"])
     if check.test.leaks:
-        leak_rows = {f"{number}: {leak.distance} bits": [open_image(leak.photo), open_image(leak.source)]
-                     for number, leak in enumerate(check.test.leaks[:12], start=1)}
+        leak_rows = {
+            f"{number}: {leak.distance} bits": [open_image(leak.photo), open_image(leak.source)]
+            for number, leak in enumerate(check.test.leaks[:12], start=1)
+        }
         pictures["leaks"] = "sources-leaks.jpg"
         save_image(image_grid(leak_rows, label_width=70), assets / pictures["leaks"])
     return pictures
@@ -120,232 +163,390 @@ def sources_pictures(check: SourcesCheck, # result of the sources stage
 @functools.cache
 def templates() -> jinja2.Environment:
     "The Jinja2 environment of the package's templates (`fruit_synth/templates/`), HTML autoescaped."
-    return jinja2.Environment(loader=jinja2.PackageLoader("fruit_synth", "templates"), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("fruit_synth", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
-def render(template: str, # file name in fruit_synth/templates/
-           **context) -> Markup:
+
+def render(
+    template: str,  # file name in fruit_synth/templates/
+    **context,
+) -> Markup:
     "`template` rendered with `context`, as markup safe to put into another template."
     return Markup(templates().get_template(template).render(**context))
 
+
 STYLE = templates().loader.get_source(templates(), "style.css")[0]
+
 
 def html_table(rows: list[dict], headers: dict[str, str], css_class: str = "") -> Markup:
     "An HTML table of `rows`, columns and their titles from `headers`."
     return Markup(templates().get_template("macros.html").module.table(rows, headers, css_class))
 
+
 def figure(src: str, caption: str) -> Markup:
     "An image from the assets folder with its caption."
     return Markup(templates().get_template("macros.html").module.figure(f"assets/{src}", caption))
 
-
 # %% ../../nbs/study/03_report.ipynb #609a6513
 def sources_section(check: SourcesCheck, pictures: dict[str, str]) -> Markup:
     "The report's section on the data sources: counts, exclusions, skipped files and sample grids."
-    leaks = [dict(number=number, photo=l.photo.name, source=l.source.name, distance=l.distance)
-             for number, l in enumerate(check.test.leaks, start=1)]
+    leaks = [
+        dict(number=number, photo=leak.photo.name, source=leak.source.name, distance=leak.distance)
+        for number, leak in enumerate(check.test.leaks, start=1)
+    ]
     skipped = check.skipped()
-    return render("sources.html", real_root=check.real.root, mask_dir=check.settings.mask_dir,
-                  backgrounds=len(check.backgrounds.images), backgrounds_dir=check.settings.backgrounds_dir,
-                  classes=check.table(), warnings=check.test.warnings, leaks=leaks, leakage_warnings=check.leakage_warnings,
-                  max_distance=check.settings.leakage_max_distance, pictures=pictures, skipped_count=len(skipped),
-                  skipped=[dict(where=where, file=str(path), reason=reason) for where, path, reason in skipped[:200]])
+    return render(
+        "sources.html",
+        real_root=check.real.root,
+        mask_dir=check.settings.mask_dir,
+        backgrounds=len(check.backgrounds.images),
+        backgrounds_dir=check.settings.backgrounds_dir,
+        classes=check.table(),
+        warnings=check.test.warnings,
+        leaks=leaks,
+        leakage_warnings=check.leakage_warnings,
+        max_distance=check.settings.leakage_max_distance,
+        pictures=pictures,
+        skipped_count=len(skipped),
+        skipped=[dict(where=where, file=str(path), reason=reason) for where, path, reason in skipped[:200]],
+    )
+
 
 def provenance_section(facts: dict, settings: Settings) -> Markup:
     "When, from what and on what the report was made, with every resolved setting."
-    rows = [dict(key=key, value=facts[key]) for key in ("date", "commit", "profile", "settings_file", "python", "device")]
+    rows = [
+        dict(key=key, value=facts[key]) for key in ("date", "commit", "profile", "settings_file", "python", "device")
+    ]
     rows.append(dict(key="overrides", value=", ".join(f"{k}={v}" for k, v in facts["overrides"].items()) or "none"))
-    if "source" in facts: rows.append(dict(key="package source (sha256)", value=facts["source"]))
+    if "source" in facts:
+        rows.append(dict(key="package source (sha256)", value=facts["source"]))
     packages = [dict(key=name, value=version) for name, version in facts["packages"].items()]
-    values = [dict(key=key, value=", ".join(map(str, value)) if isinstance(value, list) else value)
-              for key, value in settings.to_dict().items()]
+    values = [
+        dict(key=key, value=", ".join(map(str, value)) if isinstance(value, list) else value)
+        for key, value in settings.to_dict().items()
+    ]
     return render("provenance.html", facts=rows, packages=packages, values=values)
+
 
 def render_page(title: str, body: str) -> str:
     "A complete HTML page with the inline style sheet."
     return str(render("page.html", title=title, body=Markup(body))) + "\n"
 
 # %% ../../nbs/study/03_report.ipynb #f500d77a
-SKIP_ERRORS = {"DatasetError", "DeviceError", "DiffusionError", "ModelError", "SettingsError", "MasksError"} # missing inputs, not bugs
+SKIP_ERRORS = {
+    "DatasetError",
+    "DeviceError",
+    "DiffusionError",
+    "ModelError",
+    "SettingsError",
+    "MasksError",
+}  # missing inputs, not bugs
+
 
 @dataclass
 class RunOutcome:
     "How one variant's run ended, and where its outputs are."
+
     variant: str
-    status: str # ok, reused, skipped or failed
-    reason: str = "" # for skipped and failed runs
+    status: str  # ok, reused, skipped or failed
+    reason: str = ""  # for skipped and failed runs
     run_dir: Path | None = None
-    seconds: float = 0.0 # this time (0 for a reused run)
-    finished: str = "" # when the run whose outputs are shown finished (ISO time)
-    made_in: float = 0.0 # seconds that run took
-    notebook: bool = True # whether its notebook ran this time (False: skipped before it started, see `variants.unmakeable`)
+    seconds: float = 0.0  # this time (0 for a reused run)
+    finished: str = ""  # when the run whose outputs are shown finished (ISO time)
+    made_in: float = 0.0  # seconds that run took
+    notebook: bool = (
+        True  # whether its notebook ran this time (False: skipped before it started, see `variants.unmakeable`)
+    )
 
     @property
     def metrics(self) -> dict | None:
         "The run's metrics.json, when it finished."
-        if self.status not in ("ok", "reused"): return None
+        if self.status not in ("ok", "reused"):
+            return None
         return read_metrics(self.run_dir / "metrics.json")
 
+
 class IpcKernelManager(AsyncKernelManager):
-    "A Jupyter kernel manager that talks to the kernel over local IPC sockets (in Jupyter's runtime folder) instead of TCP."
+    """A Jupyter kernel manager that talks to the kernel over local IPC sockets (in Jupyter's runtime folder) instead of
+    TCP."""
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.transport = "ipc"
         runtime = Path(jupyter_runtime_dir())
         runtime.mkdir(parents=True, exist_ok=True)
-        self.ip = str(runtime / f"fruit-synth-{uuid.uuid4().hex[:12]}-ipc")  # absolute: kernel and client may have other cwds
+        self.ip = str(
+            runtime / f"fruit-synth-{uuid.uuid4().hex[:12]}-ipc"
+        )  # absolute: kernel and client may have other cwds
 
-def override_texts(overrides: str | list | tuple | None, # a list of `key=value` texts, or one text of them
-                  ) -> list[str]:
-    "Settings overrides as `key=value` texts, from a list, a text of space-separated pairs (papermill `-p`) or a list's repr."
-    if overrides is None: return []
+
+def override_texts(
+    overrides: str | list | tuple | None,  # a list of `key=value` texts, or one text of them
+) -> list[str]:
+    """Settings overrides as `key=value` texts, from a list, a text of space-separated pairs (papermill `-p`) or a
+    list's repr."""
+    if overrides is None:
+        return []
     if isinstance(overrides, str):
         text = overrides.strip()
         if text.startswith("["):
-            try: return [str(item) for item in ast.literal_eval(text)]
+            try:
+                return [str(item) for item in ast.literal_eval(text)]
             except (ValueError, SyntaxError):
-                raise SettingsError(f"overrides: {text!r} is not a list of 'key=value' texts; "
-                                    f"write them as one text instead: \"n_per_class=80 epochs_grid=1\"") from None
+                raise SettingsError(
+                    f"overrides: {text!r} is not a list of 'key=value' texts; "
+                    f'write them as one text instead: "n_per_class=80 epochs_grid=1"'
+                ) from None
         return shlex.split(text)
     return [str(item) for item in overrides]
 
+
 def experiment_notebook(settings: Settings) -> Path:
-    "The experiment notebook: `nbs/experiment.ipynb` beside settings.ini (a user's edited copy), else the one the package ships."
+    """The experiment notebook: `nbs/experiment.ipynb` beside settings.ini (a user's edited copy), else the one the
+    package ships."""
     beside = settings.source.parent / "nbs" / "experiment.ipynb"
-    if beside.is_file(): return beside
+    if beside.is_file():
+        return beside
     shipped = Path(importlib.util.find_spec("fruit_synth").origin).parent / "resources" / "experiment.ipynb"
-    if shipped.is_file(): return shipped
-    raise SettingsError(f"the experiment notebook is missing: neither {beside} nor {shipped} exists; reinstall fruit-synth")
+    if shipped.is_file():
+        return shipped
+    raise SettingsError(
+        f"the experiment notebook is missing: neither {beside} nor {shipped} exists; reinstall fruit-synth"
+    )
+
 
 def source_hash() -> str:
-    "SHA-256 (first 16 hex digits) of the package's modules (sub-packages too) and templates: changes whenever its code does."
+    """SHA-256 (first 16 hex digits) of the package's modules (sub-packages too) and templates: changes whenever its
+    code does."""
     package = Path(importlib.util.find_spec("fruit_synth").origin).parent
     digest = hashlib.sha256()
     for path in sorted([*package.rglob("*.py"), *package.glob("templates/*")]):  # sub-packages (core, study) too
         digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
+
 def _notebook_code(path: Path) -> str:
     "SHA-256 of a notebook's cell sources (not its outputs)."
     cells = json.loads(path.read_text())["cells"]
     return fingerprint([cell["source"] for cell in cells])
 
-def run_inputs(settings: Settings, # resolved settings of the profile
-               variant: str, # one of VARIANTS
-               datasets: Path, # dataset root: the variant's manifest is datasets/<variant>/manifest.jsonl
-               test: dict[str, list[Path]] | None = None, # the test photos the run uses (None: not known here)
-              ) -> dict[str, str]:
+
+def run_inputs(
+    settings: Settings,  # resolved settings of the profile
+    variant: str,  # one of VARIANTS
+    datasets: Path,  # dataset root: the variant's manifest is datasets/<variant>/manifest.jsonl
+    test: dict[str, list[Path]] | None = None,  # the test photos the run uses (None: not known here)
+) -> dict[str, str]:
     "Fingerprints of what a run reads: settings, package source, experiment notebook, dataset manifest, test photos."
     manifest = Path(datasets) / variant / MANIFEST_FILE
-    photos = json.dumps({name: sorted(map(str, paths)) for name, paths in sorted(test.items())}) if test is not None else None
-    return {"settings": settings.digest(RESULT_KEYS), "source": source_hash(), "notebook": _notebook_code(experiment_notebook(settings)),
-            "dataset": file_sha256(manifest)[:16] if manifest.is_file() else "none yet",
-            "test_photos": fingerprint(photos) if photos else "not given"}
+    photos = (
+        json.dumps({name: sorted(map(str, paths)) for name, paths in sorted(test.items())})
+        if test is not None
+        else None
+    )
+    return {
+        "settings": settings.digest(RESULT_KEYS),
+        "source": source_hash(),
+        "notebook": _notebook_code(experiment_notebook(settings)),
+        "dataset": file_sha256(manifest)[:16] if manifest.is_file() else "none yet",
+        "test_photos": fingerprint(photos) if photos else "not given",
+    }
+
 
 def run_fingerprint(settings: Settings, variant: str, inputs: dict[str, str] | None = None) -> str:
-    "What a reusable run must match: the variant, every setting that changes a result (`RESULT_KEYS`) and (given) the fingerprints of its inputs."
+    """What a reusable run must match: the variant, every setting that changes a result (`RESULT_KEYS`) and (given) the
+    fingerprints of its inputs."""
     return fingerprint([variant, settings.digest(RESULT_KEYS), inputs or {}])
+
 
 def _reusable(state: dict, fingerprint: str, run_dir: Path) -> bool:
     "A finished run whose inputs match and whose metrics.json reads back whole (a damaged one is made again)."
-    if state.get("fingerprint") != fingerprint or state.get("status") != "ok": return False
-    try: read_metrics(run_dir / "metrics.json")
-    except (OSError, MetricsError): return False
+    if state.get("fingerprint") != fingerprint or state.get("status") != "ok":
+        return False
+    try:
+        read_metrics(run_dir / "metrics.json")
+    except (OSError, MetricsError):
+        return False
     return True
 
+
 def _run_state(run_dir: Path) -> dict:
-    try: state = json.loads((Path(run_dir) / "report-run.json").read_text())
-    except (OSError, ValueError): return {}
+    try:
+        state = json.loads((Path(run_dir) / "report-run.json").read_text())
+    except (OSError, ValueError):
+        return {}
     return state if isinstance(state, dict) else {}
 
-def reusable_run(settings: Settings, variant: str, run_dir: Path, datasets: Path, test: dict[str, list[Path]] | None) -> bool:
-    "Whether the finished run in `run_dir` read exactly what a run would read now (settings, code, dataset, test photos)."
-    return _reusable(_run_state(run_dir), run_fingerprint(settings, variant, run_inputs(settings, variant, datasets, test)), Path(run_dir))
 
-def run_variant(settings: Settings, # resolved settings of the profile
-                variant: str, # one of VARIANTS
-                runs_dir: Path, # runs go to runs_dir/<variant>
-                datasets: Path | None = None, # dataset root (default: datasets_root(settings))
-                jobs: int | None = None, # generation workers
-                progress: bool = True, # print a line when the run starts and ends
-                test: dict[str, list[Path]] | None = None, # the test photos (part of what decides reuse)
-               ) -> RunOutcome:
+def reusable_run(
+    settings: Settings, variant: str, run_dir: Path, datasets: Path, test: dict[str, list[Path]] | None
+) -> bool:
+    """Whether the finished run in `run_dir` read exactly what a run would read now (settings, code, dataset, test
+    photos)."""
+    return _reusable(
+        _run_state(run_dir),
+        run_fingerprint(settings, variant, run_inputs(settings, variant, datasets, test)),
+        Path(run_dir),
+    )
+
+
+def run_variant(
+    settings: Settings,  # resolved settings of the profile
+    variant: str,  # one of VARIANTS
+    runs_dir: Path,  # runs go to runs_dir/<variant>
+    datasets: Path | None = None,  # dataset root (default: datasets_root(settings))
+    jobs: int | None = None,  # generation workers
+    progress: bool = True,  # print a line when the run starts and ends
+    test: dict[str, list[Path]] | None = None,  # the test photos (part of what decides reuse)
+) -> RunOutcome:
     "Run the experiment notebook for `variant` (or reuse its last successful run if nothing it read changed)."
     import papermill
+
     run_dir, datasets = Path(runs_dir) / variant, Path(datasets or datasets_root(settings))
     run_dir.mkdir(parents=True, exist_ok=True)
-    state_file, inputs, state = run_dir / "report-run.json", run_inputs(settings, variant, datasets, test), _run_state(run_dir)
+    state_file, inputs, state = (
+        run_dir / "report-run.json",
+        run_inputs(settings, variant, datasets, test),
+        _run_state(run_dir),
+    )
     if _reusable(state, run_fingerprint(settings, variant, inputs), run_dir):
         finished = state.get("finished", "")
-        if progress: print(f"report: {variant}: unchanged, reusing {run_dir} (run of {finished or 'an earlier report'})", file=sys.stderr)
+        if progress:
+            print(
+                f"report: {variant}: unchanged, reusing {run_dir} (run of {finished or 'an earlier report'})",
+                file=sys.stderr,
+            )
         return RunOutcome(variant, "reused", run_dir=run_dir, finished=finished, made_in=state.get("seconds", 0.0))
-    changed = [key for key, value in inputs.items() if state.get("inputs", {}).get(key) != value] if state else ["first run"]
+    changed = (
+        [key for key, value in inputs.items() if state.get("inputs", {}).get(key) != value] if state else ["first run"]
+    )
     start, status = time.perf_counter(), "ok"
     # a reason known before the notebook starts (a kernel's imports cost 15-20 s): skipped with it, no kernel started
     reason = unmakeable(settings, variant, datasets)
     notebook = not reason
-    if not notebook: status = "skipped"
+    if not notebook:
+        status = "skipped"
     else:
-        if progress: print(f"report: {variant}: running the experiment notebook (changed: {', '.join(changed) or 'status'})", file=sys.stderr)
-        parameters = dict(variant=variant, profile=settings.profile, settings_file=str(settings.source),
-                          overrides=[f"{key}={value}" for key, value in settings.overrides.items()],
-                          datasets_root=str(datasets), run_dir=str(run_dir), jobs=jobs)
+        if progress:
+            print(
+                f"report: {variant}: running the experiment notebook (changed: {', '.join(changed) or 'status'})",
+                file=sys.stderr,
+            )
+        parameters = dict(
+            variant=variant,
+            profile=settings.profile,
+            settings_file=str(settings.source),
+            overrides=[f"{key}={value}" for key, value in settings.overrides.items()],
+            datasets_root=str(datasets),
+            run_dir=str(run_dir),
+            jobs=jobs,
+        )
         try:
-            papermill.execute_notebook(str(experiment_notebook(settings)), str(run_dir / "experiment.ipynb"), parameters=parameters,
-                                       progress_bar=False, kernel_name="python3", cwd=str(settings.source.parent),
-                                       kernel_manager_class=IpcKernelManager)
+            papermill.execute_notebook(
+                str(experiment_notebook(settings)),
+                str(run_dir / "experiment.ipynb"),
+                parameters=parameters,
+                progress_bar=False,
+                kernel_name="python3",
+                cwd=str(settings.source.parent),
+                kernel_manager_class=IpcKernelManager,
+            )
         except papermill.PapermillExecutionError as error:
             status = "skipped" if error.ename in SKIP_ERRORS else "failed"
             reason = f"{error.ename}: {error.evalue}" if status == "failed" else str(error.evalue)
     seconds = round(time.perf_counter() - start, 1)
-    if notebook and (run_dir / "experiment.ipynb").is_file(): notebook_html(run_dir / "experiment.ipynb", run_dir / "experiment.html")
+    if notebook and (run_dir / "experiment.ipynb").is_file():
+        notebook_html(run_dir / "experiment.ipynb", run_dir / "experiment.html")
     inputs = run_inputs(settings, variant, datasets, test)  # the dataset exists now
     finished = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    write_bytes_atomic(json.dumps(dict(fingerprint=run_fingerprint(settings, variant, inputs), inputs=inputs, status=status,
-                                       reason=reason, seconds=seconds, finished=finished, **({} if notebook else {"notebook": False})),
-                                  indent=1).encode(), state_file)
-    if progress and not notebook: print(f"report: {variant}: skipped before its notebook: {reason}", file=sys.stderr)
-    elif progress: print(f"report: {variant}: {status} in {seconds:.0f} s{': ' + reason if reason else ''}", file=sys.stderr)
+    write_bytes_atomic(
+        json.dumps(
+            dict(
+                fingerprint=run_fingerprint(settings, variant, inputs),
+                inputs=inputs,
+                status=status,
+                reason=reason,
+                seconds=seconds,
+                finished=finished,
+                **({} if notebook else {"notebook": False}),
+            ),
+            indent=1,
+        ).encode(),
+        state_file,
+    )
+    if progress and not notebook:
+        print(f"report: {variant}: skipped before its notebook: {reason}", file=sys.stderr)
+    elif progress:
+        print(f"report: {variant}: {status} in {seconds:.0f} s{': ' + reason if reason else ''}", file=sys.stderr)
     return RunOutcome(variant, status, reason, run_dir, seconds, finished, seconds, notebook=notebook)
 
 # %% ../../nbs/study/03_report.ipynb #56ab4f73
 def results_page(settings: Settings, out: Path) -> Markup:
-    """The project's dated studies (docs/results.md, shipped with the package) as `results.html` in `out`, and a line linking
-    it; nothing for other classes than the study's, which those studies say nothing about."""
+    """The project's dated studies (docs/results.md, shipped with the package) as `results.html` in `out`, and a line
+    linking it; nothing for other classes than the study's, which those studies say nothing about."""
     source = Path(importlib.util.find_spec("fruit_synth").origin).parent / "resources" / "results.md"
-    if not source.is_file() or sorted(settings.classes) != sorted(STUDY_CLASSES): return Markup("")
+    if not source.is_file() or sorted(settings.classes) != sorted(STUDY_CLASSES):
+        return Markup("")
     import mistune
-    body = Markup('<p><a href="index.html">&larr; back to the report</a></p>') + Markup(mistune.html(source.read_text(encoding="utf-8")))
-    write_bytes_atomic(str(render("page.html", title="fruit-synth: studies and results", body=body)).encode("utf-8"), out / "results.html")
-    return Markup('<p class="muted">Every study behind the shipped profiles, dated, with its protocol and command: '
-                  '<a href="results.html">studies and results</a>.</p>')
+
+    body = Markup('<p><a href="index.html">&larr; back to the report</a></p>') + Markup(
+        mistune.html(source.read_text(encoding="utf-8"))
+    )
+    write_bytes_atomic(
+        str(render("page.html", title="fruit-synth: studies and results", body=body)).encode("utf-8"),
+        out / "results.html",
+    )
+    return Markup(
+        '<p class="muted">Every study behind the shipped profiles, dated, with its protocol and command: '
+        '<a href="results.html">studies and results</a>.</p>'
+    )
+
 
 def notebook_html(notebook: Path, out: Path) -> Path:
     "Render an executed notebook as a standalone HTML page with no external resources."
     from nbconvert import HTMLExporter
     from pygments.formatters import HtmlFormatter
     import nbformat
-    body, _ = HTMLExporter(template_name="basic").from_notebook_node(static_outputs(nbformat.read(str(notebook), as_version=4)))
-    page = render("notebook.html", title=notebook.parent.name, body=Markup(body),
-                  highlight=Markup(HtmlFormatter().get_style_defs(".highlight")), notebook_style=Markup(NOTEBOOK_STYLE))
+
+    body, _ = HTMLExporter(template_name="basic").from_notebook_node(
+        static_outputs(nbformat.read(str(notebook), as_version=4))
+    )
+    page = render(
+        "notebook.html",
+        title=notebook.parent.name,
+        body=Markup(body),
+        highlight=Markup(HtmlFormatter().get_style_defs(".highlight")),
+        notebook_style=Markup(NOTEBOOK_STYLE),
+    )
     write_bytes_atomic(str(page).encode("utf-8"), out)
     return out
 
+
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
-def static_outputs(nb): # an nbformat notebook node, changed in place
-    "`nb` without live widget outputs (a progress bar's widget), their plain-text form kept: a page from disk cannot run them, and nbconvert's script for them needs jQuery."
+
+def static_outputs(nb):  # an nbformat notebook node, changed in place
+    """`nb` without live widget outputs (a progress bar's widget), their plain-text form kept: a page from disk cannot
+    run them, and nbconvert's script for them needs jQuery."""
     for cell in nb.cells:
         kept = []
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if WIDGET_VIEW in data:
-                if "text/plain" not in data: continue
+                if "text/plain" not in data:
+                    continue
                 output["data"] = {"text/plain": data["text/plain"]}
             kept.append(output)
-        if "outputs" in cell: cell["outputs"] = kept
+        if "outputs" in cell:
+            cell["outputs"] = kept
     nb.metadata.pop("widgets", None)
     return nb
+
 
 NOTEBOOK_STYLE = """
 .jp-InputPrompt, .jp-OutputPrompt { display: none; } .jp-Cell { margin: 10px 0; }
@@ -355,67 +556,102 @@ NOTEBOOK_STYLE = """
 """
 
 # %% ../../nbs/study/03_report.ipynb #ce73a51f
-STUDY = { # variant: (val acc, val F1, test acc, test F1) from the reference study, %
-    "few_shot": (60, 50, 43, 32), "copy_paste": (84.0, 84.5, 94.8, 94.8),
-    "diffusion": (100.0, 100.0, 82.2, 82.3), "hybrid": (92.0, 92.2, 94.0, 94.0)}
+STUDY = {  # variant: (val acc, val F1, test acc, test F1) from the reference study, %
+    "few_shot": (60, 50, 43, 32),
+    "copy_paste": (84.0, 84.5, 94.8, 94.8),
+    "diffusion": (100.0, 100.0, 82.2, 82.3),
+    "hybrid": (92.0, 92.2, 94.0, 94.0),
+}
+
 
 def _seeds(summary: dict) -> int:
     return len(summary.get("epochs_chosen") or [None])
 
-def spread_text(entry: dict, # a summary entry: mean, std (None or absent with one seed)
-                seeds: int, # number of seeds behind it
-               ) -> str:
+
+def spread_text(
+    entry: dict,  # a summary entry: mean, std (None or absent with one seed)
+    seeds: int,  # number of seeds behind it
+) -> str:
     "`mean ± std` in % over several seeds; the value alone for one seed (never '± 0.0')."
-    if seeds < 2 or entry.get("std") is None: return f"{100 * entry['mean']:.1f}"
+    if seeds < 2 or entry.get("std") is None:
+        return f"{100 * entry['mean']:.1f}"
     return f"{100 * entry['mean']:.1f} ± {100 * entry['std']:.1f}"
+
 
 def interval_text(entry: dict) -> str:
     "The 95% interval in %, `lo–hi`."
     return "{:.1f}–{:.1f}".format(*(100 * value for value in entry["ci"]))
 
+
 def _chosen(metrics: dict) -> str:
     "What validation chose per seed: the epochs of a fine-tuning run, the regularisation C of a probe."
-    if metrics.get("train_mode") == "probe": return "probe, C " + ", ".join(f"{s['C']:g}" for s in metrics["selected"])
+    if metrics.get("train_mode") == "probe":
+        return "probe, C " + ", ".join(f"{s['C']:g}" for s in metrics["selected"])
     return ", ".join(map(str, metrics["summary"]["epochs_chosen"]))
+
 
 def results_rows(outcomes: list[RunOutcome], split: str) -> list[dict]:
     "One row per finished variant for the `val` or `test` table, the best mean per column marked."
     rows = []
     for outcome in outcomes:
         metrics = outcome.metrics
-        if metrics is None: continue
+        if metrics is None:
+            continue
         summary = metrics["summary"]
         accuracy, f1, seeds = summary[f"{split}_accuracy"], summary[f"{split}_macro_f1"], _seeds(summary)
         # the reference study's figures are for its five classes: beside other classes they would compare unlike things
         study = STUDY.get(outcome.variant) if metrics.get("classes", STUDY_CLASSES) == STUDY_CLASSES else None
-        row = dict(variant=outcome.variant, accuracy=spread_text(accuracy, seeds), macro_f1=spread_text(f1, seeds),
-                   _accuracy=accuracy["mean"], _macro_f1=f1["mean"], epochs=_chosen(metrics),
-                   seeds=seeds, study=f"{study[0 if split == 'val' else 2]:g} / {study[1 if split == 'val' else 3]:g}" if study else "—")
-        if split == "test": row.update(accuracy_ci=interval_text(accuracy), macro_f1_ci=interval_text(f1))
+        row = dict(
+            variant=outcome.variant,
+            accuracy=spread_text(accuracy, seeds),
+            macro_f1=spread_text(f1, seeds),
+            _accuracy=accuracy["mean"],
+            _macro_f1=f1["mean"],
+            epochs=_chosen(metrics),
+            seeds=seeds,
+            study=f"{study[0 if split == 'val' else 2]:g} / {study[1 if split == 'val' else 3]:g}" if study else "—",
+        )
+        if split == "test":
+            row.update(accuracy_ci=interval_text(accuracy), macro_f1_ci=interval_text(f1))
         rows.append(row)
     for key in ("accuracy", "macro_f1"):
         if rows:
             best = max(row[f"_{key}"] for row in rows)
-            for row in rows: row[f"_{key}_best"] = row[f"_{key}"] == best
+            for row in rows:
+                row[f"_{key}_best"] = row[f"_{key}"] == best
     return rows
+
 
 def chance_row(classes: int) -> dict:
     "The chance row of a results table: a uniform guess among `classes` classes."
     chance = f"{100 / classes:.1f}"
-    return dict(variant=f"chance ({classes} classes)", accuracy=chance, macro_f1=chance, accuracy_ci="—", macro_f1_ci="—",
-                epochs="—", seeds="—", study="—")
+    return dict(
+        variant=f"chance ({classes} classes)",
+        accuracy=chance,
+        macro_f1=chance,
+        accuracy_ci="—",
+        macro_f1_ci="—",
+        epochs="—",
+        seeds="—",
+        study="—",
+    )
+
 
 def results_table(rows: list[dict], split: str, classes: int | None = None) -> Markup:
     "The HTML table of `results_rows`, best values in bold, with a chance row when `classes` is given."
     columns = [("variant", "variant"), ("accuracy", "accuracy %"), ("macro_f1", "macro-F1 %")]
-    if split == "test": columns += [("accuracy_ci", "accuracy 95% CI"), ("macro_f1_ci", "macro-F1 95% CI")]
+    if split == "test":
+        columns += [("accuracy_ci", "accuracy 95% CI"), ("macro_f1_ci", "macro-F1 95% CI")]
     columns += [("seeds", "seeds"), ("epochs", "chosen on validation"), ("study", "study: acc / F1 %")]
-    return render("results.html", split=split, columns=columns, rows=rows, chance=chance_row(classes) if classes else None)
+    return render(
+        "results.html", split=split, columns=columns, rows=rows, chance=chance_row(classes) if classes else None
+    )
 
 # %% ../../nbs/study/03_report.ipynb #fccefbb6
 def _training_sets(metrics: dict) -> int:
     "How many generated sets a run's seeds trained on (more than one: seeds_vary = dataset)."
     return len((metrics.get("dataset") or {}).get("folders") or [None])
+
 
 def _with_interval(metrics: dict) -> str:
     "Test accuracy as `64.9 ± 1.0% (95% CI 58.0–71.0 over photos and seeds; 2 seeds, each with its own generated set)`."
@@ -424,51 +660,77 @@ def _with_interval(metrics: dict) -> str:
     pooled = entry.get("ci_over") == "photos and seeds"
     over = ("over photos and seeds" if own_sets else "over photos and training seeds") if pooled else "over photos"
     mean = spread_text(entry, seeds) if seeds > 1 else f"{100 * entry['mean']:.1f}"
-    what = f"{seeds} seeds, each with its own generated set" if own_sets else f"{seeds} training seed{'s' * (seeds > 1)}, one dataset"
+    what = (
+        f"{seeds} seeds, each with its own generated set"
+        if own_sets
+        else f"{seeds} training seed{'s' * (seeds > 1)}, one dataset"
+    )
     return f"{mean}% (95% CI {interval_text(entry)} {over}; {what})"
 
-def answer_text(outcomes: list[RunOutcome], # the runs, finished or not
-                settings: Settings, # the profile's settings
-               ) -> str:
+
+def answer_text(
+    outcomes: list[RunOutcome],  # the runs, finished or not
+    settings: Settings,  # the profile's settings
+) -> str:
     "One or two sentences with the numbers: best generated set vs few-shot vs chance, test photos, profile."
     finished = {o.variant: o.metrics for o in outcomes if o.metrics is not None}
-    if not finished: return "No variant finished, so there is no answer yet: see the skipped and failed variants below."
+    if not finished:
+        return "No variant finished, so there is no answer yet: see the skipped and failed variants below."
     photos = next(iter(finished.values()))["test"]["images"]
-    kind = ("demo-world test photos (rendered by fruit-synth: a pipeline check, not real photos)" if settings.demo
-            else "real test photos")
+    kind = (
+        "demo-world test photos (rendered by fruit-synth: a pipeline check, not real photos)"
+        if settings.demo
+        else "real test photos"
+    )
     chance = f"{100 / len(settings.classes):.0f}% for chance ({len(settings.classes)} classes)"
     accuracy = lambda variant: finished[variant]["summary"]["test_accuracy"]
     generated = [v for v in finished if v != "few_shot"]
     few_shot = finished.get("few_shot")
     opening = f"On {photos} {kind}, profile {settings.profile}: "
-    if not generated: return opening + f"few-shot reaches {_with_interval(few_shot)} test accuracy, against {chance}; no generated set finished."
+    if not generated:
+        return (
+            opening
+            + f"few-shot reaches {_with_interval(few_shot)} test accuracy, against {chance}; no generated set finished."
+        )
     best = max(generated, key=lambda v: accuracy(v)["mean"])
     text = opening + f"the best generated training set, {best}, reaches {_with_interval(finished[best])} test accuracy"
-    if few_shot is None: return text + f", against {chance} (few-shot did not run)."
+    if few_shot is None:
+        return text + f", against {chance} (few-shot did not run)."
     text += f", against {_with_interval(few_shot)} for few-shot and {chance}."
     gap = 100 * (accuracy(best)["mean"] - accuracy("few_shot")["mean"])
-    if accuracy(best)["ci"][0] > accuracy("few_shot")["ci"][1]: verdict = "the two intervals do not overlap"
-    elif accuracy(best)["ci"][1] < accuracy("few_shot")["ci"][0]: verdict = "few-shot is better and the intervals do not overlap"
-    else: verdict = "the intervals overlap, so these test photos cannot tell the two apart"
+    if accuracy(best)["ci"][0] > accuracy("few_shot")["ci"][1]:
+        verdict = "the two intervals do not overlap"
+    elif accuracy(best)["ci"][1] < accuracy("few_shot")["ci"][0]:
+        verdict = "few-shot is better and the intervals do not overlap"
+    else:
+        verdict = "the intervals overlap, so these test photos cannot tell the two apart"
     return text + f" That is {gap:+.1f} points over few-shot; {verdict}."
+
 
 def run_flags(metrics: dict) -> list[str]:
     "The run's own flags, plus a warning when its validation accuracy stays near chance."
     flags = [str(flag) for flag in metrics.get("flags") or []]
     classes, val = len(metrics["classes"]), metrics["summary"]["val_accuracy"]["mean"]
     if near_chance(val, classes) and not any("chance" in flag for flag in flags):
-        flags.append(f"validation accuracy {100 * val:.1f}% stays near chance ({100 / classes:.0f}%): the model did not "
-                     f"learn its own training set, so its test figures say little about the generated images")
+        flags.append(
+            f"validation accuracy {100 * val:.1f}% stays near chance ({100 / classes:.0f}%): the model did not "
+            f"learn its own training set, so its test figures say little about the generated images"
+        )
     return flags
 
+
 def _recipe_value(value) -> str:
-    if isinstance(value, dict): return ", ".join(f"{k}={_recipe_value(v)}" for k, v in value.items())
-    if isinstance(value, (list, tuple)): return ", ".join(map(str, value)) or "none"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_recipe_value(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or "none"
     return "—" if value is None else str(value)
+
 
 def run_recipe(metrics: RunResult) -> dict[str, str]:
     "The training recipe a run used, as its metrics.json records it (`recipe`), each value as text."
     return {key: _recipe_value(value) for key, value in metrics.recipe.items()}
+
 
 def recipe_rows(outcomes: list[RunOutcome]) -> tuple[list[dict], dict[str, str], str]:
     "What differs between the runs' recipes (a row per run, its headers) and, as text, what they all share."
@@ -476,16 +738,23 @@ def recipe_rows(outcomes: list[RunOutcome]) -> tuple[list[dict], dict[str, str],
     keys = list(dict.fromkeys(key for recipe in recipes.values() for key in recipe))
     shared = [key for key in keys if len({recipe.get(key, "—") for recipe in recipes.values()}) == 1]
     differing = [key for key in keys if key not in shared]
-    rows = [{"variant": variant, **{key: recipe.get(key, "—") for key in differing}} for variant, recipe in recipes.items()]
+    rows = [
+        {"variant": variant, **{key: recipe.get(key, "—") for key in differing}} for variant, recipe in recipes.items()
+    ]
     common = "; ".join(f"{key} {next(iter(recipes.values()))[key]}" for key in shared)
-    return (rows if differing else []), {"variant": "variant", **{key: key.replace("_", " ") for key in differing}}, common
+    return (
+        (rows if differing else []),
+        {"variant": "variant", **{key: key.replace("_", " ") for key in differing}},
+        common,
+    )
 
 # %% ../../nbs/study/03_report.ipynb #831ab3b3
 def mistakes_grid(run_dir: Path, classes: list[str], per_row: int = 8, rows: int = 3) -> Image.Image | None:
     "Real test photos the run's model got wrong, grouped by true class, labelled true -> predicted; None if none."
     with open(run_dir / "predictions.csv", newline="") as handle:
         wrong = [row for row in csv.DictReader(handle) if row["true"] != row["predicted"]]
-    if not wrong: return None
+    if not wrong:
+        return None
     groups: dict[str, list[Image.Image]] = {}
     for row in wrong:
         label = f"{row['true']} -> {row['predicted']}"
@@ -496,37 +765,56 @@ def mistakes_grid(run_dir: Path, classes: list[str], per_row: int = 8, rows: int
     ordered = {name: groups[name] for name in classes if name in groups}
     return image_grid(dict(list(ordered.items())[: max(rows, len(ordered))]), cell=110)
 
+
 def _labelled(image: Image.Image, label: str, size: int = 110) -> Image.Image:
     "A square tile of `image` with `label` written under it."
     from PIL import ImageDraw
     from fruit_synth.core.images import fit_square
+
     tile = fit_square(image, size)
     draw = ImageDraw.Draw(tile)
     draw.rectangle((0, size - 14, size, size), fill=(255, 255, 255))
     draw.text((3, size - 13), label, fill=(160, 0, 0))
     return tile
 
+
 def _reused_text(outcome: RunOutcome) -> str:
     "When the shown outputs of a reused run were made."
-    return f"made on {outcome.finished or 'an earlier report'} in {outcome.made_in:.0f} s" if outcome.status == "reused" else ""
+    return (
+        f"made on {outcome.finished or 'an earlier report'} in {outcome.made_in:.0f} s"
+        if outcome.status == "reused"
+        else ""
+    )
+
 
 def variant_section(outcome: RunOutcome, classes: list[str], report_dir: Path) -> Markup:
     "The report's section for one finished variant."
     metrics, run = outcome.metrics, outcome.run_dir
     relative = run.relative_to(report_dir).as_posix() if run.is_relative_to(report_dir) else run.as_posix()
     samples = Path(metrics["dataset"]["folder"]) / "samples.jpg"
-    if samples.is_file(): shutil.copyfile(samples, run / "samples.jpg")
+    if samples.is_file():
+        shutil.copyfile(samples, run / "samples.jpg")
     wrong = mistakes_grid(run, classes)
-    if wrong is not None: save_image(wrong, run / "mistakes.jpg")
-    return render("variant.html", variant=outcome.variant, relative=relative, train=metrics["dataset"]["train"],
-                  val=metrics["dataset"]["val"], test=metrics["test"]["images"], files=metrics["files"],
-                  reused=_reused_text(outcome), flags=run_flags(metrics),
-                  samples=f"{relative}/samples.jpg" if samples.is_file() else "",
-                  mistakes=f"{relative}/mistakes.jpg" if wrong is not None else "")
+    if wrong is not None:
+        save_image(wrong, run / "mistakes.jpg")
+    return render(
+        "variant.html",
+        variant=outcome.variant,
+        relative=relative,
+        train=metrics["dataset"]["train"],
+        val=metrics["dataset"]["val"],
+        test=metrics["test"]["images"],
+        files=metrics["files"],
+        reused=_reused_text(outcome),
+        flags=run_flags(metrics),
+        samples=f"{relative}/samples.jpg" if samples.is_file() else "",
+        mistakes=f"{relative}/mistakes.jpg" if wrong is not None else "",
+    )
 
 # %% ../../nbs/study/03_report.ipynb #627e965b
 def _finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
+
 
 def common_size(gaps: list[dict]) -> int | None:
     "The largest sample size at which every domain gap in `gaps` was measured (None if any lacks `by_size`)."
@@ -534,21 +822,33 @@ def common_size(gaps: list[dict]) -> int | None:
     shared = set.intersection(*sizes) if sizes and all(sizes) else set()
     return max(shared) if shared else None
 
+
 def domain_gap_section(outcomes: list[RunOutcome], assets: Path) -> Markup:
     "A table and a scatter plot of Fréchet distance to the real photos (at equal sizes) against test accuracy."
-    runs = [(o.variant, o.metrics["domain_gap"], o.metrics["summary"]["test_accuracy"]["mean"])
-            for o in outcomes if o.metrics is not None and o.metrics.get("domain_gap")
-            and _finite(o.metrics["domain_gap"].get("overall"))]
-    if not runs: return Markup("")
+    runs = [
+        (o.variant, o.metrics["domain_gap"], o.metrics["summary"]["test_accuracy"]["mean"])
+        for o in outcomes
+        if o.metrics is not None and o.metrics.get("domain_gap") and _finite(o.metrics["domain_gap"].get("overall"))
+    ]
+    if not runs:
+        return Markup("")
     size = common_size([gap for _, gap, _ in runs])
     if size is not None:
         points = [(name, gap["by_size"][str(size)], f"{size} + {size}", accuracy) for name, gap, accuracy in runs]
-        note = f"{size} training images against {size} test photos for every variant (the largest size all of them reach)."
+        note = (
+            f"{size} training images against {size} test photos for every variant (the largest size all of them reach)."
+        )
     else:
-        points = [(name, gap["overall"], f"{gap.get('train_images', '?')} + {gap.get('test_images', '?')}", accuracy)
-                  for name, gap, accuracy in runs]
-        note = "some runs did not record distances at equal sizes, so these are on sets of different sizes and NOT comparable; rerun them."
+        points = [
+            (name, gap["overall"], f"{gap.get('train_images', '?')} + {gap.get('test_images', '?')}", accuracy)
+            for name, gap, accuracy in runs
+        ]
+        note = (
+            "some runs did not record distances at equal sizes, so these are on sets of different sizes and NOT "
+            "comparable; rerun them."
+        )
     import matplotlib.pyplot as plt
+
     figure_, axes = plt.subplots(figsize=(5.5, 3.6), dpi=110)
     for name, distance, _, accuracy in points:
         axes.scatter(distance, 100 * accuracy, s=40)
@@ -559,8 +859,10 @@ def domain_gap_section(outcomes: list[RunOutcome], assets: Path) -> Markup:
     figure_.tight_layout()
     figure_.savefig(assets / "domain-gap.png")
     plt.close(figure_)
-    rows = [dict(variant=name, distance=f"{distance:.1f}", size=sizes, accuracy=f"{100 * accuracy:.1f}")
-            for name, distance, sizes, accuracy in points]
+    rows = [
+        dict(variant=name, distance=f"{distance:.1f}", size=sizes, accuracy=f"{100 * accuracy:.1f}")
+        for name, distance, sizes, accuracy in points
+    ]
     return render("domain_gap.html", rows=rows, size_note=note)
 
 # %% ../../nbs/study/03_report.ipynb #e4fad658
@@ -569,29 +871,49 @@ def ablation_section(settings: Settings) -> Markup:
     folder = Path(settings.work_dir) / settings.profile / "ablation"
     tables = []
     for title, names in ABLATIONS.values():
-        rows = [row for name in names if (folder / f"{name}.csv").is_file() for row in ablation_rows(folder / f"{name}.csv")]
+        rows = [
+            row for name in names if (folder / f"{name}.csv").is_file() for row in ablation_rows(folder / f"{name}.csv")
+        ]
         if rows:
             table = ablation_table(rows)
-            tables.append({"title": title, "rows": table, "headers": {key: key for key in table[0]},
-                           "photos": rows[0].get("test_photos"), "mode": ", ".join(sorted({row.get("train_mode", "") for row in rows}))})
+            tables.append(
+                {
+                    "title": title,
+                    "rows": table,
+                    "headers": {key: key for key in table[0]},
+                    "photos": rows[0].get("test_photos"),
+                    "mode": ", ".join(sorted({row.get("train_mode", "") for row in rows})),
+                }
+            )
     chosen_by = [name for name in SELECTION_STUDIES if any((folder / name).glob("*-seed*/predictions.csv"))]
     if chosen_by:  # how much choosing on these photos flatters: each configuration on two halves of them
         checked = selection_check(settings, chosen_by)
-        tables.append({"title": "Choosing on half the photos: the configurations of the studies over six or twelve seeds scored on two halves of the "
-                                "test photos (split by a hash of each file name, each class evenly); a choice made on half A is "
-                                "scored on half B, which took no part in it",
-                       "rows": checked, "headers": {key: key for key in checked[0]}, "mode": "as in the studies above"})
+        tables.append(
+            {
+                "title": "Choosing on half the photos: the configurations of the studies over six or twelve seeds "
+                "scored on two halves of the "
+                "test photos (split by a hash of each file name, each class evenly); a choice made on half A is "
+                "scored on half B, which took no part in it",
+                "rows": checked,
+                "headers": {key: key for key in checked[0]},
+                "mode": "as in the studies above",
+            }
+        )
     return render("ablation.html", tables=tables, folder=str(folder)) if tables else Markup("")
+
 
 def curves_section(settings: Settings, out: Path) -> Markup:
     "The profile's finished sweeps: plots and tables (copied into `out/assets/sweeps`)."
     from fruit_synth.study.sweep import SweepError, profile_sweeps, sweep_html
+
     parts = []
     for folder in profile_sweeps(settings):
         copy = out / "assets" / "sweeps" / folder.name
         copy.mkdir(parents=True, exist_ok=True)
-        for path in [*folder.glob("curve_*.png"), folder / "sweep.csv", folder / "sweep.json"]: shutil.copy2(path, copy / path.name)
-        try: parts.append(Markup(sweep_html(copy, relative_to=out)))
+        for path in [*folder.glob("curve_*.png"), folder / "sweep.csv", folder / "sweep.json"]:
+            shutil.copy2(path, copy / path.name)
+        try:
+            parts.append(Markup(sweep_html(copy, relative_to=out)))
         except SweepError as error:  # a damaged sweep is named on the page and on stderr; the report goes on
             message = str(error).replace(str(copy), str(folder))
             print(f"report: curves: {message}", file=sys.stderr)
@@ -603,106 +925,192 @@ def chosen_variants(settings: Settings, variants: list[str] | None = None) -> li
     "The variants to run: `variants` or the `variants` setting, each checked."
     chosen = list(variants or settings.variants)
     unknown = [v for v in chosen if v not in VARIANTS]
-    if unknown: raise SettingsError(f"{settings.where('variants')}: unknown variant(s) {', '.join(unknown)}; variants are: {', '.join(VARIANTS)}")
+    if unknown:
+        raise SettingsError(
+            f"{settings.where('variants')}: unknown variant(s) {', '.join(unknown)}; variants are: "
+            f"{', '.join(VARIANTS)}"
+        )
     return chosen
+
 
 def skipped_section(outcomes: list[RunOutcome]) -> Markup:
     "The variants that did not finish, each with its reason."
     return render("skipped.html", missing=[o for o in outcomes if o.status in ("skipped", "failed")])
 
+
 def timing_rows(sources_seconds: float, outcomes: list[RunOutcome], page_seconds: float) -> list[dict]:
     "Where the time went: one row for the sources, one per variant (ran, reused, skipped, failed), one for the page."
-    rows = [dict(stage="sources: scan, test sample, leakage check, pictures", status="ran", seconds=f"{sources_seconds:.1f}", note="")]
+    rows = [
+        dict(
+            stage="sources: scan, test sample, leakage check, pictures",
+            status="ran",
+            seconds=f"{sources_seconds:.1f}",
+            note="",
+        )
+    ]
     for outcome in outcomes:
         metrics, note = outcome.metrics, ""
-        if outcome.status == "reused": note = _reused_text(outcome)
+        if outcome.status == "reused":
+            note = _reused_text(outcome)
         elif metrics is not None:
-            note = (f"training and test {metrics.get('seconds', 0):.0f} s; the rest is the dataset (made or reused), "
-                    f"the kernel and the notebook")
-        elif outcome.reason: note = outcome.reason[:160]
-        rows.append(dict(stage=f"variant {outcome.variant}", status="ran" if outcome.status == "ok" else outcome.status,
-                         seconds=f"{outcome.seconds:.1f}", note=note))
+            note = (
+                f"training and test {metrics.get('seconds', 0):.0f} s; the rest is the dataset (made or reused), "
+                f"the kernel and the notebook"
+            )
+        elif outcome.reason:
+            note = outcome.reason[:160]
+        rows.append(
+            dict(
+                stage=f"variant {outcome.variant}",
+                status="ran" if outcome.status == "ok" else outcome.status,
+                seconds=f"{outcome.seconds:.1f}",
+                note=note,
+            )
+        )
     rows.append(dict(stage="page: sections, figures, mistakes", status="ran", seconds=f"{page_seconds:.1f}", note=""))
     return rows
+
 
 def timing_text(rows: list[dict], total: float) -> str:
     "The timing table as lines for the terminal."
     width = max(len(row["stage"]) for row in rows)
-    lines = [f"  {row['stage']:<{width}}  {row['seconds']:>7} s  {row['status']}{'  (' + row['note'] + ')' if row['note'] else ''}"
-             for row in rows]
+    lines = [
+        f"  {row['stage']:<{width}}  {row['seconds']:>7} s  "
+        f"{row['status']}{'  (' + row['note'] + ')' if row['note'] else ''}"
+        for row in rows
+    ]
     return "\n".join([f"report: where the time went ({total:.0f} s in all):", *lines])
 
-def variant_datasets(settings: Settings, # resolved settings of the profile
-                     variant: str, # one of VARIANTS
-                     datasets: Path, # dataset root
-                     jobs: int | None, # generation worker processes (None: all cores)
-                     *sources: list[str], # the datasets a hybrid draws from, made by the tasks it needs (read from disk)
-                    ) -> list[str]:
-    "A report's dataset task: the variant's training set of each seed, made or reused (none when `unmakeable` says why)."
-    if unmakeable(settings, variant, datasets): return []  # its run says why, without a kernel
+
+def variant_datasets(
+    settings: Settings,  # resolved settings of the profile
+    variant: str,  # one of VARIANTS
+    datasets: Path,  # dataset root
+    jobs: int | None,  # generation worker processes (None: all cores)
+    *sources: list[str],  # the datasets a hybrid draws from, made by the tasks it needs (read from disk)
+) -> list[str]:
+    """A report's dataset task: the variant's training set of each seed, made or reused (none when `unmakeable` says
+    why)."""
+    if unmakeable(settings, variant, datasets):
+        return []  # its run says why, without a kernel
     return [str(folder) for folder in seed_datasets(settings, variant, datasets, jobs=jobs, progress=False)]
 
-def report_run(settings: Settings, variant: str, runs_dir: Path, datasets: Path, jobs: int | None, progress: bool,
-               test: dict[str, list[Path]], *made: list[str]) -> RunOutcome:
+
+def report_run(
+    settings: Settings,
+    variant: str,
+    runs_dir: Path,
+    datasets: Path,
+    jobs: int | None,
+    progress: bool,
+    test: dict[str, list[Path]],
+    *made: list[str],
+) -> RunOutcome:
     "A report's run task: `run_variant` once the datasets it needs are made."
     return run_variant(settings, variant, runs_dir, datasets, jobs, progress, test)
 
-def report_tasks(settings: Settings, # resolved settings of the profile
-                 variants: list[str], # the variants to run
-                 runs_dir: Path, # runs go to runs_dir/<variant>
-                 test: dict[str, list[Path]], # the test photos
-                 jobs: int | None = None, # generation processes per dataset task (None: all cores)
-                 progress: bool = True, # run_variant's lines
-                ) -> list[Task]:
+
+def report_tasks(
+    settings: Settings,  # resolved settings of the profile
+    variants: list[str],  # the variants to run
+    runs_dir: Path,  # runs go to runs_dir/<variant>
+    test: dict[str, list[Path]],  # the test photos
+    jobs: int | None = None,  # generation processes per dataset task (None: all cores)
+    progress: bool = True,  # run_variant's lines
+) -> list[Task]:
     "One dataset task and one run task per variant; a hybrid's dataset needs the datasets it draws from."
     datasets, tasks = datasets_root(settings), []
     for variant in variants:
         method = VARIANTS[variant]["method"]
-        if reusable_run(settings, variant, Path(runs_dir) / variant, datasets, test):  # nothing to make: the run says so
-            tasks.append(Task(f"run/{variant}", report_run, (settings, variant, runs_dir, datasets, jobs, progress, test),
-                              label=f"{variant} run"))
+        if reusable_run(
+            settings, variant, Path(runs_dir) / variant, datasets, test
+        ):  # nothing to make: the run says so
+            tasks.append(
+                Task(
+                    f"run/{variant}",
+                    report_run,
+                    (settings, variant, runs_dir, datasets, jobs, progress, test),
+                    label=f"{variant} run",
+                )
+            )
             continue
-        sources = [f"dataset/{v}" for v in ("copy_paste", "diffusion") if method == "hybrid" and v in variants
-                   and not reusable_run(settings, v, Path(runs_dir) / v, datasets, test)]
-        tasks.append(Task(f"dataset/{variant}", variant_datasets, (settings, variant, datasets, jobs), tuple(sources),
-                          gpu=method == "diffusion", label=f"{variant} dataset"))
-        tasks.append(Task(f"run/{variant}", report_run, (settings, variant, runs_dir, datasets, jobs, progress, test),
-                          (f"dataset/{variant}",), gpu=settings.train_mode == "finetune", label=f"{variant} run"))
+        sources = [
+            f"dataset/{v}"
+            for v in ("copy_paste", "diffusion")
+            if method == "hybrid"
+            and v in variants
+            and not reusable_run(settings, v, Path(runs_dir) / v, datasets, test)
+        ]
+        tasks.append(
+            Task(
+                f"dataset/{variant}",
+                variant_datasets,
+                (settings, variant, datasets, jobs),
+                tuple(sources),
+                gpu=method == "diffusion",
+                label=f"{variant} dataset",
+            )
+        )
+        tasks.append(
+            Task(
+                f"run/{variant}",
+                report_run,
+                (settings, variant, runs_dir, datasets, jobs, progress, test),
+                (f"dataset/{variant}",),
+                gpu=settings.train_mode == "finetune",
+                label=f"{variant} run",
+            )
+        )
     return tasks
+
 
 def _task_line(outcome) -> str:
     "What a progress line says of a finished report task: a run's status, or whether a dataset was made."
-    if isinstance(outcome.value, RunOutcome): return outcome.value.status
+    if isinstance(outcome.value, RunOutcome):
+        return outcome.value.status
     return "made or reused" if outcome.value else "none (its run says why)"
 
-def run_variants(executor: Executor, # where the tasks run
-                 settings: Settings, # resolved settings of the profile
-                 variants: list[str], # the variants, in the report's order
-                 runs_dir: Path, # runs go to runs_dir/<variant>
-                 test: dict[str, list[Path]], # the test photos
-                 progress: bool = True, # run_variant's lines
-                ) -> list[RunOutcome]:
+
+def run_variants(
+    executor: Executor,  # where the tasks run
+    settings: Settings,  # resolved settings of the profile
+    variants: list[str],  # the variants, in the report's order
+    runs_dir: Path,  # runs go to runs_dir/<variant>
+    test: dict[str, list[Path]],  # the test photos
+    progress: bool = True,  # run_variant's lines
+) -> list[RunOutcome]:
     "Every variant's run, through `executor`; a dataset that could not be made skips (missing input) or fails its run."
     jobs = 1 if executor.distributed else None  # a worker is one process; here generation takes every core
     done = executor.run(report_tasks(settings, variants, runs_dir, test, jobs, progress), describe=_task_line)
     outcomes = []
     for variant in variants:
         outcome = done[f"run/{variant}"]
-        if outcome.ok: outcomes.append(outcome.value)
+        if outcome.ok:
+            outcomes.append(outcome.value)
         else:
             status = "skipped" if outcome.error_type in SKIP_ERRORS else "failed"
             reason = outcome.error.removeprefix(f"dataset/{variant} failed: ")
-            outcomes.append(RunOutcome(variant, status, reason if status == "skipped" else f"{outcome.error_type}: {reason}",
-                                       Path(runs_dir) / variant, outcome.seconds, notebook=False))
+            outcomes.append(
+                RunOutcome(
+                    variant,
+                    status,
+                    reason if status == "skipped" else f"{outcome.error_type}: {reason}",
+                    Path(runs_dir) / variant,
+                    outcome.seconds,
+                    notebook=False,
+                )
+            )
     return outcomes
 
-def write_report(settings: Settings, # resolved settings of the profile to report
-                 out: Path | None = None, # report folder (default: the `report_dir` setting)
-                 variants: list[str] | None = None, # variants to run (default: the `variants` setting)
-                 jobs: int = 1, # worker processes: 1 runs every variant in this process, N on a local Dask cluster
-                 progress: bool = True, # print each stage to stderr, and where the time went at the end
-                 scheduler: str | None = None, # a Dask scheduler's address: the runs go to that cluster
-                ) -> Path:
+
+def write_report(
+    settings: Settings,  # resolved settings of the profile to report
+    out: Path | None = None,  # report folder (default: the `report_dir` setting)
+    variants: list[str] | None = None,  # variants to run (default: the `variants` setting)
+    jobs: int = 1,  # worker processes: 1 runs every variant in this process, N on a local Dask cluster
+    progress: bool = True,  # print each stage to stderr, and where the time went at the end
+    scheduler: str | None = None,  # a Dask scheduler's address: the runs go to that cluster
+) -> Path:
     "Run every stage for `settings` and write `index.html` (with `assets/` and `runs/`) into `out`; return the page."
     start = time.perf_counter()
     out = Path(out or settings.report_dir)
@@ -715,37 +1123,64 @@ def write_report(settings: Settings, # resolved settings of the profile to repor
         with Executor(jobs, scheduler, progress, name="report") as executor:
             executor.check_folders(*study_folders(settings, out))
             outcomes = run_variants(executor, settings, chosen, out / "runs", check.test.photos, progress)
-        if progress: print(f"report: writing {out / 'index.html'}", file=sys.stderr)
+        if progress:
+            print(f"report: writing {out / 'index.html'}", file=sys.stderr)
         page_start = time.perf_counter()
         finished = [o for o in outcomes if o.metrics is not None]
         classes = len(settings.classes)
         recipes, recipe_headers, recipe_common = recipe_rows(outcomes)
-        sections = dict(val_table=results_table(results_rows(outcomes, "val"), "val", classes),
-                        test_table=results_table(results_rows(outcomes, "test"), "test", classes),
-                        skipped=skipped_section(outcomes), domain_gap=domain_gap_section(outcomes, out / "assets"),
-                        variants=Markup("").join(variant_section(o, settings.classes, out) for o in finished),
-                        sources=sources_section(check, pictures),
-                        provenance=provenance_section({**provenance(settings), "source": source_hash()}, settings),
-                        ablations=ablation_section(settings), curves=curves_section(settings, out), results=results_page(settings, out))
+        sections = dict(
+            val_table=results_table(results_rows(outcomes, "val"), "val", classes),
+            test_table=results_table(results_rows(outcomes, "test"), "test", classes),
+            skipped=skipped_section(outcomes),
+            domain_gap=domain_gap_section(outcomes, out / "assets"),
+            variants=Markup("").join(variant_section(o, settings.classes, out) for o in finished),
+            sources=sources_section(check, pictures),
+            provenance=provenance_section({**provenance(settings), "source": source_hash()}, settings),
+            ablations=ablation_section(settings),
+            curves=curves_section(settings, out),
+            results=results_page(settings, out),
+        )
         flags = [dict(variant=o.variant, text=flag) for o in finished for flag in run_flags(o.metrics)]
         seeds = settings.seeds
         own_sets = [o.variant for o in finished if _training_sets(o.metrics) > 1]
-        table_note = (("Mean ± standard deviation over seeds (ddof=1); the 95% interval is a bootstrap that resamples test photos "
-                       "and seeds together. " if seeds > 1 else "One seed: each value is that seed's, with no spread to show; "
-                       "the 95% interval is a bootstrap over the test photos. ")
-                      + (f"The ± and the intervals cover test photos and seeds; each seed of {', '.join(own_sets)} trained on "
-                         "its own generated set (seeds_vary = dataset), so for these they cover the generation seed too; the "
-                         "other variants have one training set. " if own_sets else "The ± and the intervals cover training seeds "
-                         "and test photos only: every dataset comes from one generation seed. ")
-                      + "Best value per column in bold; the chance row is a uniform guess among the classes. "
-                      "The study's column is the reference study's single run on its own data.")
+        table_note = (
+            (
+                "Mean ± standard deviation over seeds (ddof=1); the 95% interval is a bootstrap that resamples test "
+                "photos "
+                "and seeds together. "
+                if seeds > 1
+                else "One seed: each value is that seed's, with no spread to show; "
+                "the 95% interval is a bootstrap over the test photos. "
+            )
+            + (
+                f"The ± and the intervals cover test photos and seeds; each seed of {', '.join(own_sets)} trained on "
+                "its own generated set (seeds_vary = dataset), so for these they cover the generation seed too; the "
+                "other variants have one training set. "
+                if own_sets
+                else "The ± and the intervals cover training seeds "
+                "and test photos only: every dataset comes from one generation seed. "
+            )
+            + "Best value per column in bold; the chance row is a uniform guess among the classes. "
+            "The study's column is the reference study's single run on its own data."
+        )
         total = time.perf_counter() - start
         timing = timing_rows(sources_seconds, outcomes, time.perf_counter() - page_start)
-        body = render("report.html", demo=check.settings.demo, answer=answer_text(outcomes, settings), flags=flags,
-                      settings=settings, table_note=table_note, recipes=recipes, recipe_headers=recipe_headers,
-                      recipe_common=recipe_common,
-                      timing=render("timing.html", rows=timing, total=f"{total:.0f}"), **sections)
+        body = render(
+            "report.html",
+            demo=check.settings.demo,
+            answer=answer_text(outcomes, settings),
+            flags=flags,
+            settings=settings,
+            table_note=table_note,
+            recipes=recipes,
+            recipe_headers=recipe_headers,
+            recipe_common=recipe_common,
+            timing=render("timing.html", rows=timing, total=f"{total:.0f}"),
+            **sections,
+        )
         page = out / "index.html"
         write_bytes_atomic(render_page("fruit-synth report", body).encode("utf-8"), page)
-        if progress: print(timing_text(timing, time.perf_counter() - start), file=sys.stderr)
+        if progress:
+            print(timing_text(timing, time.perf_counter() - start), file=sys.stderr)
         return page

@@ -1,4 +1,5 @@
-"""One executor for every run of a study: in this process, on a Dask `LocalCluster`, or on a cluster given by address.
+"""One executor for every run of a study: in this process, on a Dask `LocalCluster`, or on a cluster given by
+address.
 
 Docs: https://fruit-synth.github.io/fruit-synth/study/runs.html.md"""
 
@@ -7,6 +8,7 @@ Docs: https://fruit-synth.github.io/fruit-synth/study/runs.html.md"""
 # %% ../../nbs/study/00_runs.ipynb #8ad72035
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import sys
@@ -14,6 +16,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -400,7 +403,8 @@ class Executor:
             key = keys[future.key]
             try:
                 outcomes[key] = future.result()
-            except Exception as error:  # noqa: BLE001 -- the task's workers kept dying (KilledWorker), or the cluster went away
+            # noqa: BLE001 -- the task's workers kept dying (KilledWorker), or the cluster went away
+            except Exception as error:
                 outcomes[key] = Outcome(
                     key, "failed", error=f"{type(error).__name__}: {error}", error_type=type(error).__name__
                 )
@@ -429,10 +433,6 @@ def study_folders(
     return read, {"work_dir": Path(settings.work_dir), "out": Path(out)}
 
 # %% ../../nbs/study/00_runs.ipynb #323a2bff
-import fcntl
-from contextlib import contextmanager
-
-
 class FolderBusy(ValueError):
     "A study folder another process is writing."
 

@@ -1,4 +1,6 @@
-"""Grids of runs over settings: how test accuracy on real photos grows with the number of generated images, the cut-outs, or a few real photos. Resumable, reusing every dataset and run whose settings are unchanged, with a curve per varied setting.
+"""Grids of runs over settings: how test accuracy on real photos grows with the number of generated images, the
+cut-outs, or a few real photos. Resumable, reusing every dataset and run whose settings are unchanged, with a
+curve per varied setting.
 
 Docs: https://fruit-synth.github.io/fruit-synth/study/sweep.html.md"""
 
@@ -21,11 +23,32 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..generate.datasets import hold_dataset_lock, load_dataset, read_json, release_dataset_lock, write_with_real
-from ..generate.variants import RESEEDABLE, VARIANTS, generate_variant, generator_versions, image_digest, variant_settings
+from fruit_synth.generate.datasets import (
+    hold_dataset_lock,
+    load_dataset,
+    read_json,
+    release_dataset_lock,
+    write_with_real,
+)
+from fruit_synth.generate.variants import (
+    RESEEDABLE,
+    VARIANTS,
+    generate_variant,
+    generator_versions,
+    image_digest,
+    variant_settings,
+)
 from ..core.images import write_bytes_atomic
 from ..core.outputs import OutputError, check_output, check_outside_inputs, folder_owner, write_marker
-from ..core.settings import IMAGE_KEYS, RESULT_KEYS, SCHEMA, Settings, SettingsError, load_settings, parse_value
+from fruit_synth.core.settings import (
+    IMAGE_KEYS,
+    RESULT_KEYS,
+    SCHEMA,
+    Settings,
+    SettingsError,
+    load_settings,
+    parse_value,
+)
 from ..core.seeds import fingerprint
 from ..learn.run import train_and_test
 from .runs import Executor, Task, hold_folder, study_folders
@@ -42,11 +65,14 @@ __all__ = ['VARIABLE_KINDS', 'NOT_VARIED', 'PROBE_UNUSED', 'READ_BY', 'REAL_KEYS
 class SweepError(ValueError):
     "A sweep that cannot run as asked; the message names the option or folder and what to do."
 
-VARIABLE_KINDS = ("int", "float", "bool", "choice", "str", "path") # setting kinds whose values can be varied
 
-def parse_vary(texts: list[str], # `key=v1,v2,...` texts, one per --vary
-               where: str = "--vary", # the option or setting they came from, for errors
-              ) -> dict[str, list]:
+VARIABLE_KINDS = ("int", "float", "bool", "choice", "str", "path")  # setting kinds whose values can be varied
+
+
+def parse_vary(
+    texts: list[str],  # `key=v1,v2,...` texts, one per --vary
+    where: str = "--vary",  # the option or setting they came from, for errors
+) -> dict[str, list]:
     "The varied settings and their typed values, in the order given."
     axes: dict[str, list] = {}
     for text in texts:
@@ -55,21 +81,30 @@ def parse_vary(texts: list[str], # `key=v1,v2,...` texts, one per --vary
             raise SweepError(f"{where} {text!r}: expected key=value1,value2,..., e.g. n_per_class=25,50,100")
         if key not in SCHEMA:
             variable = sorted(name for name, s in SCHEMA.items() if s.kind in VARIABLE_KINDS)
-            raise SweepError(f"{where} {text!r}: unknown setting {key!r}; settings that can be varied: {', '.join(variable)}")
+            raise SweepError(
+                f"{where} {text!r}: unknown setting {key!r}; settings that can be varied: {', '.join(variable)}"
+            )
         setting = SCHEMA[key]
         if setting.kind not in VARIABLE_KINDS:
-            raise SweepError(f"{where} {text!r}: {key} takes a list of values and cannot be varied; give the list with "
-                             f"-p {key}=..., one sweep per list, each with its own --out")
-        if key in axes: raise SweepError(f"{where} {text!r}: {key} is varied twice; give all its values in one --vary")
+            raise SweepError(
+                f"{where} {text!r}: {key} takes a list of values and cannot be varied; give the list with "
+                f"-p {key}=..., one sweep per list, each with its own --out"
+            )
+        if key in axes:
+            raise SweepError(f"{where} {text!r}: {key} is varied twice; give all its values in one --vary")
         items = [item.strip() for item in values.split(",")]
         if not values or any(item == "" for item in items):
             raise SweepError(f"{where} {text!r}: expected a comma-separated list of values for {key}, found {values!r}")
         typed = []
         for item in items:
-            try: typed.append(parse_value(setting, item, f"{where} {key}"))
-            except SettingsError as e:
-                raise SweepError(f"{where} {text!r}: value {item!r} does not parse as {key} (expected {setting.expected()})") from None
-        if len(set(map(str, typed))) < len(typed): raise SweepError(f"{where} {text!r}: a value of {key} is given twice")
+            try:
+                typed.append(parse_value(setting, item, f"{where} {key}"))
+            except SettingsError:
+                raise SweepError(
+                    f"{where} {text!r}: value {item!r} does not parse as {key} (expected {setting.expected()})"
+                ) from None
+        if len(set(map(str, typed))) < len(typed):
+            raise SweepError(f"{where} {text!r}: a value of {key} is given twice")
         axes[key] = typed
     return axes
 
@@ -77,43 +112,54 @@ def parse_vary(texts: list[str], # `key=v1,v2,...` texts, one per --vary
 @dataclass
 class SweepSpec:
     "One sweep: the varied settings, the variants, and how many seeds."
-    axes: dict[str, list] # setting -> values
-    variants: list[str] # dataset variants, a line each in the plots
-    seeds: int = 1 # runs per point, with seeds seed, seed+1, ...
+
+    axes: dict[str, list]  # setting -> values
+    variants: list[str]  # dataset variants, a line each in the plots
+    seeds: int = 1  # runs per point, with seeds seed, seed+1, ...
 
     @property
     def name(self) -> str:
         "A folder name for the sweep: the varied settings and the variants (values may grow without a new folder)."
         return "-".join(self.axes) + "__" + "+".join(self.variants)
 
+
 def check_variants(variants: list[str], where: str = "--variants") -> list[str]:
     "`variants`, checked against the registry."
     unknown = [v for v in variants if v not in VARIANTS]
-    if unknown: raise SweepError(f"{where}: unknown variant(s) {', '.join(unknown)}; variants are: {', '.join(VARIANTS)}")
-    if not variants: raise SweepError(f"{where}: no variants given; name at least one, e.g. copy_paste")
+    if unknown:
+        raise SweepError(f"{where}: unknown variant(s) {', '.join(unknown)}; variants are: {', '.join(VARIANTS)}")
+    if not variants:
+        raise SweepError(f"{where}: no variants given; name at least one, e.g. copy_paste")
     return list(dict.fromkeys(variants))
 
-def parse_sweeps(text: str, # the `sweeps` setting
-                 seeds: int = 1, # seeds per point
-                 where: str = "sweeps", # the setting, for errors
-                ) -> list[SweepSpec]:
+
+def parse_sweeps(
+    text: str,  # the `sweeps` setting
+    seeds: int = 1,  # seeds per point
+    where: str = "sweeps",  # the setting, for errors
+) -> list[SweepSpec]:
     "The sweeps described by `text`."
     specs = []
     for part in filter(None, (p.strip() for p in (text or "").split(";"))):
         grid, sep, variants = part.partition("@")
-        if not sep: raise SweepError(f"{where}: expected `key=v1,v2 @ variant variant` in {part!r}")
+        if not sep:
+            raise SweepError(f"{where}: expected `key=v1,v2 @ variant variant` in {part!r}")
         specs.append(SweepSpec(parse_vary(grid.split(), where), check_variants(variants.split(), where), seeds))
     return specs
 
 # %% ../../nbs/study/02_sweep.ipynb #7d2e9b41
-_ONE_SAMPLE = ("it shapes the real test photos, and a sweep tests every point on one sample (kept in sweep.json) so that its "
-               "points compare; run one sweep per value, each with -p {key}=VALUE and its own --out")
-NOT_VARIED: dict[str, str] = { # settings a sweep does not vary: why, and what to do instead
-    "seed": "the sweep gives each run its seed itself (seed, seed+1, ... for --seeds N) and keeps the cut-outs and test photos "
-            "of the profile's seed; give -p seed=S to start elsewhere and --seeds N for more seeds",
+_ONE_SAMPLE = (
+    "it shapes the real test photos, and a sweep tests every point on one sample (kept in sweep.json) so that its "
+    "points compare; run one sweep per value, each with -p {key}=VALUE and its own --out"
+)
+NOT_VARIED: dict[str, str] = {  # settings a sweep does not vary: why, and what to do instead
+    "seed": "the sweep gives each run its seed itself (seed, seed+1, ... for --seeds N) and keeps the cut-outs and "
+    "test photos "
+    "of the profile's seed; give -p seed=S to start elsewhere and --seeds N for more seeds",
     "seeds": "the sweep makes --seeds N runs of every point itself; give --seeds N",
-    "train_mode": "a sweep trains every point one way (its folder name and train_mode column say which); run one sweep per "
-                  "mode: --train-mode probe, then --train-mode finetune",
+    "train_mode": "a sweep trains every point one way (its folder name and train_mode column say which); run one sweep "
+    "per "
+    "mode: --train-mode probe, then --train-mode finetune",
     "sweeps": "it lists the sweeps run when no --vary is given; give each of them as --vary",
     "protocol": "it describes how the profile's settings were chosen and no run reads it; write it in settings.ini",
     "report_dir": "it is where `fruit-synth report` writes and no run of a sweep reads it; a sweep writes into --out",
@@ -121,115 +167,195 @@ NOT_VARIED: dict[str, str] = { # settings a sweep does not vary: why, and what t
     "demo": "it chose the input folders when the settings were read; give --profile demo, or another profile",
     "demo_dir": "it chose the input folders when the settings were read; give -p demo_dir=DIR",
     "max_image_pixels": "it is a safety limit on every image read, the test photos' too; give -p max_image_pixels=N",
-    "mask_dir": "the test sample leaves out the photos the cut-outs were cut from, and a sweep has one test sample (kept in "
-                "sweep.json) so that its points compare; run one sweep per folder, each with -p mask_dir=DIR and its own --out",
+    "mask_dir": "the test sample leaves out the photos the cut-outs were cut from, and a sweep has one test sample "
+    "(kept in "
+    "sweep.json) so that its points compare; run one sweep per folder, each with -p mask_dir=DIR and its own --out",
     "real_train_dir": "the test sample leaves out the real training photos, and a sweep has one test sample (kept in "
-                      "sweep.json) so that its points compare; run one sweep per folder, each with -p real_train_dir=DIR "
-                      "and its own --out",
-    **{key: _ONE_SAMPLE.format(key=key) for key in ("real_dir", "test_per_class", "allow_fewer", "class_folders",
-                                                    "leakage_max_distance", "cutout_originals", "min_image_edge", "max_aspect_ratio")},
+    "sweep.json) so that its points compare; run one sweep per folder, each with -p real_train_dir=DIR "
+    "and its own --out",
+    **{
+        key: _ONE_SAMPLE.format(key=key)
+        for key in (
+            "real_dir",
+            "test_per_class",
+            "allow_fewer",
+            "class_folders",
+            "leakage_max_distance",
+            "cutout_originals",
+            "min_image_edge",
+            "max_aspect_ratio",
+        )
+    },
 }
-PROBE_UNUSED = ("lr", "batch_size", "augment_rotation", "augment_crop", "augment_colour", "augment_noise", "augment_jpeg",
-                "label_smoothing", "head_epochs", "ema", "threads", "cache_mb", "real_epochs", "real_lr") # fine-tuning settings the probe does not read
-READ_BY: dict[str, tuple[str, ...]] = { # settings only some methods read -> those methods
+PROBE_UNUSED = (
+    "lr",
+    "batch_size",
+    "augment_rotation",
+    "augment_crop",
+    "augment_colour",
+    "augment_noise",
+    "augment_jpeg",
+    "label_smoothing",
+    "head_epochs",
+    "ema",
+    "threads",
+    "cache_mb",
+    "real_epochs",
+    "real_lr",
+)  # fine-tuning settings the probe does not read
+READ_BY: dict[str, tuple[str, ...]] = {  # settings only some methods read -> those methods
     **{key: ("plus_real", "real_only") for key in ("real_per_class", "real_mode", "real_epochs", "real_lr")},
-    **{key: ("diffusion", "hybrid") for key in ("sd_model", "prompt", "negative_prompt", "sd_steps", "guidance_scale", "scheduler",
-                                                "sd_size", "sd_batch_size", "sd_dtype", "safety_checker")},
+    **{
+        key: ("diffusion", "hybrid")
+        for key in (
+            "sd_model",
+            "prompt",
+            "negative_prompt",
+            "sd_steps",
+            "guidance_scale",
+            "scheduler",
+            "sd_size",
+            "sd_batch_size",
+            "sd_dtype",
+            "safety_checker",
+        )
+    },
     **{key: ("hybrid",) for key in ("hybrid_from_copy_paste", "hybrid_from_diffusion")},
 }
 
-def vary_problem(key: str, # a setting
-                 variants: list[str], # the sweep's variants
-                 mode: str, # its train mode: probe or finetune
-                 seeds: int = 1, # its runs per point
-                ) -> str:
+
+def vary_problem(
+    key: str,  # a setting
+    variants: list[str],  # the sweep's variants
+    mode: str,  # its train mode: probe or finetune
+    seeds: int = 1,  # its runs per point
+) -> str:
     "Why a sweep cannot vary `key`, and what to do instead; '' when each value reaches the runs of its points."
     if SCHEMA[key].kind not in VARIABLE_KINDS:
-        return f"it takes a list of values; give the list with -p {key}=..., one sweep per list, each with its own --out"
-    if key in NOT_VARIED: return NOT_VARIED[key]
+        return (
+            f"it takes a list of values; give the list with -p {key}=..., one sweep per list, each with its own --out"
+        )
+    if key in NOT_VARIED:
+        return NOT_VARIED[key]
     for variant in variants:
         if key in VARIANTS[variant]:
             plain = next(name for name, spec in VARIANTS.items() if spec == {"method": VARIANTS[variant]["method"]})
-            return (f"variant {variant} sets {key} = {VARIANTS[variant][key]} itself, so each of its points would be that; "
-                    f"vary {key} over variant {plain}")
+            return (
+                f"variant {variant} sets {key} = {VARIANTS[variant][key]} itself, so each of its points would be that; "
+                f"vary {key} over variant {plain}"
+            )
     readers = READ_BY.get(key, ())
     if readers and not any(VARIANTS[variant]["method"] in readers for variant in variants):
         users = [name for name, spec in VARIANTS.items() if spec["method"] in readers]
-        return (f"no variant of the sweep ({', '.join(variants)}) reads it, so every point would be the same run; vary it "
-                f"over {' or '.join(users)}")
+        return (
+            f"no variant of the sweep ({', '.join(variants)}) reads it, so every point would be the same run; vary it "
+            f"over {' or '.join(users)}"
+        )
     if key == "seeds_vary" and seeds == 1:
-        return "with one run per point it changes nothing (the first seed always has the profile's images); give --seeds 2 or more"
+        return (
+            "with one run per point it changes nothing (the first seed always has the profile's images); give "
+            "--seeds 2 or more"
+        )
     if mode == "probe" and key in PROBE_UNUSED:
-        return (f"the probe (train mode probe: frozen features and a logistic regression) does not read {key}, so every point "
-                f"would be the same run; give --train-mode finetune to vary it")
+        return (
+            f"the probe (train mode probe: frozen features and a logistic regression) does not read {key}, so every "
+            f"point "
+            f"would be the same run; give --train-mode finetune to vary it"
+        )
     return ""
+
 
 def _as_text(value) -> str:
     "A typed setting value as an override's text."
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
-def check_axes(settings: Settings, # the profile's settings (read with load_settings)
-               spec: SweepSpec, # the sweep
-               mode: str, # its train mode: probe or finetune
-               where: str = "--vary", # the option or setting the varied values came from, for errors
-              ) -> SweepSpec:
-    "`spec` with its values as the settings checks type them (paths absolute); a one-line `SweepError` when it cannot run as asked."
+
+def check_axes(
+    settings: Settings,  # the profile's settings (read with load_settings)
+    spec: SweepSpec,  # the sweep
+    mode: str,  # its train mode: probe or finetune
+    where: str = "--vary",  # the option or setting the varied values came from, for errors
+) -> SweepSpec:
+    """`spec` with its values as the settings checks type them (paths absolute); a one-line `SweepError` when it cannot
+    run as asked."""
     for key, values in spec.axes.items():
         problem = vary_problem(key, spec.variants, mode, spec.seeds)
         if problem:
-            raise SweepError(f"{where} {key}={','.join(map(_as_text, values))}: {key} cannot be varied: {problem}; nothing was run")
+            raise SweepError(
+                f"{where} {key}={','.join(map(_as_text, values))}: {key} cannot be varied: {problem}; nothing was run"
+            )
     typed: dict[str, dict[str, object]] = {key: {} for key in spec.axes}
     for combo in itertools.product(*spec.axes.values()):
         texts = {key: _as_text(value) for key, value in zip(spec.axes, combo)}
-        try: checked = load_settings(settings.profile, {**settings.overrides, **texts}, settings.source)
+        try:
+            checked = load_settings(settings.profile, {**settings.overrides, **texts}, settings.source)
         except SettingsError as error:
             shown = " ".join(f"{key}={text}" for key, text in texts.items())
-            raise SweepError(f"{where} {shown}: this point fails the profile's checks ({error}); change or leave out that "
-                             f"value; nothing was run") from None
-        for key, text in texts.items(): typed[key][text] = checked.values[key]
+            raise SweepError(
+                f"{where} {shown}: this point fails the profile's checks ({error}); change or leave out that "
+                f"value; nothing was run"
+            ) from None
+        for key, text in texts.items():
+            typed[key][text] = checked.values[key]
     axes = {key: [typed[key][_as_text(value)] for value in values] for key, values in spec.axes.items()}
     return SweepSpec(axes, spec.variants, spec.seeds)
 
 # %% ../../nbs/study/02_sweep.ipynb #f0e16a3f
-REAL_KEYS = tuple(key for key in IMAGE_KEYS if key.startswith("real_")) # the real training photos a set holds
-SUPERSET_METHODS = ("copy_paste", "few_shot", "plus_real") # image i of these does not depend on n_per_class
+REAL_KEYS = tuple(key for key in IMAGE_KEYS if key.startswith("real_"))  # the real training photos a set holds
+SUPERSET_METHODS = ("copy_paste", "few_shot", "plus_real")  # image i of these does not depend on n_per_class
+
 
 @dataclass
 class Point:
     "One run of a sweep."
+
     variant: str
-    values: dict # varied setting -> value
-    seed_index: int # 0, 1, ... (the run's seed is seed + seed_index)
+    values: dict  # varied setting -> value
+    seed_index: int  # 0, 1, ... (the run's seed is seed + seed_index)
 
     @property
     def id(self) -> str:
         "A file name for the point."
         parts = [self.variant] + [f"{k}={v}" for k, v in self.values.items()] + [f"seed{self.seed_index}"]
         name = re.sub(r"[^A-Za-z0-9._=+-]", "_", "__".join(parts))
-        if len(name) <= 160: return name
-        return f"{name[:140]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"  # a long path value: a name a file system takes
+        if len(name) <= 160:
+            return name
+        # a long path value: a name a file system takes
+        return f"{name[:140]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
 
 def grid(spec: SweepSpec) -> list[Point]:
     "Every point of `spec`: per variant, the values in the order given, each seed."
     keys = list(spec.axes)
-    return [Point(variant, dict(zip(keys, combo)), seed) for variant in spec.variants
-            for combo in itertools.product(*spec.axes.values()) for seed in range(spec.seeds)]
+    return [
+        Point(variant, dict(zip(keys, combo)), seed)
+        for variant in spec.variants
+        for combo in itertools.product(*spec.axes.values())
+        for seed in range(spec.seeds)
+    ]
+
 
 def point_settings(settings: Settings, point: Point) -> Settings:
     "The settings of a point: the profile's, with the point's varied values."
     return settings.replace(**point.values)
 
-def run_settings(settings: Settings, # the point's settings (`point_settings`)
-                 point: Point, # the point
-                 mode: str, # the sweep's train mode: probe or finetune
-                ) -> Settings:
-    "The settings a point's run trains with, as its result records them: its seed (seed + seed index), one seed, the sweep's mode."
+
+def run_settings(
+    settings: Settings,  # the point's settings (`point_settings`)
+    point: Point,  # the point
+    mode: str,  # the sweep's train mode: probe or finetune
+) -> Settings:
+    """The settings a point's run trains with, as its result records them: its seed (seed + seed index), one seed, the
+    sweep's mode."""
     return settings.replace(seed=settings.seed + point.seed_index, seeds=1, train_mode=mode)
 
+
 def _image_digest(settings: Settings, *also: str) -> str:
-    "Digest of the settings that shape generated images (`IMAGE_KEYS`) but the count and the real photos (unless in `also`), and of the generators' versions."
+    """Digest of the settings that shape generated images (`IMAGE_KEYS`) but the count and the real photos (unless in
+    `also`), and of the generators' versions."""
     keys = [k for k in IMAGE_KEYS if k not in REAL_KEYS + ("n_per_class",) or k in also]
     return image_digest(settings, keys)
+
 
 def point_dataset_name(settings: Settings, variant: str, images_seed: int | None = None) -> str:
     "The name of a point's dataset folder: points with the same name share one dataset."
@@ -237,54 +363,70 @@ def point_dataset_name(settings: Settings, variant: str, images_seed: int | None
     own = "" if method not in RESEEDABLE or images_seed in (None, settings.seed) else f"-images{images_seed}"
     return f"{variant}-{_image_digest(settings, 'n_per_class', *REAL_KEYS)}{own}"
 
-def point_base(settings: Settings, # the point's settings (varied values applied)
-               variant: str, # its variant
-               root: Path, # where sweep datasets live (shared by sweeps)
-               largest: int, # the largest n_per_class any point of this variant asks for
-               images_seed: int | None = None, # a reseedable variant's images seed (seeds_vary = dataset); None: settings.seed
-              ) -> tuple[Settings, str, Path, int | None] | None:
-    "The superset dataset whose first images a point takes: (its settings, variant, root, images seed); None when there is none."
+
+def point_base(
+    settings: Settings,  # the point's settings (varied values applied)
+    variant: str,  # its variant
+    root: Path,  # where sweep datasets live (shared by sweeps)
+    largest: int,  # the largest n_per_class any point of this variant asks for
+    images_seed: int | None = None,  # a reseedable variant's images seed (seeds_vary = dataset); None: settings.seed
+) -> tuple[Settings, str, Path, int | None] | None:
+    """The superset dataset whose first images a point takes: (its settings, variant, root, images seed); None when
+    there is none."""
     method, _ = variant_settings(settings, variant)
-    if method not in SUPERSET_METHODS: return None
-    if method not in RESEEDABLE or images_seed == settings.seed: images_seed = None
+    if method not in SUPERSET_METHODS:
+        return None
+    if method not in RESEEDABLE or images_seed == settings.seed:
+        images_seed = None
     own = "" if images_seed is None or method != "copy_paste" else f"-images{images_seed}"  # this seed's own images
     base_variant = "copy_paste" if method == "plus_real" else variant
     base_root = Path(root) / "full" / f"{base_variant}-{_image_digest(settings)}{own}"
-    return (settings.replace(n_per_class=max(largest, settings.n_per_class)), base_variant, base_root,
-            images_seed if method == "copy_paste" else None)
+    return (
+        settings.replace(n_per_class=max(largest, settings.n_per_class)),
+        base_variant,
+        base_root,
+        images_seed if method == "copy_paste" else None,
+    )
 
-def base_dataset(settings: Settings, # the superset's settings (n_per_class: the largest asked for)
-                 variant: str, # its variant (copy_paste, few_shot)
-                 root: Path, # its root: the dataset is root/variant
-                 images_seed: int | None = None, # a copy-paste set's own images seed
-                 jobs: int | None = None, # worker processes for generation
-                 progress: bool = False, # generation progress on stderr
-                ) -> Path:
+
+def base_dataset(
+    settings: Settings,  # the superset's settings (n_per_class: the largest asked for)
+    variant: str,  # its variant (copy_paste, few_shot)
+    root: Path,  # its root: the dataset is root/variant
+    images_seed: int | None = None,  # a copy-paste set's own images seed
+    jobs: int | None = None,  # worker processes for generation
+    progress: bool = False,  # generation progress on stderr
+) -> Path:
     "A sweep's superset dataset, reused when it holds enough images, else made or grown."
     existing = read_json(Path(root) / variant / "dataset.json")
     existing = existing if isinstance(existing, dict) else {}
     counts = existing.get("counts") or {}
     enough = existing.get("complete") and counts and min(counts.values()) >= settings.n_per_class
-    if VARIANTS[variant]["method"] == "few_shot": enough = existing.get("complete")
+    if VARIANTS[variant]["method"] == "few_shot":
+        enough = existing.get("complete")
     return Path(root) / variant if enough else generate_variant(settings, variant, root, jobs, progress, images_seed)
 
-def point_dataset(settings: Settings, # the point's settings (varied values applied)
-                  variant: str, # its variant
-                  root: Path, # where sweep datasets live (shared by sweeps)
-                  largest: int, # the largest n_per_class any point of this variant asks for
-                  jobs: int | None = None, # worker processes for generation
-                  progress: bool = False, # generation progress on stderr
-                  images_seed: int | None = None, # a reseedable variant's images seed (seeds_vary = dataset); None: settings.seed
-                 ) -> Path | None:
+
+def point_dataset(
+    settings: Settings,  # the point's settings (varied values applied)
+    variant: str,  # its variant
+    root: Path,  # where sweep datasets live (shared by sweeps)
+    largest: int,  # the largest n_per_class any point of this variant asks for
+    jobs: int | None = None,  # worker processes for generation
+    progress: bool = False,  # generation progress on stderr
+    images_seed: int | None = None,  # a reseedable variant's images seed (seeds_vary = dataset); None: settings.seed
+) -> Path | None:
     "The dataset folder of a point, made or reused; None when it has no images (a real-photos-only variant with k = 0)."
     root = Path(root)
     method, _ = variant_settings(settings, variant)
-    if method not in RESEEDABLE or images_seed == settings.seed: images_seed = None
-    own = "" if images_seed is None else f"-images{images_seed}"  # this seed's own images: its own folders
+    if method not in RESEEDABLE or images_seed == settings.seed:
+        images_seed = None
     name = point_dataset_name(settings, variant, images_seed)
     if method == "real_only":
-        if settings.real_per_class == 0: return None
+        if settings.real_per_class == 0:
+            return None
         from fruit_synth.data.sources import real_train_photos
+
         return write_with_real(root / "points" / name, variant, None, None, real_train_photos(settings), settings)
     if method not in SUPERSET_METHODS:  # diffusion, hybrid: one dataset per point's settings
         return generate_variant(settings, variant, root / "full" / name, jobs, progress, images_seed)
@@ -292,310 +434,533 @@ def point_dataset(settings: Settings, # the point's settings (varied values appl
     real = {}
     if method == "plus_real":
         from fruit_synth.data.sources import real_train_photos
-        real = real_train_photos(settings)
-    written = settings if images_seed is None else settings.replace(seed=images_seed)  # the set records the seed of its images
-    return write_with_real(root / "points" / name, variant, _load_base(base_folder), settings.n_per_class, real, written)
 
-_BASES: dict[tuple, object] = {} # (folder, manifest mtime and size) -> Dataset, for the points of a sweep
+        real = real_train_photos(settings)
+    written = (
+        settings if images_seed is None else settings.replace(seed=images_seed)
+    )  # the set records the seed of its images
+    return write_with_real(
+        root / "points" / name, variant, _load_base(base_folder), settings.n_per_class, real, written
+    )
+
+
+_BASES: dict[tuple, object] = {}  # (folder, manifest mtime and size) -> Dataset, for the points of a sweep
+
 
 def _load_base(folder: Path):
     "`load_dataset(folder)`, read once per version of its manifest (a copy-paste manifest of 2000 images takes 0.2 s)."
     manifest = Path(folder) / "manifest.jsonl"
     stat = manifest.stat() if manifest.is_file() else None
     key = (str(folder), stat and stat.st_mtime_ns, stat and stat.st_size)
-    if key not in _BASES: _BASES.clear(); _BASES[key] = load_dataset(folder)
+    if key not in _BASES:
+        _BASES.clear()
+        _BASES[key] = load_dataset(folder)
     return _BASES[key]
 
 # %% ../../nbs/study/02_sweep.ipynb #60492d4b
-CUTOUT_KEYS = ("masks_per_class", "mask_method") # settings that choose the cut-outs: the sample leaves out the sources of each value's
+CUTOUT_KEYS = (
+    "masks_per_class",
+    "mask_method",
+)  # settings that choose the cut-outs: the sample leaves out the sources of each value's
+
 
 def _uses_real(variants: list[str]) -> bool:
     return any(VARIANTS[v]["method"] in ("plus_real", "real_only") for v in variants)
 
+
 def _sample_shape(settings: Settings, spec: SweepSpec) -> dict:
-    "What of the sweep shapes its test sample beyond the profile's settings: the cut-out settings' values, the largest k."
+    """What of the sweep shapes its test sample beyond the profile's settings: the cut-out settings' values, the largest
+    k."""
     shape = {key: values for key, values in spec.axes.items() if key in CUTOUT_KEYS}
-    if _uses_real(spec.variants): shape["real_per_class"] = max(spec.axes.get("real_per_class", [settings.real_per_class]))
+    if _uses_real(spec.variants):
+        shape["real_per_class"] = max(spec.axes.get("real_per_class", [settings.real_per_class]))
     return shape
 
+
 def sample_digest(settings: Settings, spec: SweepSpec) -> str:
-    "What the sweep's test sample depends on: a resumed sweep draws it again when this changed (values added to its grid)."
+    """What the sweep's test sample depends on: a resumed sweep draws it again when this changed (values added to its
+    grid)."""
     shape = _sample_shape(settings, spec)
     return settings.digest(RESULT_KEYS) if not shape else fingerprint([settings.digest(RESULT_KEYS), shape])
+
 
 def _cutout_sources(settings: Settings, spec: SweepSpec) -> list[Path]:
     "The photos the cut-outs of every value of the sweep's cut-out settings were cut from (none when it varies none)."
     axes = {key: values for key, values in spec.axes.items() if key in CUTOUT_KEYS}
-    if not axes: return []
+    if not axes:
+        return []
     from fruit_synth.data.sources import cutout_library, cutout_origins
+
     sources: dict[Path, None] = {}
     for combo in itertools.product(*axes.values()):
         chosen = settings.replace(**dict(zip(axes, combo)))
         sources.update(dict.fromkeys(cutout_origins(chosen, cutout_library(chosen, progress=False)[0]).hashes))
     return list(sources)
 
+
 def sweep_photos(settings: Settings, spec: SweepSpec) -> tuple[dict[str, list[Path]], dict]:
     "The test photos of the sweep (`sources.run_photos`), and what was left out of them (counts, and what shaped them)."
     from fruit_synth.data.sources import real_train_photos, run_photos
+
     shape = _sample_shape(settings, spec)
-    if not shape: return run_photos(settings).photos, {}
-    held = real_train_photos(settings, shape["real_per_class"]) if "real_per_class" in shape else None  # None: as every run
+    if not shape:
+        return run_photos(settings).photos, {}
+    held = (
+        real_train_photos(settings, shape["real_per_class"]) if "real_per_class" in shape else None
+    )  # None: as every run
     real = {path for paths in (held or {}).values() for path in paths}
     cutouts = [path for path in _cutout_sources(settings, spec) if path not in real]
-    chosen = run_photos(settings, real_train=held, leave_out=cutouts)  # the cut-outs' sources left out as held photos are
-    return chosen.photos, {**chosen.left_out, **shape, "warnings": [line.removeprefix("warning: ") for line in chosen.lines
-                                                                       if line.startswith("warning: ")]}
+    chosen = run_photos(
+        settings, real_train=held, leave_out=cutouts
+    )  # the cut-outs' sources left out as held photos are
+    return chosen.photos, {
+        **chosen.left_out,
+        **shape,
+        "warnings": [line.removeprefix("warning: ") for line in chosen.lines if line.startswith("warning: ")],
+    }
 
 # %% ../../nbs/study/02_sweep.ipynb #1e77e530
-CSV_COLUMNS = ["variant", "seed", "train_mode", "status", "train_images", "val_accuracy", "val_macro_f1", "test_accuracy",
-               "test_accuracy_low", "test_accuracy_high", "test_macro_f1", "test_macro_f1_low", "test_macro_f1_high",
-               "test_images", "reason", "seconds"] # after one column per varied setting
+CSV_COLUMNS = [
+    "variant",
+    "seed",
+    "train_mode",
+    "status",
+    "train_images",
+    "val_accuracy",
+    "val_macro_f1",
+    "test_accuracy",
+    "test_accuracy_low",
+    "test_accuracy_high",
+    "test_macro_f1",
+    "test_macro_f1_low",
+    "test_macro_f1_high",
+    "test_images",
+    "reason",
+    "seconds",
+]  # after one column per varied setting
 TIMING_COLUMNS = ("seconds",)
+
 
 @dataclass
 class SweepResult:
     "What a sweep did: its folder, rows, and where the time went."
+
     folder: Path
     rows: list[dict]
     plots: list[Path]
     timings: dict = field(default_factory=dict)
 
+
 def _fmt(seconds: float) -> str:
     seconds = int(round(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
+
 
 def _row(point: Point, result: dict) -> dict:
-    return {**point.values, "variant": point.variant, "seed": result.get("seed"), **{k: result.get(k) for k in CSV_COLUMNS[2:]}}
+    return {
+        **point.values,
+        "variant": point.variant,
+        "seed": result.get("seed"),
+        **{k: result.get(k) for k in CSV_COLUMNS[2:]},
+    }
+
 
 def _point_digest(settings: Settings, point: Point, mode: str, test: dict) -> str:
-    "What makes a point's result reusable: the settings that change a result, the generators' versions, the train mode and the test photos."
-    data = {"settings": settings.digest(RESULT_KEYS), "generators": generator_versions(), "variant": point.variant, "mode": mode,
-            "values": point.values,
-            "test": {name: [str(p) for p in paths] for name, paths in test.items()}}
+    """What makes a point's result reusable: the settings that change a result, the generators' versions, the train mode
+    and the test photos."""
+    data = {
+        "settings": settings.digest(RESULT_KEYS),
+        "generators": generator_versions(),
+        "variant": point.variant,
+        "mode": mode,
+        "values": point.values,
+        "test": {name: [str(p) for p in paths] for name, paths in test.items()},
+    }
     return fingerprint(data)
 
-def point_data(settings: Settings, variant: str, datasets: Path, largest: int, jobs: int | None, images_seed: int | None,
-               *bases: str) -> str | None:
-    "A sweep's dataset task: the folder of a point's dataset, made or reused (None: no training images), once its superset is made."
+
+def point_data(
+    settings: Settings,
+    variant: str,
+    datasets: Path,
+    largest: int,
+    jobs: int | None,
+    images_seed: int | None,
+    *bases: str,
+) -> str | None:
+    """A sweep's dataset task: the folder of a point's dataset, made or reused (None: no training images), once its
+    superset is made."""
     data = point_dataset(settings, variant, datasets, largest, jobs, images_seed=images_seed)
     return None if data is None else str(data)
 
-_CACHES: dict[tuple, object] = {} # feature caches of this process, one per backbone, size and folder: kept across a sweep's points
+
+_CACHES: dict[
+    tuple, object
+] = {}  # feature caches of this process, one per backbone, size and folder: kept across a sweep's points
+
 
 def process_cache(settings: Settings):
-    "The feature cache `settings` ask for, one object per process, so a worker keeps features in memory from point to point."
+    """The feature cache `settings` ask for, one object per process, so a worker keeps features in memory from point to
+    point."""
     from fruit_synth.learn.probe import feature_cache
+
     cache = feature_cache(settings)
     return _CACHES.setdefault((str(cache.folder), cache.key, cache.device, cache.batch_size), cache)
+
 
 def run_point(point: Point, settings: Settings, mode: str, test: dict, folder: Path, data: str | None) -> dict:
     "A sweep's run task: train on the point's dataset and test; its result record (status ok or skipped)."
     trained = run_settings(settings, point, mode)  # the seed and the mode the row says
-    result = {"id": point.id, "variant": point.variant, "values": point.values, "seed": trained.seed, "train_mode": mode,
-              "test_images": sum(map(len, test.values())), "settings": trained.to_dict()}
+    result = {
+        "id": point.id,
+        "variant": point.variant,
+        "values": point.values,
+        "seed": trained.seed,
+        "train_mode": mode,
+        "test_images": sum(map(len, test.values())),
+        "settings": trained.to_dict(),
+    }
     start = time.perf_counter()
     if data is None:
-        return {**result, "status": "skipped", "reason": "no training images (k = 0 real photos and nothing generated)",
-                "seconds": 0.0, "fitting_seconds": 0.0}
+        return {
+            **result,
+            "status": "skipped",
+            "reason": "no training images (k = 0 real photos and nothing generated)",
+            "seconds": 0.0,
+            "fitting_seconds": 0.0,
+        }
     run_dir = folder / "runs" / point.id
     features = {}
     if mode == "probe":
         cache = process_cache(trained)
         before = (cache.computed, cache.loaded, cache.seconds)
-        metrics = train_and_test(Path(data), trained, run_dir, test, progress=False, cache=cache, figures=False, domain_gap=False)
+        metrics = train_and_test(
+            Path(data), trained, run_dir, test, progress=False, cache=cache, figures=False, domain_gap=False
+        )
         fitting = metrics["probe"]["fit_seconds"]
-        features = {"features_computed": cache.computed - before[0], "features_loaded": cache.loaded - before[1],
-                    "features_seconds": round(cache.seconds - before[2], 2)}
+        features = {
+            "features_computed": cache.computed - before[0],
+            "features_loaded": cache.loaded - before[1],
+            "features_seconds": round(cache.seconds - before[2], 2),
+        }
     else:
         metrics = train_and_test(Path(data), trained, run_dir, test, progress=False)
         fitting = metrics["seconds"]
     summary, first = metrics["summary"], metrics["selected"][0]["test"]
-    return {**result, "status": "ok", "reason": "", "train_images": metrics["dataset"]["train"],
-            "val_accuracy": summary["val_accuracy"]["mean"], "val_macro_f1": summary["val_macro_f1"]["mean"],
-            "test_accuracy": first["accuracy"], "test_accuracy_low": first["accuracy_ci"][0], "test_accuracy_high": first["accuracy_ci"][1],
-            "test_macro_f1": first["macro_f1"], "test_macro_f1_low": first["macro_f1_ci"][0], "test_macro_f1_high": first["macro_f1_ci"][1],
-            "dataset": str(data), "run_dir": str(run_dir), "seconds": round(time.perf_counter() - start, 2),
-            "fitting_seconds": round(fitting, 2), **features}
+    return {
+        **result,
+        "status": "ok",
+        "reason": "",
+        "train_images": metrics["dataset"]["train"],
+        "val_accuracy": summary["val_accuracy"]["mean"],
+        "val_macro_f1": summary["val_macro_f1"]["mean"],
+        "test_accuracy": first["accuracy"],
+        "test_accuracy_low": first["accuracy_ci"][0],
+        "test_accuracy_high": first["accuracy_ci"][1],
+        "test_macro_f1": first["macro_f1"],
+        "test_macro_f1_low": first["macro_f1_ci"][0],
+        "test_macro_f1_high": first["macro_f1_ci"][1],
+        "dataset": str(data),
+        "run_dir": str(run_dir),
+        "seconds": round(time.perf_counter() - start, 2),
+        "fitting_seconds": round(fitting, 2),
+        **features,
+    }
+
 
 def _failed_point(point: Point, settings: Settings, mode: str, test: dict, outcome) -> dict:
     "The result record of a point whose dataset or run ended with an error."
-    return {"id": point.id, "variant": point.variant, "values": point.values, "seed": settings.seed + point.seed_index,
-            "train_mode": mode, "test_images": sum(map(len, test.values())), "status": "failed",
-            "reason": outcome.error.split(" failed: ", 1)[-1] if outcome.error.startswith("dataset/") else outcome.error,
-            "seconds": outcome.seconds, "settings": run_settings(settings, point, mode).to_dict()}
+    return {
+        "id": point.id,
+        "variant": point.variant,
+        "values": point.values,
+        "seed": settings.seed + point.seed_index,
+        "train_mode": mode,
+        "test_images": sum(map(len, test.values())),
+        "status": "failed",
+        "reason": outcome.error.split(" failed: ", 1)[-1] if outcome.error.startswith("dataset/") else outcome.error,
+        "seconds": outcome.seconds,
+        "settings": run_settings(settings, point, mode).to_dict(),
+    }
+
 
 def _point_line(outcome) -> str:
     "What a progress line says of a finished task: a point's test accuracy, or a dataset's folder."
     value = outcome.value
-    if isinstance(value, dict) and value.get("status") == "ok": return f"test acc {value['test_accuracy']:.3f}"
-    if isinstance(value, dict): return value.get("status", "ok")
+    if isinstance(value, dict) and value.get("status") == "ok":
+        return f"test acc {value['test_accuracy']:.3f}"
+    if isinstance(value, dict):
+        return value.get("status", "ok")
     return "made" if value else "ok"
+
 
 def write_csv(rows: list[dict], keys: list[str], path: Path) -> Path:
     "Write the sweep's rows as CSV (atomically): one column per varied setting, then `CSV_COLUMNS`, each once."
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(dict.fromkeys(keys + CSV_COLUMNS)), extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(
+        text, fieldnames=list(dict.fromkeys(keys + CSV_COLUMNS)), extrasaction="ignore", lineterminator="\n"
+    )
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) and k not in TIMING_COLUMNS else v) for k, v in row.items()})
+        writer.writerow(
+            {k: (f"{v:.6f}" if isinstance(v, float) and k not in TIMING_COLUMNS else v) for k, v in row.items()}
+        )
     write_bytes_atomic(text.getvalue().encode(), path)
     return path
 
+
 def _train_mode(mode: str, device: str) -> str:
     "probe or finetune: `mode` itself, or what auto is on this machine."
-    if mode in ("probe", "finetune"): return mode
+    if mode in ("probe", "finetune"):
+        return mode
     from fruit_synth.learn.probe import resolve_train_mode
+
     return resolve_train_mode(mode, device)
+
 
 def _saved_sweep(folder: Path) -> dict:
     "The sweep.json of `folder` when it describes a sweep (its axes, variants and test photos), else {}."
     saved = read_json(Path(folder) / "sweep.json")
-    if not isinstance(saved, dict) or not isinstance(saved.get("axes"), dict) or not isinstance(saved.get("variants"), list):
+    if (
+        not isinstance(saved, dict)
+        or not isinstance(saved.get("axes"), dict)
+        or not isinstance(saved.get("variants"), list)
+    ):
         return {}
     photos = saved.get("test_photos")
-    if not (isinstance(photos, dict) and all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in photos.values())):
+    if not (
+        isinstance(photos, dict)
+        and all(isinstance(v, list) and all(isinstance(p, str) for p in v) for v in photos.values())
+    ):
         saved = {key: value for key, value in saved.items() if key != "test_photos"}  # drawn again
     return saved
 
-def check_sweep_folder(folder: Path, # the sweep's folder (--out, or the default)
-                       settings: Settings, # the profile's settings (its input folders)
-                       spec: SweepSpec, # the sweep
-                       option: str = "--out", # the option that names the folder, for errors
-                      ) -> Path:
-    "`folder`, absolute, if this sweep may write it (new, empty, or this sweep's); else a one-line error, nothing written."
+
+def check_sweep_folder(
+    folder: Path,  # the sweep's folder (--out, or the default)
+    settings: Settings,  # the profile's settings (its input folders)
+    spec: SweepSpec,  # the sweep
+    option: str = "--out",  # the option that names the folder, for errors
+) -> Path:
+    """`folder`, absolute, if this sweep may write it (new, empty, or this sweep's); else a one-line error, nothing
+    written."""
     folder = Path(folder).absolute()
     check_outside_inputs(folder, settings, option)
     dataset = next((parent for parent in folder.parents if (parent / "dataset.json").is_file()), None)
     if dataset is not None:
-        raise OutputError(f"{option} '{folder}' is inside the dataset folder '{dataset}', whose files are read as the dataset; "
-                          f"give an {option} outside it; nothing was changed")
+        raise OutputError(
+            f"{option} '{folder}' is inside the dataset folder '{dataset}', whose files are read as the dataset; "
+            f"give an {option} outside it; nothing was changed"
+        )
     saved = _saved_sweep(folder)
-    if not saved or folder_owner(folder) is not None:  # a sweep folder from before sweeps marked theirs is a sweep's too
+    if (
+        not saved or folder_owner(folder) is not None
+    ):  # a sweep folder from before sweeps marked theirs is a sweep's too
         check_output(folder, "sweep", option)
     if saved and (saved["variants"] != spec.variants or list(saved["axes"]) != list(spec.axes)):
-        raise SweepError(f"{option} '{folder}' holds another sweep (varying {', '.join(map(str, saved['axes']))} over "
-                         f"{', '.join(map(str, saved['variants']))}); give another {option} or delete it; nothing was changed")
+        raise SweepError(
+            f"{option} '{folder}' holds another sweep (varying {', '.join(map(str, saved['axes']))} over "
+            f"{', '.join(map(str, saved['variants']))}); give another {option} or delete it; nothing was changed"
+        )
     if folder.is_dir():
-        with hold_folder(folder, "sweep"): pass  # another sweep writing it: stop now, in one line
+        with hold_folder(folder, "sweep"):
+            pass  # another sweep writing it: stop now, in one line
     return folder
 
-def prepare_sweep(settings: Settings, # resolved settings of the profile (read with load_settings)
-                  spec: SweepSpec, # what to vary
-                  out: Path | None = None, # sweep folder (default: <work_dir>/<profile>/sweeps/<spec name>__<mode>)
-                  train_mode: str | None = None, # finetune, probe or auto (default: the train_mode setting)
-                  where: str = "--vary", # the option or setting the varied values came from, for errors
-                 ) -> tuple[SweepSpec, Path, str]:
+
+def prepare_sweep(
+    settings: Settings,  # resolved settings of the profile (read with load_settings)
+    spec: SweepSpec,  # what to vary
+    out: Path | None = None,  # sweep folder (default: <work_dir>/<profile>/sweeps/<spec name>__<mode>)
+    train_mode: str | None = None,  # finetune, probe or auto (default: the train_mode setting)
+    where: str = "--vary",  # the option or setting the varied values came from, for errors
+) -> tuple[SweepSpec, Path, str]:
     "What a sweep checks before it writes anything: (the spec with its values typed, its folder, its train mode)."
     mode = _train_mode(train_mode or settings.train_mode, settings.device)
     spec = check_axes(settings, spec, mode, where)
     folder = Path(out) if out else Path(settings.work_dir) / settings.profile / "sweeps" / f"{spec.name}__{mode}"
     return spec, check_sweep_folder(folder, settings, spec), mode
 
+
 @contextmanager
-def hold_datasets(folder: Path, # the sweeps' shared dataset root, <work_dir>/<profile>/sweeps/datasets
-                  progress: bool = True, # say on stderr which process it waits for
-                 ):
-    "Hold the lock of the sweeps' datasets while the block runs: another sweep of the same work_dir and profile waits for it."
+def hold_datasets(
+    folder: Path,  # the sweeps' shared dataset root, <work_dir>/<profile>/sweeps/datasets
+    progress: bool = True,  # say on stderr which process it waits for
+):
+    """Hold the lock of the sweeps' datasets while the block runs: another sweep of the same work_dir and profile waits
+    for it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     hold_dataset_lock(folder, progress=progress)
-    try: yield folder
-    finally: release_dataset_lock(folder)
+    try:
+        yield folder
+    finally:
+        release_dataset_lock(folder)
 
-def run_sweep(settings: Settings, # resolved settings of the profile (with overrides)
-              spec: SweepSpec, # what to vary
-              out: Path | None = None, # sweep folder (default: <work_dir>/<profile>/sweeps/<spec name>__<mode>)
-              train_mode: str | None = None, # finetune, probe or auto (default: the train_mode setting)
-              jobs: int = 1, # worker processes: 1 runs every point in this process, N on a local Dask cluster
-              progress: bool = True, # a line per point on stderr: done/total and time left
-              scheduler: str | None = None, # a Dask scheduler's address: the runs go to that cluster
-             ) -> SweepResult:
+
+def run_sweep(
+    settings: Settings,  # resolved settings of the profile (with overrides)
+    spec: SweepSpec,  # what to vary
+    out: Path | None = None,  # sweep folder (default: <work_dir>/<profile>/sweeps/<spec name>__<mode>)
+    train_mode: str | None = None,  # finetune, probe or auto (default: the train_mode setting)
+    jobs: int = 1,  # worker processes: 1 runs every point in this process, N on a local Dask cluster
+    progress: bool = True,  # a line per point on stderr: done/total and time left
+    scheduler: str | None = None,  # a Dask scheduler's address: the runs go to that cluster
+) -> SweepResult:
     "Run (or finish) every point of `spec`; write sweep.csv and a plot per varied setting; return them."
     start = time.perf_counter()
     spec, folder, mode = prepare_sweep(settings, spec, out, train_mode)  # nothing is written before these checks
     datasets = Path(settings.work_dir) / settings.profile / "sweeps" / "datasets"
-    # a second sweep into this folder stops at once; one with the same datasets (work_dir and profile) waits for this one
+    # a second sweep into this folder stops at once; one with the same datasets (work_dir and profile) waits for this
+    # one
     with hold_folder(folder, "sweep"), hold_datasets(datasets, progress):
         write_marker(folder, "sweep")
         (folder / "points").mkdir(parents=True, exist_ok=True)
         saved = _saved_sweep(folder)
         source_digest = sample_digest(settings, spec)  # values added to the grid that shape the sample: drawn again
         if saved.get("test_photos") and saved.get("test_digest") == source_digest:
-            test, left_out = {k: [Path(p) for p in v] for k, v in saved["test_photos"].items()}, saved.get("test_left_out", {})
-        else: test, left_out = sweep_photos(settings, spec)
-        info = {"profile": settings.profile, "axes": spec.axes, "variants": spec.variants, "seeds": spec.seeds, "train_mode": mode,
-                "classes": list(settings.classes), "overrides": settings.overrides, "test_digest": source_digest,
-                "test_photos": {k: [str(p) for p in v] for k, v in test.items()}, "test_left_out": left_out}
+            test, left_out = (
+                {k: [Path(p) for p in v] for k, v in saved["test_photos"].items()},
+                saved.get("test_left_out", {}),
+            )
+        else:
+            test, left_out = sweep_photos(settings, spec)
+        info = {
+            "profile": settings.profile,
+            "axes": spec.axes,
+            "variants": spec.variants,
+            "seeds": spec.seeds,
+            "train_mode": mode,
+            "classes": list(settings.classes),
+            "overrides": settings.overrides,
+            "test_digest": source_digest,
+            "test_photos": {k: [str(p) for p in v] for k, v in test.items()},
+            "test_left_out": left_out,
+        }
         write_bytes_atomic(json.dumps(info, indent=1, default=str).encode(), folder / "sweep.json")
         points, tasks, todo, results = grid(spec), [], {}, {}
-        largest = {v: max([s for s in spec.axes.get("n_per_class", [])] + [settings.n_per_class]) for v in spec.variants}
+        largest = {
+            v: max([s for s in spec.axes.get("n_per_class", [])] + [settings.n_per_class]) for v in spec.variants
+        }
         with Executor(jobs, scheduler, progress, name="sweep") as executor:
-            generation_jobs = 1 if executor.distributed else None  # a worker is one process; here generation takes every core
+            generation_jobs = (
+                1 if executor.distributed else None
+            )  # a worker is one process; here generation takes every core
             for point in points:
                 own = point_settings(settings, point)
                 digest = _point_digest(own, point, mode, test)
                 saved = read_json(folder / "points" / f"{point.id}.json")
                 # a point file is a cache: one that is damaged or lacks its result is run again
-                if (isinstance(saved, dict) and saved.get("digest") == digest and (saved.get("status") == "skipped" or (
-                        saved.get("status") == "ok" and isinstance(saved.get("test_accuracy"), (int, float))
-                        and math.isfinite(saved["test_accuracy"])))):
+                if (
+                    isinstance(saved, dict)
+                    and saved.get("digest") == digest
+                    and (
+                        saved.get("status") == "skipped"
+                        or (
+                            saved.get("status") == "ok"
+                            and isinstance(saved.get("test_accuracy"), (int, float))
+                            and math.isfinite(saved["test_accuracy"])
+                        )
+                    )
+                ):
                     results[point.id] = saved
                     continue
                 seed = own.seed + point.seed_index
                 images_seed = seed if own.seeds_vary == "dataset" else None  # else every seed shares one set
                 data_key = f"dataset/{point_dataset_name(own, point.variant, images_seed)}"
                 base = point_base(own, point.variant, datasets, largest[point.variant], images_seed)
-                base_key = base and f"base/{base[2].name}/{base[1]}"  # a superset that several points' sets are cut from: made once
+                base_key = (
+                    base and f"base/{base[2].name}/{base[1]}"
+                )  # a superset that several points' sets are cut from: made once
                 if base and base_key not in {task.key for task in tasks}:
                     tasks.append(Task(base_key, base_dataset, (*base, generation_jobs), label=f"{base[1]} superset"))
                 if data_key not in {task.key for task in tasks}:
-                    tasks.append(Task(data_key, point_data, (own, point.variant, datasets, largest[point.variant],
-                                                             generation_jobs, images_seed), (base_key,) if base else (),
-                                      label=f"{point.variant} set"))
-                tasks.append(Task(f"point/{point.id}", run_point, (point, own, mode, test, folder), (data_key,),
-                                  gpu=mode == "finetune", label=" ".join([point.variant, *[f"{k}={v}" for k, v in point.values.items()],
-                                                                          f"seed {seed}"])))
+                    tasks.append(
+                        Task(
+                            data_key,
+                            point_data,
+                            (own, point.variant, datasets, largest[point.variant], generation_jobs, images_seed),
+                            (base_key,) if base else (),
+                            label=f"{point.variant} set",
+                        )
+                    )
+                tasks.append(
+                    Task(
+                        f"point/{point.id}",
+                        run_point,
+                        (point, own, mode, test, folder),
+                        (data_key,),
+                        gpu=mode == "finetune",
+                        label=" ".join([point.variant, *[f"{k}={v}" for k, v in point.values.items()], f"seed {seed}"]),
+                    )
+                )
                 todo[f"point/{point.id}"] = (point, own, digest)
             generation = {}
-            def finished(outcome):  # in this process, as each task ends: a point's result is on disk before the next one ends
-                if outcome.key.startswith("dataset/"): generation[outcome.key] = outcome.seconds
-                if outcome.key not in todo: return
+
+            def finished(
+                outcome,
+            ):  # in this process, as each task ends: a point's result is on disk before the next one ends
+                if outcome.key.startswith("dataset/"):
+                    generation[outcome.key] = outcome.seconds
+                if outcome.key not in todo:
+                    return
                 point, own, digest = todo[outcome.key]
                 result = outcome.value if outcome.ok else _failed_point(point, own, mode, test, outcome)
                 results[point.id] = {**result, "digest": digest}
-                write_bytes_atomic(json.dumps(results[point.id], indent=1, default=str).encode(), folder / "points" / f"{point.id}.json")
+                write_bytes_atomic(
+                    json.dumps(results[point.id], indent=1, default=str).encode(),
+                    folder / "points" / f"{point.id}.json",
+                )
+
             if tasks:
                 executor.check_folders(*study_folders(settings, folder))
                 executor.run(tasks, on_done=finished, describe=_point_line)
         rows = [_row(point, results[point.id]) for point in points]
-        if progress: print(f"sweep: {len(points)}/{len(points)} points done ({len(points) - len(todo)} reused, {len(todo)} ran); "
-                           f"elapsed {_fmt(time.perf_counter() - start)}", file=sys.stderr, flush=True)
+        if progress:
+            print(
+                f"sweep: {len(points)}/{len(points)} points done ({len(points) - len(todo)} reused, {len(todo)} ran); "
+                f"elapsed {_fmt(time.perf_counter() - start)}",
+                file=sys.stderr,
+                flush=True,
+            )
         ran = [results[point.id] for point, _, _ in todo.values()]
-        timings = {"generation": sum(generation.values()), "fitting": sum(r.get("fitting_seconds", 0.0) for r in ran),
-                   "features": sum(r.get("features_seconds", 0.0) for r in ran),
-                   "features_computed": sum(r.get("features_computed", 0) for r in ran),
-                   "features_loaded": sum(r.get("features_loaded", 0) for r in ran)}
+        timings = {
+            "generation": sum(generation.values()),
+            "fitting": sum(r.get("fitting_seconds", 0.0) for r in ran),
+            "features": sum(r.get("features_seconds", 0.0) for r in ran),
+            "features_computed": sum(r.get("features_computed", 0) for r in ran),
+            "features_loaded": sum(r.get("features_loaded", 0) for r in ran),
+        }
         write_csv(rows, list(spec.axes), folder / "sweep.csv")
-        plots = [plot_sweep(rows, key, spec, folder / f"curve_{key}.png", len(settings.classes), mode) for key in spec.axes]
+        plots = [
+            plot_sweep(rows, key, spec, folder / f"curve_{key}.png", len(settings.classes), mode) for key in spec.axes
+        ]
         timings["total"] = round(time.perf_counter() - start, 2)
         timings = {k: round(v, 2) if isinstance(v, float) else v for k, v in timings.items()}
-        write_bytes_atomic(json.dumps({**info, "timings": timings}, indent=1, default=str).encode(), folder / "sweep.json")
+        write_bytes_atomic(
+            json.dumps({**info, "timings": timings}, indent=1, default=str).encode(), folder / "sweep.json"
+        )
         return SweepResult(folder, rows, plots, timings)
 
 # %% ../../nbs/study/02_sweep.ipynb #d3a31149
 def _numeric(values: list) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
-def plot_sweep(rows: list[dict], # the sweep's rows
-               key: str, # the varied setting on the x axis
-               spec: SweepSpec, # the sweep
-               path: Path, # PNG to write
-               classes: int, # number of classes (chance = 1 / classes)
-               mode: str = "probe", # train mode, for the title
-              ) -> Path:
+
+def plot_sweep(
+    rows: list[dict],  # the sweep's rows
+    key: str,  # the varied setting on the x axis
+    spec: SweepSpec,  # the sweep
+    path: Path,  # PNG to write
+    classes: int,  # number of classes (chance = 1 / classes)
+    mode: str = "probe",  # train mode, for the title
+) -> Path:
     "Test accuracy against `key`, a line per variant, an interval band, chance, log x where the values span a decade."
     import matplotlib.pyplot as plt
     import matplotlib.ticker
+
     values = spec.axes[key]
     numeric = _numeric(values)
     position = (lambda v: v) if numeric else (lambda v: values.index(v))
@@ -603,32 +968,46 @@ def plot_sweep(rows: list[dict], # the sweep's rows
     figure, axis = plt.subplots(figsize=(6.4, 4))
     lines: dict[tuple, dict] = {}
     for row in rows:
-        if row.get("status") != "ok": continue
+        if row.get("status") != "ok":
+            continue
         label = (row["variant"],) + tuple(f"{k}={row[k]}" for k in others)
         lines.setdefault(label, {}).setdefault(row[key], []).append(row)
     for label, by_value in lines.items():
         xs = [v for v in values if v in by_value]
         mean = lambda v, col: sum(r[col] for r in by_value[v]) / len(by_value[v])
         ys = [mean(v, "test_accuracy") for v in xs]
-        drawn, = axis.plot([position(v) for v in xs], ys, marker="o", label=", ".join(label))
-        axis.fill_between([position(v) for v in xs], [mean(v, "test_accuracy_low") for v in xs],
-                          [mean(v, "test_accuracy_high") for v in xs], color=drawn.get_color(), alpha=0.15, linewidth=0)
+        (drawn,) = axis.plot([position(v) for v in xs], ys, marker="o", label=", ".join(label))
+        axis.fill_between(
+            [position(v) for v in xs],
+            [mean(v, "test_accuracy_low") for v in xs],
+            [mean(v, "test_accuracy_high") for v in xs],
+            color=drawn.get_color(),
+            alpha=0.15,
+            linewidth=0,
+        )
     axis.axhline(1 / classes, color="grey", linestyle="--", linewidth=1, label=f"chance ({1 / classes:.2f})")
     if numeric:
         positive = [v for v in values if v > 0]
         if positive and max(positive) / min(positive) >= 10:
-            if min(values) <= 0: axis.set_xscale("symlog", linthresh=min(positive))
-            else: axis.set_xscale("log")
+            if min(values) <= 0:
+                axis.set_xscale("symlog", linthresh=min(positive))
+            else:
+                axis.set_xscale("log")
             axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
             axis.set_xticks(values)
             axis.set_xticklabels([str(v) for v in values])
     else:
         axis.set_xticks(range(len(values)))
         axis.set_xticklabels([str(v) for v in values])
-    axis.set(xlabel=key, ylabel="test accuracy on real photos", ylim=(0, 1.02),
-             title=f"{key} ({mode}; band: 95% bootstrap interval)")
+    axis.set(
+        xlabel=key,
+        ylabel="test accuracy on real photos",
+        ylim=(0, 1.02),
+        title=f"{key} ({mode}; band: 95% bootstrap interval)",
+    )
     axis.legend(fontsize=7)
     from fruit_synth.learn import evaluate
+
     evaluate.save_figure(figure, path)  # the one place figures are written
     return path
 
@@ -638,72 +1017,127 @@ def profile_sweeps(settings: Settings) -> list[Path]:
     root = Path(settings.work_dir) / settings.profile / "sweeps"
     return sorted(p.parent for p in root.glob("*/sweep.csv")) if root.is_dir() else []
 
+
 def _finite(text) -> bool:
-    try: return math.isfinite(float(text))
-    except (TypeError, ValueError): return False
+    try:
+        return math.isfinite(float(text))
+    except (TypeError, ValueError):
+        return False
+
 
 def sweep_summary(folder: Path) -> dict:
     "A finished sweep: its description (sweep.json), its rows (sweep.csv) and its plots."
     folder = Path(folder)
     info = read_json(folder / "sweep.json")
     if info is None or not (folder / "sweep.csv").is_file():
-        raise SweepError(f"'{folder}' is not a finished sweep (no sweep.json or sweep.csv); run `fruit-synth sweep` first")
+        raise SweepError(
+            f"'{folder}' is not a finished sweep (no sweep.json or sweep.csv); run `fruit-synth sweep` first"
+        )
     repair = "run the same `fruit-synth sweep` again: finished points are reused and these files written anew"
     expected = {"axes": dict, "variants": list, "train_mode": str, "seeds": int, "test_photos": dict}
     wrong = [key for key, kind in expected.items() if not isinstance(info, dict) or not isinstance(info.get(key), kind)]
-    if wrong: raise SweepError(f"{folder / 'sweep.json'} is damaged ({', '.join(wrong)} missing or of the wrong type); {repair}")
+    if wrong:
+        raise SweepError(
+            f"{folder / 'sweep.json'} is damaged ({', '.join(wrong)} missing or of the wrong type); {repair}"
+        )
     try:
-        with open(folder / "sweep.csv", newline="", encoding="utf-8") as handle: rows = list(csv.DictReader(handle))
+        with open(folder / "sweep.csv", newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
     except (UnicodeDecodeError, csv.Error) as error:
         raise SweepError(f"{folder / 'sweep.csv'} is damaged ({error}); {repair}") from None
     needed = {"variant", "status", *info["axes"], *(c for c in CSV_COLUMNS if c.startswith("test_"))}
     for number, row in enumerate(rows, start=2):
         missing = sorted(needed - {key for key, value in row.items() if key is not None and value is not None})
-        numbers_bad = row.get("status") == "ok" and not all(_finite(row.get(c)) for c in needed if c.startswith("test_"))
+        numbers_bad = row.get("status") == "ok" and not all(
+            _finite(row.get(c)) for c in needed if c.startswith("test_")
+        )
         if missing or numbers_bad or None in row:
-            what = f"missing {', '.join(missing)}" if missing else "a value that is not a number" if numbers_bad else "extra fields"
+            what = (
+                f"missing {', '.join(missing)}"
+                if missing
+                else "a value that is not a number"
+                if numbers_bad
+                else "extra fields"
+            )
             raise SweepError(f"{folder / 'sweep.csv'} line {number} is damaged ({what}); {repair}")
     points = len(info["variants"]) * info["seeds"] * math.prod(len(values) for values in info["axes"].values())
     if len(rows) != points:
-        raise SweepError(f"{folder / 'sweep.csv'} holds {len(rows)} rows where sweep.json describes {points} runs; {repair}")
-    return {"folder": folder, "info": info, "rows": rows, "plots": [folder / f"curve_{key}.png" for key in info["axes"]
-                                                                    if (folder / f"curve_{key}.png").is_file()]}
+        raise SweepError(
+            f"{folder / 'sweep.csv'} holds {len(rows)} rows where sweep.json describes {points} runs; {repair}"
+        )
+    return {
+        "folder": folder,
+        "info": info,
+        "rows": rows,
+        "plots": [folder / f"curve_{key}.png" for key in info["axes"] if (folder / f"curve_{key}.png").is_file()],
+    }
+
 
 def _escape(text) -> str:
     import html
+
     return html.escape(str(text))
 
-def sweep_html(folder: Path, # a sweep folder
-               relative_to: Path | None = None, # image paths are written relative to this folder (the report's)
-              ) -> str:
+
+def sweep_html(
+    folder: Path,  # a sweep folder
+    relative_to: Path | None = None,  # image paths are written relative to this folder (the report's)
+) -> str:
     "The sweep as an HTML fragment: a heading, its plots, and a table of mean test accuracy per value and variant."
     summary = sweep_summary(folder)
     info, rows = summary["info"], summary["rows"]
     keys = list(info["axes"])
     where = lambda p: Path(os.path.relpath(p, relative_to)).as_posix() if relative_to else p.as_posix()
     left = info.get("test_left_out") or {}
-    parts = [f'<h3>{_escape(", ".join(keys))}: {_escape(", ".join(info["variants"]))}</h3>',
-             f'<p>Train mode <strong>{_escape(info["train_mode"])}</strong>; {info["seeds"]} seed(s) per point; '
-             f'{sum(map(len, info["test_photos"].values()))} real test photos'
-             + (f', without the {left.get("real_per_class")} real training photos per class ({left.get("real_train", 0)} '
-                f'left out) and {left.get("real_train_near_duplicates", 0)} near-duplicates of them' if "real_per_class" in left else "")
-             + (f', without the photos the cut-outs of every value of {", ".join(k for k in CUTOUT_KEYS if k in left)} were cut '
-                f'from, and their near-duplicates ({left.get("cutout_sources", 0)} left out)' if set(CUTOUT_KEYS) & set(left) else "")
-             + ".</p>"]
+    parts = [
+        f"<h3>{_escape(', '.join(keys))}: {_escape(', '.join(info['variants']))}</h3>",
+        f"<p>Train mode <strong>{_escape(info['train_mode'])}</strong>; {info['seeds']} seed(s) per point; "
+        f"{sum(map(len, info['test_photos'].values()))} real test photos"
+        + (
+            f", without the {left.get('real_per_class')} real training photos per class ({left.get('real_train', 0)} "
+            f"left out) and {left.get('real_train_near_duplicates', 0)} near-duplicates of them"
+            if "real_per_class" in left
+            else ""
+        )
+        + (
+            f", without the photos the cut-outs of every value of {', '.join(k for k in CUTOUT_KEYS if k in left)} "
+            f"were cut "
+            f"from, and their near-duplicates ({left.get('cutout_sources', 0)} left out)"
+            if set(CUTOUT_KEYS) & set(left)
+            else ""
+        )
+        + ".</p>",
+    ]
     for plot in summary["plots"]:
-        parts.append(f'<figure><img src="{_escape(where(plot))}" alt="test accuracy against {_escape(plot.stem[6:])}">'
-                     f'<figcaption>Test accuracy against {_escape(plot.stem[6:])}, a line per variant; band: 95% bootstrap '
-                     f'interval; dashed: chance.</figcaption></figure>')
+        parts.append(
+            f'<figure><img src="{_escape(where(plot))}" alt="test accuracy against {_escape(plot.stem[6:])}">'
+            f"<figcaption>Test accuracy against {_escape(plot.stem[6:])}, a line per variant; band: 95% bootstrap "
+            f"interval; dashed: chance.</figcaption></figure>"
+        )
     groups: dict[tuple, list[dict]] = {}
-    for row in rows: groups.setdefault((row["variant"],) + tuple(row[k] for k in keys), []).append(row)
-    head = "".join(f"<th>{_escape(k)}</th>" for k in keys + ["variant", "test accuracy %", "95% CI", "macro-F1 %", "runs"])
+    for row in rows:
+        groups.setdefault((row["variant"],) + tuple(row[k] for k in keys), []).append(row)
+    head = "".join(
+        f"<th>{_escape(k)}</th>" for k in keys + ["variant", "test accuracy %", "95% CI", "macro-F1 %", "runs"]
+    )
     body = []
     for (variant, *values), group in groups.items():
         ok = [r for r in group if r["status"] == "ok"]
         mean = lambda col: sum(float(r[col]) for r in ok) / len(ok)
-        cells = values + [variant] + ([f"{100 * mean('test_accuracy'):.1f}",
-                                      f"{100 * mean('test_accuracy_low'):.1f}–{100 * mean('test_accuracy_high'):.1f}",
-                                      f"{100 * mean('test_macro_f1'):.1f}", str(len(ok))] if ok else ["—", "—", "—", group[0]["status"]])
+        cells = (
+            values
+            + [variant]
+            + (
+                [
+                    f"{100 * mean('test_accuracy'):.1f}",
+                    f"{100 * mean('test_accuracy_low'):.1f}–{100 * mean('test_accuracy_high'):.1f}",
+                    f"{100 * mean('test_macro_f1'):.1f}",
+                    str(len(ok)),
+                ]
+                if ok
+                else ["—", "—", "—", group[0]["status"]]
+            )
+        )
         body.append("<tr>" + "".join(f"<td>{_escape(c)}</td>" for c in cells) + "</tr>")
     parts.append(f'<table class="sweep"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
     return "\n".join(parts)
