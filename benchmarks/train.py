@@ -22,18 +22,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from fruit_synth.learn import batches
-from fruit_synth.learn import train  # first: batches sets how OpenMP threads wait, before torch loads
+from fruit_synth.core.processes import wait_passively
+
+wait_passively()  # first: OpenMP reads how its threads wait when torch loads, as the command has it
 import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision
 from torchvision import transforms
 
+from fruit_synth.core.settings import load_settings
 from fruit_synth.generate.datasets import load_dataset
 from fruit_synth.generate.variants import generate_variant
+from fruit_synth.learn import batches, train
 from fruit_synth.learn.models import backbone_spec, classifier
-from fruit_synth.core.settings import load_settings
 
 DATA = Path(os.environ.get("FRUIT_SYNTH_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
 BATCH, EVAL_BATCH = 32, 64
