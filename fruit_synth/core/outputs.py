@@ -21,8 +21,8 @@ from .images import write_json
 from .settings import SCHEMA
 
 # %% auto #0
-__all__ = ['MARKER', 'INPUT_SETTINGS', 'OutputError', 'folder_owner', 'check_output', 'write_marker', 'claim_output',
-           'staged_output', 'check_outside_inputs', 'read_marker', 'claim_folder']
+__all__ = ['MARKER', 'INPUT_SETTINGS', 'OutputError', 'folder_owner', 'read_marker', 'claim_folder', 'check_output',
+           'write_marker', 'claim_output', 'staged_output', 'check_outside_inputs']
 
 # %% ../../nbs/core/03_outputs.ipynb #e50ad2b6
 MARKER = ".fruit-synth-output.json"  # the file that says which command wrote a folder
@@ -66,6 +66,54 @@ def folder_owner(folder: Path) -> str | None:
         return "generate"
     return None
 
+# %% ../../nbs/core/03_outputs.ipynb #4c4b6e7f
+def read_marker(path: Path) -> tuple[dict | None, str]:
+    """The marker file at `path` as a JSON object (None when there is none), and what is wrong with it ('' when nothing
+    is)."""
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        return None, ""
+    except (UnicodeDecodeError, ValueError) as e:
+        return None, f"is not JSON ({str(e)[:60]})"
+    except OSError as e:
+        return None, f"cannot be read ({e.strerror or e})"
+    return (data, "") if isinstance(data, dict) else (None, "holds no JSON object")
+
+
+def claim_folder(
+    folder: Path,  # the folder a writer takes (made when missing)
+    marker: str,  # the file in it that says what wrote it and what it holds
+    record: dict,  # what the marker says from now on (with `complete` false: the writer sets it true when done)
+    foreign: Callable[[list[str]], Exception],  # the error for a folder without the marker that holds `strangers`
+    strangers: Callable[[Path], list[str]] = lambda folder: _visible(folder),  # files that show the folder is not ours
+    other: Callable[[dict], Exception | None] = lambda previous: None,  # the error when the marker records other work
+    read: Callable[
+        [Path], tuple[dict | None, str]
+    ] = read_marker,  # reads the marker: (its object, what is wrong with it)
+    label: str = "",  # what the messages start with (a variant's name)
+    complete: bool | None = False,  # recorded in the marker until the writer records its end (None: not recorded)
+) -> dict | None:
+    """Take `folder` for a writer by the one rule (see above); return the previous marker: None when there was none, {}
+    when it was damaged (said on stderr: it is written again)."""
+    folder, start = Path(folder), f"{label}: " if label else ""
+    previous, problem = read(folder / marker)
+    if problem:
+        print(f"{start}'{folder / marker}' {problem}; it is written again", file=sys.stderr)
+        previous = {}
+    elif previous is None and folder.is_dir():
+        found = strangers(folder)
+        if found:
+            raise foreign(found)
+    if previous:
+        error = other(previous)
+        if error is not None:
+            raise error
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {} if complete is None else {"complete": complete}
+    write_json({**record, **state, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}, folder / marker)
+    return previous
+
 # %% ../../nbs/core/03_outputs.ipynb #b1525add
 def _describe(found: list[str]) -> str:
     return ", ".join(found[:5]) + (f", ... ({len(found)} in all)" if len(found) > 5 else "")
@@ -105,9 +153,13 @@ def check_output(
 
 
 def write_marker(folder: Path, command: str) -> None:
-    "Record in `folder` that `command` wrote it."
-    data = {"command": command, "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid()}
-    (Path(folder) / MARKER).write_text(json.dumps(data) + "\n")
+    "Record in `folder` that `command` writes it (by `claim_folder`, once `check_output` allowed it)."
+    refuse = lambda found: OutputError(
+        f"'{folder}' holds {_describe(found)}"
+    )  # never raised: no file counts as a stranger
+    claim_folder(
+        folder, MARKER, {"command": command, "pid": os.getpid()}, refuse, strangers=lambda folder: [], complete=None
+    )
 
 
 def claim_output(
@@ -203,49 +255,3 @@ def check_outside_inputs(
                 f"{option} '{folder}' is inside {key} '{source}' ({settings.where(key)}); generated files "
                 f"there would later be read as your photos: give an {option} outside it"
             )
-
-# %% ../../nbs/core/03_outputs.ipynb #4c4b6e7f
-def read_marker(path: Path) -> tuple[dict | None, str]:
-    """The marker file at `path` as a JSON object (None when there is none), and what is wrong with it ('' when nothing
-    is)."""
-    try:
-        data = json.loads(Path(path).read_bytes())
-    except FileNotFoundError:
-        return None, ""
-    except (UnicodeDecodeError, ValueError) as e:
-        return None, f"is not JSON ({str(e)[:60]})"
-    except OSError as e:
-        return None, f"cannot be read ({e.strerror or e})"
-    return (data, "") if isinstance(data, dict) else (None, "holds no JSON object")
-
-
-def claim_folder(
-    folder: Path,  # the folder a writer takes (made when missing)
-    marker: str,  # the file in it that says what wrote it and what it holds
-    record: dict,  # what the marker says from now on (with `complete` false: the writer sets it true when done)
-    foreign: Callable[[list[str]], Exception],  # the error for a folder without the marker that holds `strangers`
-    strangers: Callable[[Path], list[str]] = lambda folder: _visible(folder),  # files that show the folder is not ours
-    other: Callable[[dict], Exception | None] = lambda previous: None,  # the error when the marker records other work
-    read: Callable[
-        [Path], tuple[dict | None, str]
-    ] = read_marker,  # reads the marker: (its object, what is wrong with it)
-    label: str = "",  # what the messages start with (a variant's name)
-) -> dict | None:
-    """Take `folder` for a writer by the one rule (see above); return the previous marker: None when there was none, {}
-    when it was damaged (said on stderr: it is written again)."""
-    folder, start = Path(folder), f"{label}: " if label else ""
-    previous, problem = read(folder / marker)
-    if problem:
-        print(f"{start}'{folder / marker}' {problem}; it is written again", file=sys.stderr)
-        previous = {}
-    elif previous is None and folder.is_dir():
-        found = strangers(folder)
-        if found:
-            raise foreign(found)
-    if previous:
-        error = other(previous)
-        if error is not None:
-            raise error
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json({**record, "complete": False, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}, folder / marker)
-    return previous
