@@ -45,10 +45,10 @@ from ..core.settings import Settings
 # %% auto #0
 __all__ = ['FRECHET_SIZES', 'METRICS_SCHEMA', 'NUMBER', 'MAYBE_NUMBER', 'SCORES', 'SPREAD', 'RUN_SPEC', 'classification_metrics',
            'bootstrap_intervals', 'mean_std', 'write_predictions', 'frechet_distance', 'equal_size_distance',
-           'domain_gap', 'save_figure', 'plot_confusion', 'plot_per_class_f1', 'plot_curves', 'summarise',
-           'near_chance', 'MetricsError', 'json_ready', 'spec_problem', 'RunResult', 'run_flags', 'seed_folders',
-           'toy_result', 'read_metrics', 'photo_split', 'score_block', 'score_model', 'measure_domain_gap',
-           'evaluate_checkpoint']
+           'domain_gap', 'save_figure', 'plot_confusion', 'plot_per_class_f1', 'plot_curves', 'write_test_files',
+           'summarise', 'near_chance', 'MetricsError', 'json_ready', 'spec_problem', 'RunResult', 'run_flags',
+           'seed_folders', 'toy_result', 'read_metrics', 'photo_split', 'score_block', 'score_model',
+           'measure_domain_gap', 'evaluate_checkpoint']
 
 # %% ../../nbs/learn/02_evaluate.ipynb #ebc79946
 def classification_metrics(
@@ -310,6 +310,27 @@ def plot_curves(
     axes[1].legend(fontsize=7, loc="lower right")
     save_figure(figure, path)
     return path
+
+
+def write_test_files(
+    out: Path,  # the run folder
+    files: list[Path],  # the test photos, in the order of `labels` and `probabilities`
+    labels: np.ndarray,  # their true classes
+    probabilities: np.ndarray,  # what the first seed's model gave each
+    classes: list[str],
+    selected: list[dict],  # the kept run of each seed, with its test block
+    title: str,  # what the confusion matrix is of (the seed is added)
+    figures: bool = True,  # also draw the confusion matrix and the per-class F1
+) -> dict[str, str]:
+    "A run's test outputs in `out` (predictions.csv, the first seed's confusion matrix, each seed's per-class F1)."
+    write_predictions(out / "predictions.csv", files, labels, probabilities, classes)
+    if not figures:
+        return {"predictions": "predictions.csv"}
+    plot_confusion(
+        selected[0]["test"]["confusion"], classes, out / "confusion.png", title=f"{title}, seed {selected[0]['seed']}"
+    )
+    plot_per_class_f1([s["test"]["per_class"] for s in selected], classes, out / "per_class_f1.png")
+    return {"predictions": "predictions.csv", "confusion": "confusion.png", "per_class_f1": "per_class_f1.png"}
 
 # %% ../../nbs/learn/02_evaluate.ipynb #f62eaea2
 METRICS_SCHEMA = (

@@ -489,18 +489,11 @@ def probe_and_select(
     out.mkdir(parents=True, exist_ok=True)
     probabilities, train_x, train_y, n_train, n_val = first
     dataset = sets[data][0]
-    evaluate.write_predictions(out / "predictions.csv", test_files, test_y, probabilities, classes)
-    files = {"predictions": "predictions.csv"}
+    files = evaluate.write_test_files(
+        out, test_files, test_y, probabilities, classes, selected, f"{data.name} (probe)", figures
+    )
     if figures:
-        evaluate.plot_confusion(
-            selected[0]["test"]["confusion"],
-            classes,
-            out / "confusion.png",
-            title=f"{data.name} (probe), seed {selected[0]['seed']}",
-        )
-        evaluate.plot_per_class_f1([s["test"]["per_class"] for s in selected], classes, out / "per_class_f1.png")
-        _plot_c(runs, out / "curves.png")
-        files.update(confusion="confusion.png", per_class_f1="per_class_f1.png", curves="curves.png")
+        files["curves"] = _plot_c(runs, out / "curves.png").name
     if domain_gap:
         gap = evaluate.domain_gap(train_x, train_y, test_x, test_y, classes, settings.backbone)
     else:

@@ -41,8 +41,8 @@ from .models import BackboneSpec, backbone_spec, classifier
 
 # %% auto #0
 __all__ = ['BLUR_KERNEL', 'BLUR_SIGMA', 'JPEG_QUALITY_MAX', 'augment_batch', 'augment_settings', 'training_splits',
-           'seed_everything', 'fit_epoch', 'head_of', 'fit_head', 'train_run', 'real_photos_split', 'real_recipe',
-           'fit_real', 'training_recipe', 'finetune_and_select']
+           'seed_everything', 'epoch_row', 'fit_epoch', 'head_of', 'fit_head', 'train_run', 'real_photos_split',
+           'real_recipe', 'fit_real', 'training_recipe', 'finetune_and_select']
 
 # %% ../../nbs/learn/03_train.ipynb #3609d3ec
 BLUR_KERNEL, BLUR_SIGMA = 5, (0.1, 2.0)
@@ -244,6 +244,30 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def epoch_row(
+    model: nn.Module,
+    val: Split,
+    spec: BackboneSpec,
+    device: torch.device,
+    batch_size: int,
+    epoch: int,
+    train_loss: float,
+    train_acc: float,
+    **extra,
+) -> tuple[dict, np.ndarray]:
+    "One epoch's history line (training loss and accuracy, the model's on the val split) and its val logits."
+    val_logits = predict(model, val.store, spec, device, batch_size)
+    row = {
+        "epoch": epoch,
+        **extra,
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "val_loss": _cross_entropy(val_logits, val.labels),
+        "val_acc": float(np.mean(val_logits.argmax(1) == val.labels)),
+    }
+    return row, val_logits
+
+
 def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item())
 
@@ -360,14 +384,7 @@ def train_run(
         train_loss, train_acc = fit_epoch(
             model, train, spec, settings, optimizer, schedule, scaler, generator, device, average
         )
-        val_logits = predict(evaluated, val.store, spec, device, batch_size * 2)
-        row = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "val_loss": _cross_entropy(val_logits, val.labels),
-            "val_acc": float(np.mean(val_logits.argmax(1) == val.labels)),
-        }
+        row, val_logits = epoch_row(evaluated, val, spec, device, batch_size * 2, epoch, train_loss, train_acc)
         history.append(row)
         if progress:
             print(
@@ -461,15 +478,7 @@ def fit_real(
         train_loss, train_acc = fit_epoch(
             model, real, spec, settings, optimizer, schedule, scaler, generator, device, frozen_norms=True
         )
-        val_logits = predict(model, val.store, spec, device, batch_size * 2)
-        row = {
-            "epoch": epoch,
-            "stage": "real",
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "val_loss": _cross_entropy(val_logits, val.labels),
-            "val_acc": float(np.mean(val_logits.argmax(1) == val.labels)),
-        }
+        row, _ = epoch_row(model, val, spec, device, batch_size * 2, epoch, train_loss, train_acc, stage="real")
         history.append(row)
         if progress:
             print(
@@ -585,14 +594,9 @@ def finetune_and_select(
         tta=settings.tta,
         **({"real_epochs": settings.real_epochs, "real_lr": settings.real_lr} if real is not None else {}),
     )
-    evaluate.write_predictions(out / "predictions.csv", test_set.files, test_set.labels, probabilities, classes)
-    evaluate.plot_confusion(
-        selected[0]["test"]["confusion"],
-        classes,
-        out / "confusion.png",
-        title=f"{data.name}, seed {selected[0]['seed']}",
+    written = evaluate.write_test_files(
+        out, test_set.files, test_set.labels, probabilities, classes, selected, data.name
     )
-    evaluate.plot_per_class_f1([s["test"]["per_class"] for s in selected], classes, out / "per_class_f1.png")
     evaluate.plot_curves(runs, out / "curves.png")
     metrics = {
         "schema": evaluate.METRICS_SCHEMA,
@@ -626,13 +630,7 @@ def finetune_and_select(
         "selected": selected,
         "summary": evaluate.summarise(selected, test_set.labels, predicted_per_seed, settings.bootstrap, settings.seed),
         "domain_gap": measure_domain_gap(settings, train, test_set, classes, device),
-        "files": {
-            "predictions": "predictions.csv",
-            "model": "model.pt",
-            "confusion": "confusion.png",
-            "per_class_f1": "per_class_f1.png",
-            "curves": "curves.png",
-        },
+        "files": {**written, "model": "model.pt", "curves": "curves.png"},
         "device": describe_device(device),
         "seconds": round(time.perf_counter() - start, 2),
     }
