@@ -88,9 +88,7 @@ def claim_folder(
     foreign: Callable[[list[str]], Exception],  # the error for a folder without the marker that holds `strangers`
     strangers: Callable[[Path], list[str]] = lambda folder: _visible(folder),  # files that show the folder is not ours
     other: Callable[[dict], Exception | None] = lambda previous: None,  # the error when the marker records other work
-    read: Callable[
-        [Path], tuple[dict | None, str]
-    ] = read_marker,  # reads the marker: (its object, what is wrong with it)
+    read: Callable[[Path], tuple[dict | None, str]] = read_marker,  # reads the marker: (its object, its problem)
     label: str = "",  # what the messages start with (a variant's name)
     complete: bool | None = False,  # recorded in the marker until the writer records its end (None: not recorded)
 ) -> dict | None:

@@ -994,11 +994,8 @@ def given_photos(photos: RunPhotos | dict[str, list[Path]]) -> RunPhotos:
 def run_photos(
     settings: Settings,  # resolved settings of the profile
     test_dir: Path | None = None,  # a folder with a sub-folder per class (`--test`): every usable photo of it
-    real_train: dict[str, list[Path]]
-    | None = None,  # real training photos to keep out (default: the k of `real_train_dir`)
-    leave_out: list[
-        Path
-    ] = (),  # more photos to keep out of the sample, with their near-duplicates (a sweep's cut-out sources)
+    real_train: dict[str, list[Path]] | None = None,  # real training photos kept out (default: `real_train_dir`'s k)
+    leave_out: list[Path] = (),  # more photos kept out, with their near-duplicates (a sweep's cut-out sources)
     where: str = "--test",  # the option `test_dir` came from, for errors
     progress: bool = False,  # print the sources stage's steps to stderr
 ) -> RunPhotos:

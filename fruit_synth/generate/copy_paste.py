@@ -476,8 +476,7 @@ def blend_poisson(
     alpha: np.ndarray,  # hxw uint8 alpha of the fruit
     left: int,
     top: int,  # where the fruit's top left corner goes
-    reach: float
-    | None = 0.1,  # the clone's correction fades inwards over this share of the fruit's size; None: pure clone
+    reach: float | None = 0.1,  # the clone's correction fades inwards over this share of the fruit; None: pure clone
     margin: int = 3,  # reflected border added around the fruit, so it may touch the canvas edge
 ) -> bool:
     "Clone the fruit into `canvas` with `cv2.seamlessClone`; False (canvas untouched) where that cannot run."

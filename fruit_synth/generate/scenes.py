@@ -248,9 +248,7 @@ def _paste_visible(canvas: np.ndarray, rgb: np.ndarray, alpha: np.ndarray, left:
 
 
 def compose_bins(
-    background: np.ndarray
-    | Callable
-    | None,  # RGB background photo (for the 'backgrounds' surroundings), or a function that opens it
+    background: np.ndarray | Callable | None,  # RGB background (for the surroundings 'backgrounds'), or its opener
     cutouts: list[np.ndarray | CutoutPyramid],  # RGBA cut-outs of the class (or their `cutout_pyramid`s)
     params: CopyPasteParams,  # bins_*, surroundings, blending, jitter
     rng: np.random.Generator,  # the source of every random choice

@@ -327,8 +327,7 @@ def generate_variant(
 def seed_datasets(
     settings: Settings,  # resolved settings: seed, seeds, seeds_vary
     variant: str,  # one of VARIANTS
-    root: Path
-    | None = None,  # dataset root of the first seed (default: datasets_root(settings)); seed s's is `<root>-seed<s>`
+    root: Path | None = None,  # the first seed's dataset root (default: datasets_root); seed s's: `<root>-seed<s>`
     jobs: int | None = None,  # worker processes (default: all cores)
     progress: bool = True,  # progress bars on stderr
 ) -> list[Path]:

@@ -364,8 +364,7 @@ def _plot_c(runs: list[dict], path: Path) -> Path:
 
 
 def probe_and_select(
-    data: Path
-    | list[Path],  # the training dataset folder (<root>/<variant>), or one per seed (`variants.seed_datasets`)
+    data: Path | list[Path],  # the training set (<root>/<variant>), or one per seed (`variants.seed_datasets`)
     settings: Settings,  # resolved settings (classes, backbone, image_size, seeds, real_mode, ...)
     out: Path,  # folder for metrics.json, predictions.csv and the figures
     test: RunPhotos | dict[str, list[Path]],  # the real test photos (`sources.run_photos`), or photos per class

@@ -504,8 +504,7 @@ def training_recipe(settings: Settings) -> dict:
 
 # %% ../../nbs/learn/03_train.ipynb #07a1484f
 def finetune_and_select(
-    data: Path
-    | list[Path],  # the training dataset folder (<root>/<variant>), or one per seed (`variants.seed_datasets`)
+    data: Path | list[Path],  # the training set (<root>/<variant>), or one per seed (`variants.seed_datasets`)
     settings: Settings,  # resolved settings
     out: Path,  # folder for metrics.json, predictions.csv, model.pt and the figures
     test: RunPhotos | dict[str, list[Path]],  # the real test photos (`sources.run_photos`), or photos per class

@@ -363,8 +363,7 @@ class Executor:
     def run(
         self,
         tasks: list[Task],  # the work; each task after those it needs
-        on_done: Callable[[Outcome], None]
-        | None = None,  # called here with each outcome as its task ends (e.g. to save it)
+        on_done: Callable[[Outcome], None] | None = None,  # called here with each outcome as its task ends
         describe: Callable[[Outcome], str] | None = None,  # what a progress line says of a finished task (default: ok)
     ) -> dict[str, Outcome]:
         "Run every task once its needs are done; one outcome per task key, in the order given."
