@@ -18,12 +18,12 @@ CORRUPTIONS = ["truncated", "random bytes", "wrong JSON type", "duplicated lines
 def corrupt(path: Path, how: str) -> None:
     "Damage `path` in place, the way `how` says."
     data = path.read_bytes()
-    if how == "truncated": damaged = data[: len(data) // 3]  # mid-record, and settings.ini within its [DEFAULT] block
+    if how == "truncated": damaged = data[: len(data) // 3]  # mid-record (a settings.ini: mid-line, with no final newline)
     elif how == "random bytes": damaged = random.Random(len(data)).randbytes(max(len(data), 64))
     elif how == "wrong JSON type": damaged = b'["a list", "where an object or records belong"]\n'
     else:
         lines = data.splitlines(keepends=True)
-        at = len(lines) // 3  # settings.ini: a key of its [DEFAULT] block
+        at = len(lines) // 3  # settings.ini: a line of a profile, twice
         damaged = b"".join(lines[:at + 2] + lines[at:]) if len(lines) > 3 else data + data
     assert damaged != data
     path.write_bytes(damaged)
