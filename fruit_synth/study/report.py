@@ -51,9 +51,9 @@ __all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'WIDGET_VIEW', 'NOTEBOOK_STYLE', 
            'experiment_notebook', 'source_hash', 'run_inputs', 'run_fingerprint', 'reusable_run', 'run_variant',
            'results_page', 'notebook_html', 'static_outputs', 'spread_text', 'interval_text', 'results_rows',
            'chance_row', 'results_table', 'answer_text', 'run_flags', 'run_recipe', 'recipe_rows', 'mistakes_grid',
-           'variant_section', 'common_size', 'domain_gap_section', 'ablation_section', 'curves_section',
-           'chosen_variants', 'skipped_section', 'timing_rows', 'timing_text', 'variant_datasets', 'report_run',
-           'report_tasks', 'run_variants', 'write_report']
+           'variant_section', 'domain_gap_section', 'ablation_section', 'curves_section', 'chosen_variants',
+           'skipped_section', 'timing_rows', 'timing_text', 'variant_datasets', 'report_run', 'report_tasks',
+           'run_variants', 'write_report']
 
 # %% ../../nbs/study/03_report.ipynb #f5db9ae9
 PACKAGES = (
@@ -816,54 +816,54 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def common_size(gaps: list[dict]) -> int | None:
-    "The largest sample size at which every domain gap in `gaps` was measured (None if any lacks `by_size`)."
-    sizes = [{int(n) for n, d in (gap.get("by_size") or {}).items() if _finite(d)} for gap in gaps]
-    shared = set.intersection(*sizes) if sizes and all(sizes) else set()
-    return max(shared) if shared else None
-
-
 def domain_gap_section(outcomes: list[RunOutcome], assets: Path) -> Markup:
-    "A table and a scatter plot of Fréchet distance to the real photos (at equal sizes) against test accuracy."
+    """A table and a scatter plot of the kernel distance (KID) of each training set to the test photos against its test
+    accuracy, and how well KID ranks the variants as their accuracy does (Spearman's rank correlation)."""
     runs = [
-        (o.variant, o.metrics["domain_gap"], o.metrics["summary"]["test_accuracy"]["mean"])
+        (o.variant, o.metrics["domain_gap"]["kid"], o.metrics["summary"]["test_accuracy"]["mean"])
         for o in outcomes
-        if o.metrics is not None and o.metrics.get("domain_gap") and _finite(o.metrics["domain_gap"].get("overall"))
+        if o.metrics is not None and _finite((o.metrics.get("domain_gap") or {}).get("kid", {}).get("mean"))
     ]
     if not runs:
         return Markup("")
-    size = common_size([gap for _, gap, _ in runs])
-    if size is not None:
-        points = [(name, gap["by_size"][str(size)], f"{size} + {size}", accuracy) for name, gap, accuracy in runs]
-        note = (
-            f"{size} training images against {size} test photos for every variant (the largest size all of them reach)."
-        )
-    else:
-        points = [
-            (name, gap["overall"], f"{gap.get('train_images', '?')} + {gap.get('test_images', '?')}", accuracy)
-            for name, gap, accuracy in runs
-        ]
-        note = (
-            "some runs did not record distances at equal sizes, so these are on sets of different sizes and NOT "
-            "comparable; rerun them."
-        )
     import matplotlib.pyplot as plt
+    from scipy.stats import spearmanr
 
     figure_, axes = plt.subplots(figsize=(5.5, 3.6), dpi=110)
-    for name, distance, _, accuracy in points:
-        axes.scatter(distance, 100 * accuracy, s=40)
-        axes.annotate(name, (distance, 100 * accuracy), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    axes.set_xlabel(f"Fréchet distance to the test photos{f' ({size} images each)' if size else ''}")
+    for name, kid, accuracy in runs:
+        axes.errorbar(
+            1000 * kid["mean"],
+            100 * accuracy,
+            xerr=[[1000 * (kid["mean"] - kid["low"])], [1000 * (kid["high"] - kid["mean"])]],
+            fmt="o",
+            capsize=3,
+        )
+        axes.annotate(name, (1000 * kid["mean"], 100 * accuracy), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    axes.set_xlabel("KID x 1000 to the test photos")
     axes.set_ylabel("test accuracy %")
     axes.grid(alpha=0.3)
     figure_.tight_layout()
     figure_.savefig(assets / "domain-gap.png")
     plt.close(figure_)
     rows = [
-        dict(variant=name, distance=f"{distance:.1f}", size=sizes, accuracy=f"{100 * accuracy:.1f}")
-        for name, distance, sizes, accuracy in points
+        dict(
+            variant=name,
+            kid=f"{1000 * kid['mean']:.1f}",
+            interval=f"{1000 * kid['low']:.1f} to {1000 * kid['high']:.1f}",
+            size=f"{kid['size']} + {kid['size']}",
+            accuracy=f"{100 * accuracy:.1f}",
+        )
+        for name, kid, accuracy in runs
     ]
-    return render("domain_gap.html", rows=rows, size_note=note)
+    if len(runs) >= 3:
+        rho = spearmanr([kid["mean"] for _, kid, _ in runs], [accuracy for _, _, accuracy in runs]).statistic
+        ranking = (
+            f"Across these {len(runs)} variants KID ranks the training sets against their test accuracy with "
+            f"Spearman's ρ = {rho:+.2f} (−1: the nearer a set, the better it tests, in every pair; 0: no relation)."
+        )
+    else:
+        ranking = "With fewer than three variants no ranking is measured."
+    return render("domain_gap.html", rows=rows, ranking=ranking)
 
 # %% ../../nbs/study/03_report.ipynb #e4fad658
 def ablation_section(settings: Settings) -> Markup:
