@@ -21,7 +21,7 @@ from .images import write_json
 from .settings import SCHEMA
 
 # %% auto #0
-__all__ = ['MARKER', 'INPUT_SETTINGS', 'OutputError', 'folder_owner', 'read_marker', 'claim_folder', 'check_output',
+__all__ = ['MARKER', 'INPUT_SETTINGS', 'OutputError', 'read_marker', 'folder_owner', 'claim_folder', 'check_output',
            'write_marker', 'claim_output', 'staged_output', 'check_outside_inputs']
 
 # %% ../../nbs/core/03_outputs.ipynb #e50ad2b6
@@ -36,12 +36,22 @@ def _visible(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
 
 
-def _json(path: Path) -> dict | None:
+def read_marker(path: Path) -> tuple[dict | None, str]:
+    """The marker file at `path` as a JSON object (None when there is none), and what is wrong with it ('' when nothing
+    is)."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        data = json.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        return None, ""
+    except (UnicodeDecodeError, ValueError) as e:
+        return None, f"is not JSON ({str(e)[:60]})"
+    except OSError as e:
+        return None, f"cannot be read ({e.strerror or e})"
+    return (data, "") if isinstance(data, dict) else (None, "holds no JSON object")
+
+
+def _json(path: Path) -> dict | None:
+    return read_marker(path)[0]  # the object, or None for a file that is missing or damaged
 
 
 def folder_owner(folder: Path) -> str | None:
@@ -67,20 +77,6 @@ def folder_owner(folder: Path) -> str | None:
     return None
 
 # %% ../../nbs/core/03_outputs.ipynb #4c4b6e7f
-def read_marker(path: Path) -> tuple[dict | None, str]:
-    """The marker file at `path` as a JSON object (None when there is none), and what is wrong with it ('' when nothing
-    is)."""
-    try:
-        data = json.loads(Path(path).read_bytes())
-    except FileNotFoundError:
-        return None, ""
-    except (UnicodeDecodeError, ValueError) as e:
-        return None, f"is not JSON ({str(e)[:60]})"
-    except OSError as e:
-        return None, f"cannot be read ({e.strerror or e})"
-    return (data, "") if isinstance(data, dict) else (None, "holds no JSON object")
-
-
 def claim_folder(
     folder: Path,  # the folder a writer takes (made when missing)
     marker: str,  # the file in it that says what wrote it and what it holds

@@ -23,9 +23,9 @@ from .seeds import fingerprint
 # %% auto #0
 __all__ = ['ROLES', 'SCHEMA', 'RANGES', 'ORDERED', 'IMAGE_KEYS', 'RESULT_KEYS', 'LARGEST_INT', 'SETTINGS_MARKER', 'STUDY_CLASSES',
            'AUGMENTATIONS', 'SURROUNDINGS', 'CAMERA_EFFECTS', 'CLASS_NAME', 'DEMO_FOLDERS', 'Setting', 'keys_with',
-           'default_value', 'SettingsError', 'parse_value', 'expand_env', 'resolve_path', 'parse_override',
-           'nearest_key', 'check_key', 'find_settings_file', 'Settings', 'read_text_utf8', 'ini_lines', 'read_ini',
-           'prompt_templates', 'profiles', 'load_settings', 'class_folder_map']
+           'value_text', 'default_value', 'SettingsError', 'parse_value', 'expand_env', 'resolve_path',
+           'parse_override', 'nearest_key', 'check_key', 'find_settings_file', 'Settings', 'read_text_utf8',
+           'ini_lines', 'read_ini', 'prompt_templates', 'profiles', 'load_settings', 'class_folder_map']
 
 # %% ../../nbs/core/00_settings.ipynb #9192d162
 ROLES = {  # what a setting changes; a change keeps every finished piece of work that does not depend on it
@@ -904,6 +904,15 @@ def keys_with(*roles: str) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"roles {unknown} are not among {', '.join(ROLES)}")
     return tuple(name for name, setting in SCHEMA.items() if setting.role in roles)
+
+
+def value_text(value: Any) -> str:
+    "A typed setting value as settings.ini (or an override) holds it: `true`, `0.25`, `5, 12`."
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(value_text, value))
+    return str(value)
 
 
 def default_value(name: str) -> Any:

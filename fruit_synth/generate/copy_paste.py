@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from fruit_synth.core.settings import (
+    value_text,
     CAMERA_EFFECTS,
     ORDERED,
     RANGES,
@@ -138,15 +139,6 @@ class CopyPasteParams:
             raise ValueError(f"copy-paste parameters: {problem}")
 
 
-def _as_text(value) -> str:
-    "A parameter's value as settings.ini would hold it."
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (list, tuple)):
-        return ", ".join(map(str, value))
-    return str(value)
-
-
 def params_problem(params: CopyPasteParams) -> str:
     """What is wrong with `params`, in words, or '' when nothing is: each parameter against its setting (kind, bounds,
     choices), then the pairs."""
@@ -154,7 +146,7 @@ def params_problem(params: CopyPasteParams) -> str:
         if item.name in NOT_SETTINGS:
             continue
         try:
-            parse_value(SCHEMA[item.name], _as_text(getattr(params, item.name)), "copy-paste parameters:")
+            parse_value(SCHEMA[item.name], value_text(getattr(params, item.name)), "copy-paste parameters:")
         except SettingsError as error:
             return str(error).removeprefix("copy-paste parameters: ")
     if params.tries < 1:

@@ -395,7 +395,8 @@ def probe_and_select(
             dataset,
             image_digests(dataset),
         )  # the feature cache's keys, each checked against its manifest line
-    test, source = given_photos(test).photos, given_photos(test).source
+    given = given_photos(test)
+    test, source = given.photos, given.source
     missing = [name for name in classes if not test.get(name)]
     if missing:
         raise ProbeError(f"the test set has no photos of class(es) {missing}; every class needs test photos")

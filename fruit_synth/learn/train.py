@@ -535,7 +535,8 @@ def finetune_and_select(
         )
     elif progress and "real_stage" in real_part:
         print(f"real_mode = finetune: second stage {real_part['real_stage']}", file=sys.stderr)
-    test, source = given_photos(test).photos, given_photos(test).source
+    given = given_photos(test)
+    test, source = given.photos, given.source
     test_set = photo_split(test, classes, size, budget * 0.2, threads, fit=settings.fit)
     out.mkdir(parents=True, exist_ok=True)
     spec = backbone_spec(settings.backbone)

@@ -41,6 +41,7 @@ from fruit_synth.generate.variants import (
 from ..core.images import write_bytes_atomic
 from ..core.outputs import OutputError, check_output, check_outside_inputs, folder_owner, write_marker
 from fruit_synth.core.settings import (
+    value_text,
     IMAGE_KEYS,
     RESULT_KEYS,
     SCHEMA,
@@ -265,11 +266,6 @@ def vary_problem(
     return ""
 
 
-def _as_text(value) -> str:
-    "A typed setting value as an override's text."
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
-
-
 def check_axes(
     settings: Settings,  # the profile's settings (read with load_settings)
     spec: SweepSpec,  # the sweep
@@ -282,11 +278,11 @@ def check_axes(
         problem = vary_problem(key, spec.variants, mode, spec.seeds)
         if problem:
             raise SweepError(
-                f"{where} {key}={','.join(map(_as_text, values))}: {key} cannot be varied: {problem}; nothing was run"
+                f"{where} {key}={','.join(map(value_text, values))}: {key} cannot be varied: {problem}; nothing was run"
             )
     typed: dict[str, dict[str, object]] = {key: {} for key in spec.axes}
     for combo in itertools.product(*spec.axes.values()):
-        texts = {key: _as_text(value) for key, value in zip(spec.axes, combo)}
+        texts = {key: value_text(value) for key, value in zip(spec.axes, combo)}
         try:
             checked = load_settings(settings.profile, {**settings.overrides, **texts}, settings.source)
         except SettingsError as error:
@@ -297,7 +293,7 @@ def check_axes(
             ) from None
         for key, text in texts.items():
             typed[key][text] = checked.values[key]
-    axes = {key: [typed[key][_as_text(value)] for value in values] for key, values in spec.axes.items()}
+    axes = {key: [typed[key][value_text(value)] for value in values] for key, values in spec.axes.items()}
     return SweepSpec(axes, spec.variants, spec.seeds)
 
 # %% ../../nbs/study/02_sweep.ipynb #f0e16a3f
