@@ -368,7 +368,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from fruit_synth.study.report import write_report
 
     page = write_report(settings, out, variant_names(args.variants), jobs=args.jobs, scheduler=args.scheduler)
-    print(f"report written: {page}")
+    print(f"report written: {page}\nfor scripts: {page.parent / 'summary.json'} (the recommended set, every accuracy)")
     return 0
 
 

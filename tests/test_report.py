@@ -32,8 +32,14 @@ def report(tmp_path_factory, demo_world) -> Path:
     """A small demo report made by the README's `make report`, as printed, in a copy of the project whose demo profile is
     small: two variants train, diffusion and hybrid are skipped for want of weights."""
     base = tmp_path_factory.mktemp("report")
+    pair = base / "pair"  # a second test domain that holds two of the five classes
+    for name in ("orange", "kiwi"):
+        (pair / name).mkdir(parents=True)
+        for photo in sorted((demo_world / "real" / name).iterdir())[-6:]:
+            shutil.copy(photo, pair / name / photo.name)
     small = {"work_dir": base / "work", "demo_dir": demo_world, "n_per_class": 12, "test_per_class": 12, "epochs_grid": 1,
-             "hybrid_from_copy_paste": 6, "hybrid_from_diffusion": 6, "variants": ", ".join(VARIANTS)}
+             "hybrid_from_copy_paste": 6, "hybrid_from_diffusion": 6, "variants": ", ".join(VARIANTS),
+             "test_domains": f"pair={pair}", "recommended": "copy_paste"}
     project = project_copy(base / "project", small)
     env = {key: value for key, value in os.environ.items() if key not in ("FRUIT_SYNTH_SETTINGS", "MAKEFLAGS", "MFLAGS")}
     # the copy shares the project's .venv: were it out of date, `make report` would reinstall the project from the copy
@@ -79,6 +85,24 @@ def test_the_page_has_both_tables_the_skips_and_no_external_address(report: Path
     assert 'href="results.html"' in text
     title = next(line for line in (ROOT / "docs" / "results.md").read_text().splitlines() if line.startswith("# "))[2:]
     assert f"<h1>{title}</h1>" in (report / "results.html").read_text()
+
+
+def test_the_page_and_summary_give_each_test_domain(report: Path):
+    text = (report / "index.html").read_text()
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["recommended"] == "copy_paste" and list(summary["domains"]) == ["real", "pair"]
+    for variant in ("few_shot", "copy_paste"):
+        metrics = json.loads((report / "runs" / variant / "metrics.json").read_text())
+        scores = summary["variants"][variant]["domains"]
+        assert scores["real"]["accuracy"] == round(metrics["summary"]["test_accuracy"]["mean"], 4)
+        assert scores["pair"]["accuracy"] == round(metrics["domains"]["pair"]["summary"]["test_accuracy"]["mean"], 4)
+        assert scores["pair"]["classes"] == ["orange", "kiwi"] and scores["pair"]["photos"] == 12
+    assert summary["variants"]["diffusion"]["status"] == "skipped"
+    assert '<table class="results" data-split="domains">' in text
+    assert re.search(r'<p class="answer">The profile&#39;s recommended training set, copy_paste', text)
+    # neither domain is among the photos any recorded study scored on, and the page says so for each
+    assert "real: these 60 photos took no part in choosing any setting" in text
+    assert "pair: these 12 photos took no part in choosing any setting" in text
 
 
 def test_the_page_in_a_browser(report: Path):

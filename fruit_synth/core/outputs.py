@@ -227,7 +227,9 @@ def staged_output(
 
 # %% ../../nbs/core/03_outputs.ipynb #a95b1eba
 INPUT_SETTINGS = tuple(
-    name for name, setting in SCHEMA.items() if setting.kind == "path" and setting.role in ("sources", "test", "images")
+    name
+    for name, setting in SCHEMA.items()
+    if setting.kind in ("path", "domains") and setting.role in ("sources", "test", "images")
 )
 # the folders of the user's photos, cut-outs and backgrounds: only ever read
 
@@ -241,11 +243,10 @@ def check_outside_inputs(
     folder = Path(folder).absolute().resolve()
     for key in INPUT_SETTINGS:
         value = settings.values.get(key)
-        if not value:
-            continue
-        source = Path(value).resolve()
-        if folder == source or source in folder.parents:
-            raise OutputError(
-                f"{option} '{folder}' is inside {key} '{source}' ({settings.where(key)}); generated files "
-                f"there would later be read as your photos: give an {option} outside it"
-            )
+        for source in value.values() if isinstance(value, dict) else [value] if value else []:
+            source = Path(source).resolve()
+            if folder == source or source in folder.parents:
+                raise OutputError(
+                    f"{option} '{folder}' is inside {key} '{source}' ({settings.where(key)}); generated files "
+                    f"there would later be read as your photos: give an {option} outside it"
+                )

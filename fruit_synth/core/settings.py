@@ -16,14 +16,14 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .seeds import fingerprint
 
 # %% auto #0
 __all__ = ['ROLES', 'SCHEMA', 'RANGES', 'ORDERED', 'IMAGE_KEYS', 'RESULT_KEYS', 'LARGEST_INT', 'SETTINGS_MARKER', 'STUDY_CLASSES',
            'AUGMENTATIONS', 'SURROUNDINGS', 'CAMERA_EFFECTS', 'CLASS_NAME', 'DEMO_FOLDERS', 'Setting', 'keys_with',
-           'value_text', 'default_value', 'SettingsError', 'parse_value', 'expand_env', 'resolve_path',
+           'value_text', 'default_value', 'SettingsError', 'parse_domains', 'parse_value', 'expand_env', 'resolve_path',
            'parse_override', 'nearest_key', 'check_key', 'find_settings_file', 'Settings', 'read_text_utf8',
            'ini_lines', 'read_ini', 'prompt_templates', 'profiles', 'load_settings', 'class_folder_map']
 
@@ -44,7 +44,7 @@ class Setting:
     "One experiment setting: its name, type, allowed values and meaning."
 
     name: str  # key in settings.ini
-    kind: str  # one of: int, float, bool, str, path, list, int_list, float_list, choice
+    kind: str  # one of: int, float, bool, str, path, list, int_list, float_list, choice, domains (label=path pairs)
     help: str  # what it means to the user of the study
     low: float | None = None  # smallest allowed value (numbers, and each item of int_list)
     high: float | None = None  # largest allowed value
@@ -68,6 +68,7 @@ class Setting:
             "list": "a comma-separated list",
             "int_list": "a comma-separated list of integers",
             "float_list": "a comma-separated list of numbers",
+            "domains": "comma-separated label=folder pairs (labels: letters, digits, _ or -)",
         }[self.kind]
         shown = (lambda v: str(int(v))) if self.kind in ("int", "int_list") else (lambda v: f"{v:g}")
         if self.low is not None and self.high is not None:
@@ -141,6 +142,14 @@ SCHEMA: dict[str, Setting] = {
             high=1_000_000,
             role="test",
             default="1000",
+        ),
+        Setting(
+            "test_domains",
+            "domains",
+            "more real test domains beside real_dir, as label=folder pairs, e.g. `web=/data/photos_web`: every "
+            "variant is tested on each (every usable photo; a domain may hold a subset of the classes)",
+            role="test",
+            default="",
         ),
         Setting(
             "allow_fewer",
@@ -254,6 +263,14 @@ SCHEMA: dict[str, Setting] = {
             default="few_shot, copy_paste, copy_paste_piles, copy_paste_poisson, copy_paste_bins, diffusion, hybrid",
         ),
         Setting(
+            "recommended",
+            "str",
+            "the training set the profile recommends, one of its variants (chosen by a rule fixed before the runs, on "
+            "the mean over its test domains): the report's first sentence gives its accuracy per domain; empty: none",
+            role="none",
+            default="",
+        ),
+        Setting(
             "n_per_class",
             "int",
             "generated training images per class",
@@ -363,10 +380,18 @@ SCHEMA: dict[str, Setting] = {
             "placement",
             "choice",
             "copy-paste: sparse (the study: no overlap), piles (smaller fruits that may occlude), bins (the frame "
-            "filled by one class, as in a crate) or mixed (bins or piles, drawn per image, half each)",
+            "filled by one class, as in a crate) or mixed (one placement of `mixture` drawn per image)",
             choices=("sparse", "piles", "bins", "mixed"),
             role="images",
             default="sparse",
+        ),
+        Setting(
+            "mixture",
+            "list",
+            "copy-paste, placement = mixed: the placements an image is drawn from, each equally likely (name one twice "
+            "for twice its share), e.g. `sparse, piles, bins`",
+            role="images",
+            default="sparse, piles, bins",
         ),
         Setting(
             "bins_scale",
@@ -717,8 +742,9 @@ SCHEMA: dict[str, Setting] = {
         Setting(
             "tta",
             "choice",
-            "test-time augmentation: none, or hflip (average the logits of each photo and its mirror image)",
-            choices=("none", "hflip"),
+            "test-time augmentation: none; hflip (average the outputs of each photo and its mirror image); hflip_zoom "
+            "(also of its centre, 80 % of each side, and that centre's mirror image)",
+            choices=("none", "hflip", "hflip_zoom"),
             role="evaluation",
             default="none",
         ),
@@ -912,6 +938,8 @@ def value_text(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (list, tuple)):
         return ", ".join(map(value_text, value))
+    if isinstance(value, dict):
+        return ", ".join(f"{key}={item}" for key, item in value.items())
     return str(value)
 
 
@@ -942,6 +970,24 @@ def _split_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+_DOMAIN_LABEL = re.compile(r"[A-Za-z0-9_-]{1,24}")
+
+
+def parse_domains(raw: str, bad: Callable[[str], Exception]) -> dict[str, str]:
+    "`label=folder, label=folder` as a dict in the order given; `bad(why)` makes the error for a malformed pair."
+    domains = {}
+    for item in _split_list(raw):
+        label, _, folder = (part.strip() for part in item.partition("="))
+        if not folder:
+            raise bad(f" (the pair {item!r} has no '=folder')")
+        if not _DOMAIN_LABEL.fullmatch(label):
+            raise bad(f" (label {label!r}: 1 to 24 letters, digits, _ or -)")
+        if label in domains:
+            raise bad(f" (label {label!r} given twice)")
+        domains[label] = folder
+    return domains
+
+
 def parse_value(setting: Setting, raw: str, where: str) -> Any:
     "Turn the text `raw` into the typed value of `setting`; `where` names the section for the error."
     raw = raw.strip()
@@ -949,8 +995,8 @@ def parse_value(setting: Setting, raw: str, where: str) -> Any:
     def bad(why: str = ""):
         return SettingsError(f"{where} {setting.name}: expected {setting.expected()}, found {raw!r}{why}")
 
-    if setting.kind in ("str", "path", "choice") and raw == "":
-        return None if setting.kind != "str" else ""
+    if setting.kind in ("str", "path", "choice", "domains") and raw == "":
+        return {"path": None, "choice": None, "str": "", "domains": {}}[setting.kind]
     try:
         if setting.kind == "int":
             value = int(raw)
@@ -970,6 +1016,8 @@ def parse_value(setting: Setting, raw: str, where: str) -> Any:
             if raw not in setting.choices:
                 raise bad()
             return raw
+        elif setting.kind == "domains":
+            return parse_domains(raw, bad)
         else:
             return raw
     except ValueError as e:
@@ -1113,7 +1161,10 @@ class Settings:
 
     def to_dict(self) -> dict[str, Any]:
         "Values as JSON-friendly types (paths as strings)."
-        return {k: (str(v) if isinstance(v, Path) else v) for k, v in self.values.items()}
+        return {
+            k: (str(v) if isinstance(v, Path) else {a: str(b) for a, b in v.items()} if isinstance(v, dict) else v)
+            for k, v in self.values.items()
+        }
 
     def digest(self, keys: Iterable[str] | None = None) -> str:
         "Short sha256 of the values of `keys` (all by default): what a manifest records to recognise its settings."
@@ -1127,7 +1178,7 @@ class Settings:
         width = max(map(len, self.values))
         lines = [f"# profile [{self.profile}] from {self.source}"]
         for key, value in self.to_dict().items():
-            shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+            shown = value_text(value) if isinstance(value, (list, dict)) else value
             mark = "   (override)" if key in self.overrides else ("" if key in self.lines else "   (default)")
             lines.append(f"{key:<{width}} = {'' if shown is None else shown}{mark}")
             if explain:
@@ -1274,6 +1325,11 @@ def _check_together(settings: Settings) -> None:
             raise SettingsError(
                 f"{settings.where('prompt')}: expected each template to contain {{plural}}, found {template!r}"
             )
+    if settings.recommended and settings.recommended not in settings.variants:
+        raise SettingsError(
+            f"{settings.where('recommended')}: {settings.recommended!r} is not among the variants the report runs "
+            f"({', '.join(settings.variants)}); add it to variants, or name one of them"
+        )
     unknown = sorted(set(settings.augment) - set(AUGMENTATIONS))
     if unknown:
         raise SettingsError(
@@ -1368,6 +1424,9 @@ def load_settings(
             value = resolve_path(value, base, f"{where} {key}")
             if key in given:
                 given[key] = str(value)
+        if setting.kind == "domains":
+            base = Path.cwd() if key in given else source.parent
+            value = {label: resolve_path(folder, base, f"{where} {key} {label}") for label, folder in value.items()}
         values[key] = value
     for key in ("classes", "plurals"):
         values[key] = [unicodedata.normalize("NFC", name) for name in values[key]]

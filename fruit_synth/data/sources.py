@@ -41,14 +41,15 @@ from fruit_synth.data.masks import (
 from ..core.settings import Settings, SettingsError, class_folder_map, keys_with
 
 # %% auto #0
-__all__ = ['GENERATED_MARKERS', 'STUDY_LOCK', 'MIN_IMAGE_EDGE', 'MAX_ASPECT_RATIO', 'SOURCE_KEYS', 'tool_folder',
-           'generated_marker', 'LeftOut', 'photo_folders', 'scan_photo_folders', 'folder_matches', 'FolderSurvey',
-           'survey_folders', 'refuse_generated', 'check_root', 'find_class_folders', 'class_names', 'ClassImages',
-           'shape_problem', 'class_images', 'settings_class_images', 'sample_key', 'seeded_order', 'Leak', 'find_leaks',
-           'PhotoSample', 'sample_test_set', 'Backgrounds', 'find_backgrounds', 'SourcesCheck', 'stage_dir',
-           'prepare_world', 'library_dir', 'cutout_library', 'usable_backgrounds', 'check_sources', 'CutoutOrigins',
-           'cutout_origins', 'RunPhotos', 'given_photos', 'run_photos', 'real_train_photos', 'sample_without',
-           'folder_photos', 'training_sources', 'without_leaks']
+__all__ = ['GENERATED_MARKERS', 'STUDY_LOCK', 'MIN_IMAGE_EDGE', 'MAX_ASPECT_RATIO', 'SOURCE_KEYS', 'MIN_DOMAIN_CLASSES',
+           'tool_folder', 'generated_marker', 'LeftOut', 'photo_folders', 'scan_photo_folders', 'folder_matches',
+           'FolderSurvey', 'survey_folders', 'refuse_generated', 'check_root', 'find_class_folders', 'class_names',
+           'ClassImages', 'shape_problem', 'class_images', 'settings_class_images', 'sample_key', 'seeded_order',
+           'Leak', 'find_leaks', 'PhotoSample', 'sample_test_set', 'Backgrounds', 'find_backgrounds', 'SourcesCheck',
+           'stage_dir', 'prepare_world', 'library_dir', 'cutout_library', 'usable_backgrounds', 'check_sources',
+           'CutoutOrigins', 'cutout_origins', 'RunPhotos', 'given_photos', 'run_photos', 'real_train_photos',
+           'sample_without', 'folder_photos', 'domain_label', 'domain_photos', 'other_domains', 'training_sources',
+           'without_leaks']
 
 # %% ../../nbs/data/03_sources.ipynb #5f0c2a12
 GENERATED_MARKERS = (
@@ -500,11 +501,13 @@ def class_images(
     exclude: tuple[str, ...] = (),  # glob patterns of file names that are not photos (mask files always are)
     min_edge: int = MIN_IMAGE_EDGE,  # images with a shorter side are skipped
     max_aspect: float = MAX_ASPECT_RATIO,  # images more elongated than this are skipped
+    partial: bool = False,  # a class without a folder is no error: it has no images
 ) -> ClassImages:
     """Scan the class folders of `root` at any depth: usable images per class, skipped files with reasons, what was left
     out."""
     root = check_root(Path(root), where)
-    find_class_folders(root, names, where)
+    if not partial:
+        find_class_folders(root, names, where)
     survey = survey_folders(root, names)
     result = ClassImages(root, survey.found, {name: [] for name in names}, left_out=survey.left_out, extra=survey.extra)
     for name, class_dirs in survey.found.items():
@@ -531,6 +534,7 @@ def settings_class_images(
     root: Path,  # the folder to scan
     where: str,  # the setting or option it came from
     hashes: bool = False,  # compute perceptual hashes too
+    partial: bool = False,  # a class without a folder is no error
 ) -> ClassImages:
     "`class_images` of `root` with the limits the settings give (max_image_pixels, min_image_edge, max_aspect_ratio)."
     return class_images(
@@ -541,6 +545,7 @@ def settings_class_images(
         hashes,
         min_edge=settings.min_image_edge,
         max_aspect=settings.max_aspect_ratio,
+        partial=partial,
     )
 
 # %% ../../nbs/data/03_sources.ipynb #c5b52e73
@@ -980,6 +985,12 @@ class RunPhotos:
         default_factory=list
     )  # for the user: skipped files, notes, what was left out, what the leakage check could not see
     left_out: dict[str, int] = field(default_factory=dict)  # photos left out of the profile's sample, by why
+    label: str = ""  # the domain's short name in tables (`domain_label`)
+
+    @property
+    def classes(self) -> list[str]:
+        "The classes it holds photos of (a test domain may hold a subset)."
+        return [name for name, paths in self.photos.items() if paths]
 
 
 def given_photos(photos: RunPhotos | dict[str, list[Path]]) -> RunPhotos:
@@ -1003,9 +1014,10 @@ def run_photos(
     sample of `real_dir` (read from `sources.json` while it is valid) without the k real training photos of
     `real_train_dir` (`real_per_class` > 0), without `leave_out`, and without near-duplicates of either, whatever
     the variant: every variant of a run is tested on the same photos, and none on its own training photos."""
+    label = domain_label(settings, test_dir)
     if test_dir is not None:
         photos, lines = folder_photos(settings, Path(test_dir), where)
-        return RunPhotos(photos, f"{where} {test_dir}", lines)
+        return RunPhotos(photos, f"{where} {test_dir}", lines, label=label)
     source = f"profile [{settings.profile}] sample of {settings.real_dir}"
     if real_train is None:
         real_train = real_train_photos(settings) if settings.real_train_dir and settings.real_per_class > 0 else {}
@@ -1021,7 +1033,7 @@ def run_photos(
             f"test sample: left out as real training photos or their near-duplicates: {counts['real_train']} + "
             f"{counts['real_train_near_duplicates']}; as cut-out sources or theirs: {counts['cutout_sources']}"
         ]
-        return RunPhotos(sample.photos, source, lines + [f"warning: {line}" for line in sample.warnings], counts)
+        return RunPhotos(sample.photos, source, lines + [f"warning: {line}" for line in sample.warnings], counts, label)
     path = stage_dir(settings) / "sources.json"
     try:
         saved = json.loads(path.read_text())
@@ -1030,9 +1042,11 @@ def run_photos(
     if isinstance(saved, dict) and saved.get("settings_digest") == settings.digest(SOURCE_KEYS):
         photos = {name: [Path(p) for p in paths] for name, paths in saved.get("test_photos", {}).items()}
         if list(photos) == list(settings.classes) and all(p.is_file() for paths in photos.values() for p in paths):
-            return RunPhotos(photos, source, [f"warning: {line}" for line in saved.get("leakage_warnings", [])])
+            return RunPhotos(
+                photos, source, [f"warning: {line}" for line in saved.get("leakage_warnings", [])], label=label
+            )
     check = check_sources(settings, progress)
-    return RunPhotos(check.test.photos, source, [f"warning: {line}" for line in check.leakage_warnings])
+    return RunPhotos(check.test.photos, source, [f"warning: {line}" for line in check.leakage_warnings], label=label)
 
 # %% ../../nbs/data/03_sources.ipynb #0518c26b
 def real_train_photos(
@@ -1119,6 +1133,67 @@ def folder_photos(
         lines.append(f"  ... and {len(found.skipped) - 20} more")
     lines += [f"note: {where}: {note}" for note in found.notes()]
     return {name: sorted(paths) for name, paths in found.images.items()}, lines
+
+# %% ../../nbs/data/03_sources.ipynb #401fdc39
+MIN_DOMAIN_CLASSES = 2  # a test domain holds photos of at least this many classes
+
+
+def domain_label(settings: Settings, test_dir: Path | None = None) -> str:
+    "The short name of the run's first test domain: the name of its folder (`--test`, or `real_dir`)."
+    folder = Path(test_dir) if test_dir is not None else settings.real_dir
+    return Path(folder).name if folder else "test"
+
+
+def domain_photos(
+    settings: Settings,  # resolved settings (classes, size limits, leakage threshold, the cut-out library)
+    label: str,  # the domain's label in test_domains
+    folder: Path,  # its folder, a sub-folder per class it holds
+    progress: bool = False,  # print the cut-out library's steps to stderr
+) -> RunPhotos:
+    """Every usable photo of one test domain, without cut-out sources and their near-duplicates; classes it lacks are
+    said in its lines. An error names the setting when it holds fewer than `MIN_DOMAIN_CLASSES` classes."""
+    where = f"{settings.where('test_domains')} {label}"
+    found = settings_class_images(settings, Path(folder), where, hashes=True, partial=True)
+    present = [name for name, paths in found.images.items() if paths]
+    if len(present) < MIN_DOMAIN_CLASSES:
+        raise SettingsError(
+            f"{where}: folder '{folder}' has usable photos of {len(present)} class(es) "
+            f"({', '.join(present) or 'none'}; {len(found.skipped)} files skipped); a test domain needs photos of "
+            f"at least {MIN_DOMAIN_CLASSES} of {', '.join(settings.classes)}, in a sub-folder per class named like the "
+            f"class"
+        )
+    library, _ = cutout_library(settings, progress)
+    leaks = find_leaks(found.hashes, cutout_origins(settings, library).hashes, settings.leakage_max_distance)
+    leaked = {leak.photo for leak in leaks}
+    photos = {name: sorted(p for p in found.images[name] if p not in leaked) for name in settings.classes}
+    absent = [name for name in settings.classes if not photos[name]]
+    lines = [
+        f"test domain {label}: {sum(map(len, photos.values()))} photos ("
+        + ", ".join(f"{name} {len(photos[name])}" for name in settings.classes if photos[name])
+        + f"), skipped files: {len(found.skipped)}, left out as cut-out sources or their near-duplicates: {len(leaks)}"
+    ]
+    if absent:
+        lines.append(
+            f"note: test domain {label} has no photos of {', '.join(absent)}: its scores are over the "
+            f"{len(settings.classes) - len(absent)} classes it holds"
+        )
+    lines += [f"  skipped {skip.path}: {skip.reason}" for skip in found.skipped[:20]]
+    lines += [f"note: test domain {label}: {note}" for note in found.notes()]
+    return RunPhotos(photos, f"test domain {label}: {folder}", lines, {"cutout_sources": len(leaks)}, label)
+
+
+def other_domains(
+    settings: Settings,  # test_domains: label -> folder
+    first: str = "",  # the label of the run's own test photos (`domain_label`): no domain may take it
+    progress: bool = False,
+) -> dict[str, RunPhotos]:
+    "The photos of every test domain the settings name beside `real_dir` (`domain_photos`), by label."
+    if first in settings.test_domains:
+        raise SettingsError(
+            f"{settings.where('test_domains')}: label '{first}' already names the run's own test photos (the folder "
+            f"name of real_dir or --test); give that domain another label"
+        )
+    return {label: domain_photos(settings, label, folder, progress) for label, folder in settings.test_domains.items()}
 
 # %% ../../nbs/data/03_sources.ipynb #62395457
 def training_sources(

@@ -28,17 +28,18 @@ from fruit_synth.core.settings import (
 )
 
 # %% auto #0
-__all__ = ['PLACEMENTS', 'BLENDINGS', 'BINS_SPACINGS', 'NOT_SETTINGS', 'FOOTPRINT', 'LUMA', 'CopyPasteParams', 'params_problem',
-           'params_from_settings', 'crop_background', 'draw_object', 'rotated_size', 'fit_scale', 'resize_cutout',
-           'with_clear_rim', 'turn_rimmed', 'turn_cutout', 'hue_rotation', 'colour_matrices', 'colour_matrix',
-           'mean_grey', 'jitter_colours', 'random_position', 'find_spot', 'blend_weights', 'blend_hard', 'feathered',
-           'blend_poisson', 'paste', 'draw_shadow', 'shadow_layer', 'cast_shadow', 'Composition', 'softened',
-           'CutoutPyramid', 'cutout_pyramid', 'as_pyramid', 'shape_cutout', 'compose_layers', 'compose', 'label_map',
-           'bins_side', 'bins_layout', 'grid_count', 'bins_problem']
+__all__ = ['PLACEMENTS', 'MIXABLE', 'BLENDINGS', 'BINS_SPACINGS', 'NOT_SETTINGS', 'FOOTPRINT', 'LUMA', 'CopyPasteParams',
+           'params_problem', 'params_from_settings', 'crop_background', 'draw_object', 'rotated_size', 'fit_scale',
+           'resize_cutout', 'with_clear_rim', 'turn_rimmed', 'turn_cutout', 'hue_rotation', 'colour_matrices',
+           'colour_matrix', 'mean_grey', 'jitter_colours', 'random_position', 'find_spot', 'blend_weights',
+           'blend_hard', 'feathered', 'blend_poisson', 'paste', 'draw_shadow', 'shadow_layer', 'cast_shadow',
+           'Composition', 'softened', 'CutoutPyramid', 'cutout_pyramid', 'as_pyramid', 'shape_cutout', 'compose_layers',
+           'compose', 'label_map', 'bins_side', 'bins_layout', 'grid_count', 'bins_problem']
 
 # %% ../../nbs/generate/00_copy_paste.ipynb #8b8e215f
 PLACEMENTS = SCHEMA["placement"].choices  # sparse: the study (no overlap); piles: fruits may partly hide each other;
-# bins: see `scenes`; mixed: bins or piles, drawn per image (half each)
+# bins: see `scenes`; mixed: one placement of `mixture` drawn per image
+MIXABLE = PLACEMENTS[:3]  # what a mixture may hold
 BLENDINGS = SCHEMA["blending"].choices  # mixed: one of the other three, drawn per object
 BINS_SPACINGS = SCHEMA["bins_spacing"].choices  # bins: what spaces the grid (see `scenes.class_params`)
 NOT_SETTINGS = (
@@ -71,6 +72,7 @@ class CopyPasteParams:
     saturation: float = default_value("saturation")  # saturation factor in [1-s, 1+s]
     hue: float = default_value("hue")  # hue shift in [-h, h], in turns of the colour wheel
     placement: str = default_value("placement")  # one of PLACEMENTS
+    mixture: tuple[str, ...] = default_value("mixture")  # mixed: the placements drawn from, each item equally likely
     max_occlusion: float = default_value(
         "max_occlusion"
     )  # piles: most of each fruit's area that later fruits may cover
@@ -132,6 +134,7 @@ class CopyPasteParams:
             ("jpeg_quality", int),
             ("surroundings", str),
             ("camera", str),
+            ("mixture", str),
         ):
             object.__setattr__(self, name, tuple(kind(value) for value in getattr(self, name)))
         problem = params_problem(self)
@@ -151,10 +154,12 @@ def params_problem(params: CopyPasteParams) -> str:
             return str(error).removeprefix("copy-paste parameters: ")
     if params.tries < 1:
         return f"tries must be at least 1, got {params.tries}"
-    for name, allowed in (("surroundings", SURROUNDINGS), ("camera", CAMERA_EFFECTS)):
+    for name, allowed in (("surroundings", SURROUNDINGS), ("camera", CAMERA_EFFECTS), ("mixture", MIXABLE)):
         unknown = sorted(set(getattr(params, name)) - set(allowed))
         if unknown:
             return f"{name}: expected any of {', '.join(allowed)}, got {', '.join(unknown)}"
+    if not params.mixture:
+        return f"mixture: expected at least one of {', '.join(MIXABLE)}, got none"
     for low, high in ORDERED:
         if getattr(params, low) > getattr(params, high):
             return f"{low} = {getattr(params, low)} is larger than {high} = {getattr(params, high)}"

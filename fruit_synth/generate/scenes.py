@@ -480,10 +480,12 @@ def compose_scene(
     others: list[np.ndarray | CutoutPyramid] | None = None,  # RGBA cut-outs of other classes (bins distractors)
     keep_jpeg: bool = False,  # a camera that ends in JPEG gives its file (an `EncodedImage`): no second encoding
 ) -> tuple[Image.Image | EncodedImage, dict]:
-    """One copy-paste image and its record: placement (for `mixed`, bins or piles drawn first, half each), then the
-    camera."""
-    if params.placement == "mixed":
-        params = replace(params, placement="bins" if rng.random() < 0.5 else "piles")
+    """One copy-paste image and its record: placement (for `mixed`, one of `mixture` drawn first, each item equally
+    likely), then the camera."""
+    if params.placement == "mixed":  # one draw: with the mixture bins, piles it is the draw mixed always made
+        params = replace(
+            params, placement=params.mixture[min(int(rng.random() * len(params.mixture)), len(params.mixture) - 1)]
+        )
     if params.placement == "bins":
         composition = compose_bins(background, cutouts, params, rng, others)
     else:

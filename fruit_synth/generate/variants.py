@@ -47,7 +47,8 @@ VARIANTS: dict[str, dict] = {
     "copy_paste_piles": {"method": "copy_paste", "placement": "piles"},
     "copy_paste_poisson": {"method": "copy_paste", "blending": "poisson"},
     "copy_paste_bins": {"method": "copy_paste", "placement": "bins"},
-    "copy_paste_mixed": {"method": "copy_paste", "placement": "mixed"},
+    "copy_paste_mixed": {"method": "copy_paste", "placement": "mixed", "mixture": ["bins", "piles"]},
+    "copy_paste_all": {"method": "copy_paste", "placement": "mixed"},  # the profile's mixture (default: all three)
     "diffusion": {"method": "diffusion"},
     "hybrid": {"method": "hybrid"},
     "copy_paste_plus_real": {"method": "plus_real"},
@@ -68,9 +69,10 @@ BACKGROUND_CACHE_BYTES = 256 * 2**20  # decoded backgrounds a process keeps (lea
 LATER_PARAMS = {
     "bins_spacing": "long_side",
     "bins_footprint": 1.0,
-}  # bins parameters added after datasets were made: left
-# out of the fingerprint at these values (the same images as before) and for placements without bins, so those datasets
-# keep theirs
+    "mixture": ("bins", "piles"),
+}  # parameters added after datasets were made: left out of the fingerprint at these values (the same images as
+# before) and where they do not apply (bins parameters without bins, the mixture without mixed), so those datasets keep
+# theirs
 
 
 @dataclass
@@ -96,10 +98,11 @@ class CopyPasteGenerator:
         "Digest of everything that shapes the images."
         backgrounds = [[path.name, path.stat().st_size] for path in self.backgrounds]
         bins = self.params.placement in ("bins", "mixed")
+        applies = {"bins_spacing": bins, "bins_footprint": bins, "mixture": self.params.placement == "mixed"}
         params = {
             key: value
             for key, value in asdict(self.params).items()
-            if key not in LATER_PARAMS or bins and LATER_PARAMS[key] != value
+            if key not in LATER_PARAMS or applies[key] and LATER_PARAMS[key] != value
         }
         data = dict(
             version=self.version, params=params, seed=self.seed, backgrounds=backgrounds, cutouts=self.cutout_hashes

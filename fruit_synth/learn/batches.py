@@ -24,8 +24,9 @@ from ..core.images import open_image, square_input, write_bytes_atomic
 from .models import BackboneSpec, ModelError, backbone_spec, classifier, to_input
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'TrainingError', 'use_threads', 'describe_device', 'decode', 'ImageStore', 'prefetched', 'Split',
-           'check_classes', 'autocast', 'predict', 'save_checkpoint', 'checkpoint_problem', 'load_checkpoint']
+__all__ = ['TTA_ZOOM', 'CHECKPOINT_FORMAT', 'TrainingError', 'use_threads', 'describe_device', 'decode', 'ImageStore',
+           'prefetched', 'Split', 'check_classes', 'autocast', 'zoom_centre', 'predict', 'save_checkpoint',
+           'checkpoint_problem', 'load_checkpoint']
 
 # %% ../../nbs/learn/01_batches.ipynb #d6cdc1d9
 class TrainingError(ValueError):
@@ -154,13 +155,27 @@ def autocast(device: torch.device):
     return torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
 
 
+TTA_ZOOM = 0.8  # hflip_zoom: the centre view keeps this share of each side
+
+
+def zoom_centre(
+    images: torch.Tensor,  # (N, C, H, W)
+    share: float,  # share of each side kept
+) -> torch.Tensor:
+    "The centre `share` of each side of `images`, resized back to their size (bilinear): a closer view of each."
+    height, width = images.shape[-2:]
+    top, left = round(height * (1 - share) / 2), round(width * (1 - share) / 2)
+    centre = images[..., top : height - top, left : width - left]
+    return torch.nn.functional.interpolate(centre, size=(height, width), mode="bilinear", align_corners=False)
+
+
 def predict(
     model: nn.Module,  # a classifier or feature extractor
     store: ImageStore,  # the images
     spec: BackboneSpec,  # the backbone's normalisation
     device: torch.device,  # where the model is
     batch_size: int = 64,  # images per forward pass
-    tta: str = "none",  # hflip: average the outputs for each image and its mirror image
+    tta: str = "none",  # hflip: average the outputs for each image and its mirror image; hflip_zoom: and its centre's
 ) -> np.ndarray:
     "The model's outputs (logits or features) for every image of `store`, as float32 (N, outputs)."
     model.eval()
@@ -168,9 +183,13 @@ def predict(
     with torch.inference_mode(), autocast(device):
         for _, pixels in store.batches(batch_size):
             inputs = to_input(pixels.to(device, non_blocking=True), spec).contiguous(memory_format=torch.channels_last)
-            output = model(inputs).float()
-            if tta == "hflip":
-                output = (output + model(inputs.flip(-1)).float()) / 2
+            views = [inputs]
+            if tta in ("hflip", "hflip_zoom"):
+                views.append(inputs.flip(-1))
+            if tta == "hflip_zoom":
+                centre = zoom_centre(inputs, TTA_ZOOM)
+                views += [centre, centre.flip(-1)]
+            output = sum(model(view).float() for view in views) / len(views)
             outputs.append(output.cpu())
     return torch.cat(outputs).numpy() if outputs else np.zeros((0, 0), np.float32)
 

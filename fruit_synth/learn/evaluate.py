@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 import io
 import json
 import math
@@ -43,12 +43,13 @@ from ..core.processes import pick_device
 from ..core.settings import Settings
 
 # %% auto #0
-__all__ = ['FRECHET_SIZES', 'METRICS_SCHEMA', 'NUMBER', 'MAYBE_NUMBER', 'SCORES', 'SPREAD', 'RUN_SPEC', 'classification_metrics',
-           'bootstrap_intervals', 'mean_std', 'write_predictions', 'frechet_distance', 'equal_size_distance',
-           'kernel_distance', 'domain_gap', 'save_figure', 'plot_confusion', 'plot_per_class_f1', 'plot_curves',
-           'write_test_files', 'summarise', 'near_chance', 'MetricsError', 'json_ready', 'spec_problem', 'RunResult',
-           'run_flags', 'seed_folders', 'toy_result', 'read_metrics', 'photo_split', 'score_block', 'score_model',
-           'measure_domain_gap', 'evaluate_checkpoint']
+__all__ = ['FRECHET_SIZES', 'METRICS_SCHEMA', 'NUMBER', 'MAYBE_NUMBER', 'SCORES', 'SPREAD', 'RUN_SPEC', 'TEST_BLOCK',
+           'DOMAIN_SPEC', 'classification_metrics', 'bootstrap_intervals', 'mean_std', 'write_predictions',
+           'frechet_distance', 'equal_size_distance', 'kernel_distance', 'domain_gap', 'save_figure', 'plot_confusion',
+           'plot_per_class_f1', 'plot_curves', 'write_test_files', 'summarise', 'near_chance', 'MetricsError',
+           'json_ready', 'spec_problem', 'RunResult', 'run_flags', 'seed_folders', 'toy_result', 'read_metrics',
+           'photo_split', 'within_classes', 'score_block', 'score_model', 'domain_result', 'measure_domain_gap',
+           'evaluate_checkpoint']
 
 # %% ../../nbs/learn/02_evaluate.ipynb #ebc79946
 def classification_metrics(
@@ -250,19 +251,24 @@ def domain_gap(
     test_labels: np.ndarray,  # class index per test photo
     classes: list[str],  # class names
     backbone: str,  # the feature extractor's name, recorded
+    present: list[str] | None = None,  # the classes the test photos hold (default: all): per class only for these
 ) -> dict:
     "KID (`kernel_distance`) and the Fréchet distance at equal sizes: overall, per class, Fréchet on a ladder of sizes."
     train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    if present is not None:  # the training images of the classes the test photos hold: like compared with like
+        keep = np.isin(train_labels, [classes.index(name) for name in present])
+        train_features, train_labels = train_features[keep], train_labels[keep]
+    held = [(i, name) for i, name in enumerate(classes) if present is None or name in present]
     size = min(len(train_features), len(test_features))
     per_class = {
         name: equal_size_distance(train_features[train_labels == i], test_features[test_labels == i])
-        for i, name in enumerate(classes)
+        for i, name in held
     }
     by_size = {str(n): equal_size_distance(train_features, test_features, n) for n in FRECHET_SIZES if n <= size}
     kid = kernel_distance(train_features, test_features)
     kid_per_class = {
         name: kernel_distance(train_features[train_labels == i], test_features[test_labels == i])["mean"]
-        for i, name in enumerate(classes)
+        for i, name in held
     }
     return {
         "kid": kid,
@@ -510,7 +516,23 @@ RUN_SPEC = {  # what each field of metrics.json holds: a type (or a tuple of the
     "device": str,
     "seconds": NUMBER,
     "probe": (dict, type(None)),
+    "domains": {str: dict},  # each as DOMAIN_SPEC says
 }
+TEST_BLOCK = RUN_SPEC["selected"][0]["test"]
+DOMAIN_SPEC = {  # one more test domain of a run (`domain_result`); the first domain is the run's own test fields
+    "label": str,
+    "source": str,
+    "images": int,
+    "per_class": {str: int},
+    "classes": [str],
+    "selected": [{"seed": int, "test": TEST_BLOCK}],
+    "summary": {
+        "test_accuracy": {**SPREAD, "ci": [NUMBER], "ci_over": str},
+        "test_macro_f1": {**SPREAD, "ci": [NUMBER]},
+    },
+    "domain_gap": dict,
+}
+RUN_SPEC["domains"] = {str: DOMAIN_SPEC}
 
 
 def spec_problem(value, spec, place: str = "") -> str:
@@ -580,6 +602,7 @@ class RunResult:
     device: str
     seconds: float
     probe: dict | None = None  # the probe's own facts (C grid, feature cache); None for fine-tuning
+    domains: dict[str, dict] = field(default_factory=dict)  # more test domains by label (`domain_result`)
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "run result") -> "RunResult":
@@ -589,7 +612,7 @@ class RunResult:
             raise MetricsError(f"{where}: holds {json_kind(data)}, not a JSON object")
         if data.get("schema") != METRICS_SCHEMA:
             raise MetricsError(f"{where}: schema {str(data.get('schema'))[:20]}, expected {METRICS_SCHEMA}")
-        problem = spec_problem({"probe": None, **data}, RUN_SPEC)
+        problem = spec_problem({"probe": None, "domains": {}, **data}, RUN_SPEC)
         if problem:
             raise MetricsError(f"{where}: {problem}")
         names = {f.name for f in fields(cls)}
@@ -769,26 +792,53 @@ def photo_split(
     threads: int = 0,  # decoding threads
     where: str = "the test set",  # for the message
     fit: str = "crop",  # how non-square photos become square: crop, pad or squash
+    subset: bool = False,  # a test domain: photos of some of the classes are enough
 ) -> Split:
     "The test photos as a split in the model's class order, after checking they have the model's classes."
-    check_classes(
-        test, classes, where, "test with photos of exactly the model's classes, or train a model for these classes"
-    )
-    empty = [name for name in classes if not test[name]]
-    if empty:
-        raise TrainingError(f"{where} has no photos of class(es) {empty}; every class needs test photos")
+    if subset:
+        extra = sorted(set(test) - set(classes))
+        if extra:
+            raise TrainingError(f"{where} has classes {extra} the model does not know (its classes: {classes})")
+        test = {name: test.get(name, []) for name in classes}
+    else:
+        check_classes(
+            test, classes, where, "test with photos of exactly the model's classes, or train a model for these classes"
+        )
+        empty = [name for name in classes if not test[name]]
+        if empty:
+            raise TrainingError(f"{where} has no photos of class(es) {empty}; every class needs test photos")
     files = [path for name in classes for path in test[name]]
     labels = np.array([index for index, name in enumerate(classes) for _ in test[name]])
     return Split(files, labels, ImageStore(files, size, budget_mb, threads, fit))
 
 # %% ../../nbs/learn/02_evaluate.ipynb #77bee484
+def within_classes(
+    true: np.ndarray,  # the true class of each photo, an index into `classes`
+    probabilities: np.ndarray,  # N x len(classes)
+    classes: list[str],  # the model's classes
+    present: list[str],  # the classes the photos hold
+) -> tuple[np.ndarray, np.ndarray]:
+    "`true` as indices into `present`, and the probabilities' columns of `present`: a task over those classes only."
+    index = [classes.index(name) for name in present]
+    position = {column: k for k, column in enumerate(index)}
+    return np.array([position[int(t)] for t in true], dtype=int), np.asarray(probabilities)[:, index]
+
+
 def score_block(
     true: np.ndarray,  # the true class of each test photo
     probabilities: np.ndarray,  # N x classes: what the model gave each photo
     classes: list[str],
     settings: Settings,  # bootstrap and seed: the intervals
+    present: list[str] | None = None,  # the classes the photos hold, when a subset: scored as a task over these
 ) -> dict:
-    "A run's test block: accuracy and macro-F1 with bootstrap intervals, per-class scores and the confusion matrix."
+    """A run's test block: accuracy and macro-F1 with bootstrap intervals, per-class scores and the confusion matrix.
+    With `present` a subset, the photos are classified among `present` only (the largest of those classes'
+    probabilities) and scored over them (`over_classes`); `accuracy_any_class` keeps the argmax over every class."""
+    if present is not None and list(present) != list(classes):
+        true_in, probabilities_in = within_classes(true, probabilities, classes, present)
+        block = score_block(true_in, probabilities_in, list(present), settings)
+        any_class = float(np.mean(probabilities.argmax(axis=1) == np.asarray(true))) if len(true) else 0.0
+        return {**block, "over_classes": list(present), "accuracy_any_class": any_class}
     predicted = probabilities.argmax(axis=1)
     scores = classification_metrics(true, predicted, classes)
     intervals = bootstrap_intervals(true, predicted, len(classes), settings.bootstrap, settings.seed)
@@ -816,17 +866,66 @@ def score_model(
     return score_block(test.labels, probabilities, classes, settings), probabilities
 
 
-def measure_domain_gap(settings: Settings, train: Split, test: Split, classes: list[str], device: torch.device) -> dict:
-    "Fréchet distance between ImageNet features of the training images and of the test photos (see `evaluate`)."
+def domain_result(
+    photos,  # one test domain's `sources.RunPhotos` (label, source, photos per class, the classes it holds)
+    classes: list[str],  # the model's classes
+    true: np.ndarray,  # the true class of each photo, an index into `classes`
+    probabilities: list[np.ndarray],  # per seed: N x classes
+    seeds: list[int],  # the seeds, in the same order
+    settings: Settings,  # bootstrap and seed: the intervals
+    gap: dict,  # the domain gap of the first seed's training images to these photos (`domain_gap`)
+) -> dict:
+    """One more test domain of a run (`DOMAIN_SPEC`): each seed's test block over the classes the domain holds, and
+    their mean with the interval pooled over photos and seeds."""
+    present = photos.classes
+    blocks = [score_block(true, p, classes, settings, present) for p in probabilities]
+    true_in = within_classes(true, probabilities[0], classes, present)[0]
+    predicted = np.stack([within_classes(true, p, classes, present)[1].argmax(axis=1) for p in probabilities])
+    intervals = bootstrap_intervals(true_in, predicted, len(present), settings.bootstrap, settings.seed)
+    selected = [{"seed": seed, "test": block} for seed, block in zip(seeds, blocks)]
+    return {
+        "label": photos.label,
+        "source": photos.source,
+        "images": int(len(true)),
+        "per_class": {name: len(photos.photos[name]) for name in present},
+        "classes": present,
+        "selected": selected,
+        "summary": {
+            "test_accuracy": _test_summary(selected, "accuracy", intervals),
+            "test_macro_f1": _test_summary(selected, "macro_f1", intervals),
+        },
+        "domain_gap": gap,
+    }
+
+
+def measure_domain_gap(
+    settings: Settings,
+    train: Split,
+    test: Split,
+    classes: list[str],
+    device: torch.device,
+    others: dict[str, tuple[Split, list[str]]] | None = None,  # more test domains: label -> (split, classes held)
+) -> dict:
+    """Fréchet distance and KID between ImageNet features of the training images and of the test photos (see
+    `domain_gap`); with `others`, `{"": the test photos' gap, label: each domain's}`."""
     try:
         extractor = feature_extractor(settings.backbone, pretrained=True, weights_path=settings.weights_path)
     except ModelError as e:
-        return {"overall": None, "per_class": {}, "features": settings.backbone, "note": f"not measured: {e}"}
+        gap = {"overall": None, "per_class": {}, "features": settings.backbone, "note": f"not measured: {e}"}
+        return gap if others is None else {label: gap for label in ["", *others]}
     extractor = extractor.to(device, memory_format=torch.channels_last)
     spec = backbone_spec(settings.backbone)
-    train_features = predict(extractor, train.store, spec, device, settings.batch_size * 2)
-    test_features = predict(extractor, test.store, spec, device, settings.batch_size * 2)
-    return domain_gap(train_features, train.labels, test_features, test.labels, classes, settings.backbone)
+    features = lambda split: predict(extractor, split.store, spec, device, settings.batch_size * 2)
+    train_features = features(train)
+    gap = domain_gap(train_features, train.labels, features(test), test.labels, classes, settings.backbone)
+    if others is None:
+        return gap
+    gaps = {"": gap}
+    for label, (split, present) in others.items():
+        gaps[label] = domain_gap(
+            train_features, train.labels, features(split), split.labels, classes, settings.backbone, present
+        )
+    return gaps
 
 # %% ../../nbs/learn/02_evaluate.ipynb #d2292964
 def evaluate_checkpoint(

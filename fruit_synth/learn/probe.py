@@ -13,7 +13,7 @@ import sys
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +27,8 @@ from . import evaluate
 from .evaluate import RunResult, run_flags, seed_folders
 
 # %% auto #0
-__all__ = ['TRAIN_MODES', 'GEOMETRY', 'C_GRID', 'resolve_train_mode', 'probe_input', 'FeatureCache', 'feature_cache', 'fit_probe',
-           'finetune_probe', 'ProbeError', 'probe_and_select']
+__all__ = ['TRAIN_MODES', 'GEOMETRY', 'C_GRID', 'resolve_train_mode', 'probe_input', 'FeatureCache', 'feature_cache',
+           'photo_features', 'fit_probe', 'finetune_probe', 'ProbeError', 'probe_and_select']
 
 # %% ../../nbs/learn/04_probe.ipynb #11fe265d
 TRAIN_MODES = ("finetune", "probe")
@@ -80,6 +80,7 @@ class FeatureCache:
     batch_size: int = 64  # images per forward pass
     fit: str = "squash"  # crop, pad or squash (the `fit` setting)
     flip: bool = False  # features of the mirror images (for flip test-time augmentation)
+    zoom: float = 1.0  # features of the centre of each image, this share of each side, resized back (`zoom_centre`)
     computed: int = 0  # images whose features this object computed
     loaded: int = 0  # images whose features it read from disk
     seconds: float = 0.0  # time spent computing features (decoding included)
@@ -92,7 +93,8 @@ class FeatureCache:
         weights = "imagenet" if self.pretrained else "random0"
         if self.pretrained and self.weights_path:
             weights = "file-" + file_sha256(Path(self.weights_path))[:12]
-        return f"{self.backbone}-{self.size}px-" + fingerprint([self.fit, GEOMETRY, weights, self.flip], 12)
+        views = [self.fit, GEOMETRY, weights, self.flip] + ([self.zoom] if self.zoom != 1.0 else [])
+        return f"{self.backbone}-{self.size}px-" + fingerprint(views, 12)
 
     def path(self, digest: str) -> Path:
         "Where the features of the file with sha256 `digest` are kept."
@@ -157,6 +159,7 @@ class FeatureCache:
     def _compute(self, todo: dict[str, Path], progress: bool) -> None:
         "Run the backbone over the files of `todo` (sha256 -> file) and store their features."
         import torch
+        from fruit_synth.learn.batches import zoom_centre
         from fruit_synth.learn.models import backbone_spec, feature_extractor, to_input
 
         start = time.perf_counter()
@@ -178,6 +181,8 @@ class FeatureCache:
                     )
                 )
                 batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).to(device)
+                if self.zoom != 1.0:
+                    batch = zoom_centre(batch.float(), self.zoom).round().clamp(0, 255).to(torch.uint8)
                 if self.flip:
                     batch = batch.flip(-1)
                 outputs = (
@@ -215,6 +220,26 @@ def feature_cache(
         settings.device,
         fit=settings.values.get("fit") or "squash",
     )
+
+
+def photo_features(
+    cache: FeatureCache,  # the run's feature cache
+    files: list[Path],  # photos
+    tta: str = "none",  # the tta setting: hflip averages each photo's features with its mirror image's
+    progress: bool = False,
+) -> np.ndarray:
+    """The features the probe classifies a photo by: its own; with tta = hflip the mean with its mirror image's; with
+    hflip_zoom also its centre's (`batches.TTA_ZOOM` of each side) and that centre's mirror image's."""
+    from fruit_synth.learn.batches import TTA_ZOOM  # torch is imported where features are computed, not before
+
+    features = cache.features(files, progress)
+    if tta not in ("hflip", "hflip_zoom") or not len(files):
+        return features
+    views = [(True, 1.0)] + ([(False, TTA_ZOOM), (True, TTA_ZOOM)] if tta == "hflip_zoom" else [])
+    for flip, zoom in views:  # each view a cache of its own (its own memory too), sharing the loaded model
+        view = replace(cache, flip=flip, zoom=zoom, computed=0, loaded=0, seconds=0.0, _memory={})
+        features = features + view.features(files, progress)
+    return features / (1 + len(views))
 
 # %% ../../nbs/learn/04_probe.ipynb #c8acf2fa
 C_GRID = (0.01, 0.1, 1.0, 10.0)  # inverse regularisation strengths tried
@@ -372,6 +397,7 @@ def probe_and_select(
     cache: FeatureCache | None = None,  # feature cache (default: <work_dir>/features)
     figures: bool = True,  # draw confusion, per-class F1 and the C curve
     domain_gap: bool = True,  # measure the Fréchet distance to the test photos
+    domains: dict[str, RunPhotos] | None = None,  # more test domains by label (`sources.other_domains`; None: none)
 ) -> RunResult:
     "Fit the probe for every seed, keep the best C by validation, test on real photos, write `metrics.json` to `out`."
     start = time.perf_counter()
@@ -404,23 +430,14 @@ def probe_and_select(
     real_mode = getattr(settings, "real_mode", None) or "mix"
     test_files = [path for name in classes for path in test[name]]
     test_y = np.array([classes.index(name) for name in classes for _ in test[name]])
-    test_x = cache.features(test_files, progress)
-    if (
-        getattr(settings, "tta", "none") == "hflip"
-    ):  # test-time flips: the mean of each photo's and its mirror image's features
-        mirrored = FeatureCache(
-            cache.folder,
-            cache.backbone,
-            cache.size,
-            cache.pretrained,
-            cache.weights_path,
-            cache.device,
-            cache.batch_size,
-            cache.fit,
-            flip=True,
-        )
-        mirrored._model = cache._model
-        test_x = (test_x + mirrored.features(test_files, progress)) / 2
+    tta = getattr(settings, "tta", "none")
+    test_x = photo_features(cache, test_files, tta, progress)
+    others = {}  # label -> (photos, files, true class, features)
+    for label, photos in (domains or {}).items():
+        files = [path for name in classes for path in photos.photos.get(name, [])]
+        true = np.array([classes.index(name) for name in classes for _ in photos.photos.get(name, [])])
+        others[label] = (photos, files, true, photo_features(cache, files, tta, progress))
+    other_probabilities = {label: [] for label in others}
     features_of = {}  # folder -> features per file, computed when a seed first needs that set
     fit_seconds, runs, selected, first, predicted_per_seed = 0.0, [], [], None, []
     # one BLAS thread: the fits are small, and threads that wait on each other collapse on a shared machine (6x slower)
@@ -467,6 +484,8 @@ def probe_and_select(
                 model = finetune_probe(model, real_x, real_y, best["C"])
             probabilities = model.predict_proba(test_x)
             predicted_per_seed.append(probabilities.argmax(axis=1))
+            for label, (_, _, _, features_x) in others.items():
+                other_probabilities[label].append(model.predict_proba(features_x))
             fit_seconds += time.perf_counter() - fit_start
             block = evaluate.score_block(test_y, probabilities, classes, settings)
             for run in candidates:
@@ -500,6 +519,21 @@ def probe_and_select(
         gap = {"overall": None, "per_class": {}, "features": settings.backbone, "note": "not measured for this run"}
     summary = evaluate.summarise(selected, test_y, predicted_per_seed, settings.bootstrap, settings.seed)
     summary["C_chosen"] = [s["C"] for s in selected]
+    domain_blocks = {}
+    for label, (photos, files_of, true, features_x) in others.items():
+        if domain_gap:
+            other_gap = evaluate.domain_gap(
+                train_x, train_y, features_x, true, classes, settings.backbone, photos.classes
+            )
+        else:
+            other_gap = {"note": "not measured for this run"}
+        seeds = [s["seed"] for s in selected]
+        domain_blocks[label] = evaluate.domain_result(
+            photos, classes, true, other_probabilities[label], seeds, settings, other_gap
+        )
+        name = f"predictions-{label}.csv"
+        evaluate.write_predictions(out / name, files_of, true, other_probabilities[label][0], classes)
+        files[f"predictions {label}"] = name
     metrics = {
         "schema": evaluate.METRICS_SCHEMA,
         "variant": data.name,
@@ -542,7 +576,12 @@ def probe_and_select(
             "folders": [str(folder) for folder in folders],
             "real_per_class": dataset.info.get("real_per_class", 0),
         },
-        "test": {"images": len(test_files), "per_class": {name: len(test[name]) for name in classes}, "source": source},
+        "test": {
+            "images": len(test_files),
+            "per_class": {name: len(test[name]) for name in classes},
+            "source": source,
+            "label": given.label,
+        },
         "runs": runs,
         "selected": selected,
         "summary": summary,
@@ -550,6 +589,7 @@ def probe_and_select(
         "files": files,
         "device": "cpu (probe)" if cache._model is None else str(next(cache._model.parameters()).device) + " (probe)",
         "seconds": round(time.perf_counter() - start, 2),
+        "domains": domain_blocks,
     }
     result = RunResult.from_dict(metrics, f"the run written to {out}")
     result.write(out / "metrics.json")  # strict JSON: a NaN is written as null and listed

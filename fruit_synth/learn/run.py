@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.settings import Settings
-from ..data.sources import RunPhotos
+from ..data.sources import RunPhotos, other_domains
 from .evaluate import RunResult
 from .probe import probe_and_select, resolve_train_mode
 from .train import finetune_and_select
@@ -26,13 +26,17 @@ def train_and_test(
     out: Path,  # the run folder: metrics.json, predictions.csv, the figures (and model.pt when fine-tuned)
     test: RunPhotos | dict[str, list[Path]],  # the photos it is tested on (`sources.run_photos`)
     progress: bool = True,  # say what it does on stderr
+    domains: dict[str, RunPhotos] | None = None,  # more test domains by label (default: the settings' test_domains)
     **probe_options,  # the probe's own options (`probe.probe_and_select`: cache, figures, domain_gap)
 ) -> RunResult:
-    "Train on `data` as `train_mode` says (fine-tuning, or the probe), test on `test`, write `out`, return the result."
+    """Train on `data` as `train_mode` says (fine-tuning, or the probe), test on `test` and on every test domain, write
+    `out`, return the result."""
+    if domains is None:
+        domains = other_domains(settings, getattr(test, "label", ""), progress) if settings.test_domains else {}
     if resolve_train_mode(settings.train_mode, settings.device) == "probe":
-        return probe_and_select(data, settings, out, test, progress, **probe_options)
+        return probe_and_select(data, settings, out, test, progress, domains=domains, **probe_options)
     if probe_options:
         raise ValueError(
             f"{', '.join(probe_options)}: options of the probe, but train_mode = {settings.train_mode} fine-tunes here"
         )
-    return finetune_and_select(data, settings, out, test, progress)
+    return finetune_and_select(data, settings, out, test, progress, domains)

@@ -509,6 +509,7 @@ def finetune_and_select(
     out: Path,  # folder for metrics.json, predictions.csv, model.pt and the figures
     test: RunPhotos | dict[str, list[Path]],  # the real test photos (`sources.run_photos`), or photos per class
     progress: bool = True,  # a line per epoch on stderr
+    domains: dict[str, RunPhotos] | None = None,  # more test domains by label (`sources.other_domains`)
 ) -> RunResult:
     """Train every (seed, epochs) run, keep the best per seed (real_mode = finetune: then train it on the real photos),
     test it, write `out`."""
@@ -538,6 +539,13 @@ def finetune_and_select(
     given = given_photos(test)
     test, source = given.photos, given.source
     test_set = photo_split(test, classes, size, budget * 0.2, threads, fit=settings.fit)
+    others = {
+        label: photo_split(
+            photos.photos, classes, size, budget * 0.05, threads, f"test domain {label}", settings.fit, subset=True
+        )
+        for label, photos in (domains or {}).items()
+    }
+    other_probabilities = {label: [] for label in others}
     out.mkdir(parents=True, exist_ok=True)
     spec = backbone_spec(settings.backbone)
     runs, selected, kept_model, probabilities, predicted_per_seed = [], [], None, None, []
@@ -577,6 +585,10 @@ def finetune_and_select(
         )
         selected.append({**chosen, "test": block})
         predicted_per_seed.append(seed_probabilities.argmax(1))
+        for label, split in others.items():
+            other_probabilities[label].append(
+                score_model(model.to(device), split, spec, device, classes, settings, settings.batch_size * 2)[1]
+            )
         if kept_model is None:
             kept_model, probabilities = model.cpu(), seed_probabilities
         del candidates
@@ -598,6 +610,18 @@ def finetune_and_select(
         out, test_set.files, test_set.labels, probabilities, classes, selected, data.name
     )
     evaluate.plot_curves(runs, out / "curves.png")
+    held = {label: (split, domains[label].classes) for label, split in others.items()}
+    gaps = measure_domain_gap(settings, train, test_set, classes, device, held)
+    domain_blocks = {}
+    for label, split in others.items():
+        seeds = [s["seed"] for s in selected]
+        domain_blocks[label] = evaluate.domain_result(
+            domains[label], classes, split.labels, other_probabilities[label], seeds, settings, gaps[label]
+        )
+        evaluate.write_predictions(
+            out / f"predictions-{label}.csv", split.files, split.labels, other_probabilities[label][0], classes
+        )
+        written[f"predictions {label}"] = f"predictions-{label}.csv"
     metrics = {
         "schema": evaluate.METRICS_SCHEMA,
         "variant": data.name,
@@ -625,14 +649,16 @@ def finetune_and_select(
             "images": len(test_set.files),
             "per_class": {name: len(test[name]) for name in classes},
             "source": source,
+            "label": given.label,
         },
         "runs": runs,
         "selected": selected,
         "summary": evaluate.summarise(selected, test_set.labels, predicted_per_seed, settings.bootstrap, settings.seed),
-        "domain_gap": measure_domain_gap(settings, train, test_set, classes, device),
+        "domain_gap": gaps[""],
         "files": {**written, "model": "model.pt", "curves": "curves.png"},
         "device": describe_device(device),
         "seconds": round(time.perf_counter() - start, 2),
+        "domains": domain_blocks,
     }
     result = RunResult.from_dict(metrics, f"the run written to {out}")
     result.write(out / "metrics.json")

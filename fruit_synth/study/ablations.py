@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib.util
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
-from ..core.images import write_bytes_atomic
+from ..core.images import file_sha256, write_bytes_atomic, write_json
+from ..core.seeds import fingerprint
 from ..core.settings import CAMERA_EFFECTS, IMAGE_KEYS, RESULT_KEYS, SURROUNDINGS, Settings
-from ..data.sources import run_photos
+from ..data.sources import RunPhotos, other_domains, run_photos
 from ..core.images import read_json
 from ..generate.variants import generate_variant, generator_versions, image_digest
 from ..learn.batches import TrainingError
@@ -28,10 +31,12 @@ from .runs import Executor, Task
 
 # %% auto #0
 __all__ = ['ABLATIONS', 'CAMERA_STAGES', 'PLACEMENT_VARIANTS', 'SURROUNDINGS_ROWS', 'BINS_TRIALS', 'SELECTION_STUDIES',
-           'ablation_table', 'ablation_rows', 'generation_digest', 'same_settings', 'ablation_dataset', 'ablation_run',
-           'ablation_runs', 'recipe_ablation', 'scene_ingredients', 'scene_ablation', 'camera_rows', 'exposure_rows',
-           'camera_ablation', 'placement_ablation', 'surroundings_ablation', 'bins_trials', 'photo_halves',
-           'selection_check']
+           'DOMAIN_LEVERS', 'LEVERS_RULE', 'ablation_table', 'ablation_rows', 'generation_digest', 'same_settings',
+           'ablation_dataset', 'ablation_run', 'ablation_runs', 'recipe_ablation', 'scene_ingredients',
+           'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation', 'placement_ablation',
+           'surroundings_ablation', 'bins_trials', 'photo_halves', 'selection_check', 'domain_levers', 'domain_labels',
+           'domain_table', 'combined_row', 'rule_choice', 'domain_halves_check', 'studies_file', 'photo_digest',
+           'read_studies', 'record_study', 'protocol_statement']
 
 # %% ../../nbs/study/01_ablations.ipynb #adaacd92
 def _paired(rows: list[dict], first: list[dict]) -> np.ndarray | None:
@@ -111,6 +116,8 @@ def ablation_rows(path: Path) -> list[dict]:
     for row in rows:
         for key in ("test_accuracy", "ci_low", "ci_high", "val_accuracy"):
             row[key] = float(row[key])
+        for key in [key for key in row if key.startswith("accuracy ")]:
+            row[key] = float(row[key])
     return rows
 
 # %% ../../nbs/study/01_ablations.ipynb #48e91091
@@ -138,10 +145,21 @@ def ablation_dataset(settings: Settings, variant: str, root: Path, jobs: int | N
     return str(generate_variant(settings, variant, root, jobs, progress=False))
 
 
-def ablation_run(settings: Settings, row_name: str, run_dir: Path, photos: dict[str, list[Path]], data: str) -> dict:
-    "An ablation's run task: train and test one configuration and seed; its record is written to `ablation.json`."
-    metrics = train_and_test(Path(data), settings, run_dir, photos, progress=False)
+def ablation_run(
+    settings: Settings,
+    row_name: str,
+    run_dir: Path,
+    photos: RunPhotos,  # the first test domain's photos
+    domains: dict[str, RunPhotos],  # more test domains (`sources.other_domains`)
+    data: str,  # the dataset folder (the value of the dataset task)
+) -> dict:
+    """An ablation's run task: train and test one configuration and seed; its record is written to `ablation.json`.
+    Each test domain's accuracy is in the row as `accuracy <label>` (the first domain's too)."""
+    metrics = train_and_test(Path(data), settings, run_dir, photos, progress=False, domains=domains)
     kept = metrics["selected"][0]
+    per_domain = {f"accuracy {metrics.test['label']}": round(kept["test"]["accuracy"], 4)} if metrics.domains else {}
+    for label, block in metrics.domains.items():
+        per_domain[f"accuracy {label}"] = round(block["selected"][0]["test"]["accuracy"], 4)
     done = {
         "settings": settings.to_dict(),
         "generators": generator_versions(),
@@ -156,6 +174,7 @@ def ablation_run(settings: Settings, row_name: str, run_dir: Path, photos: dict[
             "val_accuracy": round(kept["val"]["accuracy"], 4),
             "test_photos": metrics["test"]["images"],
             "seconds": metrics["seconds"],
+            **per_domain,
         },
     }
     write_bytes_atomic(json.dumps(done, indent=1).encode(), Path(run_dir) / "ablation.json")
@@ -174,6 +193,7 @@ def ablation_runs(
     "Real-photo accuracy per configuration and seed (finished runs are reused); rows also go to `<name>.csv`."
     folder = Path(settings.work_dir) / settings.profile / "ablation"
     photos, finished, tasks, order = run_photos(settings), {}, [], []
+    domains = other_domains(settings, photos.label) if settings.test_domains else {}
     for row_name, changes in configurations.items():
         for seed in seeds:
             chosen = settings.replace(seed=seed, seeds=1, **changes)
@@ -203,7 +223,11 @@ def ablation_runs(
                 )
             tasks.append(
                 Task(
-                    f"run/{tag}", ablation_run, (chosen, row_name, run_dir, photos), (data_key,), label=f"{name} {tag}"
+                    f"run/{tag}",
+                    ablation_run,
+                    (chosen, row_name, run_dir, photos, domains),
+                    (data_key,),
+                    label=f"{name} {tag}",
                 )
             )
     if tasks:
@@ -469,3 +493,241 @@ def selection_check(
         }
         for name, tables in runs.items()
     ]
+
+# %% ../../nbs/study/01_ablations.ipynb #459e6e17
+DOMAIN_LEVERS = {  # the study of a recipe for two domains: row -> (variant, settings changes), fixed before the runs
+    "copy_paste_mixed (bins, piles)": ("copy_paste_mixed", {}),
+    "copy_paste (sparse)": ("copy_paste", {}),
+    "all three placements (sparse, piles, bins)": ("copy_paste_all", {}),
+    "all three, sparse twice": ("copy_paste_all", {"mixture": ["sparse", "sparse", "piles", "bins"]}),
+    "all three, bins twice": ("copy_paste_all", {"mixture": ["sparse", "piles", "bins", "bins"]}),
+    "all three, blending drawn per fruit": ("copy_paste_all", {"blending": "mixed"}),
+    "all three, cut-out colour jitter doubled": (
+        "copy_paste_all",
+        {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4},
+    ),
+    "all three, larger sparse fruits (scale 0.35-0.8)": ("copy_paste_all", {"scale_min": 0.35, "scale_max": 0.8}),
+    "all three, test-time flips and centre zoom": ("copy_paste_all", {"tta": "hflip_zoom"}),
+    "all three, 200 images per class": ("copy_paste_all", {"n_per_class": 200}),
+}
+LEVERS_RULE = (
+    "score: the mean over the test domains of each run's accuracy (each domain over the classes it holds); the first "
+    "row is the baseline; a row replaces it only when its paired change of that score over the generation seeds is "
+    "positive and beyond twice its standard error; of those, the highest mean score wins"
+)
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text.lower()).strip("-")[:40]
+
+
+def domain_levers(
+    settings: Settings,  # a profile with real_dir and test_domains (e.g. grocery)
+    seeds: tuple[int, ...] = (0, 1, 2),  # generation (and training) seeds, each with its own generated set
+    rows: dict[str, tuple[str, dict]] | None = None,  # default: DOMAIN_LEVERS
+    progress: bool = True,
+) -> list[dict]:
+    """Every row of `DOMAIN_LEVERS` over `seeds`, tested on every domain (rows also in `levers-<row>.csv`); each row's
+    runs in their own ablation folder."""
+    found = []
+    for row_name, (variant, changes) in (rows or DOMAIN_LEVERS).items():
+        found += ablation_runs(settings, {row_name: changes}, variant, f"levers-{_slug(row_name)}", seeds, progress)
+    return found
+
+
+def domain_labels(rows: list[dict]) -> list[str]:
+    "The test domains of ablation rows, as their `accuracy <label>` columns name them, first domain first."
+    return [key.removeprefix("accuracy ") for key in rows[0] if key.startswith("accuracy ")]
+
+
+def domain_table(rows: list[dict]) -> list[dict]:
+    """Per configuration: mean accuracy on each domain over seeds, their mean (the score of `LEVERS_RULE`), the change
+    of the score against the first row paired by seed with its standard error, and whether it passes the rule."""
+    from scipy.stats import sem
+
+    labels = domain_labels(rows)
+    names = list(dict.fromkeys(row["configuration"] for row in rows))
+    score = lambda row: float(np.mean([row[f"accuracy {label}"] for label in labels]))
+    first = {row["seed"]: score(row) for row in rows if row["configuration"] == names[0]}
+    table = []
+    for name in names:
+        mine = [row for row in rows if row["configuration"] == name]
+        entry = {"configuration": name, "seeds": len(mine)}
+        for label in labels:
+            entry[f"{label} %"] = round(100 * float(np.mean([row[f"accuracy {label}"] for row in mine])), 1)
+        entry["mean of domains %"] = round(100 * float(np.mean([score(row) for row in mine])), 1)
+        changes = np.array([score(row) - first[row["seed"]] for row in mine if row["seed"] in first])
+        if name == names[0] or len(changes) < 2:
+            entry["paired change ± SE"], entry["passes the rule"] = "—", "—"
+        else:
+            error = float(sem(changes)) if changes.any() else 0.0
+            entry["paired change ± SE"] = f"{100 * changes.mean():+.1f} ± {100 * error:.1f}"
+            entry["passes the rule"] = "yes" if changes.mean() > 2 * error and changes.mean() > 0 else "no"
+        table.append(entry)
+    return table
+
+
+def combined_row(
+    table: list[dict],  # `domain_table` of the first stage
+    rows: dict[str, tuple[str, dict]] | None = None,  # the first stage's rows (default: DOMAIN_LEVERS)
+) -> dict[str, tuple[str, dict]]:
+    """The second stage, fixed with the first: the rule's choice, and (when two or more rows pass) one row with the
+    changes of every passing row at once; where two set the same key, the higher mean's value. Nothing to combine:
+    the choice alone."""
+    rows = rows or DOMAIN_LEVERS
+    chosen = rule_choice(table)
+    passing = sorted(
+        (row for row in table[1:] if row["passes the rule"] == "yes"), key=lambda row: row["mean of domains %"]
+    )
+    if len(passing) < 2:
+        return {chosen: rows[chosen]}
+    variant, changes = rows[chosen][0], {}
+    for row in passing:  # lowest mean first: a higher mean's value of a shared key is written last
+        changes.update(rows[row["configuration"]][1])
+    return {chosen: rows[chosen], "every passing lever at once": (variant, changes)}
+
+
+def rule_choice(table: list[dict]) -> str:
+    "The configuration `LEVERS_RULE` keeps: the highest mean score among rows that pass, else the first row."
+    passing = [row for row in table[1:] if row["passes the rule"] == "yes"]
+    return (
+        max(passing, key=lambda row: row["mean of domains %"])["configuration"]
+        if passing
+        else table[0]["configuration"]
+    )
+
+# %% ../../nbs/study/01_ablations.ipynb #cce39742
+def domain_halves_check(
+    settings: Settings,  # the profile whose ablation runs are read (work_dir, profile)
+    studies: list[str],  # ablation folders under <work_dir>/<profile>/ablation (e.g. the levers' rows)
+) -> list[dict]:
+    """Each configuration's mean accuracy over its seeds on each half of each domain's photos (`photo_halves`, read
+    from each run's predictions files): choose on halves A, score the choice on halves B."""
+    import pandas as pd  # here, not at the top: worker processes import this module
+
+    root = Path(settings.work_dir) / settings.profile / "ablation"
+    rows = []
+    for study in studies:
+        runs = sorted((root / study).glob("*-seed*"))
+        if not runs:
+            raise FileNotFoundError(f"no finished runs in '{root / study}': run its ablation first (make ablation)")
+        for run in runs:
+            metrics = read_json(run / "metrics.json") or {}
+            first = (metrics.get("test") or {}).get("label", "test")
+            files = {first: run / "predictions.csv"}
+            files.update({label: run / f"predictions-{label}.csv" for label in metrics.get("domains") or {}})
+            row = {"configuration": study, "seed": run.name.rsplit("-seed", 1)[1]}
+            for label, file in files.items():
+                table = pd.read_csv(file)
+                held = (metrics.get("domains") or {}).get(label, {}).get("classes")
+                if held:  # a domain with a subset of the classes: classified among those, as its scores are
+                    columns = [f"p_{name}" for name in held]
+                    table["predicted"] = table[columns].idxmax(axis=1).str.removeprefix("p_")
+                halves = photo_halves(list(table["path"]))
+                right = table["true"] == table["predicted"]
+                for half, name in ((0, "A"), (1, "B")):
+                    row[f"{label} {name}"] = float(right[table["path"].map(halves) == half].mean())
+            rows.append(row)
+    labels = [key.removesuffix(" A") for key in rows[0] if key.endswith(" A")]
+    found = pd.DataFrame(rows).groupby("configuration", sort=False)
+    table = []
+    for name, group in found:
+        entry = {"configuration": name, "seeds": len(group)}
+        for half in ("A", "B"):
+            for label in labels:
+                entry[f"{label} {half} %"] = round(100 * float(group[f"{label} {half}"].mean()), 1)
+            entry[f"mean {half} %"] = round(float(np.mean([entry[f"{label} {half} %"] for label in labels])), 1)
+        table.append(entry)
+    return table
+
+# %% ../../nbs/study/01_ablations.ipynb #afe44778
+def studies_file() -> Path:
+    "The record of the project's studies that chose settings, shipped with the package (docs/studies.json)."
+    return Path(importlib.util.find_spec("fruit_synth").origin).parent / "resources" / "studies.json"
+
+
+def photo_digest(path: Path) -> str:
+    "A photo's content digest as the record keeps it: the first 16 hex digits of its sha256 (its name plays no part)."
+    return file_sha256(path)[:16]
+
+
+def read_studies(path: Path | None = None) -> dict:
+    """The studies record at `path` (default: `studies_file`): `studies`, each with the photo sets it scored on by their
+    fingerprints, and `photo_sets`, each set's photo digests. Missing or unreadable: an empty record."""
+    record = read_json(path or studies_file()) or {}
+    studies = record.get("studies") if isinstance(record.get("studies"), list) else []
+    sets = record.get("photo_sets") if isinstance(record.get("photo_sets"), dict) else {}
+    return {**record, "studies": studies, "photo_sets": sets}
+
+
+def record_study(
+    path: Path,  # the record to update (docs/studies.json for the project's own studies)
+    name: str,  # the study's name (an entry of the same name is replaced)
+    settings: Settings,  # the profile it ran with
+    photos: dict[str, list[Path]],  # the photos it scored on, per test domain label
+    section: str,  # where its rule and figures are (e.g. docs/results.md#...)
+    chosen: str = "",  # what it chose
+    split_half: dict[str, dict] | None = None,  # per domain label: {"chosen", "half_a", "half_b"} (%)
+    date: str | None = None,  # the day it ran (default: today)
+    note: str = "",
+) -> dict:
+    "Add (or replace) one study in the record: which photos it scored on, by content, so a report can tell."
+    record = read_studies(path)
+    domains = {}
+    for label, files in photos.items():
+        digests = sorted({photo_digest(file) for file in files})
+        key = fingerprint(digests)
+        record["photo_sets"][key] = {"photos": len(digests), "digests": digests}
+        domains[label] = key
+    entry = {
+        "name": name,
+        "date": date or time.strftime("%Y-%m-%d"),
+        "profile": settings.profile,
+        "section": section,
+        "chosen": chosen,
+        "domains": domains,
+        "split_half": {domains[label]: value for label, value in (split_half or {}).items()},
+        **({"note": note} if note else {}),
+    }
+    record["studies"] = [study for study in record["studies"] if study.get("name") != name] + [entry]
+    write_json(record, path)
+    return entry
+
+
+def protocol_statement(
+    label: str,  # the test domain's label
+    files: list[Path],  # its photos
+    record: dict,  # `read_studies`
+) -> str:
+    """Whether the photos of one test domain took part in choosing settings, computed from their content: which
+    recorded studies scored on any of them, and those studies' split-half check; or that none did."""
+    digests = {photo_digest(file) for file in files}
+    used = []
+    for study in record["studies"]:
+        overlap = set()
+        for key in study.get("domains", {}).values():
+            overlap |= digests & set(record["photo_sets"].get(key, {}).get("digests", []))
+        if overlap:
+            used.append((study, len(overlap)))
+    if not used:
+        return (
+            f"{label}: these {len(digests)} photos took no part in choosing any setting: none of them is among the "
+            f"photos the {len(record['studies'])} recorded studies scored on (compared by content)."
+        )
+    shared = len(
+        digests & {d for s, _ in used for k in s["domains"].values() for d in record["photo_sets"][k]["digests"]}
+    )
+    names = ", ".join(f"{study['name']} ({study['date']})" for study, _ in used)
+    text = (
+        f"{label}: {shared} of these {len(digests)} photos were used to choose settings (studies: {names}), so the "
+        f"accuracies on them are development figures."
+    )
+    for study, _ in used:
+        for key, check in study.get("split_half", {}).items():
+            if digests & set(record["photo_sets"].get(key, {}).get("digests", [])):
+                text += (
+                    f" Split-half check ({study['name']}): chosen on half A of them, {check['chosen']} scores "
+                    f"{check['half_a']:.1f} % there and {check['half_b']:.1f} % on half B, which took no part in the "
+                    f"choice."
+                )
+    return text

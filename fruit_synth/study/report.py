@@ -35,14 +35,22 @@ from PIL import Image
 
 from ..generate.datasets import MANIFEST_FILE, datasets_root
 from ..generate.variants import VARIANTS, seed_datasets, unmakeable
-from ..core.images import file_sha256, image_grid, open_image, save_image, write_bytes_atomic
+from ..core.images import file_sha256, image_grid, open_image, save_image, write_bytes_atomic, write_json
 from ..data.masks import cutout_grid
 from ..core.settings import RESULT_KEYS, STUDY_CLASSES, Settings, SettingsError
 from ..core.seeds import fingerprint
 from ..learn.evaluate import MetricsError, RunResult, near_chance, read_metrics
-from .ablations import ABLATIONS, SELECTION_STUDIES, ablation_rows, ablation_table, selection_check
+from fruit_synth.study.ablations import (
+    ABLATIONS,
+    SELECTION_STUDIES,
+    ablation_rows,
+    ablation_table,
+    protocol_statement,
+    read_studies,
+    selection_check,
+)
 from .runs import Executor, Task, hold_folder, study_folders
-from ..data.sources import SourcesCheck, check_sources
+from ..data.sources import SourcesCheck, check_sources, domain_label, other_domains
 
 # %% auto #0
 __all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'WIDGET_VIEW', 'NOTEBOOK_STYLE', 'STUDY', 'git_commit', 'package_versions',
@@ -50,7 +58,8 @@ __all__ = ['PACKAGES', 'STYLE', 'SKIP_ERRORS', 'WIDGET_VIEW', 'NOTEBOOK_STYLE', 
            'sources_section', 'provenance_section', 'render_page', 'RunOutcome', 'IpcKernelManager', 'override_texts',
            'experiment_notebook', 'source_hash', 'run_inputs', 'run_fingerprint', 'reusable_run', 'run_variant',
            'results_page', 'notebook_html', 'static_outputs', 'spread_text', 'interval_text', 'results_rows',
-           'chance_row', 'results_table', 'answer_text', 'run_flags', 'run_recipe', 'recipe_rows', 'mistakes_grid',
+           'chance_row', 'results_table', 'answer_text', 'run_flags', 'run_recipe', 'recipe_rows', 'domain_scores',
+           'domain_mean', 'domain_rows', 'domains_table', 'recommended_text', 'summary_data', 'mistakes_grid',
            'variant_section', 'domain_gap_section', 'ablation_section', 'curves_section', 'chosen_variants',
            'skipped_section', 'timing_rows', 'timing_text', 'variant_datasets', 'report_run', 'report_tasks',
            'run_variants', 'write_report']
@@ -748,6 +757,148 @@ def recipe_rows(outcomes: list[RunOutcome]) -> tuple[list[dict], dict[str, str],
         common,
     )
 
+# %% ../../nbs/study/03_report.ipynb #5ce983bc
+def domain_scores(metrics: dict) -> dict[str, dict]:
+    """A run's test accuracy on each test domain, first domain first: `{label: {"accuracy": summary entry (mean, std,
+    ci), "images": n, "classes": [...]}}`."""
+    first = metrics["test"].get("label") or "test"
+    scores = {
+        first: {
+            "accuracy": metrics["summary"]["test_accuracy"],
+            "images": metrics["test"]["images"],
+            "classes": list(metrics["classes"]),
+        }
+    }
+    for label, block in (metrics.get("domains") or {}).items():
+        scores[label] = {
+            "accuracy": block["summary"]["test_accuracy"],
+            "images": block["images"],
+            "classes": list(block["classes"]),
+        }
+    return scores
+
+
+def domain_mean(metrics: dict) -> float:
+    "The mean over a run's test domains of its mean test accuracy: the score `recommended` is chosen by."
+    return float(sum(s["accuracy"]["mean"] for s in domain_scores(metrics).values()) / len(domain_scores(metrics)))
+
+
+def domain_rows(outcomes: list[RunOutcome]) -> tuple[list[dict], dict[str, str]]:
+    """One row per finished variant: test accuracy on each domain with its interval, and their mean; best in bold
+    (as `_<key>_best`). Also the headers."""
+    finished = [o for o in outcomes if o.metrics is not None]
+    if not finished:
+        return [], {}
+    labels = list(domain_scores(finished[0].metrics))
+    rows = []
+    for outcome in finished:
+        scores, seeds = domain_scores(outcome.metrics), _seeds(outcome.metrics["summary"])
+        row = {"variant": outcome.variant}
+        for label in labels:
+            entry = scores.get(label)
+            row[label] = (
+                f"{spread_text(entry['accuracy'], seeds)} [{interval_text(entry['accuracy'])}]" if entry else "—"
+            )
+            row[f"_{label}"] = entry["accuracy"]["mean"] if entry else -1.0
+        row["mean"] = f"{100 * domain_mean(outcome.metrics):.1f}"
+        row["_mean"] = domain_mean(outcome.metrics)
+        rows.append(row)
+    for key in [*labels, "mean"]:
+        best = max(row[f"_{key}"] for row in rows)
+        for row in rows:
+            row[f"_{key}_best"] = row[f"_{key}"] == best
+    first = domain_scores(finished[0].metrics)
+    headers = {"variant": "variant"}
+    for label in labels:
+        held = first[label]["classes"]
+        headers[label] = f"{label}: accuracy % [95% CI] ({first[label]['images']} photos, {len(held)} classes)"
+    headers["mean"] = "mean of domains %"
+    return rows, headers
+
+
+def domains_table(outcomes: list[RunOutcome]) -> Markup:
+    "The HTML table of `domain_rows` (nothing with one test domain)."
+    rows, headers = domain_rows(outcomes)
+    if not rows or len(headers) < 4:
+        return Markup("")
+    return render("results.html", split="domains", columns=list(headers.items()), rows=rows, chance=None)
+
+
+def _per_domain_text(metrics: dict) -> str:
+    "`85.1% [79.5–90.3] on photos (185 photos), 81.0% [...] on web (240 photos, 4 of 5 classes)`."
+    parts = []
+    for label, entry in domain_scores(metrics).items():
+        held = len(entry["classes"])
+        classes = f", {held} of {len(metrics['classes'])} classes" if held < len(metrics["classes"]) else ""
+        parts.append(
+            f"{100 * entry['accuracy']['mean']:.1f}% [{interval_text(entry['accuracy'])}] on {label} "
+            f"({entry['images']} photos{classes})"
+        )
+    return ", ".join(parts)
+
+
+def recommended_text(
+    outcomes: list[RunOutcome],  # the runs
+    settings: Settings,  # recommended, the classes
+) -> str:
+    """The report's first sentence when the profile names its recommended set (empty when it does not, or it did not
+    finish): its accuracy per domain, few-shot's, and the best set on these photos, marked as picked after seeing
+    them."""
+    finished = {o.variant: o.metrics for o in outcomes if o.metrics is not None}
+    chosen = settings.recommended
+    if not chosen or chosen not in finished:
+        return ""
+    text = (
+        f"The profile's recommended training set, {chosen} (named in settings.ini by a rule fixed before these runs), "
+        f"reaches {_per_domain_text(finished[chosen])} test accuracy"
+    )
+    if "few_shot" in finished:
+        text += f"; few-shot reaches {_per_domain_text(finished['few_shot'])}"
+    text += ". "
+    best = max(finished, key=lambda variant: domain_mean(finished[variant]))
+    if best != chosen:
+        text += (
+            f"The best set on these photos is {best}, mean over the domains {100 * domain_mean(finished[best]):.1f}% "
+            f"against {100 * domain_mean(finished[chosen]):.1f}% (picked after seeing them, so not an independent "
+            f"figure). "
+        )
+    return text
+
+
+def summary_data(
+    outcomes: list[RunOutcome],  # the runs
+    settings: Settings,  # the profile
+    statements: dict[str, str],  # per test domain: `ablations.protocol_statement`
+) -> dict:
+    """What `summary.json` holds for scripts: the recommended set, and every finished variant's test accuracy with its
+    interval per domain and their mean."""
+    variants = {}
+    for outcome in outcomes:
+        if outcome.metrics is None:
+            variants[outcome.variant] = {"status": outcome.status, "reason": outcome.reason}
+            continue
+        variants[outcome.variant] = {
+            "status": "ok",
+            "mean_of_domains": round(domain_mean(outcome.metrics), 4),
+            "domains": {
+                label: {
+                    "accuracy": round(entry["accuracy"]["mean"], 4),
+                    "std": None if entry["accuracy"].get("std") is None else round(entry["accuracy"]["std"], 4),
+                    "ci": [round(value, 4) for value in entry["accuracy"]["ci"]],
+                    "photos": entry["images"],
+                    "classes": entry["classes"],
+                }
+                for label, entry in domain_scores(outcome.metrics).items()
+            },
+        }
+    return {
+        "schema": 1,
+        "profile": settings.profile,
+        "recommended": settings.recommended or None,
+        "domains": statements,
+        "variants": variants,
+    }
+
 # %% ../../nbs/study/03_report.ipynb #831ab3b3
 def mistakes_grid(run_dir: Path, classes: list[str], per_row: int = 8, rows: int = 3) -> Image.Image | None:
     "Real test photos the run's model got wrong, grouped by true class, labelled true -> predicted; None if none."
@@ -817,52 +968,65 @@ def _finite(value) -> bool:
 
 
 def domain_gap_section(outcomes: list[RunOutcome], assets: Path) -> Markup:
-    """A table and a scatter plot of the kernel distance (KID) of each training set to the test photos against its test
-    accuracy, and how well KID ranks the variants as their accuracy does (Spearman's rank correlation)."""
-    runs = [
-        (o.variant, o.metrics["domain_gap"]["kid"], o.metrics["summary"]["test_accuracy"]["mean"])
-        for o in outcomes
-        if o.metrics is not None and _finite((o.metrics.get("domain_gap") or {}).get("kid", {}).get("mean"))
-    ]
-    if not runs:
+    """Per test domain, a table and a scatter plot of the kernel distance (KID) of each training set to the domain's
+    photos against its test accuracy there, and how well KID ranks the variants as their accuracy does (Spearman's
+    rank correlation)."""
+    points: dict[str, list] = {}  # domain -> (variant, kid, accuracy)
+    for o in outcomes:
+        if o.metrics is None:
+            continue
+        gaps = {(o.metrics["test"].get("label") or "test"): (o.metrics.get("domain_gap"), o.metrics["summary"])}
+        gaps.update({label: (block["domain_gap"], block["summary"]) for label, block in o.metrics.domains.items()})
+        for label, (gap, summary) in gaps.items():
+            kid = (gap or {}).get("kid") or {}
+            if _finite(kid.get("mean")):
+                points.setdefault(label, []).append((o.variant, kid, summary["test_accuracy"]["mean"]))
+    if not points:
         return Markup("")
     import matplotlib.pyplot as plt
     from scipy.stats import spearmanr
 
-    figure_, axes = plt.subplots(figsize=(5.5, 3.6), dpi=110)
-    for name, kid, accuracy in runs:
-        axes.errorbar(
-            1000 * kid["mean"],
-            100 * accuracy,
-            xerr=[[1000 * (kid["mean"] - kid["low"])], [1000 * (kid["high"] - kid["mean"])]],
-            fmt="o",
-            capsize=3,
-        )
-        axes.annotate(name, (1000 * kid["mean"], 100 * accuracy), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    axes.set_xlabel("KID x 1000 to the test photos")
-    axes.set_ylabel("test accuracy %")
-    axes.grid(alpha=0.3)
+    figure_, panels = plt.subplots(1, len(points), figsize=(5.5 * len(points), 3.6), dpi=110, squeeze=False)
+    rows, rankings = [], []
+    for axes, (label, runs) in zip(panels[0], points.items()):
+        for name, kid, accuracy in runs:
+            axes.errorbar(
+                1000 * kid["mean"],
+                100 * accuracy,
+                xerr=[[1000 * (kid["mean"] - kid["low"])], [1000 * (kid["high"] - kid["mean"])]],
+                fmt="o",
+                capsize=3,
+            )
+            axes.annotate(
+                name, (1000 * kid["mean"], 100 * accuracy), textcoords="offset points", xytext=(5, 4), fontsize=8
+            )
+            rows.append(
+                dict(
+                    domain=label,
+                    variant=name,
+                    kid=f"{1000 * kid['mean']:.1f}",
+                    interval=f"{1000 * kid['low']:.1f} to {1000 * kid['high']:.1f}",
+                    size=f"{kid['size']} + {kid['size']}",
+                    accuracy=f"{100 * accuracy:.1f}",
+                )
+            )
+        axes.set_title(label, fontsize=10)
+        axes.set_xlabel(f"KID x 1000 to the photos of {label}")
+        axes.set_ylabel("test accuracy %")
+        axes.grid(alpha=0.3)
+        if len(runs) >= 3:
+            rho = spearmanr([kid["mean"] for _, kid, _ in runs], [accuracy for _, _, accuracy in runs]).statistic
+            rankings.append(f"on {label}, over {len(runs)} variants, Spearman's ρ = {rho:+.2f}")
+        else:
+            rankings.append(f"on {label}, with fewer than three variants, not measured")
     figure_.tight_layout()
     figure_.savefig(assets / "domain-gap.png")
     plt.close(figure_)
-    rows = [
-        dict(
-            variant=name,
-            kid=f"{1000 * kid['mean']:.1f}",
-            interval=f"{1000 * kid['low']:.1f} to {1000 * kid['high']:.1f}",
-            size=f"{kid['size']} + {kid['size']}",
-            accuracy=f"{100 * accuracy:.1f}",
-        )
-        for name, kid, accuracy in runs
-    ]
-    if len(runs) >= 3:
-        rho = spearmanr([kid["mean"] for _, kid, _ in runs], [accuracy for _, _, accuracy in runs]).statistic
-        ranking = (
-            f"Across these {len(runs)} variants KID ranks the training sets against their test accuracy with "
-            f"Spearman's ρ = {rho:+.2f} (−1: the nearer a set, the better it tests, in every pair; 0: no relation)."
-        )
-    else:
-        ranking = "With fewer than three variants no ranking is measured."
+    ranking = (
+        "How well KID ranks the training sets against their test accuracy: "
+        + "; ".join(rankings)
+        + " (−1: the nearer a set, the better it tests, in every pair; 0: no relation)."
+    )
     return render("domain_gap.html", rows=rows, ranking=ranking)
 
 # %% ../../nbs/study/03_report.ipynb #e4fad658
@@ -1128,6 +1292,12 @@ def write_report(
         page_start = time.perf_counter()
         finished = [o for o in outcomes if o.metrics is not None]
         classes = len(settings.classes)
+        first = domain_label(settings)
+        domain_files = {first: [p for paths in check.test.photos.values() for p in paths]}
+        for label, photos in (other_domains(settings, first) if settings.test_domains else {}).items():
+            domain_files[label] = [p for paths in photos.photos.values() for p in paths]
+        record = read_studies()
+        statements = {label: protocol_statement(label, files, record) for label, files in domain_files.items()}
         recipes, recipe_headers, recipe_common = recipe_rows(outcomes)
         sections = dict(
             val_table=results_table(results_rows(outcomes, "val"), "val", classes),
@@ -1169,7 +1339,9 @@ def write_report(
         body = render(
             "report.html",
             demo=check.settings.demo,
-            answer=answer_text(outcomes, settings),
+            answer=recommended_text(outcomes, settings) + answer_text(outcomes, settings),
+            domains_table=domains_table(outcomes),
+            statements=statements,
             flags=flags,
             settings=settings,
             table_note=table_note,
@@ -1180,6 +1352,7 @@ def write_report(
             **sections,
         )
         page = out / "index.html"
+        write_json(summary_data(outcomes, settings, statements), out / "summary.json")
         write_bytes_atomic(render_page("fruit-synth report", body).encode("utf-8"), page)
         if progress:
             print(timing_text(timing, time.perf_counter() - start), file=sys.stderr)

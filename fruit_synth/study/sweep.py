@@ -633,8 +633,8 @@ def run_point(point: Point, settings: Settings, mode: str, test: dict, folder: P
         cache = process_cache(trained)
         before = (cache.computed, cache.loaded, cache.seconds)
         metrics = train_and_test(
-            Path(data), trained, run_dir, test, progress=False, cache=cache, figures=False, domain_gap=False
-        )
+            Path(data), trained, run_dir, test, False, {}, cache=cache, figures=False, domain_gap=False
+        )  # a curve is on the first test domain
         fitting = metrics["probe"]["fit_seconds"]
         features = {
             "features_computed": cache.computed - before[0],
@@ -642,7 +642,7 @@ def run_point(point: Point, settings: Settings, mode: str, test: dict, folder: P
             "features_seconds": round(cache.seconds - before[2], 2),
         }
     else:
-        metrics = train_and_test(Path(data), trained, run_dir, test, progress=False)
+        metrics = train_and_test(Path(data), trained, run_dir, test, progress=False, domains={})
         fitting = metrics["seconds"]
     summary, first = metrics["summary"], metrics["selected"][0]["test"]
     return {
