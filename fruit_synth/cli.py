@@ -140,12 +140,14 @@ def cmd_settings(args: argparse.Namespace) -> int:
 
 def cmd_sources(args: argparse.Namespace) -> int:
     "Scan and check every configured data source; print counts, skips and leakage exclusions."
-    from fruit_synth.data.sources import check_sources
+    from fruit_synth.data.sources import check_sources, domain_label, other_domains
 
     settings = _settings(args)
     announce(args, settings)
     check = check_sources(settings)
     print(check.summary())
+    for photos in (other_domains(settings, domain_label(settings)) if settings.test_domains else {}).values():
+        print("\n".join(photos.lines))  # every test domain, as each run will read it
     print(f"written: {check.stage_dir / 'sources.json'}")
     return 0
 
@@ -414,6 +416,7 @@ STARTER_FOLDERS = {  # the folders `fruit-synth init` makes, and what goes in th
 }
 _NOT_RECIPE = (
     "real_dir",
+    "test_domains",
     "mask_dir",
     "backgrounds_dir",
     "real_train_dir",
@@ -458,7 +461,8 @@ def starter_settings(
     lines = [
         f"[{profile}]",
         "# Your own fruit, written by `fruit-synth init`. The recipe below is the grocery profile's, chosen on",
-        "# supermarket photos (docs/results.md of the project); nothing in it was chosen on your photos.",
+        "# supermarket and web photos (docs/results.md of the project); nothing in it was chosen on your photos.",
+        "# More real test photos of another kind: test_domains = label=folder (every variant is tested on each)",
         f"classes = {', '.join(classes)}",
         "# the plural of each class, for the Stable Diffusion prompts",
         f"plurals = {', '.join(map(plural, classes))}",

@@ -125,3 +125,20 @@ def test_bad_recipe_and_scene_settings_are_one_line_errors_naming_the_setting(tm
                     "-p", "n_per_class=2", "-p", "bins_scale=0.03,0.1", "-p", f"work_dir={tmp_path / 'work'}")
     assert small.returncode == 2 and "Traceback" not in small.stderr, small.stderr
     assert "bins_scale" in small.stderr and "needs" in small.stderr and "bins_max_objects = 400" in small.stderr
+
+
+def test_bad_test_domains_are_clear_errors_before_any_run(world: Path):
+    (world / "web/orange").mkdir(parents=True)
+    _photo(world / "web/orange/o.jpg", (230, 130, 30))
+    for value, expected in ((f"web", "the pair 'web' has no '=folder'"),
+                            (f"my web={world / 'web'}", "label 'my web'"),
+                            (f"web={world / 'nowhere'}", "does not exist"),
+                            (f"web={world / 'web'}", "has usable photos of 1 class(es) (orange; 0 files skipped)"),
+                            (f"real={world / 'real'}", "label 'real' already names the run's own test photos")):
+        result = run_cli(*_args(world, "-p", f"test_domains={value}"))
+        assert result.returncode == 2 and "Traceback" not in result.stderr, (value, result.stderr)
+        assert "test_domains" in result.stderr and expected in result.stderr, (value, result.stderr)
+    _photo(world / "web/kiwi/k.jpg", (110, 90, 50))  # two classes: a domain
+    good = run_cli(*_args(world, "-p", f"test_domains=web={world / 'web'}"))
+    assert good.returncode == 0, good.stderr
+    assert "test domain web: 2 photos (orange 1, kiwi 1)" in good.stdout

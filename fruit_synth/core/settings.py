@@ -1325,11 +1325,6 @@ def _check_together(settings: Settings) -> None:
             raise SettingsError(
                 f"{settings.where('prompt')}: expected each template to contain {{plural}}, found {template!r}"
             )
-    if settings.recommended and settings.recommended not in settings.variants:
-        raise SettingsError(
-            f"{settings.where('recommended')}: {settings.recommended!r} is not among the variants the report runs "
-            f"({', '.join(settings.variants)}); add it to variants, or name one of them"
-        )
     unknown = sorted(set(settings.augment) - set(AUGMENTATIONS))
     if unknown:
         raise SettingsError(

@@ -31,8 +31,8 @@ from .runs import Executor, Task
 
 # %% auto #0
 __all__ = ['ABLATIONS', 'CAMERA_STAGES', 'PLACEMENT_VARIANTS', 'SURROUNDINGS_ROWS', 'BINS_TRIALS', 'SELECTION_STUDIES',
-           'DOMAIN_LEVERS', 'LEVERS_RULE', 'ablation_table', 'ablation_rows', 'generation_digest', 'same_settings',
-           'ablation_dataset', 'ablation_run', 'ablation_runs', 'recipe_ablation', 'scene_ingredients',
+           'DOMAIN_LEVERS', 'LEVERS_BASE', 'LEVERS_RULE', 'ablation_table', 'ablation_rows', 'generation_digest',
+           'same_settings', 'ablation_dataset', 'ablation_run', 'ablation_runs', 'recipe_ablation', 'scene_ingredients',
            'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation', 'placement_ablation',
            'surroundings_ablation', 'bins_trials', 'photo_halves', 'selection_check', 'domain_levers', 'domain_labels',
            'domain_table', 'combined_row', 'rule_choice', 'domain_halves_check', 'studies_file', 'photo_digest',
@@ -510,6 +510,7 @@ DOMAIN_LEVERS = {  # the study of a recipe for two domains: row -> (variant, set
     "all three, test-time flips and centre zoom": ("copy_paste_all", {"tta": "hflip_zoom"}),
     "all three, 200 images per class": ("copy_paste_all", {"n_per_class": 200}),
 }
+LEVERS_BASE = {"n_per_class": 100}  # what every row changes from: the profile at the time of the study
 LEVERS_RULE = (
     "score: the mean over the test domains of each run's accuracy (each domain over the classes it holds); the first "
     "row is the baseline; a row replaces it only when its paired change of that score over the generation seeds is "
@@ -531,7 +532,8 @@ def domain_levers(
     runs in their own ablation folder."""
     found = []
     for row_name, (variant, changes) in (rows or DOMAIN_LEVERS).items():
-        found += ablation_runs(settings, {row_name: changes}, variant, f"levers-{_slug(row_name)}", seeds, progress)
+        configuration = {row_name: {**LEVERS_BASE, **changes}}
+        found += ablation_runs(settings, configuration, variant, f"levers-{_slug(row_name)}", seeds, progress)
     return found
 
 

@@ -696,6 +696,9 @@ def answer_text(
     generated = [v for v in finished if v != "few_shot"]
     few_shot = finished.get("few_shot")
     opening = f"On {photos} {kind}, profile {settings.profile}: "
+    if settings.test_domains:  # the tables below are of the first domain: say so
+        label = next(iter(finished.values()))["test"].get("label") or "the first domain"
+        opening = f"On the first test domain alone, {photos} {kind} of {label}, profile {settings.profile}: "
     if not generated:
         return (
             opening
@@ -846,11 +849,16 @@ def recommended_text(
     them."""
     finished = {o.variant: o.metrics for o in outcomes if o.metrics is not None}
     chosen = settings.recommended
-    if not chosen or chosen not in finished:
+    if not chosen:
         return ""
+    if chosen not in finished:
+        return (
+            f"The profile's recommended training set, {chosen}, has no result in this report (not among the variants "
+            f"run, or it did not finish). "
+        )
     text = (
-        f"The profile's recommended training set, {chosen} (named in settings.ini by a rule fixed before these runs), "
-        f"reaches {_per_domain_text(finished[chosen])} test accuracy"
+        f"The profile's recommended training set, {chosen} (named in settings.ini, chosen by a study's rule fixed before "
+        f"its runs), reaches {_per_domain_text(finished[chosen])} test accuracy"
     )
     if "few_shot" in finished:
         text += f"; few-shot reaches {_per_domain_text(finished['few_shot'])}"
@@ -1280,8 +1288,19 @@ def write_report(
     out = Path(out or settings.report_dir)
     with hold_folder(out, "report"):  # a second report into this folder stops at once
         chosen = chosen_variants(settings, variants)
+        if settings.recommended and settings.recommended not in VARIANTS:
+            raise SettingsError(
+                f"{settings.where('recommended')}: {settings.recommended!r} is no variant; variants are: "
+                f"{', '.join(VARIANTS)}"
+            )
         (out / "assets").mkdir(parents=True, exist_ok=True)
         check = check_sources(settings, progress=progress)
+        first = domain_label(settings)  # the test domains are checked before any run: a bad folder stops here
+        domain_files = {first: [p for paths in check.test.photos.values() for p in paths]}
+        for label, photos in (other_domains(settings, first, progress) if settings.test_domains else {}).items():
+            domain_files[label] = [p for paths in photos.photos.values() for p in paths]
+            if progress:
+                print("\n".join(f"sources: {line}" for line in photos.lines[:2]), file=sys.stderr)
         pictures = sources_pictures(check, out / "assets")
         sources_seconds = time.perf_counter() - start
         with Executor(jobs, scheduler, progress, name="report") as executor:
@@ -1292,10 +1311,6 @@ def write_report(
         page_start = time.perf_counter()
         finished = [o for o in outcomes if o.metrics is not None]
         classes = len(settings.classes)
-        first = domain_label(settings)
-        domain_files = {first: [p for paths in check.test.photos.values() for p in paths]}
-        for label, photos in (other_domains(settings, first) if settings.test_domains else {}).items():
-            domain_files[label] = [p for paths in photos.photos.values() for p in paths]
         record = read_studies()
         statements = {label: protocol_statement(label, files, record) for label, files in domain_files.items()}
         recipes, recipe_headers, recipe_common = recipe_rows(outcomes)
