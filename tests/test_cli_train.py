@@ -16,6 +16,10 @@ def test_train_then_evaluate_a_kept_model(tmp_path: Path, data: Path):
     assert "test accuracy" in trained.stdout and "95% CI" in trained.stdout
     metrics = json.loads((tmp_path / "run/metrics.json").read_text())
     assert metrics["test"]["images"] == 5 * 37 and (tmp_path / "run/model.pt").is_file()
+    web = metrics["domains"]["web"]  # the grocery profile's second domain, fine-tuned models tested on it too
+    assert web["images"] == 240 and web["classes"] == ["orange", "kiwi", "tomato", "banana"]
+    assert web["selected"][0]["test"]["over_classes"] == web["classes"] and (tmp_path / "run/predictions-web.csv").is_file()
+    assert web["domain_gap"]["kid"]["size"] > 0
     again = run_cli("evaluate", "--model", tmp_path / "run", "--test", data / "photos", "--out", tmp_path / "again", *settings)
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((tmp_path / "again/evaluation.json").read_text())["test"]["images"] == 245

@@ -25,7 +25,8 @@ def small(world: Path, *extra: str) -> list[str]:
 
 
 SETTINGS = {"classes": "orange, kiwi", "plurals": "oranges, kiwis", "test_per_class": 2, "masks_per_class": 2,
-            "min_backgrounds": 2, "n_per_class": 10, "image_size": 64, "train_mode": "probe", "pretrained": "false"}
+            "min_backgrounds": 2, "n_per_class": 10, "image_size": 64, "train_mode": "probe", "pretrained": "false",
+            "test_domains": ""}  # the tiny world has no second domain
 
 
 def refused(capsys, *argv) -> str:

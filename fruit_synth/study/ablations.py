@@ -656,10 +656,15 @@ def photo_digest(path: Path) -> str:
 def read_studies(path: Path | None = None) -> dict:
     """The studies record at `path` (default: `studies_file`): `studies`, each with the photo sets it scored on by their
     fingerprints, and `photo_sets`, each set's photo digests. Missing or unreadable: an empty record."""
-    record = read_json(path or studies_file()) or {}
+    record = read_json(path or studies_file())
+    record = record if isinstance(record, dict) else {}
     studies = record.get("studies") if isinstance(record.get("studies"), list) else []
     sets = record.get("photo_sets") if isinstance(record.get("photo_sets"), dict) else {}
-    return {**record, "studies": studies, "photo_sets": sets}
+    return {
+        **record,
+        "studies": [study for study in studies if isinstance(study, dict)],  # what is not an entry is no study
+        "photo_sets": {key: value for key, value in sets.items() if isinstance(value, dict)},
+    }
 
 
 def record_study(
@@ -704,31 +709,30 @@ def protocol_statement(
     """Whether the photos of one test domain took part in choosing settings, computed from their content: which
     recorded studies scored on any of them, and those studies' split-half check; or that none did."""
     digests = {photo_digest(file) for file in files}
+    members = lambda key: set((record["photo_sets"].get(key) or {}).get("digests") or [])
     used = []
     for study in record["studies"]:
         overlap = set()
-        for key in study.get("domains", {}).values():
-            overlap |= digests & set(record["photo_sets"].get(key, {}).get("digests", []))
+        for key in (study.get("domains") or {}).values():
+            overlap |= digests & members(key)
         if overlap:
-            used.append((study, len(overlap)))
+            used.append((study, overlap))
     if not used:
         return (
             f"{label}: these {len(digests)} photos took no part in choosing any setting: none of them is among the "
             f"photos the {len(record['studies'])} recorded studies scored on (compared by content)."
         )
-    shared = len(
-        digests & {d for s, _ in used for k in s["domains"].values() for d in record["photo_sets"][k]["digests"]}
-    )
-    names = ", ".join(f"{study['name']} ({study['date']})" for study, _ in used)
+    shared = len(set().union(*(overlap for _, overlap in used)))
+    names = ", ".join(f"{study.get('name', '?')} ({study.get('date', 'no date')})" for study, _ in used)
     text = (
         f"{label}: {shared} of these {len(digests)} photos were used to choose settings (studies: {names}), so the "
         f"accuracies on them are development figures."
     )
     for study, _ in used:
-        for key, check in study.get("split_half", {}).items():
-            if digests & set(record["photo_sets"].get(key, {}).get("digests", [])):
+        for key, check in (study.get("split_half") or {}).items():
+            if digests & members(key) and {"chosen", "half_a", "half_b"} <= set(check):
                 text += (
-                    f" Split-half check ({study['name']}): chosen on half A of them, {check['chosen']} scores "
+                    f" Split-half check ({study.get('name', '?')}): chosen on half A of them, {check['chosen']} scores "
                     f"{check['half_a']:.1f} % there and {check['half_b']:.1f} % on half B, which took no part in the "
                     f"choice."
                 )

@@ -35,7 +35,7 @@ from PIL import Image
 
 from ..generate.datasets import MANIFEST_FILE, datasets_root
 from ..generate.variants import VARIANTS, seed_datasets, unmakeable
-from ..core.images import file_sha256, image_grid, open_image, save_image, write_bytes_atomic, write_json
+from ..core.images import file_sha256, image_grid, open_image, save_image, write_bytes_atomic
 from ..data.masks import cutout_grid
 from ..core.settings import RESULT_KEYS, STUDY_CLASSES, Settings, SettingsError
 from ..core.seeds import fingerprint
@@ -857,8 +857,8 @@ def recommended_text(
             f"run, or it did not finish). "
         )
     text = (
-        f"The profile's recommended training set, {chosen} (named in settings.ini, chosen by a study's rule fixed before "
-        f"its runs), reaches {_per_domain_text(finished[chosen])} test accuracy"
+        f"The profile's recommended training set, {chosen} (named in settings.ini, chosen by a study's rule fixed "
+        f"before its runs), reaches {_per_domain_text(finished[chosen])} test accuracy"
     )
     if "few_shot" in finished:
         text += f"; few-shot reaches {_per_domain_text(finished['few_shot'])}"
@@ -1367,7 +1367,8 @@ def write_report(
             **sections,
         )
         page = out / "index.html"
-        write_json(summary_data(outcomes, settings, statements), out / "summary.json")
+        summary = json.dumps(summary_data(outcomes, settings, statements), indent=1, ensure_ascii=False)  # in order
+        write_bytes_atomic((summary + "\n").encode("utf-8"), out / "summary.json")
         write_bytes_atomic(render_page("fruit-synth report", body).encode("utf-8"), page)
         if progress:
             print(timing_text(timing, time.perf_counter() - start), file=sys.stderr)
