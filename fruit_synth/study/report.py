@@ -783,34 +783,36 @@ def domain_scores(metrics: dict) -> dict[str, dict]:
 
 def domain_mean(metrics: dict) -> float:
     "The mean over a run's test domains of its mean test accuracy: the score `recommended` is chosen by."
-    return float(sum(s["accuracy"]["mean"] for s in domain_scores(metrics).values()) / len(domain_scores(metrics)))
+    scores = domain_scores(metrics)
+    return float(sum(s["accuracy"]["mean"] for s in scores.values()) / len(scores))
 
 
 def domain_rows(outcomes: list[RunOutcome]) -> tuple[list[dict], dict[str, str]]:
     """One row per finished variant: test accuracy on each domain with its interval, and their mean; best in bold
     (as `_<key>_best`). Also the headers."""
-    finished = [o for o in outcomes if o.metrics is not None]
+    finished = [(o.variant, o.metrics) for o in outcomes]  # each metrics.json read once
+    finished = [(variant, metrics) for variant, metrics in finished if metrics is not None]
     if not finished:
         return [], {}
-    labels = list(domain_scores(finished[0].metrics))
+    labels = list(domain_scores(finished[0][1]))
     rows = []
-    for outcome in finished:
-        scores, seeds = domain_scores(outcome.metrics), _seeds(outcome.metrics["summary"])
-        row = {"variant": outcome.variant}
+    for variant, metrics in finished:
+        scores, seeds = domain_scores(metrics), _seeds(metrics["summary"])
+        row = {"variant": variant}
         for label in labels:
             entry = scores.get(label)
             row[label] = (
                 f"{spread_text(entry['accuracy'], seeds)} [{interval_text(entry['accuracy'])}]" if entry else "—"
             )
             row[f"_{label}"] = entry["accuracy"]["mean"] if entry else -1.0
-        row["mean"] = f"{100 * domain_mean(outcome.metrics):.1f}"
-        row["_mean"] = domain_mean(outcome.metrics)
+        row["_mean"] = domain_mean(metrics)
+        row["mean"] = f"{100 * row['_mean']:.1f}"
         rows.append(row)
     for key in [*labels, "mean"]:
         best = max(row[f"_{key}"] for row in rows)
         for row in rows:
             row[f"_{key}_best"] = row[f"_{key}"] == best
-    first = domain_scores(finished[0].metrics)
+    first = domain_scores(finished[0][1])
     headers = {"variant": "variant"}
     for label in labels:
         held = first[label]["classes"]
@@ -882,12 +884,13 @@ def summary_data(
     interval per domain and their mean."""
     variants = {}
     for outcome in outcomes:
-        if outcome.metrics is None:
+        metrics = outcome.metrics  # read once
+        if metrics is None:
             variants[outcome.variant] = {"status": outcome.status, "reason": outcome.reason}
             continue
         variants[outcome.variant] = {
             "status": "ok",
-            "mean_of_domains": round(domain_mean(outcome.metrics), 4),
+            "mean_of_domains": round(domain_mean(metrics), 4),
             "domains": {
                 label: {
                     "accuracy": round(entry["accuracy"]["mean"], 4),
@@ -896,7 +899,7 @@ def summary_data(
                     "photos": entry["images"],
                     "classes": entry["classes"],
                 }
-                for label, entry in domain_scores(outcome.metrics).items()
+                for label, entry in domain_scores(metrics).items()
             },
         }
     return {
