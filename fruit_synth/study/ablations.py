@@ -31,12 +31,12 @@ from .runs import Executor, Task
 
 # %% auto #0
 __all__ = ['ABLATIONS', 'CAMERA_STAGES', 'PLACEMENT_VARIANTS', 'SURROUNDINGS_ROWS', 'BINS_TRIALS', 'SELECTION_STUDIES',
-           'DOMAIN_LEVERS', 'LEVERS_BASE', 'LEVERS_RULE', 'ablation_table', 'ablation_rows', 'generation_digest',
-           'same_settings', 'ablation_dataset', 'ablation_run', 'ablation_runs', 'recipe_ablation', 'scene_ingredients',
-           'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation', 'placement_ablation',
-           'surroundings_ablation', 'bins_trials', 'photo_halves', 'selection_check', 'domain_levers', 'domain_labels',
-           'domain_table', 'combined_row', 'rule_choice', 'domain_halves_check', 'studies_file', 'photo_digest',
-           'read_studies', 'record_study', 'protocol_statement']
+           'DOMAIN_LEVERS', 'LEVERS_BASE', 'CUTOUT_LEVERS', 'CUTOUT_BASE', 'LEVERS_RULE', 'ablation_table',
+           'ablation_rows', 'generation_digest', 'same_settings', 'ablation_dataset', 'ablation_run', 'ablation_runs',
+           'recipe_ablation', 'scene_ingredients', 'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation',
+           'placement_ablation', 'surroundings_ablation', 'bins_trials', 'photo_halves', 'selection_check',
+           'domain_levers', 'domain_labels', 'domain_table', 'combined_row', 'rule_choice', 'domain_halves_check',
+           'studies_file', 'photo_digest', 'read_studies', 'record_study', 'protocol_statement']
 
 # %% ../../nbs/study/01_ablations.ipynb #adaacd92
 def _paired(rows: list[dict], first: list[dict]) -> np.ndarray | None:
@@ -511,6 +511,14 @@ DOMAIN_LEVERS = {  # the study of a recipe for two domains: row -> (variant, set
     "all three, 200 images per class": ("copy_paste_all", {"n_per_class": 200}),
 }
 LEVERS_BASE = {"n_per_class": 100}  # what every row changes from: the profile at the time of the study
+CUTOUT_LEVERS = {  # the study that followed it, on the web photos' shortfall: same rule, fixed before its runs
+    "the profile: all three, 200 images per class, 5 cut-outs per class": ("copy_paste_all", {}),
+    "10 cut-outs per class": ("copy_paste_all", {"masks_per_class": 10}),
+    "20 cut-outs per class": ("copy_paste_all", {"masks_per_class": 20}),
+    "40 cut-outs per class (every plain-background photo)": ("copy_paste_all", {"masks_per_class": 40}),
+    "400 images per class": ("copy_paste_all", {"n_per_class": 400}),
+}
+CUTOUT_BASE = {"n_per_class": 200}  # the profile when that study ran
 LEVERS_RULE = (
     "score: the mean over the test domains of each run's accuracy (each domain over the classes it holds); the first "
     "row is the baseline; a row replaces it only when its paired change of that score over the generation seeds is "
@@ -527,12 +535,13 @@ def domain_levers(
     seeds: tuple[int, ...] = (0, 1, 2),  # generation (and training) seeds, each with its own generated set
     rows: dict[str, tuple[str, dict]] | None = None,  # default: DOMAIN_LEVERS
     progress: bool = True,
+    base: dict | None = None,  # what every row changes from (default: LEVERS_BASE)
 ) -> list[dict]:
     """Every row of `DOMAIN_LEVERS` over `seeds`, tested on every domain (rows also in `levers-<row>.csv`); each row's
     runs in their own ablation folder."""
     found = []
     for row_name, (variant, changes) in (rows or DOMAIN_LEVERS).items():
-        configuration = {row_name: {**LEVERS_BASE, **changes}}
+        configuration = {row_name: {**(LEVERS_BASE if base is None else base), **changes}}
         found += ablation_runs(settings, configuration, variant, f"levers-{_slug(row_name)}", seeds, progress)
     return found
 
