@@ -510,7 +510,7 @@ DOMAIN_LEVERS = {  # the study of a recipe for two domains: row -> (variant, set
     "all three, test-time flips and centre zoom": ("copy_paste_all", {"tta": "hflip_zoom"}),
     "all three, 200 images per class": ("copy_paste_all", {"n_per_class": 200}),
 }
-LEVERS_BASE = {"n_per_class": 100}  # what every row changes from: the profile at the time of the study
+LEVERS_BASE = {"n_per_class": 100, "masks_per_class": 5}  # what every row changes from: the profile at the time
 CUTOUT_LEVERS = {  # the study that followed it, on the web photos' shortfall: same rule, fixed before its runs
     "the profile: all three, 200 images per class, 5 cut-outs per class": ("copy_paste_all", {}),
     "10 cut-outs per class": ("copy_paste_all", {"masks_per_class": 10}),
@@ -518,7 +518,7 @@ CUTOUT_LEVERS = {  # the study that followed it, on the web photos' shortfall: s
     "40 cut-outs per class (every plain-background photo)": ("copy_paste_all", {"masks_per_class": 40}),
     "400 images per class": ("copy_paste_all", {"n_per_class": 400}),
 }
-CUTOUT_BASE = {"n_per_class": 200}  # the profile when that study ran
+CUTOUT_BASE = {"n_per_class": 200, "masks_per_class": 5}  # the profile when that study ran
 LEVERS_RULE = (
     "score: the mean over the test domains of each run's accuracy (each domain over the classes it holds); the first "
     "row is the baseline; a row replaces it only when its paired change of that score over the generation seeds is "
