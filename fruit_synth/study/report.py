@@ -1297,16 +1297,18 @@ def write_report(
                 f"{', '.join(VARIANTS)}"
             )
         (out / "assets").mkdir(parents=True, exist_ok=True)
-        check = check_sources(settings, progress=progress)
-        first = domain_label(settings)  # the test domains are checked before any run: a bad folder stops here
-        domain_files = {first: [p for paths in check.test.photos.values() for p in paths]}
-        for label, photos in (other_domains(settings, first, progress) if settings.test_domains else {}).items():
-            domain_files[label] = [p for paths in photos.photos.values() for p in paths]
-            if progress:
-                print("\n".join(f"sources: {line}" for line in photos.lines[:2]), file=sys.stderr)
-        pictures = sources_pictures(check, out / "assets")
-        sources_seconds = time.perf_counter() - start
+        # the workers first: an address where no scheduler answers stops the report before the sources' checks
         with Executor(jobs, scheduler, progress, name="report") as executor:
+            sources_start = time.perf_counter()
+            check = check_sources(settings, progress=progress)
+            first = domain_label(settings)  # the test domains are checked before any run: a bad folder stops here
+            domain_files = {first: [p for paths in check.test.photos.values() for p in paths]}
+            for label, photos in (other_domains(settings, first, progress) if settings.test_domains else {}).items():
+                domain_files[label] = [p for paths in photos.photos.values() for p in paths]
+                if progress:
+                    print("\n".join(f"sources: {line}" for line in photos.lines[:2]), file=sys.stderr)
+            pictures = sources_pictures(check, out / "assets")
+            sources_seconds = time.perf_counter() - sources_start
             executor.check_folders(*study_folders(settings, out))
             outcomes = run_variants(executor, settings, chosen, out / "runs", check.test.photos, progress)
         if progress:
