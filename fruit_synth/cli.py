@@ -410,7 +410,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 STARTER_PROFILE = "mine"  # the profile `fruit-synth init` writes for the user's own classes
 STARTER_FOLDERS = {  # the folders `fruit-synth init` makes, and what goes in them
     "photos": "real test photos, a sub-folder per class: 30 or more each, as your classifier will meet them",
-    "cutouts": "the fruit to paste, a sub-folder per class: about 5 photos of one fruit on a plain background, "
+    "cutouts": "the fruit to paste, a sub-folder per class: 5 to 20 photos of fruit on a plain background, "
     "or RGBA cut-outs (PNG)",
     "backgrounds": "10 or more photos without any fruit, of the surroundings your photos show",
 }
@@ -418,6 +418,7 @@ _NOT_RECIPE = (
     "real_dir",
     "test_domains",
     "mask_dir",
+    "masks_per_class",
     "backgrounds_dir",
     "real_train_dir",
     "protocol",
@@ -478,6 +479,9 @@ def starter_settings(
         "backgrounds_dir = backgrounds",
         "# RGBA cut-outs: the folder of the photos they were cut from (same file names), for the leakage check",
         "cutout_originals =",
+        "# cut-outs per class: at most the photos in your smallest cutouts/ folder. The grocery recipe cuts 20 (more",
+        "# views of the fruit scored better there: docs/results.md#cut-out-variety); 5 is where most start",
+        "masks_per_class = 5",
         "# real test photos per class: the number in your smallest class",
         "test_per_class = 30",
         "protocol = the grocery profile's recipe, chosen on other photos: none of these settings was chosen on these "
