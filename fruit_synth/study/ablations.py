@@ -36,7 +36,7 @@ __all__ = ['ABLATIONS', 'CAMERA_STAGES', 'PLACEMENT_VARIANTS', 'SURROUNDINGS_ROW
            'recipe_ablation', 'scene_ingredients', 'scene_ablation', 'camera_rows', 'exposure_rows', 'camera_ablation',
            'placement_ablation', 'surroundings_ablation', 'bins_trials', 'photo_halves', 'selection_check',
            'domain_levers', 'domain_labels', 'domain_table', 'combined_row', 'rule_choice', 'domain_halves_check',
-           'studies_file', 'photo_digest', 'read_studies', 'record_study', 'protocol_statement']
+           'levers_halves', 'studies_file', 'photo_digest', 'read_studies', 'record_study', 'protocol_statement']
 
 # %% ../../nbs/study/01_ablations.ipynb #adaacd92
 def _paired(rows: list[dict], first: list[dict]) -> np.ndarray | None:
@@ -650,6 +650,26 @@ def domain_halves_check(
             entry[f"mean {half} %"] = round(float(np.mean([entry[f"{label} {half} %"] for label in labels])), 1)
         table.append(entry)
     return table
+
+
+def levers_halves(
+    settings: Settings,  # the profile whose ablation runs are read
+    rows: list[str],  # a lever study's row names (`domain_levers` ran each in `levers-<row>`)
+) -> tuple[list[dict], dict[str, dict]]:
+    """`domain_halves_check` of a lever study's rows, named as the rows are; and the check as `record_study` keeps it:
+    per domain, the row chosen on halves A by the mean of the domains, its accuracy there and on halves B."""
+    names = {f"levers-{_slug(name)}": name for name in rows}  # folder -> row
+    table = [
+        {**entry, "configuration": names[entry["configuration"]]}
+        for entry in domain_halves_check(settings, list(names))
+    ]
+    on_a = max(table, key=lambda entry: entry["mean A %"])  # the first of equals
+    labels = [key.removesuffix(" A %") for key in table[0] if key.endswith(" A %") and key != "mean A %"]
+    check = {
+        label: {"chosen": on_a["configuration"], "half_a": on_a[f"{label} A %"], "half_b": on_a[f"{label} B %"]}
+        for label in labels
+    }
+    return table, check
 
 # %% ../../nbs/study/01_ablations.ipynb #afe44778
 def studies_file() -> Path:

@@ -272,9 +272,9 @@ class RunOutcome:
         True  # whether its notebook ran this time (False: skipped before it started, see `variants.unmakeable`)
     )
 
-    @property
+    @functools.cached_property
     def metrics(self) -> dict | None:
-        "The run's metrics.json, when it finished."
+        "The run's metrics.json, when it finished (read and checked once: every table of the page asks for it)."
         if self.status not in ("ok", "reused"):
             return None
         return read_metrics(self.run_dir / "metrics.json")
@@ -790,15 +790,15 @@ def domain_mean(metrics: dict) -> float:
 def domain_rows(outcomes: list[RunOutcome]) -> tuple[list[dict], dict[str, str]]:
     """One row per finished variant: test accuracy on each domain with its interval, and their mean; best in bold
     (as `_<key>_best`). Also the headers."""
-    finished = [(o.variant, o.metrics) for o in outcomes]  # each metrics.json read once
-    finished = [(variant, metrics) for variant, metrics in finished if metrics is not None]
+    finished = [o for o in outcomes if o.metrics is not None]
     if not finished:
         return [], {}
-    labels = list(domain_scores(finished[0][1]))
+    labels = list(domain_scores(finished[0].metrics))
     rows = []
-    for variant, metrics in finished:
+    for outcome in finished:
+        metrics = outcome.metrics
         scores, seeds = domain_scores(metrics), _seeds(metrics["summary"])
-        row = {"variant": variant}
+        row = {"variant": outcome.variant}
         for label in labels:
             entry = scores.get(label)
             row[label] = (
@@ -812,7 +812,7 @@ def domain_rows(outcomes: list[RunOutcome]) -> tuple[list[dict], dict[str, str]]
         best = max(row[f"_{key}"] for row in rows)
         for row in rows:
             row[f"_{key}_best"] = row[f"_{key}"] == best
-    first = domain_scores(finished[0][1])
+    first = domain_scores(finished[0].metrics)
     headers = {"variant": "variant"}
     for label in labels:
         held = first[label]["classes"]
@@ -884,7 +884,7 @@ def summary_data(
     interval per domain and their mean."""
     variants = {}
     for outcome in outcomes:
-        metrics = outcome.metrics  # read once
+        metrics = outcome.metrics
         if metrics is None:
             variants[outcome.variant] = {"status": outcome.status, "reason": outcome.reason}
             continue
